@@ -1,0 +1,1 @@
+export { EmbeddedEventStore, type EmbeddedOptions } from "./store.js";
