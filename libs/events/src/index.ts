@@ -53,3 +53,31 @@ export {
   type ReadOptions,
   type Subscription,
 } from "./store.js";
+export {
+  FileCheckpointStore,
+  MemoryCheckpointStore,
+  ProjectionRunner,
+  foldCommit,
+  rebuild,
+  type Checkpoint,
+  type CheckpointStore,
+  type Projection,
+  type RunnerOptions,
+} from "./projection.js";
+export {
+  computersProjection,
+  freePartitions,
+  isReleaseAvailable,
+  type ComputersView,
+  type ComputerView,
+  type PartitionView,
+  type SoftwareView,
+  type SoftwareStatus,
+} from "./projections/computers.js";
+export {
+  instancesProjection,
+  type InstancesView,
+  type InstanceView,
+  type InstanceStatusView,
+  type TreeView,
+} from "./projections/instances.js";

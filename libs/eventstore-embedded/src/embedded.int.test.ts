@@ -6,7 +6,7 @@ import { describe, it } from "node:test";
 import { captureLogger, eventStoreContract, fixtures, tempDir, type CapturedLogger } from "@slap/testkit";
 import { EmbeddedEventStore } from "./store.js";
 
-eventStoreContract("embedded", async () => {
+eventStoreContract("embedded", () => {
   const dirs: Array<{ dispose(): Promise<void> }> = [];
   return {
     async open() {

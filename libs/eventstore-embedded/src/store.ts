@@ -169,17 +169,12 @@ export class EmbeddedEventStore implements EventStore {
     return position;
   }
 
-  append(events: readonly DomainEvent[], options: AppendOptions): Promise<AppendResult> {
-    if (this.closed) return Promise.reject(new EventStoreError("event store is closed", { retryable: false }));
+  async append(events: readonly DomainEvent[], options: AppendOptions): Promise<AppendResult> {
+    if (this.closed) throw new EventStoreError("event store is closed", { retryable: false });
     if (this.failure !== undefined) {
-      return Promise.reject(new EventStoreError("event log failed earlier; reopen it", { retryable: false, cause: this.failure }));
+      throw new EventStoreError("event log failed earlier; reopen it", { retryable: false, cause: this.failure });
     }
-    let validated: ReturnType<typeof validateAppend>;
-    try {
-      validated = validateAppend(events);
-    } catch (error) {
-      return Promise.reject(error as Error);
-    }
+    const validated = validateAppend(events);
     const payload = Buffer.from(JSON.stringify(validated.events));
     return new Promise<AppendResult>((resolve, reject) => {
       this.queue.push({
@@ -203,7 +198,13 @@ export class EmbeddedEventStore implements EventStore {
       while (this.queue.length > 0) {
         const batch = this.queue;
         this.queue = [];
-        await this.writeBatch(batch);
+        try {
+          await this.writeBatch(batch);
+        } catch (cause) {
+          this.failure = cause;
+          const error = new EventStoreError("append failed unexpectedly; reopen the event log", { retryable: false, cause });
+          for (const item of batch) item.reject(error);
+        }
       }
     } finally {
       this.flushing = undefined;

@@ -33,9 +33,9 @@ export interface OpenedStore {
   store: EventStore;
   captured: CapturedLogger;
   /** Close the store and open it again over the same log (a restart of the process). */
-  reopen(): Promise<EventStore>;
+  reopen: () => Promise<EventStore>;
   /** Write `body` as a commit of `streamKey` the way a foreign writer would: no validation. */
-  injectRaw(streamKey: string, body: Uint8Array): Promise<void>;
+  injectRaw: (streamKey: string, body: Uint8Array) => Promise<void>;
 }
 
 async function collect(iterable: AsyncIterable<Commit>): Promise<Commit[]> {
@@ -58,7 +58,7 @@ async function take(iterable: AsyncIterable<Commit>, events: number): Promise<Co
 const key = (event: DomainEvent): string => streamKeyOf(event.aggregate);
 
 /** The event-store contract. Runs unchanged against every adapter. */
-export function eventStoreContract(name: string, makeHarness: () => Promise<StoreHarness>): void {
+export function eventStoreContract(name: string, makeHarness: () => StoreHarness | Promise<StoreHarness>): void {
   describe(`event store contract: ${name}`, () => {
     let harness: StoreHarness;
     const opened: EventStore[] = [];

@@ -106,3 +106,49 @@ export function idsOf(commits: Iterable<{ events: readonly DomainEvent[] }>): st
   for (const commit of commits) for (const event of commit.events) out.push(event.id);
   return out;
 }
+
+/**
+ * A scripted story touching every event type: computers register, releases are supplied and
+ * installed, a webapp tree requests a kvdb, allocations, connection parameters, status, bangs,
+ * a shared instance, parameter and state changes, a destroy and a release. `scale` repeats it
+ * with other ids. Each inner array is one append.
+ */
+export function story(scale = 1): DomainEvent[][] {
+  const out: DomainEvent[][] = [];
+  const kvdb = "file:///software/kvdb";
+  const webapp = "file:///software/webapp";
+  const at = (computerId: string) => ({ computerId, partitionId: "slappart0" });
+  for (let s = 0; s < scale; s++) {
+    const c1 = `COMP-${s}-a`;
+    const c2 = `COMP-${s}-b`;
+    const root = `WEB${s}`;
+    const child = `KV${s}`;
+    const shared = `SH${s}`;
+    const meta = () => ({ ...base(), actor: admin });
+    out.push([computerRegistered(c1, 3)], [computerRegistered(c2, 2)]);
+    out.push([softwareSupplied(c1, webapp)], [softwareSupplied(c2, kvdb)], [softwareSupplied(c1, kvdb)]);
+    out.push([softwareStatus(c1, webapp, "building")], [softwareStatus(c1, webapp, "available")], [softwareStatus(c2, kvdb, "available")]);
+    out.push([{ ...softwareStatus(c1, kvdb, "error"), data: { releaseUrl: kvdb, status: "error", log: "make: *** [all] Error 2" } }]);
+    out.push([instanceRequested(root, { releaseUrl: webapp, parameters: { title: "hello" } })]);
+    out.push([partitionAllocated(c1, "slappart0", root)]);
+    out.push([{ ...meta(), type: "InstanceStatusReported", aggregate: { kind: "instance", treeId: root, instanceId: root }, data: { status: "processing", ...at(c1) } }]);
+    out.push([instanceRequested(child, { treeId: root, releaseUrl: kvdb, reference: "kvdb", requester: { kind: "instance", instanceId: root, treeId: root } })]);
+    out.push([{ ...meta(), type: "InstanceStatusReported", aggregate: { kind: "instance", treeId: root, instanceId: root }, data: { status: "waiting", waitingFor: ["kvdb"], ...at(c1) } }]);
+    out.push([partitionAllocated(c2, "slappart0", child, root)]);
+    out.push([connectionPublished(child, { url: "http://10.0.0.1:20000", password: "s3cret" }, { treeId: root, ...at(c2) })]);
+    out.push([connectionPublished(root, { url: "http://10.0.0.1:20000/app" }, at(c1))]);
+    out.push([{ ...meta(), type: "InstanceStatusReported", aggregate: { kind: "instance", treeId: root, instanceId: root }, data: { status: "started", promises: [{ name: "http", ok: true, message: "200", durationMs: 3 }], processes: [{ name: "web", state: "running", pid: 1234 }], ...at(c1) } }]);
+    out.push([{ ...instanceBanged(child, root), data: { message: "service kvdb exited", service: "kvdb", exitCode: 1, logTail: "boom" } }]);
+    out.push([connectionPublished(child, { url: "http://10.0.0.1:20000", password: "n3w" }, { treeId: root, ...at(c2) })]);
+    out.push([{ ...meta(), type: "InstanceParametersChanged", aggregate: { kind: "instance", treeId: root, instanceId: root }, data: { parameters: { title: "bye" }, softwareType: "default", sla: {} } }]);
+    out.push([instanceRequested(shared, { releaseUrl: kvdb, shared: true })]);
+    out.push([{ ...meta(), type: "SharedInstanceAttached", aggregate: { kind: "instance", treeId: shared, instanceId: shared }, data: { hostInstanceId: child, hostTreeId: root } }]);
+    out.push([{ ...connectionPublished(shared, { db: "shared-1" }, at(c2)), data: { parameters: { db: "shared-1" }, publisher: at(c2), hostInstanceId: child } }]);
+    out.push([{ ...meta(), type: "InstanceRequestedStateChanged", aggregate: { kind: "instance", treeId: root, instanceId: child }, data: { requestedState: "destroyed" } }]);
+    out.push([{ ...meta(), type: "InstanceDestroyed", aggregate: { kind: "instance", treeId: root, instanceId: child }, data: at(c2) }]);
+    out.push([partitionReleased(c2, "slappart0", child)]);
+    out.push([{ ...meta(), type: "SoftwareUnsupplied", aggregate: { kind: "computer", computerId: c1 }, data: { releaseUrl: kvdb } }]);
+    out.push([computerRegistered(c1, 4)]);
+  }
+  return out;
+}

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtemp, readFile, readdir, rm } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, readdir, rm } from "node:fs/promises";
 import { connect as tcpConnect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -39,6 +39,7 @@ export async function startNatsServer(options: StartNatsOptions = {}): Promise<N
 
   const launch = async (): Promise<void> => {
     await rm(portsDir, { recursive: true, force: true });
+    await mkdir(portsDir, { recursive: true });
     const args = ["-a", "127.0.0.1", "-p", String(port), "-js", "-sd", storeDir, "--ports_file_dir", portsDir, ...(options.args ?? [])];
     stderr = "";
     const proc = spawn(binary, args, { stdio: ["ignore", "ignore", "pipe"] });

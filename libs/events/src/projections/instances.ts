@@ -1,0 +1,202 @@
+import type { Projection } from "../projection.js";
+import type { DomainEvent, EventOf, PromiseResult, RequestedState, Requester, StringMap } from "../schemas.js";
+
+export interface InstanceStatusView {
+  status: EventOf<"InstanceStatusReported">["data"]["status"];
+  message: string | null;
+  waitingFor: string[];
+  promises: PromiseResult[];
+  processes: NonNullable<EventOf<"InstanceStatusReported">["data"]["processes"]>;
+  computerId: string;
+  partitionId: string;
+  at: string;
+}
+
+export interface InstanceView {
+  instanceId: string;
+  treeId: string;
+  reference: string;
+  releaseUrl: string;
+  softwareType: string;
+  parameters: StringMap;
+  sla: StringMap;
+  shared: boolean;
+  requestedState: RequestedState;
+  requester: Requester;
+  requestedAt: string;
+  updatedAt: string;
+  /**
+   * Grows whenever the instance's node must reprocess it: its parameters or state changed, it
+   * or an instance it requested was banged, or an instance it requested published new
+   * connection parameters.
+   */
+  serial: number;
+  /** Where it runs; null until allocated (and for shared instances, which have no partition). */
+  placement: { computerId: string; partitionId: string } | null;
+  /** For a shared instance: the host instance serving it. */
+  host: { instanceId: string; treeId: string } | null;
+  connection: StringMap | null;
+  status: InstanceStatusView | null;
+  lastBang: { message: string; service: string | null; exitCode: number | null; at: string } | null;
+  destroyed: boolean;
+}
+
+export interface TreeView {
+  treeId: string;
+  rootInstanceId: string;
+  /** Every instance of the tree, the root first, then in request order. */
+  instanceIds: string[];
+}
+
+/** Instances and instance trees. */
+export interface InstancesView {
+  instances: Record<string, InstanceView>;
+  trees: Record<string, TreeView>;
+}
+
+const MAX_TREE_DEPTH = 1_000;
+
+/**
+ * The instances read model. Placement is first-wins: a second allocation of an instance that
+ * is already placed is ignored until it is released.
+ */
+export const instancesProjection: Projection<InstancesView> = {
+  name: "instances",
+  version: 1,
+  initial: () => ({ instances: {}, trees: {} }),
+  evolve(state, event) {
+    switch (event.type) {
+      case "InstanceRequested": {
+        const { instanceId, treeId } = event.aggregate;
+        if (state.instances[instanceId] !== undefined) return state;
+        const d = event.data;
+        state.instances[instanceId] = {
+          instanceId,
+          treeId,
+          reference: d.reference,
+          releaseUrl: d.releaseUrl,
+          softwareType: d.softwareType,
+          parameters: { ...d.parameters },
+          sla: { ...d.sla },
+          shared: d.shared,
+          requestedState: d.requestedState,
+          requester: d.requester,
+          requestedAt: event.time,
+          updatedAt: event.time,
+          serial: 1,
+          placement: null,
+          host: null,
+          connection: null,
+          status: null,
+          lastBang: null,
+          destroyed: false,
+        };
+        const tree = state.trees[treeId];
+        if (tree === undefined) state.trees[treeId] = { treeId, rootInstanceId: treeId, instanceIds: [instanceId] };
+        else if (instanceId === treeId) tree.instanceIds.unshift(instanceId);
+        else tree.instanceIds.push(instanceId);
+        return state;
+      }
+      case "InstanceParametersChanged":
+        return update(state, event, (i) => {
+          i.parameters = { ...event.data.parameters };
+          i.softwareType = event.data.softwareType;
+          i.sla = { ...event.data.sla };
+          i.serial += 1;
+        });
+      case "InstanceRequestedStateChanged":
+        return update(state, event, (i) => {
+          i.requestedState = event.data.requestedState;
+          i.serial += 1;
+        });
+      case "SharedInstanceAttached":
+        return update(state, event, (i) => {
+          i.host = { instanceId: event.data.hostInstanceId, treeId: event.data.hostTreeId };
+        });
+      case "ConnectionParametersPublished":
+        return update(state, event, (i) => {
+          const changed = !sameMap(i.connection, event.data.parameters);
+          i.connection = { ...event.data.parameters };
+          if (changed && i.requester.kind === "instance") {
+            const requester = state.instances[i.requester.instanceId];
+            if (requester !== undefined) requester.serial += 1;
+          }
+        });
+      case "InstanceStatusReported":
+        return update(state, event, (i) => {
+          const d = event.data;
+          i.status = {
+            status: d.status,
+            message: d.message ?? null,
+            waitingFor: d.waitingFor ?? [],
+            promises: d.promises ?? [],
+            processes: d.processes ?? [],
+            computerId: d.computerId,
+            partitionId: d.partitionId,
+            at: event.time,
+          };
+        });
+      case "InstanceBanged":
+        return update(state, event, (i) => {
+          i.lastBang = {
+            message: event.data.message,
+            service: event.data.service ?? null,
+            exitCode: event.data.exitCode ?? null,
+            at: event.time,
+          };
+          // A bang reprocesses the instance and every requester up to the root.
+          let current: InstanceView | undefined = i;
+          for (let depth = 0; current !== undefined && depth < MAX_TREE_DEPTH; depth++) {
+            current.serial += 1;
+            current = current.requester.kind === "instance" ? state.instances[current.requester.instanceId] : undefined;
+          }
+        });
+      case "InstanceDestroyed":
+        return update(state, event, (i) => {
+          i.destroyed = true;
+        });
+      case "PartitionAllocated": {
+        const instance = state.instances[event.data.instanceId];
+        if (instance === undefined || instance.placement !== null) return state;
+        instance.placement = { computerId: event.aggregate.computerId, partitionId: event.aggregate.partitionId };
+        instance.updatedAt = event.time;
+        return state;
+      }
+      case "PartitionReleased": {
+        const instance = state.instances[event.data.instanceId];
+        const p = instance?.placement;
+        if (instance === undefined || p?.computerId !== event.aggregate.computerId || p.partitionId !== event.aggregate.partitionId) {
+          return state;
+        }
+        instance.placement = null;
+        instance.updatedAt = event.time;
+        return state;
+      }
+      case "ComputerRegistered":
+      case "SoftwareSupplied":
+      case "SoftwareUnsupplied":
+      case "SoftwareReleaseStatusReported":
+        return state;
+      default:
+        return unreachable(event);
+    }
+  },
+};
+
+function update(state: InstancesView, event: DomainEvent & { aggregate: { kind: "instance" } }, apply: (instance: InstanceView) => void): InstancesView {
+  const instance = state.instances[event.aggregate.instanceId];
+  if (instance === undefined) return state;
+  apply(instance);
+  instance.updatedAt = event.time;
+  return state;
+}
+
+function sameMap(a: StringMap | null, b: StringMap): boolean {
+  if (a === null) return false;
+  const keys = Object.keys(a);
+  return keys.length === Object.keys(b).length && keys.every((k) => a[k] === b[k]);
+}
+
+function unreachable(event: never): never {
+  throw new Error(`unhandled event ${(event as DomainEvent).type}`);
+}

@@ -1,0 +1,1 @@
+export { demoStory } from "./demo.js";

@@ -1,0 +1,2 @@
+/** The node agent arrives with the "Node agent" issue; see README.md. */
+export {};
