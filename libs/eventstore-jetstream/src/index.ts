@@ -1,0 +1,1 @@
+export { JetStreamEventStore, DEFAULT_STREAM_NAME, type JetStreamStoreOptions } from "./store.js";
