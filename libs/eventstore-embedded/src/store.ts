@@ -185,13 +185,15 @@ export class EmbeddedEventStore implements EventStore {
         resolve,
         reject,
       });
-      this.flushing ??= this.flush();
+      this.flushing ??= new Promise<void>((resolve) => setImmediate(resolve)).then(() => this.flush());
     });
   }
 
   /**
-   * Writes queued appends until the queue is empty. `flushing` is cleared in the same turn as
-   * the last empty-queue check, so an append can never be queued with no flush to pick it up.
+   * Writes queued appends until the queue is empty. It starts one macrotask after the first
+   * append (so appends made in the same burst share the first write and sync, instead of the
+   * first paying a sync alone), and `flushing` is cleared in the same turn as the last
+   * empty-queue check, so an append can never be queued with no flush to pick it up.
    */
   private async flush(): Promise<void> {
     try {
