@@ -1,4 +1,4 @@
-import { rebuild, type DomainEvent, type EventOf, type EventStore, type Projection } from "@slap/events";
+import { rebuild, type DomainEvent, type EventOf, type EventStore, type InstancesView, type Projection } from "@slap/events";
 import { fixtures } from "@slap/testkit";
 import { perSecond, timed } from "../stats.js";
 import type { ScenarioContext } from "./types.js";
@@ -96,5 +96,13 @@ export async function rebuildRate<S>(
 export function expectCount(expected: number): (state: { events: number }) => void {
   return (state) => {
     if (state.events !== expected) throw new Error(`rebuild folded ${state.events} events, ${expected} were appended`);
+  };
+}
+
+/** Checks that a rebuilt instances read model holds every requested instance. */
+export function expectInstances(expected: number): (state: InstancesView) => void {
+  return (state) => {
+    const n = Object.keys(state.instances).length;
+    if (n !== expected) throw new Error(`instancesProjection holds ${n} instances, ${expected} were requested`);
   };
 }

@@ -1,7 +1,7 @@
 import { computersProjection, instancesProjection } from "@slap/events";
 import { EmbeddedEventStore } from "@slap/eventstore-embedded";
 import { perSecond, timed } from "../stats.js";
-import { appendBoth, countingProjection, expectCount, instanceRequests, readAllRate, rebuildRate } from "./common.js";
+import { appendBoth, countingProjection, expectCount, expectInstances, instanceRequests, readAllRate, rebuildRate } from "./common.js";
 import type { Scenario } from "./types.js";
 
 /**
@@ -48,10 +48,7 @@ export const embedded: Scenario = {
         open: perSecond(total, opened.ms),
         readAll: await readAllRate(ctx, store, total),
         rebuildCounting: await rebuildRate(ctx, store, countingProjection, total, expectCount(total)),
-        rebuildInstances: await rebuildRate(ctx, store, instancesProjection, total, (state) => {
-          const n = Object.keys(state.instances).length;
-          if (n !== total) throw new Error(`instancesProjection holds ${n} instances, ${total} were requested`);
-        }),
+        rebuildInstances: await rebuildRate(ctx, store, instancesProjection, total, expectInstances(total)),
         rebuildComputers: await rebuildRate(ctx, store, computersProjection, total),
       };
     } finally {

@@ -2,7 +2,7 @@ import { jetstreamManager } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
 import { computersProjection, instancesProjection } from "@slap/events";
 import { JetStreamEventStore } from "@slap/eventstore-jetstream";
-import { appendBoth, countingProjection, expectCount, instanceRequests, readAllRate, rebuildRate } from "./common.js";
+import { appendBoth, countingProjection, expectCount, expectInstances, instanceRequests, readAllRate, rebuildRate } from "./common.js";
 import type { FigureRef, Scenario } from "./types.js";
 
 const raw = (figure: string): FigureRef => ({ scenario: "jetstream-raw", figure });
@@ -50,10 +50,7 @@ export const jetstreamAdapter: Scenario = {
           appendPipelined: appended.pipelined,
           rebuildCounting: await rebuildRate(ctx, store, countingProjection, total, expectCount(total)),
           ...(await readAllRate(ctx, store, total).then((rate) => ({ readAll: rate, readAllVsDecoded: rate }))),
-          rebuildInstances: await rebuildRate(ctx, store, instancesProjection, total, (state) => {
-            const n = Object.keys(state.instances).length;
-            if (n !== total) throw new Error(`instancesProjection holds ${n} instances, ${total} were requested`);
-          }),
+          rebuildInstances: await rebuildRate(ctx, store, instancesProjection, total, expectInstances(total)),
           rebuildComputers: await rebuildRate(ctx, store, computersProjection, total),
         };
       } finally {
