@@ -228,7 +228,7 @@ export class ProjectionRunner<S> {
     });
   }
 
-  /** Stops following and saves a final checkpoint. */
+  /** Stops following and saves a final checkpoint. Pending `waitFor` calls resolve (with the state as it is). */
   async stop(): Promise<void> {
     await this.subscription?.close();
     await this.loop;

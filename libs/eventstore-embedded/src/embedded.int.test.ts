@@ -136,3 +136,20 @@ describe("embedded event store on disk", () => {
     await dir.dispose();
   });
 });
+
+describe("embedded event store lifecycle", () => {
+  it("ends a subscription cleanly when the store closes during its catch-up", async () => {
+    const dir = await tempDir();
+    const store = await EmbeddedEventStore.open({ dir: dir.path, logger: captureLogger().logger });
+    const events = Array.from({ length: 3_000 }, (_, i) => fixtures.instanceRequested(`I${i}`));
+    await Promise.all(events.map((e) => store.append([e], { expectedVersion: 0 })));
+    const subscription = store.subscribe();
+    let seen = 0;
+    for await (const commit of subscription) {
+      seen += commit.events.length;
+      if (seen === 10) await store.close();
+    }
+    assert.ok(seen >= 10 && seen < events.length, `saw ${seen}`);
+    await dir.dispose();
+  });
+});

@@ -310,7 +310,7 @@ export class EmbeddedEventStore implements EventStore {
         const head = this.offsets.length;
         if (after < head) {
           for await (const commit of this.range(after, head, options.filter)) {
-            if (closed) return;
+            if (closed || this.closed) return;
             yield commit;
           }
           after = head;
@@ -331,7 +331,7 @@ export class EmbeddedEventStore implements EventStore {
     return Promise.resolve(this.offsets.length);
   }
 
-  /** Waits for pending appends, ends subscriptions, closes the file and releases the lock. */
+  /** Waits for pending appends, ends subscriptions and reads in progress, closes the file and releases the lock. */
   async close(): Promise<void> {
     if (this.closed) return;
     await this.flushing;
@@ -344,7 +344,7 @@ export class EmbeddedEventStore implements EventStore {
   /** Commits with positions in (after, upTo], read sequentially in large chunks. */
   private async *range(after: number, upTo: number, filter: string | undefined): AsyncGenerator<Commit> {
     let position = Math.max(after, 0);
-    while (position < upTo) {
+    while (position < upTo && !this.closed) {
       const startOffset = this.offsets[position]!;
       const endOffset = upTo < this.offsets.length ? this.offsets[upTo]! : this.end;
       const length = Math.min(Math.max(READ_CHUNK, this.recordSize(position + 1)), endOffset - startOffset);
