@@ -67,6 +67,7 @@ export {
 export {
   computersProjection,
   freePartitions,
+  isPartitionFree,
   isReleaseAvailable,
   type ComputersView,
   type ComputerView,

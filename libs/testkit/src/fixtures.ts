@@ -131,6 +131,9 @@ export function story(scale = 1): DomainEvent[][] {
     out.push([{ ...softwareStatus(c1, kvdb, "error"), data: { releaseUrl: kvdb, status: "error", log: "make: *** [all] Error 2" } }]);
     out.push([instanceRequested(root, { releaseUrl: webapp, parameters: { title: "hello" } })]);
     out.push([partitionAllocated(c1, "slappart0", root)]);
+    // A second allocator lost the race for the same instance: its claim is superseded, then released.
+    out.push([partitionAllocated(c2, "slappart1", root)]);
+    out.push([{ ...partitionReleased(c2, "slappart1", root), data: { instanceId: root, reason: "superseded" } }]);
     out.push([{ ...meta(), type: "InstanceStatusReported", aggregate: { kind: "instance", treeId: root, instanceId: root }, data: { status: "processing", ...at(c1) } }]);
     out.push([instanceRequested(child, { treeId: root, releaseUrl: kvdb, reference: "kvdb", requester: { kind: "instance", instanceId: root, treeId: root } })]);
     out.push([{ ...meta(), type: "InstanceStatusReported", aggregate: { kind: "instance", treeId: root, instanceId: root }, data: { status: "waiting", waitingFor: ["kvdb"], ...at(c1) } }]);

@@ -5,10 +5,18 @@ export interface PartitionView {
   partitionId: string;
   address: string;
   ports: { from: number; to: number };
-  /** The instance placed here, or null when the partition is free. */
+  /** The instance placed here, or null when the partition does not hold one. */
   instanceId: string | null;
   treeId: string | null;
   allocatedAt: string | null;
+  /**
+   * A losing claim: an allocation of an instance that was already bound to another partition
+   * when it was appended (two allocators raced). The partition holds nothing but is not free
+   * until the claim is released (`PartitionReleased`, reason `superseded`).
+   */
+  supersededClaim: { instanceId: string; treeId: string } | null;
+  /** The partition stream's version: the position of its last event (0: never allocated). Allocators append with it. */
+  version: number;
 }
 
 export type SoftwareStatus = "unknown" | "building" | "available" | "error" | "destroyed";
@@ -35,18 +43,22 @@ export interface ComputerView {
 /** Computers, their partitions (with who holds each) and the releases supplied and installed on them. */
 export interface ComputersView {
   computers: Record<string, ComputerView>;
+  /** Where each placed instance is: its first unreleased allocation in log order. */
+  bindings: Record<string, { computerId: string; partitionId: string }>;
 }
 
 /**
- * The computers read model. Allocation is first-wins: an allocation of a partition that
- * already holds another instance is ignored (the allocator appends with the partition's
- * expected version, so this only guards against a buggy writer).
+ * The computers read model. Allocation rules, the same in every read model and on rebuild:
+ * - a partition takes one claim at a time (allocators append with the partition's expected
+ *   version; a claim on a partition that is not free is ignored, guarding against a buggy writer);
+ * - an instance is bound to its first unreleased claim in log order; a later claim for an
+ *   instance already bound elsewhere is kept as `supersededClaim` until released.
  */
 export const computersProjection: Projection<ComputersView> = {
   name: "computers",
-  version: 1,
-  initial: () => ({ computers: {} }),
-  evolve(state, event) {
+  version: 2,
+  initial: () => ({ computers: {}, bindings: {} }),
+  evolve(state, event, position) {
     switch (event.type) {
       case "ComputerRegistered": {
         const { computerId } = event.aggregate;
@@ -61,11 +73,15 @@ export const computersProjection: Projection<ComputersView> = {
             instanceId: held?.instanceId ?? null,
             treeId: held?.treeId ?? null,
             allocatedAt: held?.allocatedAt ?? null,
+            supersededClaim: held?.supersededClaim ?? null,
+            version: held?.version ?? 0,
           };
         }
-        // A partition missing from the new registration is kept while it still holds an instance.
+        // A partition missing from the new registration is kept while it is not free.
         for (const held of Object.values(previous?.partitions ?? {})) {
-          if (held.instanceId !== null && partitions[held.partitionId] === undefined) partitions[held.partitionId] = held;
+          if ((held.instanceId !== null || held.supersededClaim !== null) && partitions[held.partitionId] === undefined) {
+            partitions[held.partitionId] = held;
+          }
         }
         state.computers[computerId] = {
           computerId,
@@ -103,19 +119,33 @@ export const computersProjection: Projection<ComputersView> = {
         return state;
       }
       case "PartitionAllocated": {
-        const partition = state.computers[event.aggregate.computerId]?.partitions[event.aggregate.partitionId];
-        if (partition === undefined || partition.instanceId !== null) return state;
-        partition.instanceId = event.data.instanceId;
-        partition.treeId = event.data.treeId;
+        const { computerId, partitionId } = event.aggregate;
+        const partition = state.computers[computerId]?.partitions[partitionId];
+        if (partition === undefined) return state;
+        partition.version = position;
+        if (partition.instanceId !== null || partition.supersededClaim !== null) return state;
+        const { instanceId, treeId } = event.data;
+        if (state.bindings[instanceId] !== undefined) {
+          partition.supersededClaim = { instanceId, treeId };
+          return state;
+        }
+        partition.instanceId = instanceId;
+        partition.treeId = treeId;
         partition.allocatedAt = event.time;
+        state.bindings[instanceId] = { computerId, partitionId };
         return state;
       }
       case "PartitionReleased": {
         const partition = state.computers[event.aggregate.computerId]?.partitions[event.aggregate.partitionId];
-        if (partition === undefined || partition.instanceId !== event.data.instanceId) return state;
+        if (partition === undefined) return state;
+        partition.version = position;
+        const { instanceId } = event.data;
+        if (partition.supersededClaim?.instanceId === instanceId) partition.supersededClaim = null;
+        if (partition.instanceId !== instanceId) return state;
         partition.instanceId = null;
         partition.treeId = null;
         partition.allocatedAt = null;
+        delete state.bindings[instanceId];
         return state;
       }
       case "InstanceRequested":
@@ -139,10 +169,15 @@ export function isReleaseAvailable(computer: ComputerView, releaseUrl: string): 
   return software !== undefined && software.supplied && software.status === "available";
 }
 
+/** Whether a partition can take an allocation: it holds no instance and no unreleased losing claim. */
+export function isPartitionFree(partition: PartitionView): boolean {
+  return partition.instanceId === null && partition.supersededClaim === null;
+}
+
 /** The free partitions of a computer, in partition-id order. */
 export function freePartitions(computer: ComputerView): PartitionView[] {
   return Object.values(computer.partitions)
-    .filter((p) => p.instanceId === null)
+    .filter(isPartitionFree)
     .sort((a, b) => a.partitionId.localeCompare(b.partitionId, "en", { numeric: true }));
 }
 

@@ -62,7 +62,7 @@ const MAX_TREE_DEPTH = 1_000;
  */
 export const instancesProjection: Projection<InstancesView> = {
   name: "instances",
-  version: 1,
+  version: 2,
   initial: () => ({ instances: {}, trees: {} }),
   evolve(state, event) {
     switch (event.type) {
@@ -111,7 +111,11 @@ export const instancesProjection: Projection<InstancesView> = {
         });
       case "SharedInstanceAttached":
         return update(state, event, (i) => {
+          if (i.host !== null) return;
           i.host = { instanceId: event.data.hostInstanceId, treeId: event.data.hostTreeId };
+          // The host must reprocess to serve its new shared instance.
+          const host = state.instances[event.data.hostInstanceId];
+          if (host !== undefined) host.serial += 1;
         });
       case "ConnectionParametersPublished":
         return update(state, event, (i) => {
@@ -163,6 +167,7 @@ export const instancesProjection: Projection<InstancesView> = {
         return state;
       }
       case "PartitionReleased": {
+        // A released superseded claim never was this instance's placement: the check below ignores it.
         const instance = state.instances[event.data.instanceId];
         const p = instance?.placement;
         if (instance === undefined || p?.computerId !== event.aggregate.computerId || p.partitionId !== event.aggregate.partitionId) {

@@ -37,6 +37,25 @@ describe("computers projection", () => {
     assert.deepEqual(freePartitions(state.computers.C1!).map((p) => p.partitionId), ["slappart0", "slappart1"]);
   });
 
+  it("binds an instance to its first claim only: a racing second claim is superseded, not free, until released", () => {
+    const state = given(computersProjection, [
+      fixtures.computerRegistered("C1", 2),
+      fixtures.computerRegistered("C2", 1),
+      fixtures.partitionAllocated("C1", "slappart0", "A"),
+      fixtures.partitionAllocated("C2", "slappart0", "A"),
+    ]);
+    const loser = state.computers.C2!.partitions.slappart0!;
+    assert.equal(loser.instanceId, null);
+    assert.deepEqual(loser.supersededClaim, { instanceId: "A", treeId: "A" });
+    assert.equal(loser.version, 4);
+    assert.deepEqual(freePartitions(state.computers.C2!), []);
+    assert.deepEqual(state.bindings.A, { computerId: "C1", partitionId: "slappart0" });
+    computersProjection.evolve(state, fixtures.partitionReleased("C2", "slappart0", "A"), 5);
+    assert.deepEqual(freePartitions(state.computers.C2!).map((p) => p.partitionId), ["slappart0"]);
+    assert.deepEqual(state.bindings.A, { computerId: "C1", partitionId: "slappart0" });
+    assert.equal(state.computers.C2!.partitions.slappart0!.version, 5);
+  });
+
   it("keeps an occupied partition when a re-registration leaves it out", () => {
     const state = given(computersProjection, [
       fixtures.computerRegistered("C1", 3),
@@ -60,6 +79,21 @@ describe("instances projection", () => {
     ]);
     assert.deepEqual(state.trees.ROOT!.instanceIds, ["ROOT", "KV"]);
     assert.deepEqual(state.instances.KV!.placement, { computerId: "C1", partitionId: "slappart0" });
+  });
+
+  it("bumps the host when a shared instance is attached to it, once", () => {
+    const state = given(instancesProjection, [fixtures.instanceRequested("HOST"), fixtures.instanceRequested("S", { shared: true })]);
+    const before = state.instances.HOST!.serial;
+    const attach = (id: string) => ({
+      ...fixtures.instanceBanged("S"),
+      id,
+      type: "SharedInstanceAttached" as const,
+      data: { hostInstanceId: "HOST", hostTreeId: "HOST" },
+    });
+    instancesProjection.evolve(state, attach(fixtures.newId()), 3);
+    instancesProjection.evolve(state, attach(fixtures.newId()), 4);
+    assert.equal(state.instances.HOST!.serial, before + 1);
+    assert.deepEqual(state.instances.S!.host, { instanceId: "HOST", treeId: "HOST" });
   });
 
   it("bumps the banged instance and every requester up to the root", () => {
