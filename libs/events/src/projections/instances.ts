@@ -25,6 +25,11 @@ export interface InstanceView {
   requester: Requester;
   requestedAt: string;
   updatedAt: string;
+  /** Id and correlation id of the `InstanceRequested` event: later events of its story carry them. */
+  requestEventId: string;
+  correlationId: string;
+  /** The instance stream's version: the position of its last event. Writers append with it. */
+  version: number;
   /**
    * Grows whenever the instance's node must reprocess it: its parameters or state changed, it
    * or an instance it requested was banged, or an instance it requested published new
@@ -64,7 +69,7 @@ export const instancesProjection: Projection<InstancesView> = {
   name: "instances",
   version: 2,
   initial: () => ({ instances: {}, trees: {} }),
-  evolve(state, event) {
+  evolve(state, event, position) {
     switch (event.type) {
       case "InstanceRequested": {
         const { instanceId, treeId } = event.aggregate;
@@ -83,6 +88,9 @@ export const instancesProjection: Projection<InstancesView> = {
           requester: d.requester,
           requestedAt: event.time,
           updatedAt: event.time,
+          requestEventId: event.id,
+          correlationId: event.correlationId,
+          version: position,
           serial: 1,
           placement: null,
           host: null,
@@ -98,19 +106,19 @@ export const instancesProjection: Projection<InstancesView> = {
         return state;
       }
       case "InstanceParametersChanged":
-        return update(state, event, (i) => {
+        return update(state, event, position, (i) => {
           i.parameters = { ...event.data.parameters };
           i.softwareType = event.data.softwareType;
           i.sla = { ...event.data.sla };
           i.serial += 1;
         });
       case "InstanceRequestedStateChanged":
-        return update(state, event, (i) => {
+        return update(state, event, position, (i) => {
           i.requestedState = event.data.requestedState;
           i.serial += 1;
         });
       case "SharedInstanceAttached":
-        return update(state, event, (i) => {
+        return update(state, event, position, (i) => {
           if (i.host !== null) return;
           i.host = { instanceId: event.data.hostInstanceId, treeId: event.data.hostTreeId };
           // The host must reprocess to serve its new shared instance.
@@ -118,7 +126,7 @@ export const instancesProjection: Projection<InstancesView> = {
           if (host !== undefined) host.serial += 1;
         });
       case "ConnectionParametersPublished":
-        return update(state, event, (i) => {
+        return update(state, event, position, (i) => {
           const changed = !sameMap(i.connection, event.data.parameters);
           i.connection = { ...event.data.parameters };
           if (changed && i.requester.kind === "instance") {
@@ -127,7 +135,7 @@ export const instancesProjection: Projection<InstancesView> = {
           }
         });
       case "InstanceStatusReported":
-        return update(state, event, (i) => {
+        return update(state, event, position, (i) => {
           const d = event.data;
           i.status = {
             status: d.status,
@@ -141,7 +149,7 @@ export const instancesProjection: Projection<InstancesView> = {
           };
         });
       case "InstanceBanged":
-        return update(state, event, (i) => {
+        return update(state, event, position, (i) => {
           i.lastBang = {
             message: event.data.message,
             service: event.data.service ?? null,
@@ -156,7 +164,7 @@ export const instancesProjection: Projection<InstancesView> = {
           }
         });
       case "InstanceDestroyed":
-        return update(state, event, (i) => {
+        return update(state, event, position, (i) => {
           i.destroyed = true;
         });
       case "PartitionAllocated": {
@@ -188,11 +196,17 @@ export const instancesProjection: Projection<InstancesView> = {
   },
 };
 
-function update(state: InstancesView, event: DomainEvent & { aggregate: { kind: "instance" } }, apply: (instance: InstanceView) => void): InstancesView {
+function update(
+  state: InstancesView,
+  event: DomainEvent & { aggregate: { kind: "instance" } },
+  position: number,
+  apply: (instance: InstanceView) => void,
+): InstancesView {
   const instance = state.instances[event.aggregate.instanceId];
   if (instance === undefined) return state;
   apply(instance);
   instance.updatedAt = event.time;
+  instance.version = position;
   return state;
 }
 
