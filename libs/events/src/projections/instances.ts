@@ -114,6 +114,12 @@ export const instancesProjection: Projection<InstancesView> = {
         });
       case "InstanceRequestedStateChanged":
         return update(state, event, position, (i) => {
+          if (i.destroyed && event.data.requestedState !== "destroyed") {
+            // Requested again after it was destroyed: a new life, placed and published anew.
+            i.destroyed = false;
+            i.connection = null;
+            i.status = null;
+          }
           i.requestedState = event.data.requestedState;
           i.serial += 1;
         });

@@ -1,0 +1,83 @@
+import { z } from "zod";
+import { ComputerId, PartitionSpec, ReleaseUrl, RequestedState, StringMap, Token } from "@slap/events";
+
+/**
+ * Commands the master accepts. Each is the body of one HTTP endpoint, parsed with zod; the
+ * sender (`Actor`) comes from the request's credentials, never from the body.
+ */
+
+export const RegisterComputer = z.object({
+  computerId: ComputerId,
+  name: z.string().max(256).optional(),
+  networkId: z.string().max(128).optional(),
+  partitions: z.array(PartitionSpec).min(1).max(10_000),
+});
+export type RegisterComputer = z.infer<typeof RegisterComputer>;
+
+export const SupplySoftware = z.object({
+  releaseUrl: ReleaseUrl,
+  /** `available`: install it; `destroyed`: remove it. */
+  state: z.enum(["available", "destroyed"]).default("available"),
+});
+export type SupplySoftware = z.infer<typeof SupplySoftware>;
+
+export const ReportSoftwareStatus = z.object({
+  releaseUrl: ReleaseUrl,
+  status: z.enum(["building", "available", "error", "destroyed"]),
+  log: z.string().max(65_536).optional(),
+});
+export type ReportSoftwareStatus = z.infer<typeof ReportSoftwareStatus>;
+
+/**
+ * `request(release, reference, parameters, software type, SLA, shared, state)`. Idempotent:
+ * the key is (requester's tree, or the user) + reference. Empty parameter and SLA values are
+ * the same as absent ones.
+ */
+export const RequestInstance = z.object({
+  releaseUrl: ReleaseUrl,
+  reference: z.string().min(1).max(512),
+  softwareType: z.string().min(1).max(128).default("default"),
+  parameters: StringMap.default({}),
+  sla: StringMap.default({}),
+  shared: z.boolean().default(false),
+  state: RequestedState.default("started"),
+});
+export type RequestInstance = z.infer<typeof RequestInstance>;
+
+export const ChangeRequestedState = z.object({ state: RequestedState });
+export type ChangeRequestedState = z.infer<typeof ChangeRequestedState>;
+
+export const Bang = z.object({ message: z.string().min(1).max(65_536).default("banged by hand") });
+export type Bang = z.infer<typeof Bang>;
+
+export const PublishConnectionParameters = z.object({ parameters: StringMap });
+export type PublishConnectionParameters = z.infer<typeof PublishConnectionParameters>;
+
+export const ReportInstanceStatus = z.object({
+  status: z.enum(["processing", "started", "stopped", "error", "waiting"]),
+  message: z.string().max(65_536).optional(),
+  waitingFor: z.array(z.string().min(1).max(512)).max(1_000).optional(),
+  promises: z
+    .array(z.object({ name: z.string().min(1).max(256), ok: z.boolean(), message: z.string().max(65_536), durationMs: z.number().nonnegative() }))
+    .max(1_000)
+    .optional(),
+  processes: z
+    .array(
+      z.object({
+        name: z.string().min(1).max(256),
+        state: z.enum(["running", "exited", "stopped", "backoff"]),
+        pid: z.number().int().positive().optional(),
+        exitCode: z.number().int().optional(),
+      }),
+    )
+    .max(1_000)
+    .optional(),
+});
+export type ReportInstanceStatus = z.infer<typeof ReportInstanceStatus>;
+
+/** Reported by the node once an instance is wiped: the partition is free again. */
+export const ReportDestroyed = z.object({});
+
+export const InstanceIdParam = z.object({ instanceId: Token });
+export const ComputerIdParam = z.object({ computerId: ComputerId });
+export const ReferenceParam = z.object({ reference: z.string().min(1).max(512) });

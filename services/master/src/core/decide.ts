@@ -1,0 +1,484 @@
+import {
+  instanceIdFor,
+  normalizeParameters,
+  type Actor,
+  type ComputersView,
+  type DomainEvent,
+  type ExpectedVersion,
+  type InstancesView,
+  type InstanceView,
+  type Requester,
+} from "@slap/events";
+import type {
+  Bang,
+  PublishConnectionParameters,
+  RegisterComputer,
+  ReportInstanceStatus,
+  ReportSoftwareStatus,
+  RequestInstance,
+  SupplySoftware,
+} from "./commands.js";
+
+/** What the decider needs besides the command: who sends it, the read models, a clock and ids. */
+export interface DecisionContext {
+  actor: Actor;
+  computers: ComputersView;
+  instances: InstancesView;
+  /** ISO time of the decision. */
+  now: string;
+  newId: () => string;
+  /** The event or command that caused this one, and the story it belongs to (default: the first new event). */
+  causationId?: string;
+  correlationId?: string;
+}
+
+/** One append: events of one stream, with the version they were decided against. */
+export interface Append {
+  events: DomainEvent[];
+  expectedVersion: ExpectedVersion;
+}
+
+export type Rejection =
+  | { ok: false; reason: "Forbidden"; detail: string }
+  | { ok: false; reason: "NotFound"; detail: string }
+  | { ok: false; reason: "Conflict"; detail: string };
+
+export type Decision = { ok: true; instanceId?: string; appends: Append[] } | Rejection;
+
+const reject = (reason: Rejection["reason"], detail: string): Rejection => ({ ok: false, reason, detail });
+
+function envelope(ctx: DecisionContext, id = ctx.newId()) {
+  return {
+    schemaVersion: 1 as const,
+    id,
+    time: ctx.now,
+    correlationId: ctx.correlationId ?? id,
+    causationId: ctx.causationId ?? ctx.correlationId ?? id,
+    actor: ctx.actor,
+  };
+}
+
+/** The instance a partition actor holds, which makes it a requester, or a rejection. */
+export function requesterOf(ctx: DecisionContext): Requester | Rejection {
+  const actor = ctx.actor;
+  switch (actor.kind) {
+    case "user":
+      return { kind: "user", userId: actor.userId };
+    case "partition": {
+      const held = ctx.computers.computers[actor.computerId]?.partitions[actor.partitionId]?.instanceId ?? null;
+      const instance = held === null ? undefined : ctx.instances.instances[held];
+      if (instance === undefined) return reject("Forbidden", `partition ${actor.computerId}/${actor.partitionId} holds no instance, so it cannot request`);
+      return { kind: "instance", instanceId: instance.instanceId, treeId: instance.treeId };
+    }
+    case "node":
+    case "service":
+      return reject("Forbidden", `a ${actor.kind} cannot request instances`);
+    default: {
+      const never: never = actor;
+      return never;
+    }
+  }
+}
+
+/** The id and tree an instance requested by `requester` with `reference` has (or will have). */
+export function keyOf(requester: Requester, reference: string): { instanceId: string; treeId: string } {
+  if (requester.kind === "user") {
+    const instanceId = instanceIdFor({ kind: "user", userId: requester.userId }, reference);
+    return { instanceId, treeId: instanceId };
+  }
+  return { instanceId: instanceIdFor({ kind: "tree", treeId: requester.treeId }, reference), treeId: requester.treeId };
+}
+
+const sameMap = (a: Record<string, string>, b: Record<string, string>): boolean => {
+  const keys = Object.keys(a);
+  return keys.length === Object.keys(b).length && keys.every((k) => a[k] === b[k]);
+};
+
+/**
+ * `request`: the same arguments again decide nothing; changed parameters, software type or SLA
+ * decide one `InstanceParametersChanged`; a changed state decides one
+ * `InstanceRequestedStateChanged`. A root's requested state holds for its whole tree: every
+ * other instance of the tree whose state differs gets one too (stopping or destroying a root
+ * reaches its whole tree at once, and a retry completes a cascade cut short).
+ * Another release or shared flag under the same reference is a conflict.
+ */
+export function decideRequest(command: RequestInstance, ctx: DecisionContext): Decision {
+  const requester = requesterOf(ctx);
+  if ("ok" in requester) return requester;
+  const { instanceId, treeId } = keyOf(requester, command.reference);
+  const aggregate = { kind: "instance" as const, treeId, instanceId };
+  const parameters = normalizeParameters(command.parameters);
+  const sla = normalizeParameters(command.sla);
+  const current = ctx.instances.instances[instanceId];
+  if (current === undefined) {
+    return {
+      ok: true,
+      instanceId,
+      appends: [
+        {
+          expectedVersion: 0,
+          events: [
+            {
+              ...envelope(ctx),
+              type: "InstanceRequested",
+              aggregate,
+              data: {
+                reference: command.reference,
+                releaseUrl: command.releaseUrl,
+                softwareType: command.softwareType,
+                parameters,
+                sla,
+                shared: command.shared,
+                requestedState: command.state,
+                requester,
+              },
+            },
+          ],
+        },
+      ],
+    };
+  }
+  if (current.releaseUrl !== command.releaseUrl) {
+    return reject("Conflict", `${command.reference} was requested with release ${current.releaseUrl}, not ${command.releaseUrl}; destroy it or use another reference`);
+  }
+  if (current.shared !== command.shared) {
+    return reject("Conflict", `${command.reference} was requested with shared=${current.shared}; it cannot change`);
+  }
+  const ownEvents: DomainEvent[] = [];
+  const base = { ...envelope(ctx, ctx.newId()), correlationId: ctx.correlationId ?? current.correlationId };
+  if (current.softwareType !== command.softwareType || !sameMap(current.parameters, parameters) || !sameMap(current.sla, sla)) {
+    ownEvents.push({ ...base, type: "InstanceParametersChanged", aggregate, data: { parameters, softwareType: command.softwareType, sla } });
+  }
+  const appends: Append[] = [];
+  if (current.requestedState !== command.state) {
+    ownEvents.push({
+      ...base,
+      id: ownEvents.length === 0 ? base.id : ctx.newId(),
+      type: "InstanceRequestedStateChanged",
+      aggregate,
+      data: { requestedState: command.state },
+    });
+  }
+  if (ownEvents.length > 0) appends.push({ events: ownEvents, expectedVersion: current.version });
+  // A root's requested state holds for its whole tree. Members are compared one by one, so a
+  // retry after a partial cascade (a conflict on one child) completes it.
+  if (current.instanceId === current.treeId) appends.push(...cascadeState(current, command.state, ctx, base.id));
+  return { ok: true, instanceId, appends };
+}
+
+/** State changes for every other instance of a root's tree whose requested state differs. */
+function cascadeState(root: InstanceView, state: InstanceView["requestedState"], ctx: DecisionContext, causationId: string): Append[] {
+  const tree = ctx.instances.trees[root.treeId];
+  const appends: Append[] = [];
+  for (const id of tree?.instanceIds ?? []) {
+    const member = ctx.instances.instances[id];
+    if (member === undefined || member.instanceId === root.instanceId || member.requestedState === state) continue;
+    appends.push({
+      expectedVersion: member.version,
+      events: [
+        {
+          ...envelope(ctx),
+          correlationId: ctx.correlationId ?? root.correlationId,
+          causationId,
+          type: "InstanceRequestedStateChanged",
+          aggregate: { kind: "instance", treeId: member.treeId, instanceId: member.instanceId },
+          data: { requestedState: state },
+        },
+      ],
+    });
+  }
+  return appends;
+}
+
+/** Changes the requested state of an instance by id (the owner, or any requester of its tree). */
+export function decideStateChange(instanceId: string, state: InstanceView["requestedState"], ctx: DecisionContext): Decision {
+  const current = ctx.instances.instances[instanceId];
+  if (current === undefined) return reject("NotFound", `no instance ${instanceId}`);
+  const denied = mayManage(current, ctx);
+  if (denied !== undefined) return denied;
+  const requester = current.requester;
+  const command: RequestInstance = {
+    releaseUrl: current.releaseUrl,
+    reference: current.reference,
+    softwareType: current.softwareType,
+    parameters: current.parameters,
+    sla: current.sla,
+    shared: current.shared,
+    state,
+  };
+  const asRequester: Actor = requester.kind === "user" ? { kind: "user", userId: requester.userId } : ctx.actor;
+  if (requester.kind === "instance") {
+    const holder = ctx.computers.bindings[requester.instanceId];
+    if (holder === undefined) return reject("Conflict", `the requester of ${instanceId} is not placed; change its state through its tree's root`);
+    return decideRequest(command, { ...ctx, actor: { kind: "partition", ...holder } });
+  }
+  return decideRequest(command, { ...ctx, actor: asRequester });
+}
+
+/** Users see and change only their own trees (admin: every tree); partitions only their own tree. */
+export function mayManage(instance: InstanceView, ctx: DecisionContext): Rejection | undefined {
+  const actor = ctx.actor;
+  const root = ctx.instances.instances[instance.treeId];
+  const owner = root?.requester.kind === "user" ? root.requester.userId : undefined;
+  if (actor.kind === "user" && (actor.userId === "admin" || actor.userId === owner)) return undefined;
+  if (actor.kind === "partition") {
+    const held = ctx.computers.computers[actor.computerId]?.partitions[actor.partitionId]?.instanceId;
+    const heldInstance = held === null || held === undefined ? undefined : ctx.instances.instances[held];
+    if (heldInstance?.treeId === instance.treeId) return undefined;
+  }
+  return reject("Forbidden", `${describeActor(actor)} may not change instance ${instance.instanceId}`);
+}
+
+export function describeActor(actor: Actor): string {
+  switch (actor.kind) {
+    case "user":
+      return `user ${actor.userId}`;
+    case "partition":
+      return `partition ${actor.computerId}/${actor.partitionId}`;
+    case "node":
+      return `node ${actor.computerId}`;
+    case "service":
+      return `service ${actor.name}`;
+    default: {
+      const never: never = actor;
+      return never;
+    }
+  }
+}
+
+export function decideBang(instanceId: string, command: Bang, ctx: DecisionContext): Decision {
+  const current = ctx.instances.instances[instanceId];
+  if (current === undefined) return reject("NotFound", `no instance ${instanceId}`);
+  const denied = mayManage(current, ctx);
+  if (denied !== undefined) return denied;
+  return {
+    ok: true,
+    instanceId,
+    appends: [
+      {
+        expectedVersion: "any",
+        events: [
+          {
+            ...envelope(ctx),
+            correlationId: ctx.correlationId ?? current.correlationId,
+            type: "InstanceBanged",
+            aggregate: { kind: "instance", treeId: current.treeId, instanceId },
+            data: { message: command.message },
+          },
+        ],
+      },
+    ],
+  };
+}
+
+/**
+ * Where the partition that may speak for an instance is: its own partition, or for a shared
+ * instance its host's partition.
+ */
+function speakingPartition(instance: InstanceView, ctx: DecisionContext): { computerId: string; partitionId: string } | undefined {
+  const holderOf = instance.shared ? instance.host?.instanceId : instance.instanceId;
+  return holderOf === undefined ? undefined : ctx.computers.bindings[holderOf];
+}
+
+function fromHolder(instance: InstanceView, ctx: DecisionContext, what: string): Rejection | { computerId: string; partitionId: string } {
+  const holder = speakingPartition(instance, ctx);
+  const actor = ctx.actor;
+  if (holder === undefined) return reject("Conflict", `${instance.instanceId} is not placed yet; no partition may publish its ${what}`);
+  if (actor.kind !== "partition" || actor.computerId !== holder.computerId || actor.partitionId !== holder.partitionId) {
+    return reject("Forbidden", `only partition ${holder.computerId}/${holder.partitionId} may publish the ${what} of ${instance.instanceId}, not ${describeActor(actor)}`);
+  }
+  return holder;
+}
+
+/** Connection parameters are accepted only from the partition that holds the instance (for a shared one: its host's). */
+export function decidePublish(instanceId: string, command: PublishConnectionParameters, ctx: DecisionContext): Decision {
+  const current = ctx.instances.instances[instanceId];
+  if (current === undefined) return reject("NotFound", `no instance ${instanceId}`);
+  const holder = fromHolder(current, ctx, "connection parameters");
+  if ("ok" in holder) return holder;
+  const parameters = normalizeParameters(command.parameters);
+  if (current.connection !== null && sameMap(current.connection, parameters)) return { ok: true, instanceId, appends: [] };
+  return {
+    ok: true,
+    instanceId,
+    appends: [
+      {
+        expectedVersion: "any",
+        events: [
+          {
+            ...envelope(ctx),
+            correlationId: ctx.correlationId ?? current.correlationId,
+            type: "ConnectionParametersPublished",
+            aggregate: { kind: "instance", treeId: current.treeId, instanceId },
+            data: { parameters, publisher: holder, ...(current.shared && current.host !== null ? { hostInstanceId: current.host.instanceId } : {}) },
+          },
+        ],
+      },
+    ],
+  };
+}
+
+export function decideStatus(instanceId: string, command: ReportInstanceStatus, ctx: DecisionContext): Decision {
+  const current = ctx.instances.instances[instanceId];
+  if (current === undefined) return reject("NotFound", `no instance ${instanceId}`);
+  const holder = fromHolder(current, ctx, "status");
+  if ("ok" in holder) return holder;
+  return {
+    ok: true,
+    instanceId,
+    appends: [
+      {
+        expectedVersion: "any",
+        events: [
+          {
+            ...envelope(ctx),
+            correlationId: ctx.correlationId ?? current.correlationId,
+            type: "InstanceStatusReported",
+            aggregate: { kind: "instance", treeId: current.treeId, instanceId },
+            data: { ...command, ...holder },
+          },
+        ],
+      },
+    ],
+  };
+}
+
+/**
+ * The node reports an instance destroyed and its partition wiped: `InstanceDestroyed` on the
+ * instance, then `PartitionReleased` so the allocator can reuse the partition. Only the
+ * holding partition, and only for an instance whose requested state is destroyed.
+ */
+export function decideDestroyed(instanceId: string, ctx: DecisionContext): Decision {
+  const current = ctx.instances.instances[instanceId];
+  if (current === undefined) return reject("NotFound", `no instance ${instanceId}`);
+  if (current.requestedState !== "destroyed") return reject("Conflict", `${instanceId} is not requested destroyed`);
+  if (current.shared) {
+    return { ok: true, instanceId, appends: [{ expectedVersion: current.version, events: [{ ...envelope(ctx), correlationId: current.correlationId, type: "InstanceDestroyed", aggregate: { kind: "instance", treeId: current.treeId, instanceId }, data: {} }] }] };
+  }
+  const holder = fromHolder(current, ctx, "destruction");
+  if ("ok" in holder) return holder;
+  const partition = ctx.computers.computers[holder.computerId]?.partitions[holder.partitionId];
+  const destroyed: DomainEvent = {
+    ...envelope(ctx),
+    correlationId: current.correlationId,
+    type: "InstanceDestroyed",
+    aggregate: { kind: "instance", treeId: current.treeId, instanceId },
+    data: holder,
+  };
+  return {
+    ok: true,
+    instanceId,
+    appends: [
+      // Idempotent: a retry after the release conflicted does not destroy twice.
+      ...(current.destroyed ? [] : [{ expectedVersion: "any" as const, events: [destroyed] }]),
+      {
+        expectedVersion: partition?.version ?? "any",
+        events: [
+          {
+            ...envelope(ctx),
+            correlationId: current.correlationId,
+            causationId: destroyed.id,
+            type: "PartitionReleased",
+            aggregate: { kind: "partition", ...holder },
+            data: { instanceId, reason: "destroyed" },
+          },
+        ],
+      },
+    ],
+  };
+}
+
+function mayActForComputer(computerId: string, ctx: DecisionContext): Rejection | undefined {
+  const actor = ctx.actor;
+  if (actor.kind === "node" && actor.computerId === computerId) return undefined;
+  if (actor.kind === "user" && actor.userId === "admin") return undefined;
+  return reject("Forbidden", `${describeActor(actor)} may not speak for computer ${computerId}`);
+}
+
+export function decideRegisterComputer(command: RegisterComputer, ctx: DecisionContext): Decision {
+  const denied = mayActForComputer(command.computerId, ctx);
+  if (denied !== undefined) return denied;
+  const known = ctx.computers.computers[command.computerId];
+  if (known !== undefined) {
+    const same =
+      known.name === (command.name ?? null) &&
+      known.networkId === (command.networkId ?? null) &&
+      command.partitions.length === Object.keys(known.partitions).length &&
+      command.partitions.every((p) => {
+        const k = known.partitions[p.partitionId];
+        return k !== undefined && k.address === p.address && k.ports.from === p.ports.from && k.ports.to === p.ports.to;
+      });
+    if (same) return { ok: true, appends: [] };
+  }
+  return {
+    ok: true,
+    appends: [
+      {
+        expectedVersion: "any",
+        events: [
+          {
+            ...envelope(ctx),
+            type: "ComputerRegistered",
+            aggregate: { kind: "computer", computerId: command.computerId },
+            data: {
+              ...(command.name === undefined ? {} : { name: command.name }),
+              ...(command.networkId === undefined ? {} : { networkId: command.networkId }),
+              partitions: command.partitions,
+            },
+          },
+        ],
+      },
+    ],
+  };
+}
+
+/** Supplying is a user's order (any user, for now: issue "Reliability and security" restricts it). */
+export function decideSupply(computerId: string, command: SupplySoftware, ctx: DecisionContext): Decision {
+  const computer = ctx.computers.computers[computerId];
+  if (computer === undefined) return reject("NotFound", `no computer ${computerId}`);
+  if (ctx.actor.kind !== "user") return reject("Forbidden", `${describeActor(ctx.actor)} may not supply software`);
+  const supplied = computer.software[command.releaseUrl]?.supplied ?? false;
+  const wanted = command.state === "available";
+  if (supplied === wanted) return { ok: true, appends: [] };
+  return {
+    ok: true,
+    appends: [
+      {
+        expectedVersion: "any",
+        events: [
+          {
+            ...envelope(ctx),
+            type: wanted ? "SoftwareSupplied" : "SoftwareUnsupplied",
+            aggregate: { kind: "computer", computerId },
+            data: { releaseUrl: command.releaseUrl },
+          },
+        ],
+      },
+    ],
+  };
+}
+
+export function decideSoftwareStatus(computerId: string, command: ReportSoftwareStatus, ctx: DecisionContext): Decision {
+  const computer = ctx.computers.computers[computerId];
+  if (computer === undefined) return reject("NotFound", `no computer ${computerId}`);
+  const denied = mayActForComputer(computerId, ctx);
+  if (denied !== undefined) return denied;
+  const current = computer.software[command.releaseUrl];
+  if (current !== undefined && current.status === command.status && current.log === (command.log ?? null)) return { ok: true, appends: [] };
+  return {
+    ok: true,
+    appends: [
+      {
+        expectedVersion: "any",
+        events: [
+          {
+            ...envelope(ctx),
+            type: "SoftwareReleaseStatusReported",
+            aggregate: { kind: "computer", computerId },
+            data: { releaseUrl: command.releaseUrl, status: command.status, ...(command.log === undefined ? {} : { log: command.log }) },
+          },
+        ],
+      },
+    ],
+  };
+}

@@ -1,0 +1,67 @@
+import { z } from "zod";
+import { pino, type Logger } from "pino";
+import type { EventStore } from "@slap/events";
+import { EmbeddedEventStore } from "@slap/eventstore-embedded";
+import { JetStreamEventStore } from "@slap/eventstore-jetstream";
+import type { ExplainUnplaced } from "./core/answer.js";
+import { buildHttpApi } from "./shell/http.js";
+import { Master } from "./shell/master.js";
+
+/** Configuration of a master process; every field has an environment fallback in `configFromEnv`. */
+export const MasterConfig = z.object({
+  /** NATS URL: JetStream is the event log. Without it, the embedded log in `data`. */
+  nats: z.string().min(1).optional(),
+  streamName: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/).optional(),
+  data: z.string().min(1).default("./data"),
+  port: z.coerce.number().int().min(0).max(65_535).default(8080),
+  host: z.string().min(1).default("127.0.0.1"),
+  logLevel: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+});
+export type MasterConfig = z.input<typeof MasterConfig>;
+
+export interface RunningMaster {
+  url: string;
+  master: Master;
+  stop(): Promise<void>;
+}
+
+export interface MasterDependencies {
+  logger?: Logger;
+  /** An event store to use instead of opening one from the config (one-process mode, tests). */
+  store?: EventStore;
+  /** Why an instance is not placed yet; by default the allocator's placement explanation. */
+  explain?: ExplainUnplaced;
+}
+
+/** Opens the event store, catches the read models up, and serves the HTTP API. */
+export async function runMaster(config: MasterConfig, dependencies: MasterDependencies = {}): Promise<RunningMaster> {
+  const parsed = MasterConfig.parse(config);
+  const logger = dependencies.logger ?? pino({ level: parsed.logLevel, base: { service: "master" } });
+  const ownStore = dependencies.store === undefined;
+  const store =
+    dependencies.store ??
+    (parsed.nats === undefined
+      ? await EmbeddedEventStore.open({ dir: parsed.data, logger })
+      : await JetStreamEventStore.connect({ servers: parsed.nats, logger, ...(parsed.streamName === undefined ? {} : { streamName: parsed.streamName }) }));
+  const explain = dependencies.explain ?? (await defaultExplain());
+  const master = new Master(store, logger, explain);
+  await master.start();
+  const app = buildHttpApi(master, logger);
+  const address = await app.listen({ port: parsed.port, host: parsed.host });
+  logger.info({ url: address, store: parsed.nats === undefined ? `embedded ${parsed.data}` : parsed.nats }, "master listening");
+  return {
+    url: address,
+    master,
+    async stop() {
+      await app.close();
+      await master.stop();
+      if (ownStore) await store.close();
+    },
+  };
+}
+
+/** The allocator's own words for why an instance is not placed (loaded lazily: it is another package). */
+async function defaultExplain(): Promise<ExplainUnplaced> {
+  const { explainUnplaced } = await import("@slap/allocator");
+  return explainUnplaced;
+}

@@ -1,0 +1,352 @@
+import Fastify, { type FastifyReply, type FastifyRequest } from "fastify";
+import { z } from "zod";
+import {
+  ComputerId,
+  EVENT_TYPES,
+  EventValidationError,
+  PartitionId,
+  UserId,
+  type Actor,
+  type Commit,
+  type DomainEvent,
+  type InstanceView,
+} from "@slap/events";
+import type { Logger } from "pino";
+import {
+  Bang,
+  ChangeRequestedState,
+  ComputerIdParam,
+  InstanceIdParam,
+  PublishConnectionParameters,
+  ReferenceParam,
+  RegisterComputer,
+  ReportInstanceStatus,
+  ReportSoftwareStatus,
+  RequestInstance,
+  SupplySoftware,
+} from "../core/commands.js";
+import type { Answer } from "../core/answer.js";
+import {
+  decideBang,
+  decideDestroyed,
+  decidePublish,
+  decideRegisterComputer,
+  decideRequest,
+  decideSoftwareStatus,
+  decideStateChange,
+  decideStatus,
+  decideSupply,
+  keyOf,
+  mayManage,
+  requesterOf,
+} from "../core/decide.js";
+import { CommandRejected, type Master } from "./master.js";
+import { openApiDocument } from "./openapi.js";
+
+const WaitQuery = z.object({ wait: z.coerce.number().int().min(0).max(60_000).default(0) });
+const SecretsQuery = z.object({ secrets: z.enum(["0", "1", "true", "false"]).optional() });
+const EventsQuery = z.object({
+  after: z.coerce.number().int().min(0).default(0),
+  limit: z.coerce.number().int().min(1).max(10_000).default(1_000),
+  filter: z.string().regex(/^[A-Za-z0-9_*>.-]{1,256}$/, "must be a subject filter such as tree.<id>.>").optional(),
+  type: z.enum(EVENT_TYPES as unknown as [string, ...string[]]).optional(),
+  since: z.iso.datetime({ offset: true }).optional(),
+});
+
+class HttpError extends Error {
+  override name = "HttpError";
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly issues?: Array<{ path: string; message: string }>,
+  ) {
+    super(message);
+  }
+}
+
+function parse<T extends z.ZodType>(schema: T, value: unknown, where: string): z.infer<T> {
+  const parsed = schema.safeParse(value ?? {});
+  if (parsed.success) return parsed.data;
+  const issues = parsed.error.issues.map((i) => ({ path: i.path.map(String).join("."), message: i.message }));
+  throw new HttpError(400, "BadRequest", `invalid ${where}: ${issues.map((i) => `${i.path || "(root)"}: ${i.message}`).join("; ")}`, issues);
+}
+
+const PartitionHeader = z.string().transform((value, ctx) => {
+  const [computerId, partitionId, ...rest] = value.split("/");
+  const c = ComputerId.safeParse(computerId);
+  const p = PartitionId.safeParse(partitionId);
+  if (rest.length > 0 || !c.success || !p.success) {
+    ctx.addIssue({ code: "custom", message: "must be <computerId>/<partitionId>" });
+    return z.NEVER;
+  }
+  return { computerId: c.data, partitionId: p.data };
+});
+
+/** The sender of a request, from its identity header (see API.md). */
+function actorOf(request: FastifyRequest): Actor {
+  const header = (name: string): string | undefined => {
+    const v = request.headers[name];
+    return Array.isArray(v) ? v[0] : v;
+  };
+  const partition = header("x-slap-partition");
+  if (partition !== undefined) return { kind: "partition", ...parse(PartitionHeader, partition, "header x-slap-partition") };
+  const node = header("x-slap-node");
+  if (node !== undefined) return { kind: "node", computerId: parse(ComputerId, node, "header x-slap-node") };
+  return { kind: "user", userId: parse(UserId, header("x-slap-user") ?? "anonymous", "header x-slap-user") };
+}
+
+const SECRET = /pass|secret|token|key/i;
+
+function maskMap(map: Record<string, string> | null, show: boolean): Record<string, string> | null {
+  if (map === null || show) return map;
+  return Object.fromEntries(Object.entries(map).map(([k, v]) => [k, SECRET.test(k) ? "********" : v]));
+}
+
+function present(instance: InstanceView, show: boolean): InstanceView {
+  return { ...instance, connection: maskMap(instance.connection, show) };
+}
+
+function presentAnswer(answer: Answer, show: boolean): Answer {
+  return answer.status === "ready" ? { ...answer, connection: maskMap(answer.connection, show) ?? {} } : answer;
+}
+
+function sendAnswer(reply: FastifyReply, answer: Answer): FastifyReply {
+  return reply.code(answer.status === "pending" ? 202 : 200).send(answer);
+}
+
+/**
+ * The master's HTTP API (see API.md). Every body, query and header is parsed with zod; errors
+ * answer `{ error: { code, message, issues? } }` with 400/403/404/409, never a stack trace.
+ */
+export function buildHttpApi(master: Master, logger: Logger) {
+  const app = Fastify({ loggerInstance: logger, bodyLimit: 1024 * 1024, forceCloseConnections: true });
+
+  app.setErrorHandler((error: unknown, request, reply) => {
+    if (error instanceof HttpError) {
+      return reply.code(error.status).send({ error: { code: error.code, message: error.message, ...(error.issues ? { issues: error.issues } : {}) } });
+    }
+    if (error instanceof CommandRejected) {
+      const status = { Forbidden: 403, NotFound: 404, Conflict: 409 }[error.rejection.reason];
+      return reply.code(status).send({ error: { code: error.rejection.reason, message: error.rejection.detail } });
+    }
+    if (error instanceof EventValidationError) {
+      return reply.code(400).send({ error: { code: "BadRequest", message: error.message, issues: error.issues } });
+    }
+    const status = (error as { statusCode?: number }).statusCode;
+    if (status !== undefined && status >= 400 && status < 500) {
+      return reply.code(status).send({ error: { code: "BadRequest", message: (error as Error).message } });
+    }
+    request.log.error({ err: error, url: request.url }, "request failed");
+    return reply.code(500).send({ error: { code: "Internal", message: "the master could not complete the request; it is logged" } });
+  });
+  app.setNotFoundHandler((request, reply) =>
+    reply.code(404).send({ error: { code: "NotFound", message: `no route ${request.method} ${request.url.split("?")[0]}` } }),
+  );
+
+  const visible = (actor: Actor, instance: InstanceView): boolean =>
+    mayManage(instance, master.context(actor)) === undefined;
+
+  const found = (actor: Actor, instanceId: string): InstanceView => {
+    const instance = master.instance(instanceId);
+    if (instance === undefined || !visible(actor, instance)) throw new HttpError(404, "NotFound", `no instance ${instanceId}`);
+    return instance;
+  };
+
+  const details = (instance: InstanceView, show: boolean) => ({
+    instance: present(instance, show),
+    answer: presentAnswer(master.answer(instance), show),
+    sharedInstances: Object.values(master.instances.instances)
+      .filter((i) => i.host?.instanceId === instance.instanceId)
+      .map((i) => present(i, show)),
+  });
+
+  app.get("/healthz", () => ({ ok: true, position: master.position }));
+  app.get("/openapi.json", () => openApiDocument());
+
+  app.post("/v1/requests", async (request, reply) => {
+    const actor = actorOf(request);
+    const command = parse(RequestInstance, request.body, "request body");
+    const { wait } = parse(WaitQuery, request.query, "query");
+    const result = await master.execute(actor, (ctx) => decideRequest(command, ctx));
+    const instanceId = result.instanceId!;
+    const answer = await master.waitForAnswer(instanceId, wait);
+    if (answer === undefined) throw new HttpError(500, "Internal", `instance ${instanceId} is missing from the read model`);
+    return sendAnswer(reply, answer);
+  });
+
+  app.get("/v1/instances", (request) => {
+    const actor = actorOf(request);
+    const { secrets } = parse(SecretsQuery, request.query, "query");
+    const show = secrets === "1" || secrets === "true";
+    const instances = Object.values(master.instances.instances).filter((i) => visible(actor, i));
+    const treeIds = new Set(instances.map((i) => i.treeId));
+    return {
+      instances: instances.map((i) => present(i, show)),
+      trees: Object.values(master.instances.trees).filter((t) => treeIds.has(t.treeId)),
+    };
+  });
+
+  app.get("/v1/instances/:instanceId", (request) => {
+    const actor = actorOf(request);
+    const { instanceId } = parse(InstanceIdParam, request.params, "path");
+    const { secrets } = parse(SecretsQuery, request.query, "query");
+    return details(found(actor, instanceId), secrets === "1" || secrets === "true");
+  });
+
+  app.get("/v1/references/:reference", (request) => {
+    const actor = actorOf(request);
+    const { reference } = parse(ReferenceParam, request.params, "path");
+    const { secrets } = parse(SecretsQuery, request.query, "query");
+    const requester = requesterOf(master.context(actor));
+    if ("ok" in requester) throw new CommandRejected(requester);
+    return details(found(actor, keyOf(requester, reference).instanceId), secrets === "1" || secrets === "true");
+  });
+
+  app.get("/v1/instances/:instanceId/watch", (request, reply) => {
+    const actor = actorOf(request);
+    const { instanceId } = parse(InstanceIdParam, request.params, "path");
+    found(actor, instanceId);
+    // Like the answer to a request, a watch serves the requester: connection parameters unmasked.
+    const show = true;
+    let last = "";
+    const stream = openEventStream(request, reply);
+    const push = (): void => {
+      const instance = master.instance(instanceId);
+      if (instance === undefined) return;
+      const answer = JSON.stringify(presentAnswer(master.answer(instance), show));
+      if (answer !== last) {
+        last = answer;
+        stream.send("answer", answer);
+      }
+    };
+    push();
+    const unsubscribe = master.onChange(push);
+    stream.onClose(unsubscribe);
+  });
+
+  const executeOn = (handler: (request: FastifyRequest, actor: Actor, instanceId: string) => ReturnType<Master["execute"]>) =>
+    async (request: FastifyRequest) => {
+      const actor = actorOf(request);
+      const { instanceId } = parse(InstanceIdParam, request.params, "path");
+      const result = await handler(request, actor, instanceId);
+      return { instanceId, position: result.position };
+    };
+
+  app.post("/v1/instances/:instanceId/state", async (request, reply) => {
+    const actor = actorOf(request);
+    const { instanceId } = parse(InstanceIdParam, request.params, "path");
+    const { state } = parse(ChangeRequestedState, request.body, "body");
+    found(actor, instanceId);
+    await master.execute(actor, (ctx) => decideStateChange(instanceId, state, ctx));
+    return sendAnswer(reply, master.answer(master.instance(instanceId)!));
+  });
+  app.post(
+    "/v1/instances/:instanceId/bang",
+    executeOn((request, actor, id) => {
+      found(actor, id);
+      const command = parse(Bang, request.body, "body");
+      return master.execute(actor, (ctx) => decideBang(id, command, ctx));
+    }),
+  );
+  app.post(
+    "/v1/instances/:instanceId/connection",
+    executeOn((request, actor, id) => {
+      const command = parse(PublishConnectionParameters, request.body, "body");
+      return master.execute(actor, (ctx) => decidePublish(id, command, ctx));
+    }),
+  );
+  app.post(
+    "/v1/instances/:instanceId/status",
+    executeOn((request, actor, id) => {
+      const command = parse(ReportInstanceStatus, request.body, "body");
+      return master.execute(actor, (ctx) => decideStatus(id, command, ctx));
+    }),
+  );
+  app.post(
+    "/v1/instances/:instanceId/destroyed",
+    executeOn((_request, actor, id) => master.execute(actor, (ctx) => decideDestroyed(id, ctx))),
+  );
+
+  app.post("/v1/computers", async (request) => {
+    const actor = actorOf(request);
+    const command = parse(RegisterComputer, request.body, "body");
+    const result = await master.execute(actor, (ctx) => decideRegisterComputer(command, ctx));
+    return { computerId: command.computerId, position: result.position };
+  });
+  app.get("/v1/computers", () => ({ computers: Object.values(master.computers.computers) }));
+  app.get("/v1/computers/:computerId", (request) => {
+    const { computerId } = parse(ComputerIdParam, request.params, "path");
+    const computer = master.computers.computers[computerId];
+    if (computer === undefined) throw new HttpError(404, "NotFound", `no computer ${computerId}`);
+    return { computer };
+  });
+  app.post("/v1/computers/:computerId/supply", async (request) => {
+    const actor = actorOf(request);
+    const { computerId } = parse(ComputerIdParam, request.params, "path");
+    const command = parse(SupplySoftware, request.body, "body");
+    const result = await master.execute(actor, (ctx) => decideSupply(computerId, command, ctx));
+    return { computerId, position: result.position };
+  });
+  app.post("/v1/computers/:computerId/software", async (request) => {
+    const actor = actorOf(request);
+    const { computerId } = parse(ComputerIdParam, request.params, "path");
+    const command = parse(ReportSoftwareStatus, request.body, "body");
+    const result = await master.execute(actor, (ctx) => decideSoftwareStatus(computerId, command, ctx));
+    return { computerId, position: result.position };
+  });
+
+  const eventMatches = (query: z.infer<typeof EventsQuery>, event: DomainEvent): boolean =>
+    (query.type === undefined || event.type === query.type) && (query.since === undefined || Date.parse(event.time) >= Date.parse(query.since));
+
+  app.get("/v1/events", async (request) => {
+    actorOf(request);
+    const query = parse(EventsQuery, request.query, "query");
+    const events: Array<{ position: number; streamKey: string; event: DomainEvent }> = [];
+    let next = query.after;
+    for await (const commit of master.store.readAll({ after: query.after, ...(query.filter === undefined ? {} : { filter: query.filter }) })) {
+      for (const event of commit.events) if (eventMatches(query, event)) events.push({ position: commit.position, streamKey: commit.streamKey, event });
+      next = commit.position;
+      if (events.length >= query.limit) break;
+    }
+    return { events, next };
+  });
+
+  app.get("/v1/events/stream", (request, reply) => {
+    actorOf(request);
+    const query = parse(EventsQuery, request.query, "query");
+    const stream = openEventStream(request, reply);
+    const subscription = master.store.subscribe({ after: query.after, ...(query.filter === undefined ? {} : { filter: query.filter }) });
+    stream.onClose(() => void subscription.close());
+    void (async () => {
+      for await (const commit of subscription as AsyncIterable<Commit>) {
+        for (const event of commit.events) {
+          if (eventMatches(query, event)) stream.send("event", JSON.stringify({ position: commit.position, streamKey: commit.streamKey, event }));
+        }
+      }
+    })().catch((error: unknown) => logger.warn({ err: error }, "event stream ended"));
+  });
+
+  return app;
+}
+
+/** Server-sent events on a hijacked reply, with a heartbeat so proxies keep the stream open. */
+function openEventStream(request: FastifyRequest, reply: FastifyReply) {
+  reply.hijack();
+  const raw = reply.raw;
+  raw.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache", connection: "keep-alive" });
+  raw.write(": connected\n\n");
+  const heartbeat = setInterval(() => raw.write(": heartbeat\n\n"), 15_000);
+  const closers: Array<() => void> = [() => clearInterval(heartbeat)];
+  request.raw.on("close", () => {
+    for (const close of closers) close();
+  });
+  return {
+    send(event: string, data: string): void {
+      raw.write(`event: ${event}\ndata: ${data}\n\n`);
+    },
+    onClose(close: () => void): void {
+      closers.push(close);
+    },
+  };
+}
