@@ -2,6 +2,7 @@ import { mkdir, open, readFile, rename } from "node:fs/promises";
 import { join } from "node:path";
 import type { Logger } from "pino";
 import type { DomainEvent } from "./schemas.js";
+import { EventStoreError } from "./errors.js";
 import type { Commit, EventStore, Subscription } from "./store.js";
 
 /**
@@ -138,6 +139,7 @@ export class ProjectionRunner<S> {
   private subscription: Subscription | undefined;
   private loop: Promise<void> | undefined;
   private sinceCheckpoint = 0;
+  private stopping = false;
   private readonly waiting = new Set<{ position: number; resolve: () => void }>();
   private readonly listeners = new Set<(state: S, commit: Commit) => void>();
   private readonly logger: Logger;
@@ -189,11 +191,36 @@ export class ProjectionRunner<S> {
     }
     this.seen = Math.max(this.seen, head);
     this.logger.info({ position: this.seen }, "projection caught up");
-    const subscription = this.store.subscribe({ after: this.seen });
-    this.subscription = subscription;
-    this.loop = this.follow(subscription).catch((error: unknown) => {
-      this.logger.error({ err: error, position: this.seen }, "projection stopped: the event store failed");
-    });
+    this.loop = this.followWithRetries();
+  }
+
+  /**
+   * Follows the log; when the subscription fails with a retryable error (a reconnect, a
+   * timeout), subscribes again from the last folded position with a capped back-off. A
+   * failure that retrying cannot help stops the runner, logged as an error.
+   */
+  private async followWithRetries(): Promise<void> {
+    for (let failures = 0; !this.stopping; ) {
+      const subscription = this.store.subscribe({ after: this.seen });
+      this.subscription = subscription;
+      const before = this.seen;
+      try {
+        // Returns when the subscription is closed: by `stop()`, or by the store closing.
+        await this.follow(subscription);
+        return;
+      } catch (error) {
+        if (this.stopping) return;
+        if (!(error instanceof EventStoreError) || !error.retryable) {
+          this.logger.error({ err: error, position: this.seen }, "projection stopped: the event store failed");
+          return;
+        }
+        failures = this.seen > before ? 1 : failures + 1;
+        const delay = Math.min(5_000, 50 * 2 ** Math.min(failures, 7));
+        this.logger.warn({ err: error, position: this.seen, retryInMs: delay }, "projection subscription failed; subscribing again");
+        await subscription.close().catch(() => undefined);
+        await new Promise((resolve) => setTimeout(resolve, delay));
+      }
+    }
   }
 
   private async follow(subscription: Subscription): Promise<void> {
@@ -230,6 +257,7 @@ export class ProjectionRunner<S> {
 
   /** Stops following and saves a final checkpoint. Pending `waitFor` calls resolve (with the state as it is). */
   async stop(): Promise<void> {
+    this.stopping = true;
     await this.subscription?.close();
     await this.loop;
     for (const w of this.waiting) w.resolve();

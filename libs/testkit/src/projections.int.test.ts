@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import {
+  EventStoreError,
   FileCheckpointStore,
   ProjectionRunner,
   computersProjection,
@@ -115,3 +116,41 @@ for (const backend of backends) {
     }
   });
 }
+
+describe("projection runner", () => {
+  it("subscribes again from its last position when the subscription fails with a retryable error", async () => {
+    const { store } = await backends[0]!.open();
+    let failed = false;
+    const flaky: EventStore = {
+      append: (events, options) => store.append(events, options),
+      readStream: (key) => store.readStream(key),
+      readAll: (options) => store.readAll(options),
+      head: () => store.head(),
+      close: () => store.close(),
+      subscribe(options) {
+        const inner = store.subscribe(options);
+        const iterate = async function* () {
+          let n = 0;
+          for await (const commit of inner) {
+            if (!failed && ++n === 5) {
+              failed = true;
+              throw new EventStoreError("connection lost", { retryable: true });
+            }
+            yield commit;
+          }
+        };
+        return { [Symbol.asyncIterator]: iterate, close: () => inner.close() };
+      },
+    };
+    const captured = captureLogger();
+    const runner = new ProjectionRunner(flaky, instancesProjection, { logger: captured.logger });
+    await runner.start();
+    let last = 0;
+    for (const events of story(2)) last = (await store.append(events, { expectedVersion: "any" })).position;
+    await runner.waitFor(last);
+    assert.ok(failed);
+    assert.ok(captured.lines.some((l) => l.msg === "projection subscription failed; subscribing again"));
+    assert.deepEqual(runner.state, (await rebuild(store, instancesProjection)).state);
+    await runner.stop();
+  });
+});

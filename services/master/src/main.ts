@@ -16,6 +16,11 @@ export const MasterConfig = z.object({
   port: z.coerce.number().int().min(0).max(65_535).default(8080),
   host: z.string().min(1).default("127.0.0.1"),
   logLevel: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+  /**
+   * Run an allocator in this process, on the same store. Default: yes with the embedded log
+   * (one process owns it), no with NATS (allocators run as their own replicas).
+   */
+  allocator: z.boolean().optional(),
 });
 export type MasterConfig = z.input<typeof MasterConfig>;
 
@@ -46,14 +51,21 @@ export async function runMaster(config: MasterConfig, dependencies: MasterDepend
   const explain = dependencies.explain ?? (await defaultExplain());
   const master = new Master(store, logger, explain);
   await master.start();
+  const withAllocator = parsed.allocator ?? (dependencies.store === undefined && parsed.nats === undefined);
+  const allocator = withAllocator ? new (await import("@slap/allocator")).Allocator({ store, logger, replica: "allocator-0" }) : undefined;
+  await allocator?.start();
   const app = buildHttpApi(master, logger);
   const address = await app.listen({ port: parsed.port, host: parsed.host });
-  logger.info({ url: address, store: parsed.nats === undefined ? `embedded ${parsed.data}` : parsed.nats }, "master listening");
+  logger.info(
+    { url: address, store: parsed.nats === undefined ? `embedded ${parsed.data}` : parsed.nats, allocator: withAllocator },
+    "master listening",
+  );
   return {
     url: address,
     master,
     async stop() {
       await app.close();
+      await allocator?.stop();
       await master.stop();
       if (ownStore) await store.close();
     },
