@@ -50,12 +50,22 @@ export async function runMaster(config: MasterConfig, dependencies: MasterDepend
       : await JetStreamEventStore.connect({ servers: parsed.nats, logger, ...(parsed.streamName === undefined ? {} : { streamName: parsed.streamName }) }));
   const explain = dependencies.explain ?? (await defaultExplain());
   const master = new Master(store, logger, explain);
-  await master.start();
   const withAllocator = parsed.allocator ?? (dependencies.store === undefined && parsed.nats === undefined);
   const allocator = withAllocator ? new (await import("@slap/allocator")).Allocator({ store, logger, replica: "allocator-0" }) : undefined;
-  await allocator?.start();
   const app = buildHttpApi(master, logger);
-  const address = await app.listen({ port: parsed.port, host: parsed.host });
+  let address: string;
+  try {
+    await master.start();
+    await allocator?.start();
+    address = await app.listen({ port: parsed.port, host: parsed.host });
+  } catch (error) {
+    // Close what was opened, so a failed start (a port in use) does not keep the process alive.
+    await app.close().catch(() => undefined);
+    await allocator?.stop().catch(() => undefined);
+    await master.stop().catch(() => undefined);
+    if (ownStore) await store.close().catch(() => undefined);
+    throw error;
+  }
   logger.info(
     { url: address, store: parsed.nats === undefined ? `embedded ${parsed.data}` : parsed.nats, allocator: withAllocator },
     "master listening",

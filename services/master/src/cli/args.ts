@@ -1,0 +1,182 @@
+/**
+ * What every `slap` command is built from: the `Io` it runs with, the `Command` shape, the
+ * errors that become one line and an exit code, and argument parsing (`node:util` parseArgs
+ * for the shape, zod for the values).
+ */
+import { parseArgs } from "node:util";
+import type { z } from "zod";
+
+/**
+ * What every command needs from the outside world, passed in so that tests can run a command
+ * in-process with their own environment and output.
+ */
+export interface Io {
+  readonly env: Readonly<Record<string, string | undefined>>;
+  /** Results: what a script captures. */
+  readonly stdout: Output;
+  /** Progress, warnings and errors. */
+  readonly stderr: Output;
+  /**
+   * Aborted on the first SIGINT/SIGTERM. Only commands that call it take over those signals;
+   * the others keep Node's default (the process ends at once).
+   */
+  stopSignal(): AbortSignal;
+  /** The HTTP client's `fetch` (default: Node's). */
+  readonly fetch?: typeof fetch;
+}
+
+export interface Output {
+  write(text: string): unknown;
+  readonly isTTY?: boolean;
+  readonly columns?: number;
+}
+
+/** One command of `slap`: its one-line summary for `slap --help`, its own help, and what it does. */
+export interface Command {
+  readonly name: string;
+  readonly summary: string;
+  readonly help: string;
+  /** Returns the exit code; throws `UsageError` (exit 2) or `CliError` (its exit code). */
+  run(argv: readonly string[], io: Io): Promise<number>;
+}
+
+/** A failure the user can act on: reported as one line, `slap <command>: <message>`, with `exitCode`. */
+export class CliError extends Error {
+  override name = "CliError";
+  constructor(
+    message: string,
+    readonly exitCode = 1,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+/** A wrong command line: exit code 2, with a pointer to the command's `--help`. */
+export class UsageError extends CliError {
+  override name = "UsageError";
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, 2, options);
+  }
+}
+
+export type OptionSpec = { type: "string"; multiple?: boolean; short?: string } | { type: "boolean"; short?: string };
+
+export interface ArgvSpec {
+  readonly options: Readonly<Record<string, OptionSpec>>;
+  /** Names of the required positional arguments, in order (shown as `<name>`). */
+  readonly positionals?: readonly string[];
+}
+
+export interface ParsedArgv {
+  values: Record<string, string | boolean | string[] | undefined>;
+  positionals: Record<string, string>;
+}
+
+/** `--help` was asked for: the command prints its help and exits 0. */
+export const HELP = Symbol("help");
+
+/**
+ * Splits a command line with `node:util` `parseArgs` (strict: unknown options, missing values
+ * and extra arguments are usage errors). Values are still strings: validate them with `validate`.
+ */
+export function splitArgv(spec: ArgvSpec, argv: readonly string[]): ParsedArgv | typeof HELP {
+  if (argv.includes("--help") || argv.includes("-h")) return HELP;
+  const names = spec.positionals ?? [];
+  let parsed;
+  try {
+    parsed = parseArgs({ args: [...argv], options: spec.options, allowPositionals: true, strict: true });
+  } catch (error) {
+    throw new UsageError(describeParseArgsError(error), { cause: error });
+  }
+  const extra = parsed.positionals.slice(names.length);
+  if (extra.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(extra[0])}`);
+  const missing = names.slice(parsed.positionals.length);
+  if (missing.length > 0) throw new UsageError(`missing <${missing.join("> <")}>`);
+  const positionals: Record<string, string> = {};
+  names.forEach((name, index) => {
+    positionals[name] = parsed.positionals[index] ?? "";
+  });
+  return { values: { ...parsed.values }, positionals };
+}
+
+function describeParseArgsError(error: unknown): string {
+  const { code, message } = error as { code?: string; message?: string };
+  const option = /'(-[^' ]+)/.exec(message ?? "")?.[1];
+  switch (code) {
+    case "ERR_PARSE_ARGS_UNKNOWN_OPTION":
+      return `unknown option ${option ?? ""}`.trim();
+    case "ERR_PARSE_ARGS_INVALID_OPTION_VALUE":
+      return option === undefined ? "an option is missing its value" : `${option} needs a value`;
+    default:
+      return (message ?? String(error)).split("\n")[0] ?? "invalid arguments";
+  }
+}
+
+/**
+ * Parses `input` with `schema`; each issue is reported with the flag or argument it is about
+ * (`--port`, `<release>`), or the label given for it (e.g. `--master (or SLAP_MASTER)`).
+ */
+export function validate<S extends z.ZodType>(schema: S, input: unknown, labels: Readonly<Record<string, string>> = {}): z.output<S> {
+  const parsed = schema.safeParse(input);
+  if (parsed.success) return parsed.data;
+  const described = parsed.error.issues.map((issue) => {
+    const key = issue.path[0];
+    const label = key === undefined ? "arguments" : (labels[String(key)] ?? `--${String(key)}`);
+    return `${label}: ${issue.message}`;
+  });
+  throw new UsageError(described.join("; "));
+}
+
+/** Labels for positional arguments: `<release>`. */
+export function positionalLabels(names: readonly string[]): Record<string, string> {
+  return Object.fromEntries(names.map((name) => [name, `<${name}>`]));
+}
+
+/**
+ * `k=v` pairs (split on the first `=`, so values may contain `=`) into a map; the last of two
+ * equal keys wins. A pair without `=` or with an empty key is a usage error naming it.
+ */
+export function keyValues(flag: string, pairs: readonly string[] | undefined): Record<string, string> {
+  const map: Record<string, string> = {};
+  for (const pair of pairs ?? []) {
+    const at = pair.indexOf("=");
+    if (at <= 0) throw new UsageError(`--${flag} ${JSON.stringify(pair)}: expected key=value`);
+    map[pair.slice(0, at)] = pair.slice(at + 1);
+  }
+  return map;
+}
+
+/** An environment value, with the empty string counted as unset. */
+export function fromEnv(env: Io["env"], name: string): string | undefined {
+  const value = env[name];
+  return value === undefined || value === "" ? undefined : value;
+}
+
+/** Flags of which at most one may be given (e.g. the event filters). */
+export function atMostOne(flags: Readonly<Record<string, unknown>>): void {
+  const given = Object.entries(flags).filter(([, value]) => value !== undefined);
+  if (given.length > 1) throw new UsageError(`${given.map(([name]) => `--${name}`).join(" and ")} cannot be combined`);
+}
+
+/** Prints a command's help on stdout; asking for help is not an error (exit 0). */
+export function printHelp(io: Io, command: Command): number {
+  io.stdout.write(`${command.help}\n`);
+  return 0;
+}
+
+/** Resolves when `signal` aborts. The timer keeps the process alive meanwhile, whatever else holds the event loop. */
+export function until(signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return Promise.resolve();
+  const keepAlive = setInterval(() => undefined, 1 << 30);
+  return new Promise((resolve) =>
+    signal.addEventListener(
+      "abort",
+      () => {
+        clearInterval(keepAlive);
+        resolve();
+      },
+      { once: true },
+    ),
+  );
+}

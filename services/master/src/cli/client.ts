@@ -1,0 +1,411 @@
+import { z } from "zod";
+import { Requester, RequestedState, UserId } from "@slap/events";
+import { CliError, fromEnv, validate, type Io, type OptionSpec } from "./args.js";
+
+// ---------------------------------------------------------------------------------------------
+// Answers of the master (API.md), parsed at the boundary like every other input.
+// Views are loose objects: fields the CLI does not know are kept for --json.
+// ---------------------------------------------------------------------------------------------
+
+const Text = z.string();
+const Map = z.record(z.string(), z.string());
+
+export const Answer = z.discriminatedUnion("status", [
+  z.looseObject({ status: z.literal("pending"), instanceId: Text, reference: Text, reason: Text, retryAfterMs: z.number() }),
+  z.looseObject({ status: z.literal("ready"), instanceId: Text, reference: Text, connection: Map }),
+  z.looseObject({ status: z.literal("destroyed"), instanceId: Text, reference: Text }),
+]);
+export type Answer = z.infer<typeof Answer>;
+
+export const InstanceView = z.looseObject({
+  instanceId: Text,
+  treeId: Text,
+  reference: Text,
+  releaseUrl: Text,
+  softwareType: Text,
+  parameters: Map,
+  sla: Map,
+  shared: z.boolean(),
+  requestedState: RequestedState,
+  requester: Requester,
+  requestedAt: Text,
+  updatedAt: Text,
+  serial: z.number(),
+  placement: z.object({ computerId: Text, partitionId: Text }).nullable(),
+  host: z.object({ instanceId: Text, treeId: Text }).nullable(),
+  connection: Map.nullable(),
+  status: z
+    .looseObject({
+      status: Text,
+      message: Text.nullable(),
+      waitingFor: z.array(Text),
+      promises: z.array(z.looseObject({ name: Text, ok: z.boolean(), message: Text })),
+      processes: z.array(z.looseObject({ name: Text, state: Text })),
+      computerId: Text,
+      partitionId: Text,
+      at: Text,
+    })
+    .nullable(),
+  lastBang: z.looseObject({ message: Text, at: Text }).nullable(),
+  destroyed: z.boolean(),
+});
+export type InstanceView = z.infer<typeof InstanceView>;
+
+export const TreeView = z.looseObject({ treeId: Text, rootInstanceId: Text, instanceIds: z.array(Text) });
+export type TreeView = z.infer<typeof TreeView>;
+
+export const InstanceList = z.looseObject({ instances: z.array(InstanceView), trees: z.array(TreeView) });
+export type InstanceList = z.infer<typeof InstanceList>;
+
+export const InstanceDetails = z.looseObject({ instance: InstanceView, answer: Answer, sharedInstances: z.array(InstanceView) });
+export type InstanceDetails = z.infer<typeof InstanceDetails>;
+
+export const PartitionView = z.looseObject({
+  partitionId: Text,
+  address: Text,
+  ports: z.object({ from: z.number(), to: z.number() }),
+  instanceId: Text.nullable(),
+  treeId: Text.nullable(),
+  supersededClaim: z.object({ instanceId: Text }).nullable().optional(),
+});
+export type PartitionView = z.infer<typeof PartitionView>;
+
+export const SoftwareView = z.looseObject({ releaseUrl: Text, supplied: z.boolean(), status: Text, log: Text.nullable(), updatedAt: Text });
+export type SoftwareView = z.infer<typeof SoftwareView>;
+
+export const ComputerView = z.looseObject({
+  computerId: Text,
+  name: Text.nullable(),
+  networkId: Text.nullable(),
+  partitions: z.record(z.string(), PartitionView),
+  software: z.record(z.string(), SoftwareView),
+});
+export type ComputerView = z.infer<typeof ComputerView>;
+
+export const ComputerList = z.looseObject({ computers: z.array(ComputerView) });
+export type ComputerList = z.infer<typeof ComputerList>;
+
+export const Appended = z.looseObject({ position: z.number().int().min(0) });
+
+/** An event of the log as the master serves it: the envelope the CLI prints, the rest kept. */
+export const EventRecord = z.looseObject({
+  position: z.number().int(),
+  streamKey: Text,
+  event: z.looseObject({ id: Text, type: Text, time: Text, correlationId: Text }),
+});
+export type EventRecord = z.infer<typeof EventRecord>;
+
+export const EventPage = z.looseObject({ events: z.array(EventRecord), next: z.number().int().min(0) });
+export type EventPage = z.infer<typeof EventPage>;
+
+const ApiError = z.object({
+  error: z.looseObject({
+    code: Text,
+    message: Text,
+    issues: z.array(z.looseObject({ path: Text, message: Text })).optional(),
+  }),
+});
+
+// ---------------------------------------------------------------------------------------------
+// Errors
+// ---------------------------------------------------------------------------------------------
+
+/** The master could not be reached at all (refused, unknown host, reset). Retrying may help. */
+export class MasterUnreachable extends CliError {
+  override name = "MasterUnreachable";
+  readonly retryable = true;
+  constructor(url: string, cause: unknown) {
+    super(`cannot reach the master at ${url} (is it running? slap master)`, 1, { cause });
+  }
+}
+
+/** The master answered with an API error (`{ error: { code, message, issues } }`). */
+export class MasterRejected extends CliError {
+  override name = "MasterRejected";
+  readonly retryable = false;
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(`${code}: ${message}`);
+  }
+}
+
+/** The master answered something that is not what API.md promises. Retrying will not help. */
+export class UnexpectedAnswer extends CliError {
+  override name = "UnexpectedAnswer";
+  readonly retryable = false;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Connection options shared by the client commands
+// ---------------------------------------------------------------------------------------------
+
+export const DEFAULT_MASTER = "http://127.0.0.1:8080";
+
+export const clientOptions = {
+  master: { type: "string" },
+  user: { type: "string" },
+} as const satisfies Record<string, OptionSpec>;
+
+export const clientHelp = `connection:
+  --master URL   the master (env SLAP_MASTER, default ${DEFAULT_MASTER})
+  --user ID      who is asking, sent as the x-slap-user header (env SLAP_USER, default admin;
+                 the credentials of issue 7 will replace this header)`;
+
+const Connection = z.object({
+  master: z.url({ protocol: /^https?$/, error: "must be an http:// or https:// URL" }).transform((url) => url.replace(/\/+$/, "")),
+  user: UserId,
+});
+export type Connection = z.infer<typeof Connection>;
+
+/** `--master`/`--user`, falling back on `SLAP_MASTER`/`SLAP_USER`, then the defaults. */
+export function connectionOf(values: { master?: unknown; user?: unknown }, env: Io["env"]): Connection {
+  return validate(
+    Connection,
+    {
+      master: values.master ?? fromEnv(env, "SLAP_MASTER") ?? DEFAULT_MASTER,
+      user: values.user ?? fromEnv(env, "SLAP_USER") ?? "admin",
+    },
+    { master: "--master (or SLAP_MASTER)", user: "--user (or SLAP_USER)" },
+  );
+}
+
+// ---------------------------------------------------------------------------------------------
+// The client
+// ---------------------------------------------------------------------------------------------
+
+/** How long a plain call may take before the CLI gives up on it. */
+const CALL_TIMEOUT_MS = 30_000;
+/** Margin over a long poll's `wait` before the call counts as lost. */
+const LONG_POLL_MARGIN_MS = 15_000;
+
+export interface RequestBody {
+  releaseUrl: string;
+  reference: string;
+  softwareType: string;
+  parameters: Record<string, string>;
+  sla: Record<string, string>;
+  shared: boolean;
+  state: RequestedState;
+}
+
+export interface EventQuery {
+  after?: number;
+  limit?: number;
+  filter?: string;
+  type?: string;
+  since?: string;
+}
+
+interface CallOptions {
+  body?: unknown;
+  query?: Record<string, string | number | undefined>;
+  timeoutMs?: number;
+  signal?: AbortSignal;
+}
+
+/**
+ * The master's HTTP API (API.md) over Node's `fetch`. Every answer is parsed with its zod
+ * schema; every failure is a `CliError` whose message is one line for the user.
+ */
+export class MasterClient {
+  constructor(
+    readonly connection: Connection,
+    private readonly fetchImpl: typeof fetch = fetch,
+  ) {}
+
+  /** `POST /v1/requests[?wait=ms]`: the request is idempotent, so asking again is how to poll. */
+  request(body: RequestBody, options: { waitMs?: number; signal?: AbortSignal } = {}): Promise<Answer> {
+    const wait = options.waitMs ?? 0;
+    return this.call("POST", "/v1/requests", Answer, {
+      body,
+      query: { wait: wait > 0 ? wait : undefined },
+      timeoutMs: wait + LONG_POLL_MARGIN_MS,
+      ...(options.signal === undefined ? {} : { signal: options.signal }),
+    });
+  }
+
+  /** `GET /v1/instances/:id/watch`: the answer now and at every change, until `signal` aborts or the master ends it. */
+  watch(instanceId: string, signal: AbortSignal): AsyncGenerator<Answer> {
+    return this.stream(`/v1/instances/${encodeURIComponent(instanceId)}/watch`, { secrets: "1" }, "answer", Answer, signal);
+  }
+
+  instances(): Promise<InstanceList> {
+    return this.call("GET", "/v1/instances", InstanceList);
+  }
+
+  /** The instance the caller requested under `reference`; connection values masked unless `secrets`. */
+  byReference(reference: string, secrets = false): Promise<InstanceDetails> {
+    return this.call("GET", `/v1/references/${encodeURIComponent(reference)}`, InstanceDetails, {
+      query: { secrets: secrets ? "1" : undefined },
+    });
+  }
+
+  bang(instanceId: string, message: string | undefined): Promise<z.infer<typeof Appended>> {
+    return this.call("POST", `/v1/instances/${encodeURIComponent(instanceId)}/bang`, Appended, {
+      body: message === undefined ? {} : { message },
+    });
+  }
+
+  supply(computerId: string, releaseUrl: string, state: "available" | "destroyed"): Promise<z.infer<typeof Appended>> {
+    return this.call("POST", `/v1/computers/${encodeURIComponent(computerId)}/supply`, Appended, { body: { releaseUrl, state } });
+  }
+
+  computers(): Promise<ComputerList> {
+    return this.call("GET", "/v1/computers", ComputerList);
+  }
+
+  events(query: EventQuery): Promise<EventPage> {
+    return this.call("GET", "/v1/events", EventPage, { query: { ...query } });
+  }
+
+  /** `GET /v1/events/stream`: live events after `query.after`, until `signal` aborts. */
+  eventStream(query: EventQuery, signal: AbortSignal): AsyncGenerator<EventRecord> {
+    return this.stream("/v1/events/stream", { ...query }, "event", EventRecord, signal);
+  }
+
+  private url(path: string, query: CallOptions["query"] = {}): string {
+    const url = new URL(this.connection.master + path);
+    for (const [key, value] of Object.entries(query)) if (value !== undefined) url.searchParams.set(key, String(value));
+    return url.toString();
+  }
+
+  private async send(method: string, path: string, options: CallOptions, accept: string): Promise<Response> {
+    const timeoutMs = options.timeoutMs ?? CALL_TIMEOUT_MS;
+    const timeout = Number.isFinite(timeoutMs) ? AbortSignal.timeout(timeoutMs) : undefined;
+    const signals = [timeout, options.signal].filter((s) => s !== undefined);
+    const signal = signals.length === 1 ? signals[0] : signals.length > 1 ? AbortSignal.any(signals) : undefined;
+    const headers: Record<string, string> = { accept, "x-slap-user": this.connection.user };
+    if (options.body !== undefined) headers["content-type"] = "application/json";
+    try {
+      return await this.fetchImpl(this.url(path, options.query), {
+        method,
+        headers,
+        ...(signal === undefined ? {} : { signal }),
+        ...(options.body === undefined ? {} : { body: JSON.stringify(options.body) }),
+      });
+    } catch (error) {
+      if (options.signal?.aborted === true) throw error;
+      if (timeout?.aborted === true) {
+        throw new CliError(`the master at ${this.connection.master} did not answer ${method} ${path} within ${Math.round(timeoutMs / 1000)} s`, 1, { cause: error });
+      }
+      throw new MasterUnreachable(this.connection.master, error);
+    }
+  }
+
+  private async call<S extends z.ZodType>(method: string, path: string, schema: S, options: CallOptions = {}): Promise<z.output<S>> {
+    const response = await this.send(method, path, options, "application/json");
+    let text: string;
+    try {
+      text = await response.text();
+    } catch (error) {
+      if (options.signal?.aborted === true) throw error;
+      throw new MasterUnreachable(this.connection.master, error);
+    }
+    if (!response.ok) throw this.failure(method, path, response.status, text);
+    return parseBody(schema, text, `${method} ${path}`, response.status);
+  }
+
+  private failure(method: string, path: string, status: number, text: string): CliError {
+    const parsed = ApiError.safeParse(safeJson(text));
+    if (!parsed.success) {
+      return new UnexpectedAnswer(`unexpected answer from the master to ${method} ${path}: HTTP ${status} ${snippet(text)}`);
+    }
+    const { code, message, issues } = parsed.data.error;
+    const detail = issues !== undefined && issues.length > 0 && !message.includes(issues[0]?.message ?? "") ? ` (${issues.map((i) => `${i.path}: ${i.message}`).join("; ")})` : "";
+    return new MasterRejected(status, code, `${message}${detail}`);
+  }
+
+  private async *stream<S extends z.ZodType>(
+    path: string,
+    query: NonNullable<CallOptions["query"]>,
+    eventName: string,
+    schema: S,
+    signal: AbortSignal,
+  ): AsyncGenerator<z.output<S>> {
+    // No overall timeout on a stream: it lasts until `signal`; the master sends heartbeats.
+    const response = await this.send("GET", path, { query, signal, timeoutMs: Infinity }, "text/event-stream");
+    if (!response.ok) throw this.failure("GET", path, response.status, await response.text().catch(() => ""));
+    if (response.body === null) throw new UnexpectedAnswer(`unexpected answer from the master to GET ${path}: no body`);
+    try {
+      for await (const message of serverSentEvents(response.body)) {
+        if (message.event !== eventName) continue;
+        yield parseBody(schema, message.data, `GET ${path}`, response.status);
+      }
+    } catch (error) {
+      if (signal.aborted || error instanceof CliError) throw error;
+      throw new MasterUnreachable(this.connection.master, error);
+    }
+  }
+}
+
+function safeJson(text: string): unknown {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return undefined;
+  }
+}
+
+function snippet(text: string): string {
+  const line = text.replace(/\s+/g, " ").trim();
+  return line.length > 120 ? `${line.slice(0, 117)}...` : line;
+}
+
+/** Parses a body with its schema; a mismatch names the first offending path. */
+export function parseBody<S extends z.ZodType>(schema: S, text: string, what: string, status: number): z.output<S> {
+  const json = safeJson(text);
+  if (json === undefined) throw new UnexpectedAnswer(`unexpected answer from the master to ${what}: HTTP ${status}, not JSON: ${snippet(text)}`);
+  const parsed = schema.safeParse(json);
+  if (parsed.success) return parsed.data;
+  const issue = parsed.error.issues[0];
+  const where = issue === undefined || issue.path.length === 0 ? "(root)" : issue.path.map(String).join(".");
+  throw new UnexpectedAnswer(`unexpected answer from the master to ${what}: ${where}: ${issue?.message ?? "invalid"}`);
+}
+
+export interface ServerSentEvent {
+  event: string;
+  data: string;
+}
+
+/**
+ * Splits a `text/event-stream` body into its events (`event:` name, default `message`, and
+ * `data:` lines joined by newlines). Comments (heartbeats) and other fields are skipped.
+ */
+export async function* serverSentEvents(body: ReadableStream<Uint8Array>): AsyncGenerator<ServerSentEvent> {
+  const reader = body.getReader();
+  const decoder = new TextDecoder();
+  let buffer = "";
+  let event = "message";
+  let data: string[] = [];
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      buffer += done ? decoder.decode() : decoder.decode(value, { stream: true });
+      let newline: number;
+      while ((newline = buffer.search(/\r\n|\r|\n/)) >= 0) {
+        // A \r ending a chunk may be the first half of \r\n: wait for the next chunk.
+        if (!done && newline === buffer.length - 1 && buffer.endsWith("\r")) break;
+        const line = buffer.slice(0, newline);
+        buffer = buffer.slice(newline + (buffer.startsWith("\r\n", newline) ? 2 : 1));
+        if (line === "") {
+          if (data.length > 0) yield { event, data: data.join("\n") };
+          event = "message";
+          data = [];
+          continue;
+        }
+        if (line.startsWith(":")) continue;
+        const colon = line.indexOf(":");
+        const field = colon < 0 ? line : line.slice(0, colon);
+        const value = colon < 0 ? "" : line.slice(colon + 1).replace(/^ /, "");
+        if (field === "event") event = value;
+        else if (field === "data") data.push(value);
+      }
+      if (done) return;
+    }
+  } finally {
+    await reader.cancel().catch(() => undefined);
+  }
+}

@@ -1,0 +1,460 @@
+import { z } from "zod";
+import { ReleaseUrl, RequestedState, StringMap } from "@slap/events";
+import { CliError, HELP, keyValues, positionalLabels, printHelp, splitArgv, validate, type Command, type Io } from "./args.js";
+import {
+  MasterClient,
+  MasterRejected,
+  UnexpectedAnswer,
+  clientHelp,
+  clientOptions,
+  connectionOf,
+  type Answer,
+  type Connection,
+  type InstanceDetails,
+  type InstanceList,
+  type InstanceView,
+  type RequestBody,
+} from "./client.js";
+import { forest, keyValueLines, mask, seconds, StatusLine, table } from "./format.js";
+
+// ---------------------------------------------------------------------------------------------
+// slap request
+// ---------------------------------------------------------------------------------------------
+
+const DEFAULT_TIMEOUT_S = 600;
+
+const requestArgv = {
+  options: {
+    ...clientOptions,
+    type: { type: "string" },
+    param: { type: "string", multiple: true },
+    sla: { type: "string", multiple: true },
+    shared: { type: "boolean" },
+    state: { type: "string" },
+    "no-wait": { type: "boolean" },
+    json: { type: "boolean" },
+    timeout: { type: "string" },
+  },
+  positionals: ["release", "reference"],
+} as const;
+
+const RequestArgs = z.object({
+  release: ReleaseUrl,
+  reference: z.string().min(1).max(512),
+  type: z.string().min(1).max(128).default("default"),
+  param: StringMap,
+  sla: StringMap,
+  shared: z.boolean().default(false),
+  state: RequestedState.default("started"),
+  "no-wait": z.boolean().default(false),
+  json: z.boolean().default(false),
+  timeout: z.coerce.number({ error: "must be a number of seconds" }).positive().max(86_400).default(DEFAULT_TIMEOUT_S),
+});
+
+export interface RequestArgs {
+  connection: Connection;
+  body: RequestBody;
+  wait: boolean;
+  json: boolean;
+  timeoutMs: number;
+}
+
+/** `slap request` arguments; `--param`/`--sla` are `k=v` (split on the first `=`). */
+export function parseRequestArgs(argv: readonly string[], env: Io["env"]): RequestArgs | typeof HELP {
+  const split = splitArgv(requestArgv, argv);
+  if (split === HELP) return HELP;
+  const { values, positionals } = split;
+  const args = validate(
+    RequestArgs,
+    {
+      ...values,
+      ...positionals,
+      param: keyValues("param", values.param as string[] | undefined),
+      sla: keyValues("sla", values.sla as string[] | undefined),
+    },
+    positionalLabels(requestArgv.positionals),
+  );
+  return {
+    connection: connectionOf(values, env),
+    body: {
+      releaseUrl: args.release,
+      reference: args.reference,
+      softwareType: args.type,
+      parameters: args.param,
+      sla: args.sla,
+      shared: args.shared,
+      state: args.state,
+    },
+    wait: !args["no-wait"],
+    json: args.json,
+    timeoutMs: args.timeout * 1000,
+  };
+}
+
+/** What `request` prints and its exit code, for an answer. */
+export interface Outcome {
+  code: number;
+  stdout: string[];
+  stderr: string[];
+}
+
+/**
+ * The result of a request: `ready` exits 0 with the connection parameters (`key = value`
+ * lines), `destroyed` exits 0, `pending` exits 2 with the reason (ask again: the request is
+ * idempotent). With `json`, stdout is exactly one object
+ * `{ status, instance, connection, reason }` and stderr stays quiet.
+ */
+export function outcomeOf(answer: Answer, json: boolean): Outcome {
+  const code = answer.status === "pending" ? 2 : 0;
+  if (json) {
+    const line = {
+      status: answer.status,
+      instance: answer.instanceId,
+      connection: answer.status === "ready" ? answer.connection : null,
+      reason: answer.status === "pending" ? answer.reason : null,
+    };
+    return { code, stdout: [JSON.stringify(line)], stderr: [] };
+  }
+  switch (answer.status) {
+    case "ready":
+      return { code, stdout: keyValueLines(answer.connection), stderr: [`ready: ${answer.reference} [${answer.instanceId}]`] };
+    case "destroyed":
+      return { code, stdout: [`destroyed: ${answer.reference} [${answer.instanceId}]`], stderr: [] };
+    case "pending":
+      return { code, stdout: [`pending: ${answer.reason}`], stderr: [] };
+  }
+}
+
+export interface Settled {
+  answer: Answer;
+  timedOut: boolean;
+  interrupted: boolean;
+}
+
+/**
+ * Requests, then waits until the answer is final (`ready` or `destroyed`), the time is up or
+ * `stop` aborts: first by watching the instance (server-sent events), and if the master ends
+ * or refuses the watch, by asking again with a long poll (`?wait=`).
+ */
+export async function settle(
+  client: MasterClient,
+  body: RequestBody,
+  options: { timeoutMs: number; stop: AbortSignal; onAnswer: (answer: Answer) => void },
+): Promise<Settled> {
+  const deadline = Date.now() + options.timeoutMs;
+  // A timer of our own, not AbortSignal.timeout: it holds the process until the deadline, and is cleared after.
+  const timer = new AbortController();
+  const timeout = setTimeout(() => timer.abort(), options.timeoutMs);
+  const signal = AbortSignal.any([timer.signal, options.stop]);
+  const final = (a: Answer): boolean => a.status !== "pending";
+  let answer: Answer | undefined;
+  const seen = (a: Answer): boolean => {
+    answer = a;
+    options.onAnswer(a);
+    return final(a);
+  };
+  const settled = (): Settled => {
+    if (answer === undefined) throw new UnexpectedAnswer("no answer from the master");
+    return { answer, timedOut: timer.signal.aborted && !final(answer), interrupted: options.stop.aborted && !final(answer) };
+  };
+  try {
+    if (seen(await client.request(body, { signal }))) return settled();
+    try {
+      for await (const a of client.watch(answer!.instanceId, signal)) if (seen(a)) return settled();
+    } catch (error) {
+      if (signal.aborted || error instanceof UnexpectedAnswer) throw error;
+      // The watch is refused or lost: go on with long polls, which fail loudly if the master is gone.
+    }
+    for (let remaining = deadline - Date.now(); remaining > 0 && !signal.aborted; remaining = deadline - Date.now()) {
+      if (seen(await client.request(body, { waitMs: Math.min(60_000, Math.ceil(remaining)), signal }))) return settled();
+    }
+  } catch (error) {
+    if (!signal.aborted || answer === undefined) throw error;
+  } finally {
+    clearTimeout(timeout);
+  }
+  return settled();
+}
+
+export const requestCommand: Command = {
+  name: "request",
+  summary: "request an instance and wait until it is ready",
+  help: `usage: slap request <release> <reference> [options]
+
+Requests an instance of <release> under <reference> (idempotent: asking again with the same
+arguments changes nothing; other parameters update the instance), then waits until it is ready
+and prints its connection parameters as "key = value" lines.
+
+options:
+  --type T             software type (default "default")
+  --param k=v          an instance parameter; repeat for more; the value may contain "="
+  --sla k=v            a placement constraint, e.g. --sla computer_guid=COMP-1; repeatable
+  --shared             ask for a shared instance (a slave) served by a host instance
+  --state S            started (default), stopped or destroyed
+  --no-wait            ask once and answer at once (exit 2 while pending: run it again)
+  --timeout SECONDS    how long to wait (default ${DEFAULT_TIMEOUT_S})
+  --json               print one JSON object:
+                       { "status": "pending"|"ready"|"destroyed", "instance": ID,
+                         "connection": {...}|null, "reason": string|null }
+${clientHelp}
+
+exit codes: 0 ready (or destroyed), 2 still pending (or a usage error), 1 an error.`,
+  async run(argv, io) {
+    const args = parseRequestArgs(argv, io.env);
+    if (args === HELP) return printHelp(io, requestCommand);
+    const client = new MasterClient(args.connection, io.fetch);
+    if (!args.wait) return emit(io, outcomeOf(await client.request(args.body), args.json));
+    const status = new StatusLine(io.stderr);
+    const result = await settle(client, args.body, {
+      timeoutMs: args.timeoutMs,
+      stop: io.stopSignal(),
+      onAnswer: (answer) => {
+        if (!args.json && answer.status === "pending") status.update(`pending: ${answer.reason}`);
+      },
+    });
+    status.done();
+    if (result.interrupted) {
+      io.stderr.write("slap request: interrupted; the request stands (ask again to follow it)\n");
+      return 130;
+    }
+    const outcome = outcomeOf(result.answer, args.json);
+    if (result.timedOut && !args.json) outcome.stderr.push(`slap request: still pending after ${seconds(args.timeoutMs)}`);
+    return emit(io, outcome);
+  },
+};
+
+function emit(io: Io, outcome: Outcome): number {
+  for (const line of outcome.stderr) io.stderr.write(`${line}\n`);
+  for (const line of outcome.stdout) io.stdout.write(`${line}\n`);
+  return outcome.code;
+}
+
+// ---------------------------------------------------------------------------------------------
+// slap show
+// ---------------------------------------------------------------------------------------------
+
+const showArgv = {
+  options: { ...clientOptions, json: { type: "boolean" }, secrets: { type: "boolean" } },
+  positionals: ["reference"],
+} as const;
+
+const ShowArgs = z.object({
+  reference: z.string().min(1).max(512),
+  json: z.boolean().default(false),
+  secrets: z.boolean().default(false),
+});
+
+export function parseShowArgs(argv: readonly string[], env: Io["env"]) {
+  const split = splitArgv(showArgv, argv);
+  if (split === HELP) return HELP;
+  const args = validate(ShowArgs, { ...split.values, ...split.positionals }, positionalLabels(showArgv.positionals));
+  return { ...args, connection: connectionOf(split.values, env) };
+}
+
+export const showCommand: Command = {
+  name: "show",
+  summary: "show one instance: where it runs, its status, promises, connection, tree",
+  help: `usage: slap show <reference> [--json] [--secrets]
+
+Shows the instance you requested under <reference>: release, software type, requested state,
+where it runs, the answer a request would get now, its node's status and promises, parameters,
+connection parameters (values whose name looks secret are masked unless --secrets), requester,
+shared instances it hosts and its instance tree.
+
+options:
+  --json       print the master's answer as JSON
+  --secrets    show secret connection values
+${clientHelp}`,
+  async run(argv, io) {
+    const args = parseShowArgs(argv, io.env);
+    if (args === HELP) return printHelp(io, showCommand);
+    const client = new MasterClient(args.connection, io.fetch);
+    const details = await byReference(client, args.reference, args.secrets);
+    if (args.json) {
+      io.stdout.write(`${JSON.stringify(details, null, 2)}\n`);
+      return 0;
+    }
+    const list = await client.instances();
+    for (const line of showLines(details.instance, details.answer, details.sharedInstances, list, args.secrets)) io.stdout.write(`${line}\n`);
+    return 0;
+  },
+};
+
+/** The instance the user requested under `reference`; a missing one is said in the user's terms (a reference, not an id). */
+async function byReference(client: MasterClient, reference: string, secrets: boolean): Promise<InstanceDetails> {
+  try {
+    return await client.byReference(reference, secrets);
+  } catch (error) {
+    if (error instanceof MasterRejected && error.status === 404 && error.code === "NotFound" && !error.message.includes("no route")) {
+      throw new CliError(`${client.connection.user} has requested no instance under the reference ${JSON.stringify(reference)} (see slap instances)`, 1, { cause: error });
+    }
+    throw error;
+  }
+}
+
+/** The text of `slap show`. */
+export function showLines(instance: InstanceView, answer: Answer, shared: readonly InstanceView[], list: InstanceList, secrets: boolean): string[] {
+  const byId = new Map(list.instances.map((i) => [i.instanceId, i]));
+  const name = (id: string): string => {
+    const other = byId.get(id);
+    return other === undefined ? `[${id}]` : `${other.reference} [${id}]`;
+  };
+  const rows: string[][] = [
+    ["release", instance.releaseUrl],
+    ["software type", instance.softwareType],
+    ["requested state", instance.requestedState + (instance.shared ? " (shared)" : "")],
+    ["answer", answer.status === "pending" ? `pending: ${answer.reason}` : answer.status],
+    ["runs on", placementOf(instance, name)],
+  ];
+  const status = instance.status;
+  if (status !== null) {
+    rows.push(["node status", `${status.status} at ${status.at}${status.message === null ? "" : `: ${status.message}`}`]);
+    if (status.waitingFor.length > 0) rows.push(["waiting for", status.waitingFor.join(", ")]);
+    if (status.promises.length > 0) {
+      const failing = status.promises.filter((p) => !p.ok);
+      rows.push(["promises", `${status.promises.length - failing.length} ok, ${failing.length} failing`]);
+      for (const p of failing) rows.push(["", `✗ ${p.name}: ${p.message}`]);
+    }
+    if (status.processes.length > 0) rows.push(["processes", status.processes.map((p) => `${p.name} ${p.state}`).join(", ")]);
+  } else {
+    rows.push(["node status", "none reported yet"]);
+  }
+  rows.push(["requester", instance.requester.kind === "user" ? `user ${instance.requester.userId}` : `instance ${name(instance.requester.instanceId)}`]);
+  rows.push(["requested at", instance.requestedAt], ["updated at", instance.updatedAt], ["serial", String(instance.serial)]);
+  if (instance.lastBang !== null) rows.push(["last bang", `${instance.lastBang.at}: ${instance.lastBang.message}`]);
+
+  const lines = [`${instance.reference}  [${instance.instanceId}]`, ...table(rows, "  ")];
+  const section = (title: string, map: Readonly<Record<string, string>> | null, empty: string): void => {
+    lines.push(`${title}:`);
+    const entries = map === null ? [] : keyValueLines(map, "  ");
+    lines.push(...(entries.length > 0 ? entries : [`  (${empty})`]));
+  };
+  section("parameters", instance.parameters, "none");
+  section("sla", instance.sla, "none");
+  section("connection", instance.connection === null ? null : secrets ? instance.connection : mask(instance.connection), "not published yet");
+  if (shared.length > 0) {
+    lines.push("shared instances:");
+    for (const s of shared) lines.push(`  ${s.reference}  [${s.instanceId}]  ${readiness(s)}`);
+  }
+  const tree = list.instances.filter((i) => i.treeId === instance.treeId);
+  if (tree.length > 1 || tree[0]?.instanceId !== instance.instanceId) {
+    lines.push(`tree ${instance.treeId}:`);
+    const marked = instanceRows(tree, list).map((row) => {
+      const id = row[row.length - 1];
+      return id === instance.instanceId ? [...row.slice(0, -1), `${id}  ← this one`] : row;
+    });
+    lines.push(...table(marked, "  "));
+  }
+  return lines;
+}
+
+// ---------------------------------------------------------------------------------------------
+// slap instances
+// ---------------------------------------------------------------------------------------------
+
+const listArgv = { options: { ...clientOptions, json: { type: "boolean" } } } as const;
+const ListArgs = z.object({ json: z.boolean().default(false) });
+
+export function parseListArgs(argv: readonly string[], env: Io["env"]) {
+  const split = splitArgv(listArgv, argv);
+  if (split === HELP) return HELP;
+  return { ...validate(ListArgs, split.values), connection: connectionOf(split.values, env) };
+}
+
+export const instancesCommand: Command = {
+  name: "instances",
+  summary: "your instance trees: every instance under its requester",
+  help: `usage: slap instances [--json]
+
+Lists the instances you can see (admin: all), tree by tree, each indented under the instance
+that requested it, with its requested state, where it runs and whether it is ready.
+
+options:
+  --json    print the master's answer as JSON
+${clientHelp}`,
+  async run(argv, io) {
+    const args = parseListArgs(argv, io.env);
+    if (args === HELP) return printHelp(io, instancesCommand);
+    const list = await new MasterClient(args.connection, io.fetch).instances();
+    if (args.json) {
+      io.stdout.write(`${JSON.stringify(list, null, 2)}\n`);
+      return 0;
+    }
+    for (const line of instancesLines(list)) io.stdout.write(`${line}\n`);
+    return 0;
+  },
+};
+
+/** The text of `slap instances`: a header, then one row per instance, trees in order. */
+export function instancesLines(list: InstanceList): string[] {
+  if (list.instances.length === 0) return ["no instances"];
+  return table([["REFERENCE", "STATE", "RUNS ON", "STATUS", "INSTANCE"], ...instanceRows(list.instances, list)]);
+}
+
+function instanceRows(instances: readonly InstanceView[], list: InstanceList): string[][] {
+  const byId = new Map(list.instances.map((i) => [i.instanceId, i]));
+  const order = new Map<string, number>();
+  for (const tree of list.trees) for (const id of tree.instanceIds) if (!order.has(id)) order.set(id, order.size);
+  const sorted = [...instances].sort((a, b) => (order.get(a.instanceId) ?? Infinity) - (order.get(b.instanceId) ?? Infinity));
+  const nodes = sorted.map((i) => ({ id: i.instanceId, parentId: i.requester.kind === "instance" ? i.requester.instanceId : null, instance: i }));
+  const name = (id: string): string => byId.get(id)?.reference ?? id;
+  return forest(nodes).map(({ node: { instance: i }, prefix }) => [
+    prefix + i.reference,
+    i.requestedState,
+    placementOf(i, name),
+    readiness(i),
+    i.instanceId,
+  ]);
+}
+
+/** Where an instance runs, for people. */
+export function placementOf(instance: InstanceView, name: (instanceId: string) => string = (id) => id): string {
+  if (instance.placement !== null) return `${instance.placement.computerId}/${instance.placement.partitionId}`;
+  if (instance.host !== null) return `shared, hosted by ${name(instance.host.instanceId)}`;
+  return instance.shared ? "shared, no host yet" : "not placed";
+}
+
+/** One word for where an instance stands, from its record (the list has no answers). */
+export function readiness(instance: InstanceView): string {
+  if (instance.destroyed) return "destroyed";
+  if (instance.requestedState === "destroyed") return "destroying";
+  if (instance.connection !== null) return "ready";
+  if (instance.status?.status === "error") return "error";
+  return "pending";
+}
+
+// ---------------------------------------------------------------------------------------------
+// slap bang
+// ---------------------------------------------------------------------------------------------
+
+const bangArgv = { options: { ...clientOptions, message: { type: "string" } }, positionals: ["reference"] } as const;
+const BangArgs = z.object({ reference: z.string().min(1).max(512), message: z.string().min(1).max(65_536).optional() });
+
+export function parseBangArgs(argv: readonly string[], env: Io["env"]) {
+  const split = splitArgv(bangArgv, argv);
+  if (split === HELP) return HELP;
+  const args = validate(BangArgs, { ...split.values, ...split.positionals }, positionalLabels(bangArgv.positionals));
+  return { ...args, connection: connectionOf(split.values, env) };
+}
+
+export const bangCommand: Command = {
+  name: "bang",
+  summary: "make an instance and its requesters up to the root reprocess",
+  help: `usage: slap bang <reference> [--message M]
+
+Bangs the instance you requested under <reference>: it and every instance that requested it,
+up to the root of its tree, are processed again by their nodes.
+
+options:
+  --message M    why (default "banged by hand")
+${clientHelp}`,
+  async run(argv, io) {
+    const args = parseBangArgs(argv, io.env);
+    if (args === HELP) return printHelp(io, bangCommand);
+    const client = new MasterClient(args.connection, io.fetch);
+    const { instance } = await byReference(client, args.reference, false);
+    const { position } = await client.bang(instance.instanceId, args.message);
+    io.stdout.write(`banged ${instance.reference} [${instance.instanceId}] (log position ${position})\n`);
+    return 0;
+  },
+};
