@@ -99,12 +99,15 @@ describe("slap master and slap allocator arguments", () => {
     });
     assert.deepEqual(parseMasterArgs(["--port", "0", "--data", "x"], { PORT: "9000" }), { data: "x", port: 0, host: "127.0.0.1" });
     assert.deepEqual(parseAllocatorArgs(["--replica", "a1"], { NATS_URL: "nats://n" }), { nats: "nats://n", data: "./data", replica: "a1" });
+    assert.deepEqual(parseAllocatorArgs([], { ALLOCATOR_REPLICA: "a2", SLAP_STREAM: "S2" }), { data: "./data", replica: "a2", streamName: "S2" });
   });
 
   it("reject a bad port, replica or log level", () => {
     assert.throws(() => parseMasterArgs(["--port", "http"], {}), { name: "UsageError", message: /^--port \(or PORT\): / });
     assert.throws(() => parseMasterArgs([], { PORT: "70000" }), { name: "UsageError", message: /^--port \(or PORT\): / });
-    assert.throws(() => parseAllocatorArgs(["--replica", "a b"], {}), { name: "UsageError", message: /^--replica: / });
+    assert.throws(() => parseAllocatorArgs(["--replica", "a b"], {}), { name: "UsageError", message: /^--replica \(or ALLOCATOR_REPLICA\): / });
+    assert.throws(() => parseAllocatorArgs([], { ALLOCATOR_REPLICA: "a/b" }), { name: "UsageError", message: /^--replica \(or ALLOCATOR_REPLICA\): / });
+    assert.throws(() => parseMasterArgs([], { SLAP_STREAM: "a.b" }), { name: "UsageError", message: /^SLAP_STREAM: / });
     assert.throws(() => parseAllocatorArgs([], { LOG_LEVEL: "loud" }), { name: "UsageError", message: /^LOG_LEVEL: / });
   });
 });

@@ -18,12 +18,14 @@ const MasterArgs = z.object({
   data: z.string().min(1),
   port: z.coerce.number({ error: "must be a port number" }).int().min(0).max(65_535),
   host: z.string().min(1),
+  streamName: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, "must be 1-64 characters of A-Z, a-z, 0-9, _ or -").optional(),
   logLevel: LogLevel.optional(),
 });
 
 /** The config `runMaster` gets: flags first, then `NATS_URL`, `SLAP_DATA`, `PORT`, `HOST`, `LOG_LEVEL`, then defaults. */
 export interface MasterArgs {
   nats?: string;
+  streamName?: string;
   data: string;
   port: number;
   host: string;
@@ -41,9 +43,10 @@ export function parseMasterArgs(argv: readonly string[], env: Io["env"]): Master
       data: values.data ?? fromEnv(env, "SLAP_DATA") ?? "./data",
       port: values.port ?? fromEnv(env, "PORT") ?? "8080",
       host: values.host ?? fromEnv(env, "HOST") ?? "127.0.0.1",
+      streamName: fromEnv(env, "SLAP_STREAM"),
       logLevel: fromEnv(env, "LOG_LEVEL"),
     },
-    { nats: "--nats (or NATS_URL)", data: "--data (or SLAP_DATA)", port: "--port (or PORT)", host: "--host (or HOST)", logLevel: "LOG_LEVEL" },
+    { nats: "--nats (or NATS_URL)", data: "--data (or SLAP_DATA)", port: "--port (or PORT)", host: "--host (or HOST)", streamName: "SLAP_STREAM", logLevel: "LOG_LEVEL" },
   );
   return withoutUndefined(args);
 }
@@ -89,11 +92,13 @@ const AllocatorArgs = z.object({
   nats: z.string().min(1).optional(),
   data: z.string().min(1),
   replica: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, "must be 1-64 characters of A-Z, a-z, 0-9, _ or -").optional(),
+  streamName: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, "must be 1-64 characters of A-Z, a-z, 0-9, _ or -").optional(),
   logLevel: LogLevel.optional(),
 });
 
 export interface AllocatorArgs {
   nats?: string;
+  streamName?: string;
   data: string;
   replica?: string;
   logLevel?: z.infer<typeof LogLevel>;
@@ -108,10 +113,11 @@ export function parseAllocatorArgs(argv: readonly string[], env: Io["env"]): All
     {
       nats: values.nats ?? fromEnv(env, "NATS_URL"),
       data: values.data ?? fromEnv(env, "SLAP_DATA") ?? "./data",
-      replica: values.replica,
+      replica: values.replica ?? fromEnv(env, "ALLOCATOR_REPLICA"),
+      streamName: fromEnv(env, "SLAP_STREAM"),
       logLevel: fromEnv(env, "LOG_LEVEL"),
     },
-    { nats: "--nats (or NATS_URL)", data: "--data (or SLAP_DATA)", logLevel: "LOG_LEVEL" },
+    { nats: "--nats (or NATS_URL)", data: "--data (or SLAP_DATA)", replica: "--replica (or ALLOCATOR_REPLICA)", streamName: "SLAP_STREAM", logLevel: "LOG_LEVEL" },
   );
   return withoutUndefined(args);
 }
