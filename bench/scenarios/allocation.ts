@@ -1,13 +1,11 @@
 import { setTimeout as sleep } from "node:timers/promises";
-import { jetstreamManager } from "@nats-io/jetstream";
-import { connect } from "@nats-io/transport-node";
 import { Allocator } from "@slap/allocator";
 import type { DomainEvent, EventOf, EventStore, Subscription } from "@slap/events";
 import { EmbeddedEventStore } from "@slap/eventstore-embedded";
 import { JetStreamEventStore } from "@slap/eventstore-jetstream";
 import { fixtures } from "@slap/testkit";
 import { percentile, perSecond } from "../stats.js";
-import { pipelined } from "./common.js";
+import { deleteStream, pipelined } from "./common.js";
 import type { Scenario, ScenarioContext } from "./types.js";
 
 const RELEASE = "https://lab.example.net/software/kvdb/software.cfg";
@@ -253,15 +251,4 @@ async function atRate(ctx: ScenarioContext, writer: EventStore, watcher: ClaimWa
   await watcher.reached(already + count, 30_000);
   const latencies = [...sentAt].map(([id, sent]) => watcher.seenAt.get(id)! - sent);
   return { p50: percentile(latencies, 50), p99: percentile(latencies, 99) };
-}
-
-/** Deletes a stream (if it exists) so the server's store does not grow run after run. */
-async function deleteStream(url: string, name: string): Promise<void> {
-  const nc = await connect({ servers: url });
-  try {
-    const jsm = await jetstreamManager(nc);
-    await jsm.streams.delete(name).catch(() => false);
-  } finally {
-    await nc.close();
-  }
 }

@@ -1,3 +1,5 @@
+import { jetstreamManager } from "@nats-io/jetstream";
+import { connect } from "@nats-io/transport-node";
 import { rebuild, type DomainEvent, type EventOf, type EventStore, type InstancesView, type Projection } from "@slap/events";
 import { fixtures } from "@slap/testkit";
 import { perSecond, timed } from "../stats.js";
@@ -105,4 +107,15 @@ export function expectInstances(expected: number): (state: InstancesView) => voi
     const n = Object.keys(state.instances).length;
     if (n !== expected) throw new Error(`instancesProjection holds ${n} instances, ${expected} were requested`);
   };
+}
+
+/** Deletes a stream (if it exists) so the bench's nats-server store does not grow run after run. */
+export async function deleteStream(url: string, name: string): Promise<void> {
+  const nc = await connect({ servers: url });
+  try {
+    const jsm = await jetstreamManager(nc);
+    await jsm.streams.delete(name).catch(() => false);
+  } finally {
+    await nc.close();
+  }
 }

@@ -1,8 +1,6 @@
-import { jetstreamManager } from "@nats-io/jetstream";
-import { connect } from "@nats-io/transport-node";
 import { computersProjection, instancesProjection } from "@slap/events";
 import { JetStreamEventStore } from "@slap/eventstore-jetstream";
-import { appendBoth, countingProjection, expectCount, expectInstances, instanceRequests, readAllRate, rebuildRate } from "./common.js";
+import { appendBoth, countingProjection, deleteStream, expectCount, expectInstances, instanceRequests, readAllRate, rebuildRate } from "./common.js";
 import type { FigureRef, Scenario } from "./types.js";
 
 const raw = (figure: string): FigureRef => ({ scenario: "jetstream-raw", figure });
@@ -61,14 +59,3 @@ export const jetstreamAdapter: Scenario = {
     }
   },
 };
-
-/** Deletes a stream (if it exists) so the server's store does not grow run after run. */
-async function deleteStream(url: string, name: string): Promise<void> {
-  const nc = await connect({ servers: url });
-  try {
-    const jsm = await jetstreamManager(nc);
-    await jsm.streams.delete(name).catch(() => false);
-  } finally {
-    await nc.close();
-  }
-}

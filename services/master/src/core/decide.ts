@@ -4,6 +4,7 @@ import {
   type Actor,
   type ComputersView,
   type DomainEvent,
+  type EventOf,
   type ExpectedVersion,
   type InstancesView,
   type InstanceView,
@@ -56,6 +57,23 @@ function envelope(ctx: DecisionContext, id = ctx.newId()) {
     causationId: ctx.causationId ?? ctx.correlationId ?? id,
     actor: ctx.actor,
   };
+}
+
+type InstanceReportType = "InstanceBanged" | "ConnectionParametersPublished" | "InstanceStatusReported";
+
+/**
+ * One event on an instance's own stream, continuing its story. Appended without a version
+ * check: reports and bangs do not depend on the instance's state, only on who sends them.
+ */
+function report<T extends InstanceReportType>(current: InstanceView, ctx: DecisionContext, type: T, data: EventOf<T>["data"]): Decision {
+  const event = {
+    ...envelope(ctx),
+    correlationId: ctx.correlationId ?? current.correlationId,
+    type,
+    aggregate: { kind: "instance" as const, treeId: current.treeId, instanceId: current.instanceId },
+    data,
+  } as EventOf<T>;
+  return { ok: true, instanceId: current.instanceId, appends: [{ expectedVersion: "any", events: [event] }] };
 }
 
 /** The instance a partition actor holds, which makes it a requester, or a rejection. */
@@ -251,24 +269,7 @@ export function decideBang(instanceId: string, command: Bang, ctx: DecisionConte
   if (current === undefined) return reject("NotFound", `no instance ${instanceId}`);
   const denied = mayManage(current, ctx);
   if (denied !== undefined) return denied;
-  return {
-    ok: true,
-    instanceId,
-    appends: [
-      {
-        expectedVersion: "any",
-        events: [
-          {
-            ...envelope(ctx),
-            correlationId: ctx.correlationId ?? current.correlationId,
-            type: "InstanceBanged",
-            aggregate: { kind: "instance", treeId: current.treeId, instanceId },
-            data: { message: command.message },
-          },
-        ],
-      },
-    ],
-  };
+  return report(current, ctx, "InstanceBanged", { message: command.message });
 }
 
 /**
@@ -298,24 +299,11 @@ export function decidePublish(instanceId: string, command: PublishConnectionPara
   if ("ok" in holder) return holder;
   const parameters = normalizeParameters(command.parameters);
   if (current.connection !== null && sameMap(current.connection, parameters)) return { ok: true, instanceId, appends: [] };
-  return {
-    ok: true,
-    instanceId,
-    appends: [
-      {
-        expectedVersion: "any",
-        events: [
-          {
-            ...envelope(ctx),
-            correlationId: ctx.correlationId ?? current.correlationId,
-            type: "ConnectionParametersPublished",
-            aggregate: { kind: "instance", treeId: current.treeId, instanceId },
-            data: { parameters, publisher: holder, ...(current.shared && current.host !== null ? { hostInstanceId: current.host.instanceId } : {}) },
-          },
-        ],
-      },
-    ],
-  };
+  return report(current, ctx, "ConnectionParametersPublished", {
+    parameters,
+    publisher: holder,
+    ...(current.shared && current.host !== null ? { hostInstanceId: current.host.instanceId } : {}),
+  });
 }
 
 export function decideStatus(instanceId: string, command: ReportInstanceStatus, ctx: DecisionContext): Decision {
@@ -323,24 +311,7 @@ export function decideStatus(instanceId: string, command: ReportInstanceStatus, 
   if (current === undefined) return reject("NotFound", `no instance ${instanceId}`);
   const holder = fromHolder(current, ctx, "status");
   if ("ok" in holder) return holder;
-  return {
-    ok: true,
-    instanceId,
-    appends: [
-      {
-        expectedVersion: "any",
-        events: [
-          {
-            ...envelope(ctx),
-            correlationId: ctx.correlationId ?? current.correlationId,
-            type: "InstanceStatusReported",
-            aggregate: { kind: "instance", treeId: current.treeId, instanceId },
-            data: { ...command, ...holder },
-          },
-        ],
-      },
-    ],
-  };
+  return report(current, ctx, "InstanceStatusReported", { ...command, ...holder });
 }
 
 /**
