@@ -227,14 +227,24 @@ export class ProjectionRunner<S> {
     for await (const commit of subscription) {
       this.current = foldCommit(this.projection, this.current, commit, this.onError);
       this.seen = commit.position;
-      for (const listener of this.listeners) listener(this.current, commit);
+      for (const listener of this.listeners) {
+        try {
+          listener(this.current, commit);
+        } catch (error) {
+          this.logger.error({ err: error, position: commit.position }, "a read-model listener failed; the read model goes on");
+        }
+      }
       for (const w of this.waiting) {
         if (w.position <= this.seen) {
           this.waiting.delete(w);
           w.resolve();
         }
       }
-      if (++this.sinceCheckpoint >= (this.options.checkpointEvery ?? 1_000)) await this.checkpoint();
+      if (++this.sinceCheckpoint >= (this.options.checkpointEvery ?? 1_000)) {
+        await this.checkpoint().catch((error: unknown) => {
+          this.logger.error({ err: error, position: this.seen }, "checkpoint not saved; the read model goes on and tries again later");
+        });
+      }
     }
   }
 

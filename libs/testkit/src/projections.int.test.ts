@@ -154,3 +154,21 @@ describe("projection runner", () => {
     await runner.stop();
   });
 });
+
+describe("projection runner listeners", () => {
+  it("keeps folding when a listener throws, and logs it", async () => {
+    const { store } = await backends[0]!.open();
+    const captured = captureLogger();
+    const runner = new ProjectionRunner(store, instancesProjection, { logger: captured.logger });
+    await runner.start();
+    runner.onCommit(() => {
+      throw new Error("listener bug");
+    });
+    let last = 0;
+    for (const events of story(1)) last = (await store.append(events, { expectedVersion: "any" })).position;
+    await runner.waitFor(last);
+    assert.equal(runner.position, last);
+    assert.ok(captured.lines.some((l) => l.msg === "a read-model listener failed; the read model goes on"));
+    await runner.stop();
+  });
+});

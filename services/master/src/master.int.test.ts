@@ -217,6 +217,17 @@ describe("bad input and strangers", () => {
     assert.equal(other.status, 403);
   });
 
+  it("shows the event log only as far as the reader may see it, with secrets masked", async () => {
+    const published = (headers: Headers, secrets = "") =>
+      call("GET", `/v1/events?type=ConnectionParametersPublished${secrets}`, headers).then((r) => JSON.stringify(r.body));
+    const anonymous = await published({});
+    assert.ok(!anonymous.includes("s3cret") && !anonymous.includes("10.0.4.2"), anonymous);
+    assert.ok(!(await published(bob)).includes("http://10.0.4.2"));
+    const own = await published(alice);
+    assert.ok(own.includes("http://10.0.4.2:20100") && own.includes("********") && !own.includes("s3cret"), own);
+    assert.ok((await published({ "x-slap-user": "admin" }, "&secrets=1")).includes("s3cret"));
+  });
+
   it("serves an OpenAPI document whose request body is generated from the zod schema", async () => {
     const { status, body } = await call("GET", "/openapi.json", {});
     assert.equal(status, 200);

@@ -15,6 +15,7 @@ import {
   decideDestroyed,
   decidePublish,
   decideRequest,
+  decideStateChange,
   decideStatus,
   decideSupply,
   type Decision,
@@ -101,7 +102,7 @@ describe("request decider", () => {
     assert.equal(!decision.ok && decision.reason, "Forbidden");
   });
 
-  it("stops a root's whole tree at once, and a repeated stop completes a cut-short cascade", () => {
+  it("stops a root's whole tree at once, and the same request again decides nothing", () => {
     const rootId = instanceIdFor({ kind: "user", userId: "alice" }, "app");
     const child = (id: string) =>
       fixtures.instanceRequested(id, { treeId: rootId, reference: id, requester: { kind: "instance", instanceId: rootId, treeId: rootId } });
@@ -116,10 +117,73 @@ describe("request decider", () => {
         ["InstanceRequestedStateChanged", "B"],
       ],
     );
-    // Only the root and A made it into the log (B's append conflicted): stopping again stops B only.
-    const partial = [...history, ...events(stop).slice(0, 2)];
-    const again = decideRequest(request({ reference: "app", state: "stopped" }), given(partial));
-    assert.deepEqual(events(again).map((e) => (e.aggregate.kind === "instance" ? e.aggregate.instanceId : "")), ["B"]);
+    // The same request again decides nothing, even for a child its parent restarted meanwhile.
+    const stopped = [...history, ...events(stop)];
+    const restartedA = { ...fixtures.instanceBanged("A", rootId), type: "InstanceRequestedStateChanged" as const, data: { requestedState: "started" as const } };
+    assert.deepEqual(types(decideRequest(request({ reference: "app", state: "stopped" }), given([...stopped, restartedA]))), []);
+  });
+});
+
+describe("tree lifecycle", () => {
+  const rootId = instanceIdFor({ kind: "user", userId: "alice" }, "app");
+  const root = fixtures.instanceRequested(rootId, { releaseUrl: WEBAPP, reference: "app" });
+  const childId = instanceIdFor({ kind: "tree", treeId: rootId }, "db");
+  const child = fixtures.instanceRequested(childId, { treeId: rootId, reference: "db", requester: { kind: "instance", instanceId: rootId, treeId: rootId } });
+  const destroyedState = (id: string) => ({
+    ...fixtures.instanceBanged(id, rootId),
+    type: "InstanceRequestedStateChanged" as const,
+    data: { requestedState: "destroyed" as const },
+  });
+  const placed = [
+    fixtures.computerRegistered("C1"),
+    root,
+    child,
+    fixtures.partitionAllocated("C1", "slappart0", rootId),
+    fixtures.partitionAllocated("C1", "slappart1", childId, rootId),
+    destroyedState(rootId),
+    destroyedState(childId),
+  ];
+  const rootPartition: Actor = { kind: "partition", computerId: "C1", partitionId: "slappart0" };
+  const childPartition: Actor = { kind: "partition", computerId: "C1", partitionId: "slappart1" };
+
+  it("frees a root's partition only once the rest of its tree no longer holds one", () => {
+    const early = decideDestroyed(rootId, given(placed, rootPartition));
+    assert.equal(!early.ok && early.reason, "Conflict");
+    const childGone = [...placed, ...events(decideDestroyed(childId, given(placed, childPartition)))];
+    assert.deepEqual(types(decideDestroyed(rootId, given(childGone, rootPartition))), ["InstanceDestroyed", "PartitionReleased"]);
+  });
+
+  it("reports destroyed against the instance's version, so a racing re-request conflicts", () => {
+    const decision = decideDestroyed(childId, given(placed, childPartition));
+    assert.ok(decision.ok);
+    assert.equal(decision.appends[0]?.expectedVersion, 7);
+  });
+
+  it("refuses a new started instance in a tree that is being destroyed", () => {
+    const refused = decideRequest(request({ reference: "late", releaseUrl: KVDB }), given(placed, rootPartition));
+    assert.equal(!refused.ok && refused.reason, "Conflict");
+  });
+
+  it("records the real actor when an admin changes the state of someone's instance", () => {
+    const history = [fixtures.computerRegistered("C1"), root];
+    const decision = decideStateChange(rootId, "stopped", given(history, { kind: "user", userId: "admin" }));
+    assert.deepEqual(events(decision).map((e) => e.actor), [{ kind: "user", userId: "admin" }]);
+    assert.deepEqual(events(decision).map((e) => e.aggregate), [{ kind: "instance", treeId: rootId, instanceId: rootId }]);
+  });
+
+  it("accepts a shared instance's destruction only from its host's partition", () => {
+    const shared = fixtures.instanceRequested("SH", { shared: true, releaseUrl: KVDB });
+    const history = [
+      fixtures.computerRegistered("C1"),
+      fixtures.instanceRequested("HOST", { releaseUrl: KVDB }),
+      fixtures.partitionAllocated("C1", "slappart0", "HOST"),
+      shared,
+      { ...fixtures.instanceBanged("SH"), type: "SharedInstanceAttached" as const, data: { hostInstanceId: "HOST", hostTreeId: "HOST" } },
+      { ...fixtures.instanceBanged("SH"), type: "InstanceRequestedStateChanged" as const, data: { requestedState: "destroyed" as const } },
+    ];
+    const stranger = decideDestroyed("SH", given(history, { kind: "user", userId: "anonymous" }));
+    assert.equal(!stranger.ok && stranger.reason, "Forbidden");
+    assert.deepEqual(types(decideDestroyed("SH", given(history, { kind: "partition", computerId: "C1", partitionId: "slappart0" }))), ["InstanceDestroyed"]);
   });
 });
 

@@ -115,19 +115,23 @@ const sameMap = (a: Record<string, string>, b: Record<string, string>): boolean 
 /**
  * `request`: the same arguments again decide nothing; changed parameters, software type or SLA
  * decide one `InstanceParametersChanged`; a changed state decides one
- * `InstanceRequestedStateChanged`. A root's requested state holds for its whole tree: every
- * other instance of the tree whose state differs gets one too (stopping or destroying a root
- * reaches its whole tree at once, and a retry completes a cascade cut short).
+ * `InstanceRequestedStateChanged`; when a root's state changes, every other instance of its
+ * tree whose state differs gets one too (stopping or destroying a root reaches its whole tree
+ * at once).
  * Another release or shared flag under the same reference is a conflict.
  */
-export function decideRequest(command: RequestInstance, ctx: DecisionContext): Decision {
-  const requester = requesterOf(ctx);
+export function decideRequest(command: RequestInstance, ctx: DecisionContext, onBehalfOf?: Requester): Decision {
+  const requester = onBehalfOf ?? requesterOf(ctx);
   if ("ok" in requester) return requester;
   const { instanceId, treeId } = keyOf(requester, command.reference);
   const aggregate = { kind: "instance" as const, treeId, instanceId };
   const parameters = normalizeParameters(command.parameters);
   const sla = normalizeParameters(command.sla);
   const current = ctx.instances.instances[instanceId];
+  const root = requester.kind === "instance" ? ctx.instances.instances[requester.treeId] : undefined;
+  if (root?.requestedState === "destroyed" && command.state !== "destroyed") {
+    return reject("Conflict", `tree ${root.treeId} is being destroyed: it takes no ${command.state} instance`);
+  }
   if (current === undefined) {
     return {
       ok: true,
@@ -178,9 +182,11 @@ export function decideRequest(command: RequestInstance, ctx: DecisionContext): D
     });
   }
   if (ownEvents.length > 0) appends.push({ events: ownEvents, expectedVersion: current.version });
-  // A root's requested state holds for its whole tree. Members are compared one by one, so a
-  // retry after a partial cascade (a conflict on one child) completes it.
-  if (current.instanceId === current.treeId) appends.push(...cascadeState(current, command.state, ctx, base.id));
+  // A root's state change reaches its whole tree at once. Only a change cascades, so the same
+  // request again stays idempotent (a child its parent stopped is not restarted by a poll).
+  if (current.instanceId === current.treeId && current.requestedState !== command.state) {
+    appends.push(...cascadeState(current, command.state, ctx, base.id));
+  }
   return { ok: true, instanceId, appends };
 }
 
@@ -224,13 +230,8 @@ export function decideStateChange(instanceId: string, state: InstanceView["reque
     shared: current.shared,
     state,
   };
-  const asRequester: Actor = requester.kind === "user" ? { kind: "user", userId: requester.userId } : ctx.actor;
-  if (requester.kind === "instance") {
-    const holder = ctx.computers.bindings[requester.instanceId];
-    if (holder === undefined) return reject("Conflict", `the requester of ${instanceId} is not placed; change its state through its tree's root`);
-    return decideRequest(command, { ...ctx, actor: { kind: "partition", ...holder } });
-  }
-  return decideRequest(command, { ...ctx, actor: asRequester });
+  // Decided on behalf of the instance's requester (same key, same tree), recorded as the real actor.
+  return decideRequest(command, ctx, requester);
 }
 
 /** Users see and change only their own trees (admin: every tree); partitions only their own tree. */
@@ -323,11 +324,19 @@ export function decideDestroyed(instanceId: string, ctx: DecisionContext): Decis
   const current = ctx.instances.instances[instanceId];
   if (current === undefined) return reject("NotFound", `no instance ${instanceId}`);
   if (current.requestedState !== "destroyed") return reject("Conflict", `${instanceId} is not requested destroyed`);
-  if (current.shared) {
-    return { ok: true, instanceId, appends: [{ expectedVersion: current.version, events: [{ ...envelope(ctx), correlationId: current.correlationId, type: "InstanceDestroyed", aggregate: { kind: "instance", treeId: current.treeId, instanceId }, data: {} }] }] };
-  }
   const holder = fromHolder(current, ctx, "destruction");
   if ("ok" in holder) return holder;
+  if (current.shared) {
+    if (current.destroyed) return { ok: true, instanceId, appends: [] };
+    return { ok: true, instanceId, appends: [{ expectedVersion: current.version, events: [{ ...envelope(ctx), correlationId: current.correlationId, type: "InstanceDestroyed", aggregate: { kind: "instance", treeId: current.treeId, instanceId }, data: {} }] }] };
+  }
+  if (current.instanceId === current.treeId) {
+    // Children first: the root's partition is freed only once nothing else of its tree holds one.
+    const alive = (ctx.instances.trees[current.treeId]?.instanceIds ?? []).filter(
+      (id) => id !== instanceId && ctx.computers.bindings[id] !== undefined,
+    );
+    if (alive.length > 0) return reject("Conflict", `${instanceId} is the root of a tree whose instances ${alive.join(", ")} still hold partitions; destroy them first`);
+  }
   const partition = ctx.computers.computers[holder.computerId]?.partitions[holder.partitionId];
   const destroyed: DomainEvent = {
     ...envelope(ctx),
@@ -340,8 +349,9 @@ export function decideDestroyed(instanceId: string, ctx: DecisionContext): Decis
     ok: true,
     instanceId,
     appends: [
-      // Idempotent: a retry after the release conflicted does not destroy twice.
-      ...(current.destroyed ? [] : [{ expectedVersion: "any" as const, events: [destroyed] }]),
+      // Against the instance's version: a re-request racing with this report conflicts instead of
+      // leaving a "started" instance marked destroyed. Idempotent: a retry does not destroy twice.
+      ...(current.destroyed ? [] : [{ expectedVersion: current.version, events: [destroyed] }]),
       {
         expectedVersion: partition?.version ?? "any",
         events: [

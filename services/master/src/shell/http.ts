@@ -51,6 +51,7 @@ const EventsQuery = z.object({
   filter: z.string().regex(/^[A-Za-z0-9_*>.-]{1,256}$/, "must be a subject filter such as tree.<id>.>").optional(),
   type: z.enum(EVENT_TYPES as unknown as [string, ...string[]]).optional(),
   since: z.iso.datetime({ offset: true }).optional(),
+  secrets: z.enum(["0", "1", "true", "false"]).optional(),
 });
 
 class HttpError extends Error {
@@ -217,7 +218,7 @@ export function buildHttpApi(master: Master, logger: Logger) {
       const answer = JSON.stringify(presentAnswer(master.answer(instance), show));
       if (answer !== last) {
         last = answer;
-        stream.send("answer", answer);
+        void stream.send("answer", answer);
       }
     };
     push();
@@ -299,13 +300,73 @@ export function buildHttpApi(master: Master, logger: Logger) {
   const eventMatches = (query: z.infer<typeof EventsQuery>, event: DomainEvent): boolean =>
     (query.type === undefined || event.type === query.type) && (query.since === undefined || Date.parse(event.time) >= Date.parse(query.since));
 
+  /** The tree an event is about, when it is about one (instance events, allocations). */
+  const treeOf = (event: DomainEvent): string | undefined => {
+    if (event.aggregate.kind === "instance") return event.aggregate.treeId;
+    if (event.type === "PartitionAllocated") return event.data.treeId;
+    if (event.type === "PartitionReleased") return master.instance(event.data.instanceId)?.treeId;
+    return undefined;
+  };
+
+  /**
+   * What an actor may read of the log: admin everything; a user the events of their own trees
+   * and of computers (public, as in `GET /v1/computers`); a partition its own tree and computer;
+   * a node its own computer and the instances placed on it.
+   */
+  const mayRead = (actor: Actor, event: DomainEvent): boolean => {
+    const tree = treeOf(event);
+    const computerId = event.aggregate.kind === "instance" ? undefined : event.aggregate.computerId;
+    const ownsTree = (): boolean => {
+      const root = tree === undefined ? undefined : master.instance(tree);
+      return root !== undefined && mayManage(root, master.context(actor)) === undefined;
+    };
+    switch (actor.kind) {
+      case "user":
+        return actor.userId === "admin" || (tree === undefined ? true : ownsTree());
+      case "partition":
+        return tree === undefined ? computerId === actor.computerId : ownsTree();
+      case "node": {
+        if (computerId !== undefined) return computerId === actor.computerId;
+        const instanceId = event.aggregate.kind === "instance" ? event.aggregate.instanceId : undefined;
+        return instanceId !== undefined && master.computers.bindings[instanceId]?.computerId === actor.computerId;
+      }
+      case "service":
+        return false;
+      default: {
+        const never: never = actor;
+        return never;
+      }
+    }
+  };
+
+  /** Secret-looking parameter values masked, as in the instance views. */
+  const maskEvent = (event: DomainEvent): DomainEvent => {
+    switch (event.type) {
+      case "ConnectionParametersPublished":
+        return { ...event, data: { ...event.data, parameters: maskMap(event.data.parameters, false) ?? {} } };
+      case "InstanceRequested":
+      case "InstanceParametersChanged":
+        return { ...event, data: { ...event.data, parameters: maskMap(event.data.parameters, false) ?? {} } } as DomainEvent;
+      default:
+        return event;
+    }
+  };
+
+  const readable = (actor: Actor, query: z.infer<typeof EventsQuery>, event: DomainEvent): DomainEvent | undefined => {
+    if (!eventMatches(query, event) || !mayRead(actor, event)) return undefined;
+    return query.secrets === "1" || query.secrets === "true" ? event : maskEvent(event);
+  };
+
   app.get("/v1/events", async (request) => {
-    actorOf(request);
+    const actor = actorOf(request);
     const query = parse(EventsQuery, request.query, "query");
     const events: Array<{ position: number; streamKey: string; event: DomainEvent }> = [];
     let next = query.after;
     for await (const commit of master.store.readAll({ after: query.after, ...(query.filter === undefined ? {} : { filter: query.filter }) })) {
-      for (const event of commit.events) if (eventMatches(query, event)) events.push({ position: commit.position, streamKey: commit.streamKey, event });
+      for (const event of commit.events) {
+        const shown = readable(actor, query, event);
+        if (shown !== undefined) events.push({ position: commit.position, streamKey: commit.streamKey, event: shown });
+      }
       next = commit.position;
       if (events.length >= query.limit) break;
     }
@@ -313,16 +374,22 @@ export function buildHttpApi(master: Master, logger: Logger) {
   });
 
   app.get("/v1/events/stream", (request, reply) => {
-    actorOf(request);
+    const actor = actorOf(request);
     const query = parse(EventsQuery, request.query, "query");
     const stream = openEventStream(request, reply);
     const subscription = master.store.subscribe({ after: query.after, ...(query.filter === undefined ? {} : { filter: query.filter }) });
     stream.onClose(() => void subscription.close());
     void (async () => {
-      for await (const commit of subscription as AsyncIterable<Commit>) {
-        for (const event of commit.events) {
-          if (eventMatches(query, event)) stream.send("event", JSON.stringify({ position: commit.position, streamKey: commit.streamKey, event }));
+      try {
+        for await (const commit of subscription as AsyncIterable<Commit>) {
+          for (const event of commit.events) {
+            const shown = readable(actor, query, event);
+            // Backpressure: a slow reader pauses the subscription instead of buffering the log in memory.
+            if (shown !== undefined) await stream.send("event", JSON.stringify({ position: commit.position, streamKey: commit.streamKey, event: shown }));
+          }
         }
+      } finally {
+        stream.end();
       }
     })().catch((error: unknown) => logger.warn({ err: error }, "event stream ended"));
   });
@@ -341,12 +408,24 @@ function openEventStream(request: FastifyRequest, reply: FastifyReply) {
   request.raw.on("close", () => {
     for (const close of closers) close();
   });
+  let closed = false;
+  closers.push(() => {
+    closed = true;
+  });
   return {
-    send(event: string, data: string): void {
-      raw.write(`event: ${event}\ndata: ${data}\n\n`);
+    /** Writes one event; resolves once the socket can take more (or is gone). */
+    send(event: string, data: string): Promise<void> {
+      if (closed || raw.write(`event: ${event}\ndata: ${data}\n\n`)) return Promise.resolve();
+      return new Promise((resolve) => {
+        raw.once("drain", resolve);
+        closers.push(resolve);
+      });
     },
     onClose(close: () => void): void {
       closers.push(close);
+    },
+    end(): void {
+      if (!closed) raw.end();
     },
   };
 }

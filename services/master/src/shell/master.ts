@@ -115,9 +115,16 @@ export class Master {
     await this.view.waitFor(position);
   }
 
-  /** Resolves once the read models have seen the log's current head. */
-  async caughtUp(): Promise<void> {
-    await this.settled(await this.store.head());
+  /**
+   * Resolves once the read models have seen the log's current head, or after `maxWaitMs`: a
+   * malformed commit at the head is skipped by the read models and never "seen", and deciding
+   * again is safe anyway (the appends carry the versions they were decided against).
+   */
+  async caughtUp(maxWaitMs = 1_000): Promise<void> {
+    const head = await this.store.head();
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.settled(head), new Promise((resolve) => (timer = setTimeout(resolve, maxWaitMs)))]);
+    clearTimeout(timer);
   }
 
   instance(instanceId: string): InstanceView | undefined {
