@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { appendFile, readFile, readdir, stat, truncate } from "node:fs/promises";
+import { appendFile, readFile, readdir, stat, truncate, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { captureLogger, eventStoreContract, fixtures, tempDir, type CapturedLogger } from "@slap/testkit";
@@ -84,6 +84,25 @@ describe("embedded event store on disk", () => {
     store = await EmbeddedEventStore.open({ dir: dir.path, logger: captured.logger });
     assert.deepEqual(await ids(store), events.map((e) => e.id));
     assert.equal(tornWarnings(captured).length, 1);
+    await store.close();
+    await dir.dispose();
+  });
+
+  it("refuses to open a log damaged in the middle, cutting nothing, rather than drop the records after it", async () => {
+    const dir = await tempDir();
+    let store = await EmbeddedEventStore.open({ dir: dir.path, logger: captureLogger().logger });
+    for (let i = 0; i < 10; i++) await store.append([fixtures.instanceRequested(`I${i}`)], { expectedVersion: 0 });
+    await store.close();
+    const log = join(dir.path, "events.log");
+    const bytes = await readFile(log);
+    const damaged = Buffer.from(bytes);
+    damaged[Math.floor(bytes.length / 3)]! ^= 0xff;
+    await writeFile(log, damaged);
+    await assert.rejects(EmbeddedEventStore.open({ dir: dir.path, logger: captureLogger().logger }), /valid record follows/);
+    assert.deepEqual(await readFile(log), damaged);
+    await writeFile(log, bytes);
+    store = await EmbeddedEventStore.open({ dir: dir.path, logger: captureLogger().logger });
+    assert.equal(await store.head(), 10);
     await store.close();
     await dir.dispose();
   });

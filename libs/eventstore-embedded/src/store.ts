@@ -141,6 +141,14 @@ export class EmbeddedEventStore implements EventStore {
         const aside = `${path}.torn-${goodEnd}`;
         const cut = Buffer.alloc(size - goodEnd);
         await this.file.read(cut, 0, cut.length, goodEnd);
+        const follower = firstValidRecord(cut, goodEnd);
+        if (follower !== undefined) {
+          throw new EventStoreError(
+            `${path} is damaged at offset ${goodEnd} (${reason}) but a valid record follows at offset ${follower}: ` +
+              "this is not a torn tail, so nothing is cut; restore the log or move the damaged region aside by hand",
+            { retryable: false },
+          );
+        }
         await writeFile(aside, cut);
         await this.file.truncate(goodEnd);
         await this.file.sync();
@@ -401,6 +409,19 @@ export class EmbeddedEventStore implements EventStore {
     this.wake();
     return position;
   }
+}
+
+/**
+ * The file offset of the first whole, checksum-valid record starting anywhere after the first
+ * byte of `tail` (which holds the file from `tailOffset`), if any. A torn tail has none: only the
+ * last write can be incomplete, and nothing was written after it.
+ */
+function firstValidRecord(tail: Buffer, tailOffset: number): number | undefined {
+  for (let at = 1; at + HEADER_BYTES < tail.length; at++) {
+    const parsed = parseRecord(tail, at, tailOffset);
+    if (parsed.kind === "record") return parsed.record.offset;
+  }
+  return undefined;
 }
 
 function parseRecordKey(record: Buffer): string {
