@@ -17,6 +17,11 @@ export interface PartitionView {
   supersededClaim: { instanceId: string; treeId: string } | null;
   /** The partition stream's version: the position of its last event (0: never allocated). Allocators append with it. */
   version: number;
+  /**
+   * Left out of the computer's last registration (or only known from an allocation): kept, with
+   * its version and any instance, so the read models stay consistent, but never offered as free.
+   */
+  retired: boolean;
 }
 
 export type SoftwareStatus = "unknown" | "building" | "available" | "error" | "destroyed";
@@ -56,7 +61,7 @@ export interface ComputersView {
  */
 export const computersProjection: Projection<ComputersView> = {
   name: "computers",
-  version: 2,
+  version: 3,
   initial: () => ({ computers: {}, bindings: {} }),
   evolve(state, event, position) {
     switch (event.type) {
@@ -75,13 +80,13 @@ export const computersProjection: Projection<ComputersView> = {
             allocatedAt: held?.allocatedAt ?? null,
             supersededClaim: held?.supersededClaim ?? null,
             version: held?.version ?? 0,
+            retired: false,
           };
         }
-        // A partition missing from the new registration is kept while it is not free.
+        // A partition missing from the new registration is kept, retired: its version and any
+        // instance it holds must survive, or a claim in flight could book it twice.
         for (const held of Object.values(previous?.partitions ?? {})) {
-          if ((held.instanceId !== null || held.supersededClaim !== null) && partitions[held.partitionId] === undefined) {
-            partitions[held.partitionId] = held;
-          }
+          if (partitions[held.partitionId] === undefined) partitions[held.partitionId] = { ...held, retired: true };
         }
         state.computers[computerId] = {
           computerId,
@@ -120,8 +125,7 @@ export const computersProjection: Projection<ComputersView> = {
       }
       case "PartitionAllocated": {
         const { computerId, partitionId } = event.aggregate;
-        const partition = state.computers[computerId]?.partitions[partitionId];
-        if (partition === undefined) return state;
+        const partition = state.computers[computerId]?.partitions[partitionId] ?? placeholder(state, computerId, partitionId, event.time);
         partition.version = position;
         if (partition.instanceId !== null || partition.supersededClaim !== null) return state;
         const { instanceId, treeId } = event.data;
@@ -169,9 +173,39 @@ export function isReleaseAvailable(computer: ComputerView, releaseUrl: string): 
   return software !== undefined && software.supplied && software.status === "available";
 }
 
-/** Whether a partition can take an allocation: it holds no instance and no unreleased losing claim. */
+/** Whether a partition can take an allocation: registered, holding no instance and no unreleased losing claim. */
 export function isPartitionFree(partition: PartitionView): boolean {
-  return partition.instanceId === null && partition.supersededClaim === null;
+  return partition.instanceId === null && partition.supersededClaim === null && !partition.retired;
+}
+
+/**
+ * A retired record for a partition known only from an allocation (a writer that did not check
+ * the registration): the claim is recorded like any other, so the instances read model (which
+ * binds it too) and this one agree, and the partition is never offered.
+ */
+function placeholder(state: ComputersView, computerId: string, partitionId: string, time: string): PartitionView {
+  const computer = (state.computers[computerId] ??= {
+    computerId,
+    name: null,
+    networkId: null,
+    registeredAt: time,
+    updatedAt: time,
+    partitions: {},
+    software: {},
+  });
+  const partition: PartitionView = {
+    partitionId,
+    address: "",
+    ports: { from: 0, to: 0 },
+    instanceId: null,
+    treeId: null,
+    allocatedAt: null,
+    supersededClaim: null,
+    version: 0,
+    retired: true,
+  };
+  computer.partitions[partitionId] = partition;
+  return partition;
 }
 
 /** The free partitions of a computer, in partition-id order. */

@@ -56,13 +56,28 @@ describe("computers projection", () => {
     assert.equal(state.computers.C2!.partitions.slappart0!.version, 5);
   });
 
-  it("keeps an occupied partition when a re-registration leaves it out", () => {
+  it("keeps, retired, the partitions a re-registration leaves out: their instance and version survive, none is offered", () => {
     const state = given(computersProjection, [
       fixtures.computerRegistered("C1", 3),
       fixtures.partitionAllocated("C1", "slappart2", "A"),
       fixtures.computerRegistered("C1", 1),
     ]);
-    assert.deepEqual(Object.keys(state.computers.C1!.partitions).sort(), ["slappart0", "slappart2"]);
+    const partitions = state.computers.C1!.partitions;
+    assert.deepEqual(Object.keys(partitions).sort(), ["slappart0", "slappart1", "slappart2"]);
+    assert.equal(partitions.slappart2!.instanceId, "A");
+    assert.equal(partitions.slappart2!.version, 2);
+    assert.deepEqual(freePartitions(state.computers.C1!).map((p) => p.partitionId), ["slappart0"]);
+    computersProjection.evolve(state, fixtures.computerRegistered("C1", 3), 4);
+    assert.deepEqual(freePartitions(state.computers.C1!).map((p) => p.partitionId), ["slappart0", "slappart1"]);
+    assert.equal(partitions.slappart2?.version, 2);
+  });
+
+  it("records a claim on a partition it never saw registered, retired, so the instance is bound the same everywhere", () => {
+    const state = given(computersProjection, [fixtures.partitionAllocated("GHOST", "slappart9", "A"), fixtures.partitionAllocated("GHOST", "slappart9", "B")]);
+    const ghost = state.computers.GHOST!.partitions.slappart9!;
+    assert.equal(ghost.instanceId, "A");
+    assert.equal(ghost.retired, true);
+    assert.deepEqual(state.bindings, { A: { computerId: "GHOST", partitionId: "slappart9" } });
   });
 });
 
