@@ -12,6 +12,7 @@ import { fixtures } from "@slap/testkit";
 import { RequestInstance } from "./commands.js";
 import { answerFor } from "./answer.js";
 import {
+  decideBang,
   decideDestroyed,
   decidePublish,
   decideRequest,
@@ -162,6 +163,20 @@ describe("tree lifecycle", () => {
   it("refuses a new started instance in a tree that is being destroyed", () => {
     const refused = decideRequest(request({ reference: "late", releaseUrl: KVDB }), given(placed, rootPartition));
     assert.equal(!refused.ok && refused.reason, "Conflict");
+  });
+
+  it("lets a partition change its own instance and those it requested, not its tree's root", () => {
+    const history = [
+      fixtures.computerRegistered("C1"),
+      root,
+      child,
+      fixtures.partitionAllocated("C1", "slappart0", rootId),
+      fixtures.partitionAllocated("C1", "slappart1", childId, rootId),
+    ];
+    const byChild = decideStateChange(rootId, "destroyed", given(history, childPartition));
+    assert.equal(!byChild.ok && byChild.reason, "Forbidden");
+    assert.deepEqual(types(decideStateChange(childId, "stopped", given(history, rootPartition))), ["InstanceRequestedStateChanged"]);
+    assert.deepEqual(types(decideBang(childId, { message: "mine" }, given(history, childPartition))), ["InstanceBanged"]);
   });
 
   it("records the real actor when an admin changes the state of someone's instance", () => {

@@ -218,7 +218,7 @@ function cascadeState(root: InstanceView, state: InstanceView["requestedState"],
 export function decideStateChange(instanceId: string, state: InstanceView["requestedState"], ctx: DecisionContext): Decision {
   const current = ctx.instances.instances[instanceId];
   if (current === undefined) return reject("NotFound", `no instance ${instanceId}`);
-  const denied = mayManage(current, ctx);
+  const denied = mayChange(current, ctx);
   if (denied !== undefined) return denied;
   const requester = current.requester;
   const command: RequestInstance = {
@@ -248,6 +248,20 @@ export function mayManage(instance: InstanceView, ctx: DecisionContext): Rejecti
   return reject("Forbidden", `${describeActor(actor)} may not change instance ${instance.instanceId}`);
 }
 
+/**
+ * Who may change an instance (its state, a bang): its tree's owner and admin, as `mayManage`;
+ * of partitions, only the one holding it and the one holding its requester — a partition cannot
+ * stop or destroy the rest of its tree.
+ */
+export function mayChange(instance: InstanceView, ctx: DecisionContext): Rejection | undefined {
+  const actor = ctx.actor;
+  if (actor.kind !== "partition") return mayManage(instance, ctx);
+  const held = ctx.computers.computers[actor.computerId]?.partitions[actor.partitionId]?.instanceId ?? null;
+  const requester = instance.requester.kind === "instance" ? instance.requester.instanceId : undefined;
+  if (held !== null && (held === instance.instanceId || held === requester)) return undefined;
+  return reject("Forbidden", `${describeActor(actor)} may change only the instance it holds and the instances it requested, not ${instance.instanceId}`);
+}
+
 export function describeActor(actor: Actor): string {
   switch (actor.kind) {
     case "user":
@@ -268,7 +282,7 @@ export function describeActor(actor: Actor): string {
 export function decideBang(instanceId: string, command: Bang, ctx: DecisionContext): Decision {
   const current = ctx.instances.instances[instanceId];
   if (current === undefined) return reject("NotFound", `no instance ${instanceId}`);
-  const denied = mayManage(current, ctx);
+  const denied = mayChange(current, ctx);
   if (denied !== undefined) return denied;
   return report(current, ctx, "InstanceBanged", { message: command.message });
 }
