@@ -1,2 +1,15 @@
-/** The node agent arrives with the "Node agent" issue; see README.md. */
-export {};
+/**
+ * @slap/node: the node agent (slapgrid). Pure decisions in `core/` (parameters, paths, when to
+ * reprocess, restart back-off), files/processes/HTTP in `shell/`, the process in `main.ts`.
+ * The contract with releases is DESIGN.md.
+ */
+export { Node, STATE_FILE, type NodeOptions } from "./shell/node.js";
+export { NodeConfig, NodeConfigError, configFromEnv, runNode, type RunNodeOptions, type RunningNode } from "./main.js";
+export { ReleaseManifest, ParametersSchema, type ParameterProperty } from "./core/manifest.js";
+export { checkParameters, type ParametersCheck } from "./core/parameters.js";
+export { insidePartition, PathEscapeError } from "./core/paths.js";
+export { DeployedState, RETRY_ERROR_AFTER_MS, decideProcessing, parametersHash, sameDeployment, type ProcessDecision, type Wanted } from "./core/state.js";
+export { BACKOFF, nextRestart } from "./core/backoff.js";
+export { softwareDir } from "./shell/software.js";
+export { Waiting, type Slap, type PromiseCheck, type ProcessDeclaration } from "./shell/profile.js";
+export { MasterClient, MasterError } from "./shell/master-client.js";

@@ -8,12 +8,13 @@ import { computersCommand, supplyCommand } from "./computers.js";
 import { demoCommand } from "./demo.js";
 import { eventsCommand } from "./events.js";
 import { bangCommand, instancesCommand, requestCommand, showCommand } from "./instances.js";
-import { allocatorCommand, masterCommand } from "./services.js";
+import { allocatorCommand, masterCommand, nodeCommand } from "./services.js";
 
 /** In the order `slap --help` lists them. */
 export const commands: readonly Command[] = [
   masterCommand,
   allocatorCommand,
+  nodeCommand,
   supplyCommand,
   requestCommand,
   showCommand,
@@ -30,13 +31,13 @@ export function topHelp(): string {
 
 services:
 ${commands
-  .slice(0, 2)
+  .slice(0, 3)
   .map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`)
   .join("\n")}
 
 client (talks to the master at --master URL, env SLAP_MASTER, default http://127.0.0.1:8080):
 ${commands
-  .slice(2, -1)
+  .slice(3, -1)
   .map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`)
   .join("\n")}
 
@@ -47,7 +48,7 @@ ${commands
   .join("\n")}
 
 environment: SLAP_MASTER, SLAP_USER (who is asking; default admin), NATS_URL, SLAP_DATA, PORT,
-HOST, LOG_LEVEL.`;
+HOST, LOG_LEVEL, SLAP_COMPUTER, SLAP_PARTITIONS, SLAP_ROOT.`;
 }
 
 /** Runs one command line; never throws. */

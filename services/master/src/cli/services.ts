@@ -150,6 +150,94 @@ LOG_LEVEL (fatal … trace, silent) sets the log level; logs are JSON lines.`,
   },
 };
 
+// ---------------------------------------------------------------------------------------------
+// slap node
+// ---------------------------------------------------------------------------------------------
+
+const nodeArgv = {
+  options: { nats: { type: "string" }, master: { type: "string" }, computer: { type: "string" }, partitions: { type: "string" }, root: { type: "string" } },
+} as const;
+
+const NodeArgs = z.object({
+  nats: z.string().min(1, "is required: the event log's NATS URL"),
+  master: z.url({ error: "must be the master's URL, like http://127.0.0.1:8080" }),
+  computer: z.string({ error: "is required: this computer's id" }).regex(/^[A-Za-z0-9_-]{1,64}$/, "must be 1-64 characters of A-Z, a-z, 0-9, _ or -"),
+  partitions: z.coerce.number({ error: "must be a number" }).int().min(1).max(10_000),
+  root: z.string().min(1),
+  streamName: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, "must be 1-64 characters of A-Z, a-z, 0-9, _ or -").optional(),
+  logLevel: LogLevel.optional(),
+});
+
+/** The config `runNode` gets: flags first, then `NATS_URL`, `SLAP_MASTER`, `SLAP_COMPUTER`, `SLAP_PARTITIONS`, `SLAP_ROOT`, `LOG_LEVEL`. */
+export interface NodeArgs {
+  nats: string;
+  master: string;
+  computer: string;
+  partitions: number;
+  root: string;
+  streamName?: string;
+  logLevel?: z.infer<typeof LogLevel>;
+}
+
+export function parseNodeArgs(argv: readonly string[], env: Io["env"]): NodeArgs | typeof HELP {
+  const split = splitArgv(nodeArgv, argv);
+  if (split === HELP) return HELP;
+  const { values } = split;
+  const args = validate(
+    NodeArgs,
+    {
+      nats: values.nats ?? fromEnv(env, "NATS_URL") ?? "",
+      master: values.master ?? fromEnv(env, "SLAP_MASTER") ?? "http://127.0.0.1:8080",
+      computer: values.computer ?? fromEnv(env, "SLAP_COMPUTER"),
+      partitions: values.partitions ?? fromEnv(env, "SLAP_PARTITIONS") ?? "10",
+      root: values.root ?? fromEnv(env, "SLAP_ROOT") ?? "./srv",
+      streamName: fromEnv(env, "SLAP_STREAM"),
+      logLevel: fromEnv(env, "LOG_LEVEL"),
+    },
+    {
+      nats: "--nats (or NATS_URL)",
+      master: "--master (or SLAP_MASTER)",
+      computer: "--computer (or SLAP_COMPUTER)",
+      partitions: "--partitions (or SLAP_PARTITIONS)",
+      root: "--root (or SLAP_ROOT)",
+      streamName: "SLAP_STREAM",
+      logLevel: "LOG_LEVEL",
+    },
+  );
+  return withoutUndefined(args);
+}
+
+export const nodeCommand: Command = {
+  name: "node",
+  summary: "run a node agent: formats a computer, installs releases, runs its instances",
+  help: `usage: slap node --nats URL --computer ID [--master URL] [--partitions N] [--root DIR]
+
+Runs the node agent of one computer: it registers the computer and its partitions, installs
+the releases supplied to it, and deploys and supervises the instances placed on it (see
+services/node/README.md). It follows the event log over NATS and writes through the master.
+Ctrl-C (SIGINT) or SIGTERM stops it cleanly (its services are stopped).
+
+options:
+  --nats URL        NATS server(s) with JetStream: the event log (env NATS_URL; required)
+  --master URL      the master (env SLAP_MASTER, default http://127.0.0.1:8080)
+  --computer ID     this computer's id (env SLAP_COMPUTER; required)
+  --partitions N    how many partitions to format (env SLAP_PARTITIONS, default 10)
+  --root DIR        where partitions and software live (env SLAP_ROOT, default ./srv)
+
+LOG_LEVEL (fatal … trace, silent) sets the log level; logs are JSON lines.`,
+  async run(argv, io) {
+    const args = parseNodeArgs(argv, io.env);
+    if (args === HELP) return printHelp(io, nodeCommand);
+    const { runNode } = await import("@slap/node");
+    const stop = io.stopSignal();
+    const running = await startService("node", () => runNode(args, { handleSignals: false }));
+    io.stderr.write(`node ${args.computer} running with ${args.partitions} partitions in ${args.root} (Ctrl-C stops)\n`);
+    await until(stop);
+    await running.stop();
+    return 0;
+  },
+};
+
 /** Starts a service; a failure to start (the log is locked, NATS unreachable, the port taken) is one line, exit 1. */
 async function startService<T>(name: string, start: () => Promise<T>): Promise<T> {
   try {

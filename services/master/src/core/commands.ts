@@ -47,7 +47,14 @@ export type RequestInstance = z.infer<typeof RequestInstance>;
 export const ChangeRequestedState = z.object({ state: RequestedState });
 export type ChangeRequestedState = z.infer<typeof ChangeRequestedState>;
 
-export const Bang = z.object({ message: z.string().min(1).max(65_536).default("banged by hand") });
+/** A bang by hand (a message), or by a node when a watched service exits (with its details). */
+export const Bang = z.object({
+  message: z.string().min(1).max(65_536).default("banged by hand"),
+  service: z.string().min(1).max(256).optional(),
+  exitCode: z.number().int().optional(),
+  signal: z.string().min(1).max(32).optional(),
+  logTail: z.string().max(65_536).optional(),
+});
 export type Bang = z.infer<typeof Bang>;
 
 export const PublishConnectionParameters = z.object({ parameters: StringMap });

@@ -284,7 +284,14 @@ export function decideBang(instanceId: string, command: Bang, ctx: DecisionConte
   if (current === undefined) return reject("NotFound", `no instance ${instanceId}`);
   const denied = mayChange(current, ctx);
   if (denied !== undefined) return denied;
-  return report(current, ctx, "InstanceBanged", { message: command.message });
+  const { message, service, exitCode, signal, logTail } = command;
+  return report(current, ctx, "InstanceBanged", {
+    message,
+    ...(service === undefined ? {} : { service }),
+    ...(exitCode === undefined ? {} : { exitCode }),
+    ...(signal === undefined ? {} : { signal }),
+    ...(logTail === undefined ? {} : { logTail }),
+  });
 }
 
 /**

@@ -1,0 +1,84 @@
+import assert from "node:assert/strict";
+import { existsSync } from "node:fs";
+import { after, before, describe, it } from "node:test";
+import { fileURLToPath } from "node:url";
+import { Allocator } from "@slap/allocator";
+import { JetStreamEventStore } from "@slap/eventstore-jetstream";
+import { captureLogger, startNatsServer, tempDir, type NatsServer } from "@slap/testkit";
+// The master package exports no runner yet; its main module is the one way to start one in a test.
+import { runMaster, type RunningMaster } from "@slap/master";
+import { Node } from "./shell/node.js";
+
+/** The repository root: the example releases' default URLs are relative to it. */
+const REPO = fileURLToPath(new URL("../../../", import.meta.url));
+const KVDB = "examples/software/kvdb";
+const WEBAPP = "examples/software/webapp";
+const present = existsSync(`${REPO}${WEBAPP}/slap-release.json`) && existsSync(`${REPO}${KVDB}/slap-release.json`);
+
+describe("the example releases on a real node (webapp requests its kvdb)", { skip: present ? false : "examples/software not there yet" }, () => {
+  let server: NatsServer;
+  let master: RunningMaster;
+  let stores: JetStreamEventStore[] = [];
+  let allocator: Allocator;
+  let node: Node;
+  let root: { path: string; dispose(): Promise<void> };
+  const { logger } = captureLogger();
+  const alice = { "x-slap-user": "alice", "content-type": "application/json" };
+
+  before(async () => {
+    server = await startNatsServer();
+    root = await tempDir("slap-node-examples-");
+    stores = await Promise.all([1, 2, 3].map(() => JetStreamEventStore.connect({ servers: server.url, logger })));
+    master = await runMaster({ port: 0, host: "127.0.0.1" }, { store: stores[0]!, logger });
+    allocator = new Allocator({ store: stores[1]!, logger });
+    await allocator.start();
+    node = new Node({ store: stores[2]!, masterUrl: master.url, computerId: "COMP-EX", partitions: 3, root: root.path, portBase: 32_000, cwd: REPO, logger });
+    await node.start();
+    for (const releaseUrl of [KVDB, WEBAPP]) {
+      const response = await fetch(`${master.url}/v1/computers/COMP-EX/supply`, { method: "POST", headers: alice, body: JSON.stringify({ releaseUrl }) });
+      assert.equal(response.status, 200);
+    }
+  });
+
+  after(async () => {
+    await node.stop();
+    await allocator.stop();
+    await master.stop();
+    for (const store of stores) await store.close();
+    await server.dispose();
+    await root.dispose();
+  });
+
+  it("deploys the webapp and its kvdb; the page counts visits in the kvdb", async () => {
+    let answer: { status: string; connection?: Record<string, string> } = { status: "pending" };
+    const deadline = Date.now() + 30_000;
+    while (answer.status !== "ready" && Date.now() < deadline) {
+      const response = await fetch(`${master.url}/v1/requests?wait=5000`, { method: "POST", headers: alice, body: JSON.stringify({ releaseUrl: WEBAPP, reference: "shop" }) });
+      answer = (await response.json()) as typeof answer;
+    }
+    assert.equal(answer.status, "ready", JSON.stringify(answer));
+    const url = answer.connection!.url!;
+    const first = await (await fetch(`${url}/`)).text();
+    const second = await (await fetch(`${url}/`)).text();
+    assert.match(first, /visits = 1/);
+    assert.match(second, /visits = 2/);
+  });
+
+  it("a shared kvdb instance is attached to a running kvdb, which publishes its own credentials", async () => {
+    let answer: { status: string; connection?: Record<string, string> } = { status: "pending" };
+    const deadline = Date.now() + 30_000;
+    while (answer.status !== "ready" && Date.now() < deadline) {
+      const response = await fetch(`${master.url}/v1/requests?wait=5000`, {
+        method: "POST",
+        headers: alice,
+        body: JSON.stringify({ releaseUrl: KVDB, reference: "tenant", shared: true }),
+      });
+      answer = (await response.json()) as typeof answer;
+    }
+    assert.equal(answer.status, "ready", JSON.stringify(answer));
+    const { url, password, prefix } = answer.connection!;
+    assert.equal(prefix, "tenant/");
+    const put = await fetch(`${url}/kv/${encodeURIComponent("tenant/x")}`, { method: "PUT", headers: { authorization: `Bearer ${password}` }, body: "1" });
+    assert.equal(put.status < 300, true, `PUT answered ${put.status}`);
+  });
+});

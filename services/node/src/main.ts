@@ -1,0 +1,136 @@
+/**
+ * Runs the node agent of one computer: `runNode(config)` opens the event log (JetStream when a
+ * NATS URL is given, or a store passed in for one-process mode), starts the `Node` and stops it
+ * cleanly on SIGINT/SIGTERM (services stopped). Run directly (`tsx services/node/src/main.ts`)
+ * it reads its configuration from the environment (`configFromEnv`).
+ */
+import { resolve } from "node:path";
+import { pathToFileURL } from "node:url";
+import { Token, type EventStore } from "@slap/events";
+import { JetStreamEventStore } from "@slap/eventstore-jetstream";
+import { pino, type Logger } from "pino";
+import { z } from "zod";
+import { Node } from "./shell/node.js";
+
+const emptyAsAbsent = (value: unknown): unknown => (value === "" ? undefined : value);
+
+/** The node's configuration. Empty strings count as absent (as from an unset environment variable). */
+export const NodeConfig = z.object({
+  /** NATS server URL(s), comma-separated: the event log on JetStream (required unless a store is passed in). */
+  nats: z.preprocess(emptyAsAbsent, z.string().min(1).optional()),
+  /** JetStream stream of the log (default `SLAP_EVENTS`). */
+  streamName: z.preprocess(emptyAsAbsent, z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, "must be 1-64 characters of A-Z, a-z, 0-9, _ or -").optional()),
+  /** The master's base URL. */
+  master: z.url({ error: "must be the master's URL, like http://127.0.0.1:8080" }),
+  /** This computer's id. */
+  computer: Token,
+  /** How many partitions to format. */
+  partitions: z.coerce.number({ error: "must be a number" }).int().min(1).max(10_000),
+  /** The node's folder (partitions, software). */
+  root: z.string().min(1),
+  address: z.preprocess(emptyAsAbsent, z.union([z.ipv4(), z.ipv6()]).optional()),
+  portBase: z.preprocess(emptyAsAbsent, z.coerce.number().int().min(1).max(65_535).optional()),
+  logLevel: z.preprocess(emptyAsAbsent, z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info")),
+});
+export type NodeConfig = z.input<typeof NodeConfig>;
+
+/** The configuration from `NATS_URL`, `SLAP_STREAM`, `SLAP_MASTER`, `SLAP_COMPUTER`, `SLAP_PARTITIONS`, `SLAP_ROOT`, `LOG_LEVEL`. */
+export function configFromEnv(env: NodeJS.ProcessEnv = process.env): NodeConfig {
+  return {
+    nats: env.NATS_URL,
+    streamName: env.SLAP_STREAM,
+    master: env.SLAP_MASTER ?? "",
+    computer: env.SLAP_COMPUTER ?? "",
+    partitions: env.SLAP_PARTITIONS ?? "",
+    root: env.SLAP_ROOT ?? "",
+    logLevel: env.LOG_LEVEL,
+  };
+}
+
+/** An invalid configuration: says which setting and why, never a stack trace. */
+export class NodeConfigError extends Error {
+  override name = "NodeConfigError";
+}
+
+export interface RunningNode {
+  node: Node;
+  /** Stops the node (services stopped) and closes the store if `runNode` opened it. Idempotent. */
+  stop(): Promise<void>;
+}
+
+export interface RunNodeOptions {
+  logger?: Logger;
+  /** An open store (one-process mode); not closed by `stop`. */
+  store?: EventStore;
+  /** Stop on SIGINT/SIGTERM (default true). */
+  handleSignals?: boolean;
+}
+
+/**
+ * Parses the configuration, opens the store, starts the node. Resolves once the computer is
+ * registered and processing has begun.
+ * @throws NodeConfigError on an invalid configuration; the store's or master's error when they cannot be reached.
+ */
+export async function runNode(input: NodeConfig, options: RunNodeOptions = {}): Promise<RunningNode> {
+  const parsed = NodeConfig.safeParse(input);
+  if (!parsed.success) throw new NodeConfigError(`invalid node configuration:\n${z.prettifyError(parsed.error)}`);
+  const config = parsed.data;
+  const logger = options.logger ?? pino({ level: config.logLevel, base: { service: "node" } }, pino.destination(2));
+  let store = options.store;
+  const owned = store === undefined;
+  if (store === undefined) {
+    if (config.nats === undefined) throw new NodeConfigError("invalid node configuration: nats (the event log's NATS URL) is required");
+    store = await JetStreamEventStore.connect({
+      servers: config.nats.split(",").map((s) => s.trim()),
+      ...(config.streamName === undefined ? {} : { streamName: config.streamName }),
+      logger,
+    });
+  }
+  const openedStore = store;
+  const node = new Node({
+    store: openedStore,
+    masterUrl: config.master,
+    computerId: config.computer,
+    partitions: config.partitions,
+    root: resolve(config.root),
+    ...(config.address === undefined ? {} : { address: config.address }),
+    ...(config.portBase === undefined ? {} : { portBase: config.portBase }),
+    logger,
+  });
+  let stopping: Promise<void> | undefined;
+  const onSignal = (signal: NodeJS.Signals): void => {
+    logger.info({ signal }, "stopping");
+    void stop();
+  };
+  const stop = (): Promise<void> => {
+    stopping ??= (async () => {
+      process.off("SIGINT", onSignal);
+      process.off("SIGTERM", onSignal);
+      try {
+        await node.stop();
+      } finally {
+        if (owned) await openedStore.close();
+      }
+    })();
+    return stopping;
+  };
+  if (options.handleSignals !== false) {
+    process.on("SIGINT", onSignal);
+    process.on("SIGTERM", onSignal);
+  }
+  try {
+    await node.start();
+  } catch (error) {
+    await stop().catch(() => undefined);
+    throw error;
+  }
+  return { node, stop };
+}
+
+const invokedDirectly = process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href;
+if (invokedDirectly) {
+  runNode(configFromEnv()).catch((error: unknown) => {
+    process.stderr.write(`node: ${error instanceof Error ? error.message : String(error)}\n`);
+    process.exitCode = 1;
+  });
+}

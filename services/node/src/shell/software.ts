@@ -1,0 +1,110 @@
+import { execFile } from "node:child_process";
+import { createHash } from "node:crypto";
+import { appendFile, cp, mkdir, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { z } from "zod";
+import { ReleaseManifest } from "../core/manifest.js";
+import { insidePartition } from "../core/paths.js";
+
+export const INSTALLED_MARKER = ".slap-installed";
+export const INSTALL_LOG = ".slap-install.log";
+
+/** The folder a release is installed into: `<root>/software/<sha256(url) first 16 hex>`. */
+export function softwareDir(root: string, releaseUrl: string): string {
+  return join(root, "software", createHash("sha256").update(releaseUrl).digest("hex").slice(0, 16));
+}
+
+/** An install that failed: the message, and the tail of its log for the master. */
+export class InstallError extends Error {
+  override name = "InstallError";
+  constructor(
+    message: string,
+    readonly log: string,
+  ) {
+    super(message);
+  }
+}
+
+export async function isInstalled(dir: string): Promise<boolean> {
+  return stat(join(dir, INSTALLED_MARKER)).then(
+    () => true,
+    () => false,
+  );
+}
+
+/** Reads and validates the manifest of an installed release. */
+export async function readManifest(dir: string): Promise<ReleaseManifest> {
+  let json: unknown;
+  try {
+    json = JSON.parse(await readFile(join(dir, "slap-release.json"), "utf8"));
+  } catch (error) {
+    throw new Error(`cannot read slap-release.json: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+  }
+  const parsed = ReleaseManifest.safeParse(json);
+  if (!parsed.success) throw new Error(`invalid slap-release.json:\n${z.prettifyError(parsed.error)}`);
+  return parsed.data;
+}
+
+/**
+ * Installs a release once: copies (or fetches) it into `dir`, runs its install steps there (argv
+ * arrays, no shell), writes the marker last. Throws `InstallError` with the log tail.
+ */
+export async function install(releaseUrl: string, dir: string, options: { cwd?: string; timeoutMs?: number } = {}): Promise<void> {
+  await rm(dir, { recursive: true, force: true });
+  await mkdir(dir, { recursive: true });
+  const logFile = join(dir, INSTALL_LOG);
+  const log = (line: string): Promise<void> => appendFile(logFile, line.endsWith("\n") ? line : `${line}\n`);
+  const fail = async (message: string): Promise<never> => {
+    await log(`install failed: ${message}`).catch(() => undefined);
+    const text = await readFile(logFile, "utf8").catch(() => message);
+    throw new InstallError(message, text.slice(-4_000));
+  };
+  try {
+    if (/^https?:\/\//.test(releaseUrl)) await fetchRelease(releaseUrl, dir);
+    else {
+      const source = releaseUrl.startsWith("file://") ? fileURLToPath(releaseUrl) : resolve(options.cwd ?? process.cwd(), releaseUrl);
+      await cp(source, dir, { recursive: true, filter: (src) => !src.endsWith(INSTALLED_MARKER) });
+    }
+  } catch (error) {
+    return fail(`cannot fetch the release: ${error instanceof Error ? error.message : String(error)}`);
+  }
+  let manifest: ReleaseManifest;
+  try {
+    manifest = await readManifest(dir);
+  } catch (error) {
+    return fail(error instanceof Error ? error.message : String(error));
+  }
+  for (const step of manifest.install) {
+    const [file, ...args] = step as [string, ...string[]];
+    await log(`$ ${JSON.stringify(step)}`);
+    const result = await new Promise<{ code: number | null; output: string; error?: Error }>((done) => {
+      execFile(file, args, { cwd: dir, timeout: options.timeoutMs ?? 600_000, maxBuffer: 16 * 1024 * 1024 }, (error, stdout, stderr) => {
+        const code = error === null ? 0 : typeof error.code === "number" ? error.code : null;
+        done({ code, output: `${stdout}${stderr}`, ...(error === null ? {} : { error }) });
+      });
+    });
+    await log(result.output);
+    if (result.code !== 0) return fail(`step ${JSON.stringify(step)} ${result.code === null ? `failed: ${result.error?.message ?? "unknown error"}` : `exited with code ${result.code}`}`);
+  }
+  await writeFile(join(dir, INSTALLED_MARKER), `${new Date().toISOString()}\n`);
+}
+
+async function fetchRelease(releaseUrl: string, dir: string): Promise<void> {
+  const base = releaseUrl.endsWith("/") ? releaseUrl : `${releaseUrl}/`;
+  const get = async (file: string): Promise<Buffer> => {
+    const response = await fetch(new URL(file, base), { signal: AbortSignal.timeout(60_000) });
+    if (!response.ok) throw new Error(`GET ${file}: HTTP ${response.status}`);
+    return Buffer.from(await response.arrayBuffer());
+  };
+  const manifestBytes = await get("slap-release.json");
+  const parsed = ReleaseManifest.safeParse(JSON.parse(manifestBytes.toString("utf8")));
+  if (!parsed.success) throw new Error(`invalid slap-release.json:\n${z.prettifyError(parsed.error)}`);
+  await writeFile(join(dir, "slap-release.json"), manifestBytes);
+  const files = new Set([...parsed.data.files, ...Object.values(parsed.data.profiles), ...(parsed.data.destroy === undefined ? [] : [parsed.data.destroy])]);
+  for (const file of files) {
+    const target = insidePartition(dir, file);
+    await mkdir(dirname(target), { recursive: true });
+    await writeFile(target, await get(file));
+  }
+}

@@ -1,0 +1,232 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { closeSync, openSync, rmSync, writeFileSync } from "node:fs";
+import { mkdir, open, readdir, readFile, rm } from "node:fs/promises";
+import { join } from "node:path";
+import type { Logger } from "pino";
+import { nextRestart } from "../core/backoff.js";
+import type { ProcessReport } from "./master-client.js";
+
+/** A declared long-running process (`etc/service/<name>.json`). */
+export interface ServiceSpec {
+  command: string[];
+  env: Record<string, string>;
+  cwd: string;
+}
+
+/** What the supervisor tells its owner when a service exits on its own. */
+export interface ServiceExit {
+  name: string;
+  code: number | null;
+  signal: string | null;
+  logTail: string;
+  restartInMs: number;
+}
+
+interface Service {
+  name: string;
+  key: string;
+  spec: ServiceSpec;
+  child: ChildProcess | undefined;
+  state: ProcessReport["state"];
+  exitCode: number | undefined;
+  startedAt: number;
+  failures: number;
+  /** Set once the supervisor stops it: a launch in flight must not spawn. */
+  stopped: boolean;
+  timer: NodeJS.Timeout | undefined;
+  exited: Promise<void>;
+}
+
+const KILL_AFTER_MS = 5_000;
+
+/**
+ * Keeps one partition's services running: `apply(declared)` stops the ones no longer declared,
+ * (re)starts new or changed ones, leaves unchanged ones alone. An exit not caused by the
+ * supervisor is reported (`onExit`) and the service restarted with back-off (core/backoff.ts).
+ */
+export class Supervisor {
+  private readonly services = new Map<string, Service>();
+  private closed = false;
+
+  constructor(
+    private readonly partitionPath: string,
+    private readonly logger: Logger,
+    private readonly onExit: (exit: ServiceExit) => void,
+  ) {}
+
+  async apply(declared: Map<string, ServiceSpec>): Promise<void> {
+    for (const [name, service] of [...this.services]) {
+      const wanted = declared.get(name);
+      if (wanted === undefined || JSON.stringify(wanted) !== service.key) {
+        await this.stopOne(service);
+        this.services.delete(name);
+      }
+    }
+    for (const [name, spec] of declared) {
+      if (this.services.has(name)) continue;
+      const service: Service = {
+        name,
+        key: JSON.stringify(spec),
+        spec,
+        child: undefined,
+        state: "stopped",
+        exitCode: undefined,
+        startedAt: 0,
+        failures: 0,
+        stopped: false,
+        timer: undefined,
+        exited: Promise.resolve(),
+      };
+      this.services.set(name, service);
+      await this.launch(service);
+    }
+  }
+
+  /** Stops every service (SIGTERM, then SIGKILL after 5 s). */
+  async stopAll(): Promise<void> {
+    await Promise.all([...this.services.values()].map((s) => this.stopOne(s)));
+    this.services.clear();
+  }
+
+  /** Stops every service and refuses to start new ones. */
+  async close(): Promise<void> {
+    this.closed = true;
+    await this.stopAll();
+  }
+
+  processes(): ProcessReport[] {
+    return [...this.services.values()].map((s) => ({
+      name: s.name,
+      state: s.state,
+      ...(s.child?.pid !== undefined && s.state === "running" ? { pid: s.child.pid } : {}),
+      ...(s.exitCode === undefined ? {} : { exitCode: s.exitCode }),
+    }));
+  }
+
+  pid(name: string): number | undefined {
+    const s = this.services.get(name);
+    return s?.state === "running" ? s.child?.pid : undefined;
+  }
+
+  private logPath(name: string): string {
+    return join(this.partitionPath, "var", "log", `${name}.log`);
+  }
+
+  private async launch(service: Service): Promise<void> {
+    if (this.closed || this.services.get(service.name) !== service) return;
+    service.timer = undefined;
+    await mkdir(join(this.partitionPath, "var", "log"), { recursive: true });
+    await mkdir(join(this.partitionPath, "var", "run"), { recursive: true });
+    if (this.closed || service.stopped) return;
+    const fd = openSync(this.logPath(service.name), "a");
+    const [file, ...args] = service.spec.command as [string, ...string[]];
+    let child: ChildProcess;
+    try {
+      child = spawn(file, args, {
+        cwd: service.spec.cwd,
+        env: service.spec.env,
+        stdio: ["ignore", fd, fd],
+      });
+    } finally {
+      closeSync(fd);
+    }
+    service.child = child;
+    const pidFile = join(this.partitionPath, "var", "run", `${service.name}.pid`);
+    if (child.pid !== undefined) writeFileSync(pidFile, `${JSON.stringify({ pid: child.pid, command: service.spec.command })}\n`);
+    service.state = "running";
+    service.startedAt = Date.now();
+    service.exitCode = undefined;
+    let resolveExit: () => void = () => undefined;
+    service.exited = new Promise((r) => (resolveExit = r));
+    const log = this.logger.child({ serviceName: service.name });
+    let ended = false;
+    const onEnd = (code: number | null, signal: NodeJS.Signals | null): void => {
+      if (ended) return;
+      ended = true;
+      rmSync(pidFile, { force: true });
+      resolveExit();
+      if (service.child !== child) return;
+      service.child = undefined;
+      if (service.stopped || this.closed || this.services.get(service.name) !== service) return;
+      const { delayMs, failures } = nextRestart(service.failures, Date.now() - service.startedAt);
+      service.failures = failures;
+      service.state = "backoff";
+      service.exitCode = code ?? undefined;
+      log.warn({ code, signal, restartInMs: delayMs }, "service exited; restarting after back-off");
+      service.timer = setTimeout(() => {
+        this.launch(service).catch((error: unknown) => log.error({ err: error }, "service restart failed"));
+      }, delayMs);
+      void this.tail(service.name).then((logTail) => this.onExit({ name: service.name, code, signal, logTail, restartInMs: delayMs }));
+    };
+    child.once("error", (error) => {
+      log.error({ err: error }, "service could not start");
+      onEnd(127, null);
+    });
+    child.once("close", onEnd);
+    log.info({ pid: child.pid, command: service.spec.command }, "service started");
+  }
+
+  private async stopOne(service: Service): Promise<void> {
+    service.state = "stopped";
+    service.stopped = true;
+    clearTimeout(service.timer);
+    service.timer = undefined;
+    const child = service.child;
+    if (child === undefined || child.exitCode !== null || child.signalCode !== null) return;
+    child.kill("SIGTERM");
+    const killer = setTimeout(() => child.kill("SIGKILL"), KILL_AFTER_MS);
+    await service.exited;
+    clearTimeout(killer);
+    this.logger.info({ serviceName: service.name }, "service stopped");
+  }
+
+  private async tail(name: string, bytes = 2_048): Promise<string> {
+    try {
+      const handle = await open(this.logPath(name), "r");
+      try {
+        const { size } = await handle.stat();
+        const length = Math.min(size, bytes);
+        const buffer = Buffer.alloc(length);
+        await handle.read(buffer, 0, length, size - length);
+        return buffer.toString("utf8");
+      } finally {
+        await handle.close();
+      }
+    } catch {
+      return "";
+    }
+  }
+}
+
+/**
+ * Stops the services a previous run of the node left behind (the node was killed and its
+ * children survived): every `var/run/<name>.pid` whose process still runs the recorded command
+ * (checked in /proc, so a reused pid is never killed) gets SIGTERM, then SIGKILL after 5 s.
+ */
+export async function reapLeftovers(partitionPath: string, logger: Logger): Promise<number> {
+  const dir = join(partitionPath, "var", "run");
+  const files = await readdir(dir).catch(() => [] as string[]);
+  let reaped = 0;
+  for (const file of files.filter((f) => f.endsWith(".pid"))) {
+    const path = join(dir, file);
+    try {
+      const { pid, command } = JSON.parse(await readFile(path, "utf8")) as { pid: number; command: string[] };
+      const cmdline = await readFile(`/proc/${pid}/cmdline`, "utf8").catch(() => undefined);
+      if (cmdline !== undefined && cmdline.split("\0").filter((a) => a !== "").join("\0") === command.join("\0")) {
+        logger.warn({ pid, command, serviceName: file.slice(0, -4) }, "stopping a service left running by a previous run of the node");
+        process.kill(pid, "SIGTERM");
+        const deadline = Date.now() + KILL_AFTER_MS;
+        while (Date.now() < deadline && (await readFile(`/proc/${pid}/cmdline`, "utf8").then(() => true, () => false))) {
+          await new Promise((r) => setTimeout(r, 50));
+        }
+        const still = await readFile(`/proc/${pid}/cmdline`, "utf8").catch(() => "");
+        if (still.split("\0").filter((a) => a !== "").join("\0") === command.join("\0")) process.kill(pid, "SIGKILL");
+        reaped++;
+      }
+    } catch (error) {
+      logger.warn({ err: error, file: path }, "could not check a leftover pid file");
+    }
+    await rm(path, { force: true });
+  }
+  return reaped;
+}
