@@ -2,6 +2,7 @@ import { allocation } from "./allocation.js";
 import { embedded } from "./embedded.js";
 import { jetstreamAdapter } from "./jetstream-adapter.js";
 import { jetstreamRaw } from "./jetstream-raw.js";
+import { node } from "./node.js";
 import type { Scenario } from "./types.js";
 
 export type { Scenario, FigureSpec, FigureRef, Target, Measurements, Sizes, ScenarioContext } from "./types.js";
@@ -10,4 +11,4 @@ export type { Scenario, FigureSpec, FigureRef, Target, Measurements, Sizes, Scen
  * Every scenario, in run order. A scenario whose figures reference another one's (the raw
  * JetStream reference) must come after it. Add a module and list it here.
  */
-export const scenarios: readonly Scenario[] = [jetstreamRaw, jetstreamAdapter, embedded, allocation];
+export const scenarios: readonly Scenario[] = [jetstreamRaw, jetstreamAdapter, embedded, allocation, node];

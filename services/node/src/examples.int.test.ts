@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
 import { after, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
@@ -8,6 +9,7 @@ import { captureLogger, startNatsServer, tempDir, type NatsServer } from "@slap/
 // The master package exports no runner yet; its main module is the one way to start one in a test.
 import { runMaster, type RunningMaster } from "@slap/master";
 import { Node } from "./shell/node.js";
+import { removePartitionUsers } from "./shell/users.js";
 
 /** The repository root: the example releases' default URLs are relative to it. */
 const REPO = fileURLToPath(new URL("../../../", import.meta.url));
@@ -23,6 +25,8 @@ describe("the example releases on a real node (webapp requests its kvdb)", { ski
   let node: Node;
   let root: { path: string; dispose(): Promise<void> };
   const { logger } = captureLogger();
+  // Unique: as root the node makes one unix user per partition, named from the computer id (removed in after()).
+  const computer = `COMP-EX-${randomBytes(4).toString("hex")}`;
   const alice = { "x-slap-user": "alice", "content-type": "application/json" };
 
   before(async () => {
@@ -32,10 +36,10 @@ describe("the example releases on a real node (webapp requests its kvdb)", { ski
     master = await runMaster({ port: 0, host: "127.0.0.1" }, { store: stores[0]!, logger });
     allocator = new Allocator({ store: stores[1]!, logger });
     await allocator.start();
-    node = new Node({ store: stores[2]!, masterUrl: master.url, computerId: "COMP-EX", partitions: 3, root: root.path, portBase: 32_000, cwd: REPO, logger });
+    node = new Node({ store: stores[2]!, masterUrl: master.url, computerId: computer, partitions: 3, root: root.path, portBase: 32_000, cwd: REPO, logger });
     await node.start();
     for (const releaseUrl of [KVDB, WEBAPP]) {
-      const response = await fetch(`${master.url}/v1/computers/COMP-EX/supply`, { method: "POST", headers: alice, body: JSON.stringify({ releaseUrl }) });
+      const response = await fetch(`${master.url}/v1/computers/${computer}/supply`, { method: "POST", headers: alice, body: JSON.stringify({ releaseUrl }) });
       assert.equal(response.status, 200);
     }
   });
@@ -47,6 +51,7 @@ describe("the example releases on a real node (webapp requests its kvdb)", { ski
     for (const store of stores) await store.close();
     await server.dispose();
     await root.dispose();
+    await removePartitionUsers(computer, 3);
   });
 
   it("deploys the webapp and its kvdb; the page counts visits in the kvdb", async () => {

@@ -13,3 +13,4 @@ export { BACKOFF, nextRestart } from "./core/backoff.js";
 export { softwareDir } from "./shell/software.js";
 export { Waiting, type Slap, type PromiseCheck, type ProcessDeclaration } from "./shell/profile.js";
 export { MasterClient, MasterError } from "./shell/master-client.js";
+export { partitionUserName, partitionUsersEnabled, removePartitionUsers, type PartitionUser, type PartitionUsersOption } from "./shell/users.js";

@@ -30,11 +30,13 @@ export const NodeConfig = z.object({
   root: z.string().min(1),
   address: z.preprocess(emptyAsAbsent, z.union([z.ipv4(), z.ipv6()]).optional()),
   portBase: z.preprocess(emptyAsAbsent, z.coerce.number().int().min(1).max(65_535).optional()),
+  /** `auto` (default): one unix user per partition when the node runs as root; `off`: none. */
+  partitionUsers: z.preprocess(emptyAsAbsent, z.enum(["auto", "off"]).optional()),
   logLevel: z.preprocess(emptyAsAbsent, z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info")),
 });
 export type NodeConfig = z.input<typeof NodeConfig>;
 
-/** The configuration from `NATS_URL`, `SLAP_STREAM`, `SLAP_MASTER`, `SLAP_COMPUTER`, `SLAP_PARTITIONS`, `SLAP_ROOT`, `LOG_LEVEL`. */
+/** The configuration from `NATS_URL`, `SLAP_STREAM`, `SLAP_MASTER`, `SLAP_COMPUTER`, `SLAP_PARTITIONS`, `SLAP_ROOT`, `SLAP_PARTITION_USERS`, `LOG_LEVEL`. */
 export function configFromEnv(env: NodeJS.ProcessEnv = process.env): NodeConfig {
   return {
     nats: env.NATS_URL,
@@ -43,6 +45,7 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): NodeConfig 
     computer: env.SLAP_COMPUTER ?? "",
     partitions: env.SLAP_PARTITIONS ?? "",
     root: env.SLAP_ROOT ?? "",
+    partitionUsers: env.SLAP_PARTITION_USERS,
     logLevel: env.LOG_LEVEL,
   };
 }
@@ -95,6 +98,7 @@ export async function runNode(input: NodeConfig, options: RunNodeOptions = {}): 
     root: resolve(config.root),
     ...(config.address === undefined ? {} : { address: config.address }),
     ...(config.portBase === undefined ? {} : { portBase: config.portBase }),
+    ...(config.partitionUsers === undefined ? {} : { partitionUsers: config.partitionUsers }),
     logger,
   });
   let stopping: Promise<void> | undefined;

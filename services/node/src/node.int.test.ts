@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import { readdir, readFile, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -11,11 +12,13 @@ import { captureLogger, startNatsServer, tempDir, type NatsServer } from "@slap/
 import { runMaster, type RunningMaster } from "@slap/master";
 import { Node } from "./shell/node.js";
 import { softwareDir } from "./shell/software.js";
+import { removePartitionUsers } from "./shell/users.js";
 
 const RELEASES = fileURLToPath(new URL("../test-releases/", import.meta.url));
 const WEB = pathToFileURL(join(RELEASES, "web")).href;
 const BROKEN = pathToFileURL(join(RELEASES, "broken")).href;
-const COMPUTER = "COMP-NODE";
+// Unique: as root the node makes one unix user per partition, named from the computer id (removed in after()).
+const COMPUTER = `COMP-NODE-${randomBytes(4).toString("hex")}`;
 const PARTITIONS = 6;
 
 let server: NatsServer;
@@ -140,6 +143,7 @@ after(async () => {
   await nodeStore.close();
   await server.dispose();
   await root.dispose();
+  await removePartitionUsers(COMPUTER, PARTITIONS);
 });
 
 describe("the node agent, against a real master, allocator and nats-server", () => {

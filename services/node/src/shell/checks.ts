@@ -1,19 +1,24 @@
 import { execFile, spawn } from "node:child_process";
-import { closeSync, openSync } from "node:fs";
-import { mkdir } from "node:fs/promises";
+import { closeSync, fchownSync, openSync } from "node:fs";
+import { chown, mkdir } from "node:fs/promises";
 import { connect } from "node:net";
 import { join } from "node:path";
 import type { PromiseReport } from "./master-client.js";
 import type { PromiseCheck } from "./profile.js";
+import type { PartitionUser } from "./users.js";
 
 /** Runs a one-shot to completion (no shell), its output appended to `var/log/<name>.log`; rejects on a non-zero exit. */
-export async function runOnce(partitionPath: string, name: string, spec: { command: string[]; env: Record<string, string>; cwd: string }): Promise<void> {
-  await mkdir(join(partitionPath, "var", "log"), { recursive: true });
+export async function runOnce(partitionPath: string, name: string, spec: { command: string[]; env: Record<string, string>; cwd: string }, owner?: PartitionUser): Promise<void> {
+  const created = await mkdir(join(partitionPath, "var", "log"), { recursive: true });
+  if (owner !== undefined && created !== undefined) {
+    for (const dir of [join(partitionPath, "var"), join(partitionPath, "var", "log")]) await chown(dir, owner.uid, owner.gid);
+  }
   const fd = openSync(join(partitionPath, "var", "log", `${name}.log`), "a");
   const [file, ...args] = spec.command as [string, ...string[]];
   try {
+    if (owner !== undefined) fchownSync(fd, owner.uid, owner.gid);
     await new Promise<void>((resolve, reject) => {
-      const child = spawn(file, args, { cwd: spec.cwd, env: spec.env, stdio: ["ignore", fd, fd] });
+      const child = spawn(file, args, { cwd: spec.cwd, env: spec.env, stdio: ["ignore", fd, fd], ...(owner === undefined ? {} : { uid: owner.uid, gid: owner.gid }) });
       child.once("error", (error) => reject(new Error(`run ${name} could not start: ${error.message}`)));
       child.once("close", (code, signal) => {
         if (code === 0) resolve();
@@ -25,11 +30,20 @@ export async function runOnce(partitionPath: string, name: string, spec: { comma
   }
 }
 
-function attempt(check: PromiseCheck, options: { cwd: string; env: Record<string, string>; timeoutMs: number }): Promise<string> {
+interface CheckOptions {
+  cwd: string;
+  env: Record<string, string>;
+  timeoutMs: number;
+  /** Command promises run as the partition's user when set. */
+  owner?: PartitionUser | undefined;
+}
+
+function attempt(check: PromiseCheck, options: CheckOptions): Promise<string> {
   if ("command" in check) {
     const [file, ...args] = check.command as [string, ...string[]];
+    const as = options.owner === undefined ? {} : { uid: options.owner.uid, gid: options.owner.gid };
     return new Promise((resolve, reject) => {
-      execFile(file, args, { cwd: options.cwd, env: options.env, timeout: options.timeoutMs }, (error, stdout, stderr) => {
+      execFile(file, args, { cwd: options.cwd, env: options.env, timeout: options.timeoutMs, ...as }, (error, stdout, stderr) => {
         if (error === null) resolve(stdout.trim().slice(0, 1_000) || "ok");
         else reject(new Error(`${stderr || stdout || error.message}`.trim().slice(-2_000)));
       });
@@ -61,7 +75,7 @@ function attempt(check: PromiseCheck, options: { cwd: string; env: Record<string
  * Checks a promise, retrying every 200 ms until it holds or `timeoutMs` passed (services just
  * started need a moment to listen). The result carries the last message.
  */
-export async function checkPromise(name: string, check: PromiseCheck, options: { cwd: string; env: Record<string, string>; timeoutMs: number }): Promise<PromiseReport> {
+export async function checkPromise(name: string, check: PromiseCheck, options: CheckOptions): Promise<PromiseReport> {
   const started = Date.now();
   const deadline = started + options.timeoutMs;
   for (;;) {

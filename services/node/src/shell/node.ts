@@ -11,6 +11,7 @@ import { MasterClient, type PromiseReport, type StatusReport } from "./master-cl
 import { createSlap, runProfile, Waiting, type Declarations, type ProcessDeclaration } from "./profile.js";
 import { install, InstallError, isInstalled, readManifest, softwareDir } from "./software.js";
 import { reapLeftovers, Supervisor, type ServiceExit, type ServiceSpec } from "./supervisor.js";
+import { ensureUser, makeReadable, ownTree, partitionUserName, partitionUsersEnabled, type PartitionUser, type PartitionUsersOption } from "./users.js";
 
 export interface NodeOptions {
   /** The event log the node follows (read side). */
@@ -33,10 +34,19 @@ export interface NodeOptions {
   promiseTimeoutMs?: number;
   /** Where relative release paths resolve from (default the process's working directory). */
   cwd?: string;
+  /**
+   * `"auto"` (default): when the node runs as root, each partition gets its own unix user
+   * (`slap-<hash8>-<N>`) that owns the partition and runs its processes. `"off"`: everything runs
+   * as the node's user.
+   */
+  partitionUsers?: PartitionUsersOption;
   logger: Logger;
 }
 
 export const STATE_FILE = ".slap-state.json";
+
+/** What stays the node's (root's) in a partition owned by its user. */
+const NODE_OWNED = new Set([STATE_FILE, "var/run"]);
 
 interface Slot {
   partitionId: string;
@@ -50,6 +60,8 @@ interface Slot {
   adopted: boolean;
   lastProcessedAt: number | undefined;
   instanceId: string | undefined;
+  /** The partition's unix user (partition users on), set at format time. */
+  user: PartitionUser | undefined;
 }
 
 type SoftwareState = "installing" | "installed" | "failed" | "removing";
@@ -90,6 +102,7 @@ export class Node {
         adopted: false,
         lastProcessedAt: undefined,
         instanceId: undefined,
+        user: undefined,
       };
       this.slots.set(partitionId, slot);
     }
@@ -105,16 +118,38 @@ export class Node {
     return this.slots.get(partitionId)?.supervisor.pid(name);
   }
 
+  /** The unix user a partition's processes run as (undefined: partition users off). */
+  partitionUser(partitionId: string): PartitionUser | undefined {
+    const user = this.slots.get(partitionId)?.user;
+    return user === undefined ? undefined : { ...user };
+  }
+
+  /** Whether each partition runs as its own unix user (`partitionUsers` "auto" and the node runs as root). */
+  get partitionUsers(): boolean {
+    return partitionUsersEnabled(this.options.partitionUsers);
+  }
+
   /** Formats the partitions, registers the computer, catches up with the log and starts processing. */
   async start(): Promise<void> {
     const { root } = this.options;
     await mkdir(join(root, "software"), { recursive: true });
+    const users = this.partitionUsers;
+    if (users) {
+      // Partition users must reach their partition and the installed releases (a mkdtemp root is 0700).
+      await chmod(root, 0o755);
+      await chmod(join(root, "software"), 0o755);
+    }
     const address = this.options.address ?? "127.0.0.1";
     const base = this.options.portBase ?? 20_000;
     const per = this.options.portsPerPartition ?? 100;
     const specs = [];
     for (const [n, slot] of [...this.slots.values()].entries()) {
       await mkdir(slot.path, { recursive: true, mode: 0o750 });
+      if (users) {
+        slot.user = await ensureUser(partitionUserName(this.options.computerId, slot.partitionId));
+        slot.supervisor.setOwner(slot.user);
+        await ownTree(slot.path, slot.user, NODE_OWNED);
+      }
       await chmod(slot.path, 0o750);
       await reapLeftovers(slot.path, this.logger.child({ partitionId: slot.partitionId }));
       specs.push({ partitionId: slot.partitionId, address, ports: { from: base + n * per, to: base + n * per + per - 1 } });
@@ -220,6 +255,7 @@ export class Node {
     const dir = softwareDir(this.options.root, url);
     const log = this.logger.child({ releaseUrl: url, dir });
     if (await isInstalled(dir)) {
+      await this.shareRelease(dir, log);
       if (reported !== "available") await this.client.reportSoftware(url, "available");
       this.software.set(url, "installed");
       this.scan();
@@ -236,10 +272,21 @@ export class Node {
       await this.client.reportSoftware(url, "error", error instanceof InstallError ? error.log : message);
       return;
     }
+    await this.shareRelease(dir, log);
     this.software.set(url, "installed");
     log.info("release installed");
     await this.client.reportSoftware(url, "available");
     this.scan();
+  }
+
+  /** Partition users on: the installed release readable (and its folders traversable) by every user (`chmod -R a+rX`). */
+  private async shareRelease(dir: string, log: Logger): Promise<void> {
+    if (!this.partitionUsers) return;
+    try {
+      await makeReadable(dir);
+    } catch (error) {
+      log.warn({ err: error }, "could not make the installed release readable by the partition users");
+    }
   }
 
   private async removeSoftware(url: string): Promise<void> {
@@ -358,7 +405,7 @@ export class Node {
     // Promises first, so that a requester sees the connection parameters once the services answer.
     const env = this.baseEnv(slot);
     const promises: PromiseReport[] = await Promise.all(
-      [...declarations.promises].map(([name, check]) => checkPromise(name, check, { cwd: slot.path, env, timeoutMs: this.options.promiseTimeoutMs ?? 20_000 })),
+      [...declarations.promises].map(([name, check]) => checkPromise(name, check, { cwd: slot.path, env, timeoutMs: this.options.promiseTimeoutMs ?? 20_000, owner: slot.user })),
     );
     try {
       if (declarations.published !== undefined) await this.client.publish(slot.partitionId, instance.instanceId, declarations.published);
@@ -423,7 +470,9 @@ export class Node {
     await syncFolder(join(slot.path, "etc", "service"), services);
     await syncFolder(join(slot.path, "etc", "run"), runs);
     await syncFolder(join(slot.path, "etc", "promise"), declarations.promises);
-    for (const [name, spec] of runs) await runOnce(slot.path, name, spec);
+    // What the profile (run by the node) wrote in the partition becomes its user's, before any of its processes start.
+    if (slot.user !== undefined) await ownTree(slot.path, slot.user, NODE_OWNED);
+    for (const [name, spec] of runs) await runOnce(slot.path, name, spec, slot.user);
     await slot.supervisor.apply(services);
   }
 

@@ -1,10 +1,11 @@
 import { spawn, type ChildProcess } from "node:child_process";
-import { closeSync, openSync, rmSync, writeFileSync } from "node:fs";
-import { mkdir, open, readdir, readFile, rm } from "node:fs/promises";
+import { closeSync, fchownSync, openSync, rmSync, writeFileSync } from "node:fs";
+import { chown, mkdir, open, readdir, readFile, rm } from "node:fs/promises";
 import { join } from "node:path";
 import type { Logger } from "pino";
 import { nextRestart } from "../core/backoff.js";
 import type { ProcessReport } from "./master-client.js";
+import type { PartitionUser } from "./users.js";
 
 /** A declared long-running process (`etc/service/<name>.json`). */
 export interface ServiceSpec {
@@ -47,12 +48,19 @@ const KILL_AFTER_MS = 5_000;
 export class Supervisor {
   private readonly services = new Map<string, Service>();
   private closed = false;
+  /** The partition's unix user: services run as it, their logs belong to it (undefined: the node's user). */
+  private owner: PartitionUser | undefined;
 
   constructor(
     private readonly partitionPath: string,
     private readonly logger: Logger,
     private readonly onExit: (exit: ServiceExit) => void,
   ) {}
+
+  /** Set at format time, before any service starts. */
+  setOwner(owner: PartitionUser | undefined): void {
+    this.owner = owner;
+  }
 
   async apply(declared: Map<string, ServiceSpec>): Promise<void> {
     for (const [name, service] of [...this.services]) {
@@ -115,17 +123,24 @@ export class Supervisor {
   private async launch(service: Service): Promise<void> {
     if (this.closed || this.services.get(service.name) !== service) return;
     service.timer = undefined;
-    await mkdir(join(this.partitionPath, "var", "log"), { recursive: true });
+    const owner = this.owner;
+    const createdVar = await mkdir(join(this.partitionPath, "var", "log"), { recursive: true });
+    if (owner !== undefined && createdVar !== undefined) {
+      for (const dir of [join(this.partitionPath, "var"), join(this.partitionPath, "var", "log")]) await chown(dir, owner.uid, owner.gid);
+    }
     await mkdir(join(this.partitionPath, "var", "run"), { recursive: true });
     if (this.closed || service.stopped) return;
     const fd = openSync(this.logPath(service.name), "a");
     const [file, ...args] = service.spec.command as [string, ...string[]];
     let child: ChildProcess;
     try {
+      // The log is opened by the node and handed over as stdout/stderr: it belongs to the service's user.
+      if (owner !== undefined) fchownSync(fd, owner.uid, owner.gid);
       child = spawn(file, args, {
         cwd: service.spec.cwd,
         env: service.spec.env,
         stdio: ["ignore", fd, fd],
+        ...(owner === undefined ? {} : { uid: owner.uid, gid: owner.gid }),
       });
     } finally {
       closeSync(fd);
