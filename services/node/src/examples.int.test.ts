@@ -1,12 +1,11 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { existsSync } from "node:fs";
+import { connect } from "node:net";
 import { after, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import { Allocator } from "@slap/allocator";
 import { JetStreamEventStore } from "@slap/eventstore-jetstream";
 import { captureLogger, startNatsServer, tempDir, type NatsServer } from "@slap/testkit";
-// The master package exports no runner yet; its main module is the one way to start one in a test.
 import { runMaster, type RunningMaster } from "@slap/master";
 import { Node } from "./shell/node.js";
 import { removePartitionUsers } from "./shell/users.js";
@@ -15,9 +14,40 @@ import { removePartitionUsers } from "./shell/users.js";
 const REPO = fileURLToPath(new URL("../../../", import.meta.url));
 const KVDB = "examples/software/kvdb";
 const WEBAPP = "examples/software/webapp";
-const present = existsSync(`${REPO}${WEBAPP}/slap-release.json`) && existsSync(`${REPO}${KVDB}/slap-release.json`);
+const REDIS = "examples/software/redis";
 
-describe("the example releases on a real node (webapp requests its kvdb)", { skip: present ? false : "examples/software not there yet" }, () => {
+/** Asks until the answer is ready (or 30 s pass), as `slap request` does, with long polls. */
+async function requestReady(masterUrl: string, body: Record<string, unknown>): Promise<{ status: string; connection?: Record<string, string> }> {
+  let answer: { status: string; connection?: Record<string, string> } = { status: "pending" };
+  const deadline = Date.now() + 30_000;
+  while (answer.status !== "ready" && Date.now() < deadline) {
+    const response = await fetch(`${masterUrl}/v1/requests?wait=5000`, {
+      method: "POST",
+      headers: { "x-slap-user": "alice", "content-type": "application/json" },
+      body: JSON.stringify(body),
+    });
+    answer = (await response.json()) as typeof answer;
+  }
+  return answer;
+}
+
+/** AUTH then PING over RESP: the answers redis gives. */
+function redisPing(host: string, port: number, password: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = connect({ host, port }, () => socket.write(`AUTH ${password}\r\nPING\r\n`));
+    let seen = "";
+    socket.on("data", (chunk: Buffer) => {
+      seen += chunk.toString();
+      if (seen.split("\r\n").length >= 3) {
+        socket.end();
+        resolve(seen);
+      }
+    });
+    socket.on("error", reject);
+  });
+}
+
+describe("the example releases on a real node (webapp requests its kvdb; redis)", () => {
   let server: NatsServer;
   let master: RunningMaster;
   let stores: JetStreamEventStore[] = [];
@@ -38,7 +68,7 @@ describe("the example releases on a real node (webapp requests its kvdb)", { ski
     await allocator.start();
     node = new Node({ store: stores[2]!, masterUrl: master.url, computerId: computer, partitions: 3, root: root.path, portBase: 32_000, cwd: REPO, logger });
     await node.start();
-    for (const releaseUrl of [KVDB, WEBAPP]) {
+    for (const releaseUrl of [KVDB, WEBAPP, REDIS]) {
       const response = await fetch(`${master.url}/v1/computers/${computer}/supply`, { method: "POST", headers: alice, body: JSON.stringify({ releaseUrl }) });
       assert.equal(response.status, 200);
     }
@@ -67,6 +97,15 @@ describe("the example releases on a real node (webapp requests its kvdb)", { ski
     const second = await (await fetch(`${url}/`)).text();
     assert.match(first, /visits = 1/);
     assert.match(second, /visits = 2/);
+  });
+
+  it("runs redis-server from PATH in a partition, with its password, answering AUTH and PING", async () => {
+    const answer = await requestReady(master.url, { releaseUrl: REDIS, reference: "cache" });
+    assert.equal(answer.status, "ready", JSON.stringify(answer));
+    const { host, port, password } = answer.connection!;
+    assert.ok(host !== undefined && port !== undefined && password !== undefined && password.length >= 16, JSON.stringify(answer.connection));
+    assert.equal(await redisPing(host, Number(port), password), "+OK\r\n+PONG\r\n");
+    assert.match(await redisPing(host, Number(port), "wrong-password"), /^-(WRONGPASS|ERR)/);
   });
 
   it("a shared kvdb instance is attached to a running kvdb, which publishes its own credentials", async () => {
