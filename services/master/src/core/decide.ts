@@ -390,6 +390,14 @@ export function decideDestroyed(instanceId: string, ctx: DecisionContext): Decis
   };
 }
 
+type ComputerEventType = "ComputerRegistered" | "SoftwareSupplied" | "SoftwareUnsupplied" | "SoftwareReleaseStatusReported";
+
+/** One event on a computer's stream, appended without a version check (each replaces or adds a fact). */
+function onComputer<T extends ComputerEventType>(computerId: string, ctx: DecisionContext, type: T, data: EventOf<T>["data"]): Decision {
+  const event = { ...envelope(ctx), type, aggregate: { kind: "computer" as const, computerId }, data } as EventOf<T>;
+  return { ok: true, appends: [{ expectedVersion: "any", events: [event] }] };
+}
+
 function mayActForComputer(computerId: string, ctx: DecisionContext): Rejection | undefined {
   const actor = ctx.actor;
   if (actor.kind === "node" && actor.computerId === computerId) return undefined;
@@ -412,26 +420,11 @@ export function decideRegisterComputer(command: RegisterComputer, ctx: DecisionC
       });
     if (same) return { ok: true, appends: [] };
   }
-  return {
-    ok: true,
-    appends: [
-      {
-        expectedVersion: "any",
-        events: [
-          {
-            ...envelope(ctx),
-            type: "ComputerRegistered",
-            aggregate: { kind: "computer", computerId: command.computerId },
-            data: {
-              ...(command.name === undefined ? {} : { name: command.name }),
-              ...(command.networkId === undefined ? {} : { networkId: command.networkId }),
-              partitions: command.partitions,
-            },
-          },
-        ],
-      },
-    ],
-  };
+  return onComputer(command.computerId, ctx, "ComputerRegistered", {
+    ...(command.name === undefined ? {} : { name: command.name }),
+    ...(command.networkId === undefined ? {} : { networkId: command.networkId }),
+    partitions: command.partitions,
+  });
 }
 
 /** Supplying is a user's order (any user, for now: issue "Reliability and security" restricts it). */
@@ -442,22 +435,7 @@ export function decideSupply(computerId: string, command: SupplySoftware, ctx: D
   const supplied = computer.software[command.releaseUrl]?.supplied ?? false;
   const wanted = command.state === "available";
   if (supplied === wanted) return { ok: true, appends: [] };
-  return {
-    ok: true,
-    appends: [
-      {
-        expectedVersion: "any",
-        events: [
-          {
-            ...envelope(ctx),
-            type: wanted ? "SoftwareSupplied" : "SoftwareUnsupplied",
-            aggregate: { kind: "computer", computerId },
-            data: { releaseUrl: command.releaseUrl },
-          },
-        ],
-      },
-    ],
-  };
+  return onComputer(computerId, ctx, wanted ? "SoftwareSupplied" : "SoftwareUnsupplied", { releaseUrl: command.releaseUrl });
 }
 
 export function decideSoftwareStatus(computerId: string, command: ReportSoftwareStatus, ctx: DecisionContext): Decision {
@@ -467,20 +445,9 @@ export function decideSoftwareStatus(computerId: string, command: ReportSoftware
   if (denied !== undefined) return denied;
   const current = computer.software[command.releaseUrl];
   if (current !== undefined && current.status === command.status && current.log === (command.log ?? null)) return { ok: true, appends: [] };
-  return {
-    ok: true,
-    appends: [
-      {
-        expectedVersion: "any",
-        events: [
-          {
-            ...envelope(ctx),
-            type: "SoftwareReleaseStatusReported",
-            aggregate: { kind: "computer", computerId },
-            data: { releaseUrl: command.releaseUrl, status: command.status, ...(command.log === undefined ? {} : { log: command.log }) },
-          },
-        ],
-      },
-    ],
-  };
+  return onComputer(computerId, ctx, "SoftwareReleaseStatusReported", {
+    releaseUrl: command.releaseUrl,
+    status: command.status,
+    ...(command.log === undefined ? {} : { log: command.log }),
+  });
 }
