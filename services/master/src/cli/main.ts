@@ -9,9 +9,11 @@ import { demoCommand } from "./demo.js";
 import { eventsCommand } from "./events.js";
 import { bangCommand, instancesCommand, requestCommand, showCommand } from "./instances.js";
 import { allocatorCommand, masterCommand, nodeCommand } from "./services.js";
+import { upCommand } from "./up.js";
 
 /** In the order `slap --help` lists them. */
 export const commands: readonly Command[] = [
+  upCommand,
   masterCommand,
   allocatorCommand,
   nodeCommand,
@@ -31,13 +33,13 @@ export function topHelp(): string {
 
 services:
 ${commands
-  .slice(0, 3)
+  .slice(0, 4)
   .map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`)
   .join("\n")}
 
 client (talks to the master at --master URL, env SLAP_MASTER, default http://127.0.0.1:8080):
 ${commands
-  .slice(3, -1)
+  .slice(4, -1)
   .map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`)
   .join("\n")}
 
