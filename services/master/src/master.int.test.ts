@@ -228,6 +228,15 @@ describe("bad input and strangers", () => {
     assert.ok((await published({ "x-slap-user": "admin" }, "&secrets=1")).includes("s3cret"));
   });
 
+  it("audits: the read models rebuilt from the log equal the live ones; only admin may ask", async () => {
+    const audit = await call("GET", "/v1/audit", { "x-slap-user": "admin" });
+    assert.equal(audit.status, 200, JSON.stringify(audit.body));
+    assert.equal(audit.body.equal, true, JSON.stringify(audit.body));
+    assert.equal(audit.body.rebuiltUpTo, audit.body.position);
+    assert.ok((audit.body.position as number) > 10);
+    assert.equal((await call("GET", "/v1/audit", alice)).status, 403);
+  });
+
   it("serves an OpenAPI document whose request body is generated from the zod schema", async () => {
     const { status, body } = await call("GET", "/openapi.json", {});
     assert.equal(status, 200);

@@ -96,6 +96,15 @@ export const EventRecord = z.looseObject({
 export type EventRecord = z.infer<typeof EventRecord>;
 
 export const EventPage = z.looseObject({ events: z.array(EventRecord), next: z.number().int().min(0) });
+
+export const AuditReport = z.object({
+  position: z.number().int().min(0),
+  rebuiltUpTo: z.number().int().min(0),
+  rebuildMs: z.number().min(0),
+  equal: z.boolean(),
+  models: z.array(z.object({ name: Text, differences: z.array(z.object({ path: z.string(), live: z.unknown(), rebuilt: z.unknown() })) })),
+});
+export type AuditReport = z.infer<typeof AuditReport>;
 export type EventPage = z.infer<typeof EventPage>;
 
 const ApiError = z.object({
@@ -255,6 +264,11 @@ export class MasterClient {
 
   computers(): Promise<ComputerList> {
     return this.call("GET", "/v1/computers", ComputerList);
+  }
+
+  /** `GET /v1/audit` (admin): the read models rebuilt from the log, compared with the live ones. */
+  audit(): Promise<AuditReport> {
+    return this.call("GET", "/v1/audit", AuditReport, { timeoutMs: 300_000 });
   }
 
   events(query: EventQuery): Promise<EventPage> {

@@ -10,6 +10,7 @@ import { eventsCommand } from "./events.js";
 import { bangCommand, instancesCommand, requestCommand, showCommand } from "./instances.js";
 import { allocatorCommand, masterCommand, nodeCommand } from "./services.js";
 import { upCommand } from "./up.js";
+import { auditCommand } from "./audit.js";
 
 /** In the order `slap --help` lists them. */
 export const commands: readonly Command[] = [
@@ -24,6 +25,7 @@ export const commands: readonly Command[] = [
   computersCommand,
   bangCommand,
   eventsCommand,
+  auditCommand,
   demoCommand,
 ];
 

@@ -13,7 +13,12 @@ const computer = `COMP-UP-${randomBytes(3).toString("hex")}`;
 const PARTITIONS = 3;
 
 /** Runs `slap up` until its web app is ready, fetches the page, then Ctrl-C; returns what it printed. */
-async function upOnce(data: string): Promise<{ output: string; page: string; code: number | null }> {
+interface Ran {
+  code: number | null;
+  stdout: string;
+}
+
+async function upOnce(data: string): Promise<{ output: string; page: string; code: number | null; audit: Ran; history: Ran }> {
   const child = spawn(process.execPath, [BIN, "up", "--data", data, "--port", "0", "--partitions", String(PARTITIONS), "--computer", computer, "--port-base", "38000"], {
     cwd: REPO,
     stdio: ["ignore", "pipe", "pipe"],
@@ -33,9 +38,22 @@ async function upOnce(data: string): Promise<{ output: string; page: string; cod
   }
   const url = /the web app is at (\S+)/.exec(output)![1]!;
   const page = await (await fetch(url)).text();
+  const masterUrl = /master: (\S+)/.exec(output)![1]!;
+  const audit = await slap(["audit", "--master", masterUrl, "--user", "admin"]);
+  const history = await slap(["audit", "my-webapp", "--master", masterUrl, "--user", "demo"]);
   child.kill("SIGINT");
   const code = await exited;
-  return { output, page, code };
+  return { output, page, code, audit, history };
+}
+
+/** Runs one `slap` command to its end: exit code and stdout. */
+function slap(args: string[]): Promise<{ code: number | null; stdout: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [BIN, ...args], { cwd: REPO, stdio: ["ignore", "pipe", "ignore"] });
+    let stdout = "";
+    child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
+    child.once("exit", (code) => resolve({ code, stdout }));
+  });
 }
 
 describe("slap up (npm start): the whole system in one process", () => {
@@ -55,6 +73,12 @@ describe("slap up (npm start): the whole system in one process", () => {
     assert.match(first.output, /kvdb: ready on /);
     assert.match(first.output, /stopping/);
     assert.match(first.page, /connected to kvdb at .*: visits = 1/);
+    assert.equal(first.audit.code, 0, first.audit.stdout);
+    assert.match(first.audit.stdout, /computers: equal\ninstances: equal/);
+    assert.equal(first.history.code, 0, first.history.stdout);
+    for (const type of ["InstanceRequested", "PartitionAllocated", "InstanceStatusReported", "ConnectionParametersPublished"]) {
+      assert.match(first.history.stdout, new RegExp(type), first.history.stdout);
+    }
 
     const second = await upOnce(data.path);
     assert.equal(second.code, 0, second.output);

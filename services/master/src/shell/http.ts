@@ -163,6 +163,12 @@ export function buildHttpApi(master: Master, logger: Logger) {
   });
 
   app.get("/healthz", () => ({ ok: true, position: master.position }));
+
+  app.get("/v1/audit", async (request) => {
+    const actor = actorOf(request);
+    if (actor.kind !== "user" || actor.userId !== "admin") throw new HttpError(403, "Forbidden", "only admin may audit");
+    return master.audit();
+  });
   app.get("/openapi.json", () => openApiDocument());
 
   app.post("/v1/requests", async (request, reply) => {

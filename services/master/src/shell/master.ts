@@ -1,4 +1,4 @@
-import { ProjectionRunner, WrongExpectedVersionError, type Actor, type Commit, type EventStore, type InstanceView } from "@slap/events";
+import { ProjectionRunner, WrongExpectedVersionError, rebuild, type Actor, type Commit, type EventStore, type InstanceView } from "@slap/events";
 import { allocatorViewProjection, type AllocatorView } from "@slap/allocator";
 import type { Logger } from "pino";
 import { monotonicFactory } from "ulid";
@@ -127,6 +127,23 @@ export class Master {
     clearTimeout(timer);
   }
 
+  /**
+   * Rebuilds the read models from position 0 up to the position the live ones are at, and
+   * compares the two (audit): a difference means a projection is not a pure fold of the log.
+   */
+  async audit(): Promise<Audit> {
+    const position = this.view.position;
+    const live = structuredClone(this.view.state);
+    const started = performance.now();
+    const rebuilt = await rebuild(this.store, allocatorViewProjection, { upTo: position, logger: this.logger });
+    const rebuildMs = Math.round(performance.now() - started);
+    const models = [
+      { name: "computers", differences: differences(live.computers, rebuilt.state.computers) },
+      { name: "instances", differences: differences(live.instances, rebuilt.state.instances) },
+    ];
+    return { position, rebuiltUpTo: rebuilt.position, rebuildMs, equal: models.every((m) => m.differences.length === 0), models };
+  }
+
   instance(instanceId: string): InstanceView | undefined {
     return this.instances.instances[instanceId];
   }
@@ -160,4 +177,33 @@ export class Master {
       }, timeoutMs);
     });
   }
+}
+
+export interface Audit {
+  /** The live read models' position, and the last position the rebuild folded. */
+  position: number;
+  rebuiltUpTo: number;
+  rebuildMs: number;
+  equal: boolean;
+  models: Array<{ name: string; differences: Difference[] }>;
+}
+
+export interface Difference {
+  path: string;
+  live: unknown;
+  rebuilt: unknown;
+}
+
+/** Where two JSON values differ (at most `limit` paths), deepest first reached. */
+export function differences(live: unknown, rebuilt: unknown, path = "", out: Difference[] = [], limit = 20): Difference[] {
+  if (out.length >= limit) return out;
+  if (typeof live === "object" && live !== null && typeof rebuilt === "object" && rebuilt !== null && Array.isArray(live) === Array.isArray(rebuilt)) {
+    const keys = new Set([...Object.keys(live), ...Object.keys(rebuilt)]);
+    for (const key of keys) {
+      differences((live as Record<string, unknown>)[key], (rebuilt as Record<string, unknown>)[key], path === "" ? key : `${path}.${key}`, out, limit);
+    }
+    return out;
+  }
+  if (!Object.is(live, rebuilt)) out.push({ path, live: live ?? null, rebuilt: rebuilt ?? null });
+  return out;
 }
