@@ -82,3 +82,4 @@ export {
   type InstanceStatusView,
   type TreeView,
 } from "./projections/instances.js";
+export { MASK, maskSecrets } from "./secrets.js";

@@ -1,4 +1,4 @@
 export { startNatsServer, type NatsServer, type StartNatsOptions } from "./nats-server.js";
-export { captureLogger, tempDir, type CapturedLogger } from "./temp.js";
+export { callJson, captureLogger, tempDir, type CapturedLogger } from "./temp.js";
 export { eventStoreContract, type OpenedStore, type StoreHarness } from "./contract.js";
 export * as fixtures from "./fixtures.js";

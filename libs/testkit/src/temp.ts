@@ -27,3 +27,18 @@ export function captureLogger(): CapturedLogger {
   });
   return { logger: pino({ level: "debug" }, sink), lines };
 }
+
+/** One JSON HTTP call: headers as given, the body as JSON when there is one; answers the status and the parsed body. */
+export async function callJson(
+  url: string,
+  method: string,
+  headers: Record<string, string>,
+  body?: unknown,
+): Promise<{ status: number; body: Record<string, unknown> }> {
+  const response = await fetch(url, {
+    method,
+    headers: { ...headers, ...(body === undefined ? {} : { "content-type": "application/json" }) },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+  });
+  return { status: response.status, body: (await response.json()) as Record<string, unknown> };
+}

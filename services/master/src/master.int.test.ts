@@ -3,7 +3,7 @@ import { after, before, describe, it } from "node:test";
 import { instanceIdFor } from "@slap/events";
 import { JetStreamEventStore } from "@slap/eventstore-jetstream";
 import { Allocator } from "@slap/allocator";
-import { captureLogger, startNatsServer, type NatsServer } from "@slap/testkit";
+import { callJson, captureLogger, startNatsServer, type NatsServer } from "@slap/testkit";
 import { runMaster, type RunningMaster } from "./main.js";
 
 const WEBAPP = "file:///software/webapp";
@@ -21,14 +21,7 @@ const bob: Headers = { "x-slap-user": "bob" };
 const node = (computerId: string): Headers => ({ "x-slap-node": computerId });
 const partition = (where: { computerId: string; partitionId: string }): Headers => ({ "x-slap-partition": `${where.computerId}/${where.partitionId}` });
 
-async function call(method: string, path: string, headers: Headers, body?: unknown): Promise<{ status: number; body: Record<string, unknown> }> {
-  const response = await fetch(`${master.url}${path}`, {
-    method,
-    headers: { ...headers, ...(body === undefined ? {} : { "content-type": "application/json" }) },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-  });
-  return { status: response.status, body: (await response.json()) as Record<string, unknown> };
-}
+const call = (method: string, path: string, headers: Headers, body?: unknown) => callJson(`${master.url}${path}`, method, headers, body);
 
 interface InstanceDetails {
   instance: { instanceId: string; placement: { computerId: string; partitionId: string } | null; serial: number; requestedState: string; host: { instanceId: string } | null };

@@ -7,7 +7,7 @@ import { after, before, describe, it } from "node:test";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { Allocator } from "@slap/allocator";
 import { JetStreamEventStore } from "@slap/eventstore-jetstream";
-import { captureLogger, startNatsServer, tempDir, type NatsServer } from "@slap/testkit";
+import { callJson, captureLogger, startNatsServer, tempDir, type NatsServer } from "@slap/testkit";
 // The master package exports no runner yet; its main module is the one way to start one in a test.
 import { runMaster, type RunningMaster } from "@slap/master";
 import { Node } from "./shell/node.js";
@@ -35,14 +35,7 @@ type Headers = Record<string, string>;
 const alice: Headers = { "x-slap-user": "alice" };
 const admin: Headers = { "x-slap-user": "admin" };
 
-async function call(method: string, path: string, headers: Headers, body?: unknown): Promise<{ status: number; body: Record<string, unknown> }> {
-  const response = await fetch(`${master.url}${path}`, {
-    method,
-    headers: { ...headers, ...(body === undefined ? {} : { "content-type": "application/json" }) },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-  });
-  return { status: response.status, body: (await response.json()) as Record<string, unknown> };
-}
+const call = (method: string, path: string, headers: Headers, body?: unknown) => callJson(`${master.url}${path}`, method, headers, body);
 
 interface Details {
   instance: {

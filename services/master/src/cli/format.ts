@@ -1,15 +1,14 @@
+import { maskSecrets } from "@slap/events";
 import type { Output } from "./args.js";
 
-/** Names of values `slap` masks unless asked (`--secrets`): the same rule as the master's. */
-const SECRET = /pass|secret|token|key/i;
-export const MASK = "********";
+/** `slap` masks secret-looking values unless asked (`--secrets`), with the master's own rule. */
+export { MASK } from "@slap/events";
 
 /** Masks the values whose name looks secret. */
 export function mask(map: Readonly<Record<string, string>>): Record<string, string>;
 export function mask(map: Readonly<Record<string, string>> | null): Record<string, string> | null;
 export function mask(map: Readonly<Record<string, string>> | null): Record<string, string> | null {
-  if (map === null) return null;
-  return Object.fromEntries(Object.entries(map).map(([k, v]) => [k, SECRET.test(k) ? MASK : v]));
+  return map === null ? null : maskSecrets(map);
 }
 
 /** `key = value` lines, keys sorted, for connection parameters and the like. */

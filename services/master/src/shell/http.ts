@@ -5,6 +5,7 @@ import {
   EVENT_TYPES,
   EventValidationError,
   PartitionId,
+  maskSecrets,
   UserId,
   type Actor,
   type Commit,
@@ -97,11 +98,8 @@ function actorOf(request: FastifyRequest): Actor {
   return { kind: "user", userId: parse(UserId, header("x-slap-user") ?? "anonymous", "header x-slap-user") };
 }
 
-const SECRET = /pass|secret|token|key/i;
-
 function maskMap(map: Record<string, string> | null, show: boolean): Record<string, string> | null {
-  if (map === null || show) return map;
-  return Object.fromEntries(Object.entries(map).map(([k, v]) => [k, SECRET.test(k) ? "********" : v]));
+  return map === null || show ? map : maskSecrets(map);
 }
 
 function present(instance: InstanceView, show: boolean): InstanceView {
