@@ -130,8 +130,8 @@ export interface RunnerOptions {
 
 /**
  * Keeps one projection up to date: starts from its checkpoint (or from 0), catches up with the
- * log, then follows it live. Read-your-writes: `waitFor(position)` resolves once the model has
- * seen that position.
+ * log, then follows it live. Read-your-writes: `waitFor(position, maxWaitMs?)` resolves once the
+ * model has seen that position (or at the deadline, when one is given).
  */
 export class ProjectionRunner<S> {
   private current: S;
@@ -249,9 +249,23 @@ export class ProjectionRunner<S> {
   }
 
   /** Resolves once the state includes `position` (the position an append answered). */
-  waitFor(position: number): Promise<void> {
+  waitFor(position: number, maxWaitMs?: number): Promise<void> {
     if (position <= this.seen) return Promise.resolve();
-    return new Promise((resolve) => this.waiting.add({ position, resolve }));
+    return new Promise((resolve) => {
+      const waiter = { position, resolve };
+      this.waiting.add(waiter);
+      if (maxWaitMs === undefined) return;
+      // Bounded: the waiter goes away at the deadline, so a position that never comes (beyond the
+      // head, or a malformed commit) costs nothing once it has timed out.
+      const timer = setTimeout(() => {
+        this.waiting.delete(waiter);
+        resolve();
+      }, maxWaitMs);
+      waiter.resolve = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
   }
 
   /** Saves the current state as a checkpoint (no-op without a checkpoint store). */

@@ -57,9 +57,15 @@ export interface RequestBody {
 
 /** The master's HTTP API as the node uses it: every answer parsed with zod. */
 export class MasterClient {
+  /**
+   * @param seen the log position the node has seen: sent as `x-slap-seen`, so the master answers
+   *   from read models that include it (the node acts on an allocation the moment it sees it,
+   *   which may be before the master's own read model has it).
+   */
   constructor(
     private readonly baseUrl: string,
     private readonly computerId: string,
+    private readonly seen?: () => number,
   ) {}
 
   private async call<T>(schema: z.ZodType<T>, method: string, path: string, headers: Record<string, string>, body?: unknown): Promise<T> {
@@ -67,7 +73,11 @@ export class MasterClient {
     try {
       response = await fetch(new URL(path, this.baseUrl), {
         method,
-        headers: { ...headers, ...(body === undefined ? {} : { "content-type": "application/json" }) },
+        headers: {
+          ...headers,
+          ...(body === undefined ? {} : { "content-type": "application/json" }),
+          ...(this.seen === undefined ? {} : { "x-slap-seen": String(this.seen()) }),
+        },
         ...(body === undefined ? {} : { body: JSON.stringify(body) }),
         signal: AbortSignal.timeout(30_000),
       });

@@ -86,7 +86,7 @@ export class Node {
   constructor(private readonly options: NodeOptions) {
     this.logger = options.logger.child({ computerId: options.computerId });
     this.runner = new ProjectionRunner(options.store, allocatorViewProjection, { logger: this.logger });
-    this.client = new MasterClient(options.masterUrl, options.computerId);
+    this.client = new MasterClient(options.masterUrl, options.computerId, () => this.runner.position);
     this.maxPeriodicityMs = options.maxPeriodicityMs ?? 86_400_000;
     for (let n = 0; n < options.partitions; n++) {
       const partitionId = `slappart${n}`;
