@@ -123,13 +123,15 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
 
   const samples = new Map<string, Map<string, number[]>>(selected.map((s) => [s.name, new Map(s.figures.map((f) => [f.key, []]))]));
   const errors = new Map<string, string[]>(selected.map((s) => [s.name, []]));
-  const logger = pino({ level: "silent" });
+  // BENCH_LOG_LEVEL=debug shows what the services log during a run (to stderr); silent by default.
+  const logger = pino({ level: process.env.BENCH_LOG_LEVEL ?? "silent" }, pino.destination(2));
   const gc = exposeGc();
   let counter = 0;
   const unique = (prefix: string): string => `${prefix}${process.pid}n${++counter}`;
 
   const machine = await machineInfo();
   const server = await startNatsServer();
+  const shared = new Map<string, { value: Promise<unknown>; dispose: (value: never) => Promise<void> }>();
   try {
     const runOnce = async (scenario: Scenario, run: number, sizes: Sizes): Promise<Measurements> => {
       const dirs: string[] = [];
@@ -148,6 +150,14 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
           const dir = await mkdtemp(join(tmpdir(), "slap-bench-"));
           dirs.push(dir);
           return dir;
+        },
+        shared: <T>(key: string, make: () => Promise<T>, dispose: (value: T) => Promise<void>): Promise<T> => {
+          let entry = shared.get(key);
+          if (entry === undefined) {
+            entry = { value: make(), dispose };
+            shared.set(key, entry);
+          }
+          return entry.value as Promise<T>;
         },
       };
       try {
@@ -191,6 +201,9 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
       }
     }
   } finally {
+    for (const [key, { value, dispose }] of shared) {
+      await value.then((v) => dispose(v as never)).catch((error: unknown) => note(`shared ${key} not disposed: ${describe(error)}`));
+    }
     await server.dispose();
   }
 

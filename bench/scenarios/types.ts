@@ -76,6 +76,12 @@ export interface ScenarioContext {
   /** A name unique in this bench process, made of [A-Za-z0-9] only (safe as a stream name and subject token). */
   unique(prefix: string): string;
   /**
+   * A fixture built once per bench run and shared by every run of every scenario asking for the
+   * same `key` (e.g. a log of a million events, too slow to write before each run); `dispose`
+   * is called when the bench ends. Put the size in the key: the warm-up runs at another size.
+   */
+  shared<T>(key: string, make: () => Promise<T>, dispose: (value: T) => Promise<void>): Promise<T>;
+  /**
    * Call before each timed phase: a full garbage collection, then a short pause so the
    * previous phase's work (server flushes, pending callbacks) does not bill the next one.
    */
