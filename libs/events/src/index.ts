@@ -83,3 +83,14 @@ export {
   type TreeView,
 } from "./projections/instances.js";
 export { MASK, maskSecrets } from "./secrets.js";
+export {
+  asOfBound,
+  foldAsOf,
+  foldUpTo,
+  isAtOrBefore,
+  nextBound,
+  readAsOfBound,
+  rebuildUpTo,
+  type AsOf,
+  type AsOfState,
+} from "./asof.js";

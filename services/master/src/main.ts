@@ -36,6 +36,8 @@ export interface MasterDependencies {
   store?: EventStore;
   /** Why an instance is not placed yet; by default the allocator's placement explanation. */
   explain?: ExplainUnplaced;
+  /** The time of the master's decisions (default: the system clock); tests pass their own to control event times. */
+  clock?: () => Date;
 }
 
 /** Opens the event store, catches the read models up, and serves the HTTP API. */
@@ -49,7 +51,7 @@ export async function runMaster(config: MasterConfig, dependencies: MasterDepend
       ? await EmbeddedEventStore.open({ dir: parsed.data, logger })
       : await JetStreamEventStore.connect({ servers: parsed.nats, logger, ...(parsed.streamName === undefined ? {} : { streamName: parsed.streamName }) }));
   const explain = dependencies.explain ?? (await defaultExplain());
-  const master = new Master(store, logger, explain);
+  const master = new Master(store, logger, explain, dependencies.clock === undefined ? {} : { clock: dependencies.clock });
   const withAllocator = parsed.allocator ?? (dependencies.store === undefined && parsed.nats === undefined);
   const allocator = withAllocator ? new (await import("@slap/allocator")).Allocator({ store, logger, replica: "allocator-0" }) : undefined;
   const app = buildHttpApi(master, logger);

@@ -54,10 +54,14 @@ export type InstanceView = z.infer<typeof InstanceView>;
 export const TreeView = z.looseObject({ treeId: Text, rootInstanceId: Text, instanceIds: z.array(Text) });
 export type TreeView = z.infer<typeof TreeView>;
 
-export const InstanceList = z.looseObject({ instances: z.array(InstanceView), trees: z.array(TreeView) });
+/** The moment a read was answered at, when it was asked with `asOf`/`at` (API.md, "As of"). */
+export const AsOfInfo = z.object({ time: Text.nullable(), position: z.number().int().min(0) });
+export type AsOfInfo = z.infer<typeof AsOfInfo>;
+
+export const InstanceList = z.looseObject({ instances: z.array(InstanceView), trees: z.array(TreeView), asOf: AsOfInfo.optional() });
 export type InstanceList = z.infer<typeof InstanceList>;
 
-export const InstanceDetails = z.looseObject({ instance: InstanceView, answer: Answer, sharedInstances: z.array(InstanceView) });
+export const InstanceDetails = z.looseObject({ instance: InstanceView, answer: Answer, sharedInstances: z.array(InstanceView), asOf: AsOfInfo.optional() });
 export type InstanceDetails = z.infer<typeof InstanceDetails>;
 
 export const PartitionView = z.looseObject({
@@ -82,7 +86,7 @@ export const ComputerView = z.looseObject({
 });
 export type ComputerView = z.infer<typeof ComputerView>;
 
-export const ComputerList = z.looseObject({ computers: z.array(ComputerView) });
+export const ComputerList = z.looseObject({ computers: z.array(ComputerView), asOf: AsOfInfo.optional() });
 export type ComputerList = z.infer<typeof ComputerList>;
 
 export const Appended = z.looseObject({ position: z.number().int().min(0) });
@@ -163,6 +167,30 @@ export const clientHelp = `connection:
   --user ID      who is asking, sent as the x-slap-user header (env SLAP_USER, default admin;
                  the credentials of issue 7 will replace this header)`;
 
+/** `--as-of`: a past moment to read at, as the master's query (`asOf` for a time, `at` for a log position). */
+export type AsOfQuery = { asOf: string } | { at: number };
+
+const AS_OF_ERROR = "must be an ISO time with Z or an offset, e.g. 2026-11-23T10:00:00Z, or a log position";
+
+/** `--as-of TIME|POSITION`, parsed as the master will: an ISO-8601 time with Z or an offset, or a log position. */
+export const AsOfArg = z.string().transform((value, ctx): AsOfQuery => {
+  if (/^\d{1,15}$/.test(value)) return { at: Number(value) };
+  if (z.iso.datetime({ offset: true }).safeParse(value).success) return { asOf: value };
+  ctx.addIssue({ code: "custom", message: AS_OF_ERROR });
+  return z.NEVER;
+});
+
+export const asOfOption = { "as-of": { type: "string" } } as const satisfies Record<string, OptionSpec>;
+
+export const asOfHelp = `  --as-of WHEN   as it was at WHEN: an ISO time with Z or an offset (2026-11-23T10:00:00Z),
+                 or a log position; the master folds the log up to the last commit whose
+                 time is at or before WHEN (see slap events for times and positions)`;
+
+/** The header of a read as of a past moment: `as of <time> (log position N)`. */
+export function asOfHeader(asOf: AsOfInfo): string {
+  return `as of ${asOf.time ?? "the start of the log"} (log position ${asOf.position})`;
+}
+
 const Connection = z.object({
   master: z.url({ protocol: /^https?$/, error: "must be an http:// or https:// URL" }).transform((url) => url.replace(/\/+$/, "")),
   user: UserId,
@@ -241,14 +269,15 @@ export class MasterClient {
     return this.stream(`/v1/instances/${encodeURIComponent(instanceId)}/watch`, { secrets: "1" }, "answer", Answer, signal);
   }
 
-  instances(): Promise<InstanceList> {
-    return this.call("GET", "/v1/instances", InstanceList);
+  /** The caller's instances and trees, now or (`asOf`) as of a past moment. */
+  instances(asOf?: AsOfQuery): Promise<InstanceList> {
+    return this.call("GET", "/v1/instances", InstanceList, { query: { ...asOf } });
   }
 
   /** The instance the caller requested under `reference`; connection values masked unless `secrets`. */
-  byReference(reference: string, secrets = false): Promise<InstanceDetails> {
+  byReference(reference: string, secrets = false, asOf?: AsOfQuery): Promise<InstanceDetails> {
     return this.call("GET", `/v1/references/${encodeURIComponent(reference)}`, InstanceDetails, {
-      query: { secrets: secrets ? "1" : undefined },
+      query: { secrets: secrets ? "1" : undefined, ...asOf },
     });
   }
 
@@ -262,8 +291,8 @@ export class MasterClient {
     return this.call("POST", `/v1/computers/${encodeURIComponent(computerId)}/supply`, Appended, { body: { releaseUrl, state } });
   }
 
-  computers(): Promise<ComputerList> {
-    return this.call("GET", "/v1/computers", ComputerList);
+  computers(asOf?: AsOfQuery): Promise<ComputerList> {
+    return this.call("GET", "/v1/computers", ComputerList, { query: { ...asOf } });
   }
 
   /** `GET /v1/audit` (admin): the read models rebuilt from the log, compared with the live ones. */

@@ -1,7 +1,7 @@
 import { z } from "zod";
 import { ComputerId, ReleaseUrl } from "@slap/events";
 import { HELP, positionalLabels, printHelp, splitArgv, validate, type Command, type Io } from "./args.js";
-import { MasterClient, clientHelp, clientOptions, connectionOf, type ComputerView, type InstanceList } from "./client.js";
+import { AsOfArg, MasterClient, asOfHeader, asOfHelp, asOfOption, clientHelp, clientOptions, connectionOf, type ComputerView, type InstanceList } from "./client.js";
 import { table } from "./format.js";
 
 // ---------------------------------------------------------------------------------------------
@@ -58,8 +58,8 @@ ${clientHelp}`,
 // slap computers
 // ---------------------------------------------------------------------------------------------
 
-const computersArgv = { options: { ...clientOptions, json: { type: "boolean" } } } as const;
-const ComputersArgs = z.object({ json: z.boolean().default(false) });
+const computersArgv = { options: { ...clientOptions, ...asOfOption, json: { type: "boolean" } } } as const;
+const ComputersArgs = z.object({ json: z.boolean().default(false), "as-of": AsOfArg.optional() });
 
 export function parseComputersArgs(argv: readonly string[], env: Io["env"]) {
   const split = splitArgv(computersArgv, argv);
@@ -70,25 +70,29 @@ export function parseComputersArgs(argv: readonly string[], env: Io["env"]) {
 export const computersCommand: Command = {
   name: "computers",
   summary: "computers, their partitions (free/used) and releases",
-  help: `usage: slap computers [--json]
+  help: `usage: slap computers [--json] [--as-of WHEN]
 
 Lists the registered computers: each partition with its address, ports and the instance it
-holds (or free), and each release supplied to the computer with its build status.
+holds (or free), and each release supplied to the computer with its build status. With
+--as-of, as they were then, under a first line "as of WHEN (log position N)".
 
 options:
-  --json    print the master's answer as JSON
+  --json         print the master's answer as JSON (with --as-of: with "asOf": { time, position })
+${asOfHelp}
 ${clientHelp}`,
   async run(argv, io) {
     const args = parseComputersArgs(argv, io.env);
     if (args === HELP) return printHelp(io, computersCommand);
     const client = new MasterClient(args.connection, io.fetch);
-    const { computers } = await client.computers();
+    const { computers, asOf } = await client.computers(args["as-of"]);
     if (args.json) {
-      io.stdout.write(`${JSON.stringify({ computers }, null, 2)}\n`);
+      io.stdout.write(`${JSON.stringify(asOf === undefined ? { computers } : { computers, asOf }, null, 2)}\n`);
       return 0;
     }
-    // References make the partition table readable; the list holds only what the user may see.
-    const list = computers.some((c) => Object.values(c.partitions).some((p) => p.instanceId !== null)) ? await client.instances() : undefined;
+    if (asOf !== undefined) io.stdout.write(`${asOfHeader(asOf)}\n`);
+    // References make the partition table readable; the list holds only what the user may see (as of the same position).
+    const hasHolders = computers.some((c) => Object.values(c.partitions).some((p) => p.instanceId !== null));
+    const list = hasHolders ? await client.instances(asOf === undefined ? undefined : { at: asOf.position }) : undefined;
     for (const line of computersLines(computers, list)) io.stdout.write(`${line}\n`);
     return 0;
   },

@@ -2,13 +2,18 @@ import { z } from "zod";
 import { ReleaseUrl, RequestedState, StringMap } from "@slap/events";
 import { CliError, HELP, keyValues, positionalLabels, printHelp, splitArgv, validate, type Command, type Io } from "./args.js";
 import {
+  AsOfArg,
   MasterClient,
   MasterRejected,
   UnexpectedAnswer,
+  asOfHeader,
+  asOfHelp,
+  asOfOption,
   clientHelp,
   clientOptions,
   connectionOf,
   type Answer,
+  type AsOfQuery,
   type Connection,
   type InstanceDetails,
   type InstanceList,
@@ -234,7 +239,7 @@ function emit(io: Io, outcome: Outcome): number {
 // ---------------------------------------------------------------------------------------------
 
 const showArgv = {
-  options: { ...clientOptions, json: { type: "boolean" }, secrets: { type: "boolean" } },
+  options: { ...clientOptions, ...asOfOption, json: { type: "boolean" }, secrets: { type: "boolean" } },
   positionals: ["reference"],
 } as const;
 
@@ -242,6 +247,7 @@ const ShowArgs = z.object({
   reference: z.string().min(1).max(512),
   json: z.boolean().default(false),
   secrets: z.boolean().default(false),
+  "as-of": AsOfArg.optional(),
 });
 
 export function parseShowArgs(argv: readonly string[], env: Io["env"]) {
@@ -254,39 +260,44 @@ export function parseShowArgs(argv: readonly string[], env: Io["env"]) {
 export const showCommand: Command = {
   name: "show",
   summary: "show one instance: where it runs, its status, promises, connection, tree",
-  help: `usage: slap show <reference> [--json] [--secrets]
+  help: `usage: slap show <reference> [--json] [--secrets] [--as-of WHEN]
 
 Shows the instance you requested under <reference>: release, software type, requested state,
 where it runs, the answer a request would get now, its node's status and promises, parameters,
 connection parameters (values whose name looks secret are masked unless --secrets), requester,
-shared instances it hosts and its instance tree.
+shared instances it hosts and its instance tree. With --as-of, all of it as it was then, under
+a first line "as of WHEN (log position N)".
 
 options:
-  --json       print the master's answer as JSON
-  --secrets    show secret connection values
+  --json         print the master's answer as JSON (with --as-of: with "asOf": { time, position })
+  --secrets      show secret connection values
+${asOfHelp}
 ${clientHelp}`,
   async run(argv, io) {
     const args = parseShowArgs(argv, io.env);
     if (args === HELP) return printHelp(io, showCommand);
     const client = new MasterClient(args.connection, io.fetch);
-    const details = await byReference(client, args.reference, args.secrets);
+    const details = await byReference(client, args.reference, args.secrets, args["as-of"]);
     if (args.json) {
       io.stdout.write(`${JSON.stringify(details, null, 2)}\n`);
       return 0;
     }
-    const list = await client.instances();
+    // The tree as of the same position as the instance, even if the log grows in between.
+    const list = await client.instances(details.asOf === undefined ? undefined : { at: details.asOf.position });
+    if (details.asOf !== undefined) io.stdout.write(`${asOfHeader(details.asOf)}\n`);
     for (const line of showLines(details.instance, details.answer, details.sharedInstances, list, args.secrets)) io.stdout.write(`${line}\n`);
     return 0;
   },
 };
 
 /** The instance the user requested under `reference`; a missing one is said in the user's terms (a reference, not an id). */
-async function byReference(client: MasterClient, reference: string, secrets: boolean): Promise<InstanceDetails> {
+async function byReference(client: MasterClient, reference: string, secrets: boolean, asOf?: AsOfQuery): Promise<InstanceDetails> {
   try {
-    return await client.byReference(reference, secrets);
+    return await client.byReference(reference, secrets, asOf);
   } catch (error) {
     if (error instanceof MasterRejected && error.status === 404 && error.code === "NotFound" && !error.message.includes("no route")) {
-      throw new CliError(`${client.connection.user} has requested no instance under the reference ${JSON.stringify(reference)} (see slap instances)`, 1, { cause: error });
+      const then = asOf === undefined ? "" : ` as of ${"asOf" in asOf ? asOf.asOf : `log position ${asOf.at}`}`;
+      throw new CliError(`${client.connection.user} ${asOf === undefined ? "has" : "had"} requested no instance under the reference ${JSON.stringify(reference)}${then} (see slap instances)`, 1, { cause: error });
     }
     throw error;
   }
@@ -352,8 +363,8 @@ export function showLines(instance: InstanceView, answer: Answer, shared: readon
 // slap instances
 // ---------------------------------------------------------------------------------------------
 
-const listArgv = { options: { ...clientOptions, json: { type: "boolean" } } } as const;
-const ListArgs = z.object({ json: z.boolean().default(false) });
+const listArgv = { options: { ...clientOptions, ...asOfOption, json: { type: "boolean" } } } as const;
+const ListArgs = z.object({ json: z.boolean().default(false), "as-of": AsOfArg.optional() });
 
 export function parseListArgs(argv: readonly string[], env: Io["env"]) {
   const split = splitArgv(listArgv, argv);
@@ -364,22 +375,25 @@ export function parseListArgs(argv: readonly string[], env: Io["env"]) {
 export const instancesCommand: Command = {
   name: "instances",
   summary: "your instance trees: every instance under its requester",
-  help: `usage: slap instances [--json]
+  help: `usage: slap instances [--json] [--as-of WHEN]
 
 Lists the instances you can see (admin: all), tree by tree, each indented under the instance
-that requested it, with its requested state, where it runs and whether it is ready.
+that requested it, with its requested state, where it runs and whether it is ready. With
+--as-of, as they were then, under a first line "as of WHEN (log position N)".
 
 options:
-  --json    print the master's answer as JSON
+  --json         print the master's answer as JSON (with --as-of: with "asOf": { time, position })
+${asOfHelp}
 ${clientHelp}`,
   async run(argv, io) {
     const args = parseListArgs(argv, io.env);
     if (args === HELP) return printHelp(io, instancesCommand);
-    const list = await new MasterClient(args.connection, io.fetch).instances();
+    const list = await new MasterClient(args.connection, io.fetch).instances(args["as-of"]);
     if (args.json) {
       io.stdout.write(`${JSON.stringify(list, null, 2)}\n`);
       return 0;
     }
+    if (list.asOf !== undefined) io.stdout.write(`${asOfHeader(list.asOf)}\n`);
     for (const line of instancesLines(list)) io.stdout.write(`${line}\n`);
     return 0;
   },

@@ -88,3 +88,23 @@ export const ReportDestroyed = z.object({});
 export const InstanceIdParam = z.object({ instanceId: Token });
 export const ComputerIdParam = z.object({ computerId: ComputerId });
 export const ReferenceParam = z.object({ reference: z.string().min(1).max(512) });
+
+const POSITION = "must be a log position (an integer, 0 or more)";
+
+/**
+ * A past moment to answer a read at (API.md, "As of"): `asOf`, an ISO-8601 time with `Z` or an
+ * offset, or `at`, a log position; at most one (see `oneMoment`). The read models are then the
+ * log's prefix up to the last commit whose first event's time is at or before `asOf` (or up to
+ * position `at`), folded afresh.
+ */
+export const AsOfQuery = z.object({
+  asOf: z.iso.datetime({ offset: true, error: "must be an ISO-8601 time with Z or an offset, e.g. 2026-11-23T10:00:00Z" }).optional(),
+  at: z.coerce.number({ error: POSITION }).int({ error: POSITION }).min(0, { error: POSITION }).optional(),
+});
+export type AsOfQuery = z.infer<typeof AsOfQuery>;
+
+/** The refinement of a query with `AsOfQuery`'s fields: `asOf` and `at` name a moment each, so not both. */
+export const oneMoment = {
+  check: (query: { asOf?: string | undefined; at?: number | undefined }): boolean => query.asOf === undefined || query.at === undefined,
+  issue: { message: "give asOf or at, not both", path: ["at"] },
+};

@@ -13,7 +13,9 @@ import {
   type InstanceView,
 } from "@slap/events";
 import type { Logger } from "pino";
+import type { AllocatorView } from "@slap/allocator";
 import {
+  AsOfQuery,
   Bang,
   ChangeRequestedState,
   ComputerIdParam,
@@ -25,6 +27,7 @@ import {
   ReportSoftwareStatus,
   RequestInstance,
   SupplySoftware,
+  oneMoment,
 } from "../core/commands.js";
 import type { Answer } from "../core/answer.js";
 import {
@@ -46,6 +49,8 @@ import { openApiDocument } from "./openapi.js";
 
 const WaitQuery = z.object({ wait: z.coerce.number().int().min(0).max(60_000).default(0) });
 const SecretsQuery = z.object({ secrets: z.enum(["0", "1", "true", "false"]).optional() });
+const ReadQuery = SecretsQuery.extend(AsOfQuery.shape).refine(oneMoment.check, oneMoment.issue);
+const MomentQuery = AsOfQuery.refine(oneMoment.check, oneMoment.issue);
 const EventsQuery = z.object({
   after: z.coerce.number().int().min(0).default(0),
   limit: z.coerce.number().int().min(1).max(10_000).default(1_000),
@@ -143,21 +148,41 @@ export function buildHttpApi(master: Master, logger: Logger) {
     reply.code(404).send({ error: { code: "NotFound", message: `no route ${request.method} ${request.url.split("?")[0]}` } }),
   );
 
-  const visible = (actor: Actor, instance: InstanceView): boolean =>
-    mayManage(instance, master.context(actor)) === undefined;
+  /** The read models a read is answered from: the live ones, or (`asOf`, `at`) fresh ones folded up to that moment. */
+  interface Read {
+    views: AllocatorView;
+    asOf?: { time: string | null; position: number };
+  }
+  const live = (): Read => ({ views: master.view.state });
+  const readAt = async (query: { asOf?: string | undefined; at?: number | undefined }): Promise<Read> => {
+    const moment = query.asOf !== undefined ? { time: query.asOf } : query.at !== undefined ? { position: query.at } : undefined;
+    if (moment === undefined) return live();
+    const read = await master.asOf(moment);
+    return { views: read.views, asOf: { time: read.time, position: read.position } };
+  };
+  const asOfOf = (read: Read) => (read.asOf === undefined ? {} : { asOf: read.asOf });
 
-  const found = (actor: Actor, instanceId: string): InstanceView => {
-    const instance = master.instance(instanceId);
-    if (instance === undefined || !visible(actor, instance)) throw new HttpError(404, "NotFound", `no instance ${instanceId}`);
+  /**
+   * Whether the actor may see the instance in the read models. As of a past moment it must be
+   * visible then and now: a partition sees the trees it holds now, not those it held before.
+   */
+  const visible = (actor: Actor, instance: InstanceView, read: Read = live()): boolean =>
+    mayManage(instance, { ...master.context(actor), ...read.views }) === undefined &&
+    (read.asOf === undefined || mayManage(instance, master.context(actor)) === undefined);
+
+  const found = (actor: Actor, instanceId: string, read: Read = live()): InstanceView => {
+    const instance = read.views.instances.instances[instanceId];
+    if (instance === undefined || !visible(actor, instance, read)) throw new HttpError(404, "NotFound", `no instance ${instanceId}`);
     return instance;
   };
 
-  const details = (instance: InstanceView, show: boolean) => ({
+  const details = (instance: InstanceView, show: boolean, read: Read = live()) => ({
     instance: present(instance, show),
-    answer: presentAnswer(master.answer(instance), show),
-    sharedInstances: Object.values(master.instances.instances)
+    answer: presentAnswer(master.answer(instance, read.views), show),
+    sharedInstances: Object.values(read.views.instances.instances)
       .filter((i) => i.host?.instanceId === instance.instanceId)
       .map((i) => present(i, show)),
+    ...asOfOf(read),
   });
 
   app.get("/healthz", () => ({ ok: true, position: master.position }));
@@ -180,32 +205,36 @@ export function buildHttpApi(master: Master, logger: Logger) {
     return sendAnswer(reply, answer);
   });
 
-  app.get("/v1/instances", (request) => {
+  app.get("/v1/instances", async (request) => {
     const actor = actorOf(request);
-    const { secrets } = parse(SecretsQuery, request.query, "query");
-    const show = secrets === "1" || secrets === "true";
-    const instances = Object.values(master.instances.instances).filter((i) => visible(actor, i));
+    const query = parse(ReadQuery, request.query, "query");
+    const show = query.secrets === "1" || query.secrets === "true";
+    const read = await readAt(query);
+    const instances = Object.values(read.views.instances.instances).filter((i) => visible(actor, i, read));
     const treeIds = new Set(instances.map((i) => i.treeId));
     return {
       instances: instances.map((i) => present(i, show)),
-      trees: Object.values(master.instances.trees).filter((t) => treeIds.has(t.treeId)),
+      trees: Object.values(read.views.instances.trees).filter((t) => treeIds.has(t.treeId)),
+      ...asOfOf(read),
     };
   });
 
-  app.get("/v1/instances/:instanceId", (request) => {
+  app.get("/v1/instances/:instanceId", async (request) => {
     const actor = actorOf(request);
     const { instanceId } = parse(InstanceIdParam, request.params, "path");
-    const { secrets } = parse(SecretsQuery, request.query, "query");
-    return details(found(actor, instanceId), secrets === "1" || secrets === "true");
+    const query = parse(ReadQuery, request.query, "query");
+    const read = await readAt(query);
+    return details(found(actor, instanceId, read), query.secrets === "1" || query.secrets === "true", read);
   });
 
-  app.get("/v1/references/:reference", (request) => {
+  app.get("/v1/references/:reference", async (request) => {
     const actor = actorOf(request);
     const { reference } = parse(ReferenceParam, request.params, "path");
-    const { secrets } = parse(SecretsQuery, request.query, "query");
-    const requester = requesterOf(master.context(actor));
+    const query = parse(ReadQuery, request.query, "query");
+    const read = await readAt(query);
+    const requester = requesterOf({ ...master.context(actor), ...read.views });
     if ("ok" in requester) throw new CommandRejected(requester);
-    return details(found(actor, keyOf(requester, reference).instanceId), secrets === "1" || secrets === "true");
+    return details(found(actor, keyOf(requester, reference).instanceId, read), query.secrets === "1" || query.secrets === "true", read);
   });
 
   app.get("/v1/instances/:instanceId/watch", (request, reply) => {
@@ -279,12 +308,16 @@ export function buildHttpApi(master: Master, logger: Logger) {
     const result = await master.execute(actor, (ctx) => decideRegisterComputer(command, ctx));
     return { computerId: command.computerId, position: result.position };
   });
-  app.get("/v1/computers", () => ({ computers: Object.values(master.computers.computers) }));
-  app.get("/v1/computers/:computerId", (request) => {
+  app.get("/v1/computers", async (request) => {
+    const read = await readAt(parse(MomentQuery, request.query, "query"));
+    return { computers: Object.values(read.views.computers.computers), ...asOfOf(read) };
+  });
+  app.get("/v1/computers/:computerId", async (request) => {
     const { computerId } = parse(ComputerIdParam, request.params, "path");
-    const computer = master.computers.computers[computerId];
+    const read = await readAt(parse(MomentQuery, request.query, "query"));
+    const computer = read.views.computers.computers[computerId];
     if (computer === undefined) throw new HttpError(404, "NotFound", `no computer ${computerId}`);
-    return { computer };
+    return { computer, ...asOfOf(read) };
   });
   app.post("/v1/computers/:computerId/supply", async (request) => {
     const actor = actorOf(request);

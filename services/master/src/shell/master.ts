@@ -1,4 +1,15 @@
-import { ProjectionRunner, WrongExpectedVersionError, rebuild, type Actor, type Commit, type EventStore, type InstanceView } from "@slap/events";
+import {
+  ProjectionRunner,
+  WrongExpectedVersionError,
+  readAsOfBound,
+  rebuild,
+  rebuildUpTo,
+  type Actor,
+  type AsOf,
+  type Commit,
+  type EventStore,
+  type InstanceView,
+} from "@slap/events";
 import { allocatorViewProjection, type AllocatorView } from "@slap/allocator";
 import type { Logger } from "pino";
 import { monotonicFactory } from "ulid";
@@ -21,6 +32,22 @@ export interface Executed {
 
 const MAX_ATTEMPTS = 6;
 
+export interface MasterOptions {
+  /** The time of decisions (default: the system clock). Tests pass their own to control event times. */
+  clock?: () => Date;
+  /** How many as-of read models to keep (default 4; 0: none). Each is a full copy of the read models at its position. */
+  asOfCacheSize?: number;
+}
+
+/** The read models as of a past moment (see `Master.asOf`). */
+export interface AsOfRead {
+  views: AllocatorView;
+  /** The time asked for; when asked by position, the time of the commit at that position (null at 0). */
+  time: string | null;
+  /** The last log position folded into `views` (0: none). */
+  position: number;
+}
+
 /**
  * The master's state and command path: two read models kept up to date from the log, and
  * `execute`, which decides a command against them and appends the result with the versions it
@@ -33,12 +60,19 @@ export class Master {
   readonly view: ProjectionRunner<AllocatorView>;
   private readonly newId = monotonicFactory();
   private readonly listeners = new Set<(commit: Commit) => void>();
+  private readonly clock: () => Date;
+  private readonly asOfCacheSize: number;
+  /** Recent as-of read models by bound position, least recently used first. */
+  private readonly asOfCache = new Map<number, { views: AllocatorView; position: number; time: string | null }>();
 
   constructor(
     readonly store: EventStore,
     private readonly logger: Logger,
     readonly explain: ExplainUnplaced,
+    options: MasterOptions = {},
   ) {
+    this.clock = options.clock ?? (() => new Date());
+    this.asOfCacheSize = options.asOfCacheSize ?? 4;
     this.view = new ProjectionRunner(store, allocatorViewProjection, { logger });
     this.view.onCommit((_state, commit) => {
       for (const listener of this.listeners) listener(commit);
@@ -77,7 +111,7 @@ export class Master {
       actor,
       computers: this.computers,
       instances: this.instances,
-      now: new Date().toISOString(),
+      now: this.clock().toISOString(),
       newId: this.newId,
       ...(correlationId === undefined ? {} : { correlationId }),
     };
@@ -148,8 +182,38 @@ export class Master {
     return this.instances.instances[instanceId];
   }
 
-  answer(instance: InstanceView): Answer {
-    return answerFor(instance, this.view.state, this.explain);
+  /** The answer a request for `instance` gets from `views` (default: the live read models). */
+  answer(instance: InstanceView, views: AllocatorView = this.view.state): Answer {
+    return answerFor(instance, views, this.explain);
+  }
+
+  /**
+   * The read models as of a past moment: fresh ones, folded by the same projection from
+   * position 0 up to the bound `asOf` names (see `AsOf` in @slap/events: the prefix up to the
+   * last commit whose first event's time is at or before the time). Costs a read of the whole
+   * log to find a time's bound, then a fold up to the bound, unless the model at that bound is
+   * one of the last few kept. Treat the views as read-only: they may be shared between requests.
+   */
+  async asOf(asOf: AsOf): Promise<AsOfRead> {
+    const bound = await readAsOfBound(this.store, asOf);
+    let model = this.asOfCache.get(bound);
+    if (model === undefined) {
+      const started = performance.now();
+      const folded = await rebuildUpTo(this.store, allocatorViewProjection, bound, { logger: this.logger });
+      model = { views: folded.state, position: folded.position, time: folded.time };
+      this.logger.debug({ asOf, bound, position: model.position, foldMs: Math.round(performance.now() - started) }, "as-of read models folded");
+      if (this.asOfCacheSize > 0) {
+        this.asOfCache.set(bound, model);
+        for (const oldest of this.asOfCache.keys()) {
+          if (this.asOfCache.size <= this.asOfCacheSize) break;
+          this.asOfCache.delete(oldest);
+        }
+      }
+    } else {
+      this.asOfCache.delete(bound);
+      this.asOfCache.set(bound, model);
+    }
+    return { views: model.views, position: model.position, time: "time" in asOf ? asOf.time : model.time };
   }
 
   /**

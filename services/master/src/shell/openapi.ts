@@ -1,5 +1,6 @@
 import { z } from "zod";
 import {
+  AsOfQuery,
   Bang,
   ChangeRequestedState,
   PublishConnectionParameters,
@@ -41,6 +42,18 @@ const answer = {
   ...errors,
 };
 const instanceId = { name: "instanceId", in: "path", required: true, schema: { type: "string", pattern: "^[A-Za-z0-9_-]{1,64}$" } };
+const asOfDescriptions: Record<keyof typeof AsOfQuery.shape, string> = {
+  asOf: "read as of this time: the log prefix up to the last commit whose first event's time is at or before it, folded afresh (a full fold per request); the body then has asOf: { time, position }",
+  at: "read as of this log position (instead of asOf)",
+};
+/** `asOf` and `at` (at most one), from the zod schema that parses them. */
+const asOf = Object.entries(AsOfQuery.shape).map(([name, schema]) => ({
+  name,
+  in: "query",
+  schema: json(schema),
+  description: asOfDescriptions[name as keyof typeof AsOfQuery.shape],
+}));
+const secrets = { name: "secrets", in: "query", schema: { type: "string", enum: ["0", "1", "true", "false"] }, description: "show secret connection values" };
 const computerId = { name: "computerId", in: "path", required: true, schema: { type: "string", pattern: "^[A-Za-z0-9_-]{1,64}$" } };
 
 let cached: unknown;
@@ -66,17 +79,19 @@ export function openApiDocument(): unknown {
           responses: answer,
         },
       },
-      "/v1/instances": { get: { summary: "The caller's instances and trees", responses: ok("instances and trees") } },
-      "/v1/instances/{instanceId}": { get: { parameters: [instanceId], responses: ok("instance, answer and shared instances") } },
-      "/v1/references/{reference}": { get: { parameters: [{ name: "reference", in: "path", required: true, schema: { type: "string" } }], responses: ok("instance, answer and shared instances") } },
+      "/v1/instances": { get: { summary: "The caller's instances and trees (now, or as of a past moment)", parameters: [secrets, ...asOf], responses: ok("instances and trees") } },
+      "/v1/instances/{instanceId}": { get: { parameters: [instanceId, secrets, ...asOf], responses: ok("instance, answer and shared instances") } },
+      "/v1/references/{reference}": {
+        get: { parameters: [{ name: "reference", in: "path", required: true, schema: { type: "string" } }, secrets, ...asOf], responses: ok("instance, answer and shared instances") },
+      },
       "/v1/instances/{instanceId}/watch": { get: { parameters: [instanceId], summary: "Server-sent events: the answer now and at every change", responses: ok("text/event-stream") } },
       "/v1/instances/{instanceId}/state": { post: { parameters: [instanceId], requestBody: body(ChangeRequestedState), responses: answer } },
       "/v1/instances/{instanceId}/bang": { post: { parameters: [instanceId], requestBody: body(Bang), responses: ok("banged") } },
       "/v1/instances/{instanceId}/connection": { post: { parameters: [instanceId], requestBody: body(PublishConnectionParameters), responses: ok("published") } },
       "/v1/instances/{instanceId}/status": { post: { parameters: [instanceId], requestBody: body(ReportInstanceStatus), responses: ok("reported") } },
       "/v1/instances/{instanceId}/destroyed": { post: { parameters: [instanceId], responses: ok("destroyed, partition released") } },
-      "/v1/computers": { get: { responses: ok("computers") }, post: { requestBody: body(RegisterComputer), responses: ok("registered") } },
-      "/v1/computers/{computerId}": { get: { parameters: [computerId], responses: ok("computer") } },
+      "/v1/computers": { get: { parameters: asOf, responses: ok("computers") }, post: { requestBody: body(RegisterComputer), responses: ok("registered") } },
+      "/v1/computers/{computerId}": { get: { parameters: [computerId, ...asOf], responses: ok("computer") } },
       "/v1/computers/{computerId}/supply": { post: { parameters: [computerId], requestBody: body(SupplySoftware), responses: ok("supplied") } },
       "/v1/computers/{computerId}/software": { post: { parameters: [computerId], requestBody: body(ReportSoftwareStatus), responses: ok("reported") } },
       "/v1/events": { get: { summary: "The event log, filtered", responses: ok("events and the next position") } },
