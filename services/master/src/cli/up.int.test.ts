@@ -72,6 +72,7 @@ describe("slap up (npm start): the whole system in one process", () => {
     assert.match(first.output, /my-webapp: pending/);
     assert.match(first.output, /kvdb: ready on /);
     assert.match(first.output, /stopping/);
+    assert.match(first.output, /dashboard: http:\/\/\S+\/dashboard /);
     assert.match(first.page, /connected to kvdb at .*: visits = 1/);
     assert.equal(first.audit.code, 0, first.audit.stdout);
     assert.match(first.audit.stdout, /computers: equal\ninstances: equal/);

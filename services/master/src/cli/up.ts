@@ -81,9 +81,10 @@ Runs the master (HTTP API, with its allocator) and a node with N partitions in o
 the embedded event log in DIR (kept across restarts; the node's partitions and software live in
 DIR/srv). It supplies the example releases ${UP_RELEASES.join(" and ")}, requests the webapp
 (${UP_REFERENCE}, which requests its kvdb), prints progress as events happen, then the URLs of
-the master's API and of the running web app. Ctrl-C (SIGINT) or SIGTERM stops every process
-cleanly; the next start picks up the same state without re-creating anything. Run it from the
-repository root (the example releases are found there). Nothing but Node and npm is needed.
+the master's API, of its live dashboard and of the running web app. Ctrl-C (SIGINT) or SIGTERM
+stops every process cleanly; the next start picks up the same state without re-creating
+anything. Run it from the repository root (the example releases are found there). Nothing but
+Node and npm is needed.
 
 options:
   --data DIR        event log, partitions, software (env SLAP_DATA, default ./data)
@@ -161,6 +162,7 @@ LOG_LEVEL (default warn) sets the level of the services' JSON logs (on stderr).`
       // which also proves its kvdb connection; `/` would count a visit).
       if (url !== undefined && (await answers(new URL("/healthz", url).href, stop))) say(`ready: the web app is at ${url}`);
       else if (!stop.aborted) say("the web app is not ready after 2 minutes; it goes on (see the progress above)");
+      say(`dashboard: ${master.url}/dashboard (instances, computers and events, live)`);
       say("Ctrl-C stops everything");
       await until(stop);
       say("stopping");

@@ -46,6 +46,7 @@ import {
 } from "../core/decide.js";
 import { CommandRejected, type Master } from "./master.js";
 import { openApiDocument } from "./openapi.js";
+import { registerDashboard } from "./dashboard.js";
 
 const WaitQuery = z.object({ wait: z.coerce.number().int().min(0).max(60_000).default(0) });
 const SecretsQuery = z.object({ secrets: z.enum(["0", "1", "true", "false"]).optional() });
@@ -193,6 +194,7 @@ export function buildHttpApi(master: Master, logger: Logger) {
     return master.audit();
   });
   app.get("/openapi.json", () => openApiDocument());
+  registerDashboard(app);
 
   app.post("/v1/requests", async (request, reply) => {
     const actor = actorOf(request);

@@ -1,0 +1,454 @@
+// The live dashboard: the instance graph (who requested which, where each runs, its processes,
+// promises and connection parameters), the computers with their partitions and releases, and the
+// event feed. Plain ES module, no framework: it reads the master's API with the identity of
+// `?user=` (default admin) — the same reads as the CLI, secrets masked by the server — and
+// follows `/v1/events/stream`: every event lands in the feed at once and refreshes the graph.
+//
+// The stream is read with fetch() rather than EventSource, which cannot send headers: identity
+// (and later a bearer token) travels in headers.
+
+/** Every event type (libs/events EVENT_TYPES; the dashboard test checks the two agree). */
+const EVENT_TYPES = [
+  "ComputerRegistered",
+  "SoftwareSupplied",
+  "SoftwareUnsupplied",
+  "SoftwareReleaseStatusReported",
+  "PartitionAllocated",
+  "PartitionReleased",
+  "InstanceRequested",
+  "InstanceParametersChanged",
+  "InstanceRequestedStateChanged",
+  "SharedInstanceAttached",
+  "ConnectionParametersPublished",
+  "InstanceStatusReported",
+  "InstanceBanged",
+  "InstanceDestroyed",
+];
+/** How many commits back the feed starts, and how many events it keeps. */
+const FEED_BACKLOG_COMMITS = 500;
+const FEED_KEEP = 1_000;
+const FEED_SHOW = 200;
+const REFRESH_DEBOUNCE_MS = 100;
+
+const user = new URLSearchParams(location.search).get("user") || "admin";
+const headers = { "x-slap-user": user };
+
+const state = {
+  instances: /** @type {Record<string, any>} */ ({}),
+  trees: /** @type {any[]} */ ([]),
+  computers: /** @type {any[]} */ ([]),
+  events: /** @type {Array<{position: number, streamKey: string, event: any}>} */ ([]),
+  position: 0,
+};
+
+// --- DOM helpers (text only: nothing from the API is ever parsed as HTML) ----------------------
+
+/** @param {string} tag @param {Record<string, any>} [attrs] @param {...any} children */
+function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [name, value] of Object.entries(attrs)) {
+    if (value === undefined || value === null || value === false) continue;
+    if (name === "class") el.className = value;
+    else el.setAttribute(name, String(value));
+  }
+  for (const child of children.flat()) {
+    if (child === undefined || child === null || child === false) continue;
+    el.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return el;
+}
+
+const $ = (/** @type {string} */ id) => /** @type {HTMLElement} */ (document.getElementById(id));
+
+/** The last segment of a release URL: "examples/software/kvdb" → "kvdb". */
+function releaseName(url) {
+  return String(url).replace(/\/+$/, "").split("/").pop() || url;
+}
+
+function clock(iso) {
+  return typeof iso === "string" ? iso.slice(11, 19) : "";
+}
+
+function referenceOf(instanceId) {
+  return state.instances[instanceId]?.reference ?? instanceId;
+}
+
+// --- API ---------------------------------------------------------------------------------------
+
+async function getJson(path) {
+  const response = await fetch(path, { headers });
+  if (!response.ok) throw new Error(`${path}: HTTP ${response.status}`);
+  return response.json();
+}
+
+async function refresh() {
+  const [instances, computers] = await Promise.all([getJson("/v1/instances"), getJson("/v1/computers")]);
+  state.instances = Object.fromEntries(instances.instances.map((i) => [i.instanceId, i]));
+  state.trees = instances.trees;
+  state.computers = computers.computers;
+  renderTrees();
+  renderComputers();
+  renderFilterOptions();
+  renderFeed();
+}
+
+let refreshTimer = null;
+/** Re-reads the read models once the burst of events is over (debounced). */
+function scheduleRefresh() {
+  if (refreshTimer !== null) return;
+  refreshTimer = setTimeout(() => {
+    refreshTimer = null;
+    refresh().catch((error) => console.warn("refresh failed", error));
+  }, REFRESH_DEBOUNCE_MS);
+}
+
+/**
+ * Follows `/v1/events/stream` from `after`, calling `onEvent` per event; resolves when the
+ * stream ends. Server-sent events framing: blocks separated by a blank line, `event:`/`data:`
+ * fields, `:` comments (heartbeats).
+ */
+async function follow(after, signal, onEvent) {
+  const response = await fetch(`/v1/events/stream?after=${after}`, { headers, signal });
+  if (!response.ok || response.body === null) throw new Error(`event stream: HTTP ${response.status}`);
+  setLive("live");
+  const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+  let buffer = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return;
+    buffer += value;
+    let end;
+    while ((end = buffer.indexOf("\n\n")) >= 0) {
+      const block = buffer.slice(0, end);
+      buffer = buffer.slice(end + 2);
+      let type = "message";
+      const data = [];
+      for (const line of block.split("\n")) {
+        if (line.startsWith(":")) continue;
+        const colon = line.indexOf(":");
+        const field = colon < 0 ? line : line.slice(0, colon);
+        const text = colon < 0 ? "" : line.slice(colon + 1).replace(/^ /, "");
+        if (field === "event") type = text;
+        else if (field === "data") data.push(text);
+      }
+      if (type === "event" && data.length > 0) onEvent(JSON.parse(data.join("\n")));
+    }
+  }
+}
+
+function setLive(liveState) {
+  const el = $("live");
+  el.dataset.state = liveState;
+  el.textContent = liveState;
+}
+
+async function followForever() {
+  const health = await getJson("/healthz");
+  let after = Math.max(0, health.position - FEED_BACKLOG_COMMITS);
+  let delay = 500;
+  for (;;) {
+    try {
+      await follow(after, undefined, (item) => {
+        after = item.position;
+        delay = 500;
+        receive(item);
+      });
+      setLive("reconnecting");
+    } catch (error) {
+      console.warn("event stream failed", error);
+      setLive("reconnecting");
+    }
+    await new Promise((resolve) => setTimeout(resolve, delay));
+    delay = Math.min(delay * 2, 10_000);
+  }
+}
+
+function receive(item) {
+  state.events.push(item);
+  if (state.events.length > FEED_KEEP) state.events.splice(0, state.events.length - FEED_KEEP);
+  state.position = Math.max(state.position, item.position);
+  $("position").textContent = String(state.position);
+  renderFeed();
+  scheduleRefresh();
+}
+
+// --- the instance graph ------------------------------------------------------------------------
+
+/** One word for where an instance is in its life. */
+function statusOf(instance) {
+  if (instance.destroyed) return "destroyed";
+  if (instance.status !== null) return instance.status.status;
+  if (instance.shared) return instance.host === null ? "pending" : "attached";
+  return instance.placement === null ? "pending" : "allocated";
+}
+
+function requesterLabel(requester) {
+  return requester.kind === "user" ? `user ${requester.userId}` : referenceOf(requester.instanceId);
+}
+
+function badge(text, kind, attrs = {}) {
+  return h("span", { class: `badge badge-${kind}`, ...attrs }, text);
+}
+
+function instanceCard(instance) {
+  const status = statusOf(instance);
+  const where = instance.placement ?? (instance.status && { computerId: instance.status.computerId, partitionId: instance.status.partitionId });
+  const s = instance.status;
+  const rows = [];
+
+  if (s !== null && s.processes.length > 0) {
+    rows.push(
+      h("div", { class: "row" }, h("span", { class: "row-label" }, "processes"),
+        h("span", { class: "chips" }, s.processes.map((p) =>
+          h("span", { class: `chip process process-${p.state}`, "data-process": p.name, "data-state": p.state, title: p.pid ? `pid ${p.pid}` : p.state },
+            h("span", { class: "dot" }), p.name, " ", h("em", {}, p.state))))),
+    );
+  }
+  if (s !== null && s.promises.length > 0) {
+    rows.push(
+      h("div", { class: "row" }, h("span", { class: "row-label" }, "promises"),
+        h("span", { class: "chips" }, s.promises.map((p) =>
+          h("span", { class: `chip promise promise-${p.ok ? "ok" : "fail"}`, "data-promise": p.name, "data-ok": String(p.ok), title: p.message || (p.ok ? "ok" : "failed") },
+            p.ok ? "✓ " : "✗ ", p.name)))),
+    );
+  }
+  if (s !== null && s.waitingFor.length > 0) {
+    rows.push(h("div", { class: "row" }, h("span", { class: "row-label" }, "waiting for"), h("span", {}, s.waitingFor.join(", "))));
+  }
+  if (s !== null && s.message && s.status !== "started") {
+    rows.push(h("div", { class: "row" }, h("span", { class: "row-label" }, "message"), h("span", { class: "message" }, s.message)));
+  }
+  if (instance.lastBang !== null) {
+    const b = instance.lastBang;
+    rows.push(h("div", { class: "row" }, h("span", { class: "row-label" }, "last bang"),
+      h("span", { class: "message" }, `${clock(b.at)} ${b.service ? `${b.service}: ` : ""}${b.message}`)));
+  }
+  if (instance.connection !== null && Object.keys(instance.connection).length > 0) {
+    rows.push(
+      h("table", { class: "connection" },
+        h("caption", {}, "connection parameters"),
+        h("tbody", {}, Object.entries(instance.connection).map(([name, value]) =>
+          h("tr", { "data-parameter": name }, h("th", {}, name), h("td", { class: value === "********" ? "masked" : "" }, value))))),
+    );
+  }
+
+  return h("article", { class: `card status-${status}` },
+    h("header", { class: "card-head" },
+      h("span", { class: "reference" }, instance.reference),
+      badge(status, status, { "data-role": "status" }),
+      instance.requestedState !== "started" ? badge(`requested ${instance.requestedState}`, "muted") : null,
+      instance.shared ? badge("shared", "muted") : null,
+      h("span", { class: "where", "data-role": "placement" },
+        where ? `${where.computerId} / ${where.partitionId}` : instance.host ? `on ${referenceOf(instance.host.instanceId)}` : "not placed"),
+    ),
+    h("div", { class: "meta" },
+      h("span", { title: instance.releaseUrl }, releaseName(instance.releaseUrl)),
+      instance.softwareType !== "default" ? h("span", {}, instance.softwareType) : null,
+      h("span", { "data-role": "requester" }, `requested by ${requesterLabel(instance.requester)}`),
+      h("span", { class: "id", title: "instance id" }, instance.instanceId),
+    ),
+    rows,
+  );
+}
+
+/** The instance and, nested under it, the instances it requested (and shared ones it hosts). */
+function instanceNode(instance, childrenOf, seen) {
+  seen.add(instance.instanceId);
+  const children = (childrenOf.get(instance.instanceId) ?? []).filter((c) => !seen.has(c.instanceId));
+  return h("li", { class: "node", "data-reference": instance.reference, "data-instance": instance.instanceId, "data-status": statusOf(instance) },
+    instanceCard(instance),
+    children.length > 0 ? h("ul", { class: "children" }, children.map((c) => instanceNode(c, childrenOf, seen))) : null,
+  );
+}
+
+function renderTrees() {
+  const all = Object.values(state.instances);
+  const childrenOf = new Map();
+  for (const instance of all) {
+    const parent = instance.requester.kind === "instance" ? instance.requester.instanceId : instance.host?.instanceId;
+    if (parent === undefined || state.instances[parent] === undefined || parent === instance.instanceId) continue;
+    if (!childrenOf.has(parent)) childrenOf.set(parent, []);
+    childrenOf.get(parent).push(instance);
+  }
+  const trees = [...state.trees].sort((a, b) =>
+    String(state.instances[a.rootInstanceId]?.requestedAt).localeCompare(String(state.instances[b.rootInstanceId]?.requestedAt)));
+  const seen = new Set();
+  const sections = [];
+  for (const tree of trees) {
+    const root = state.instances[tree.rootInstanceId];
+    if (root === undefined || seen.has(root.instanceId)) continue;
+    const list = h("ul", { class: "tree-root" }, instanceNode(root, childrenOf, seen));
+    // Instances of the tree not reached from its root (their requester is not visible): listed flat.
+    const orphans = tree.instanceIds.map((id) => state.instances[id]).filter((i) => i !== undefined && !seen.has(i.instanceId));
+    for (const orphan of orphans) if (!seen.has(orphan.instanceId)) list.append(instanceNode(orphan, childrenOf, seen));
+    const owner = root.requester.kind === "user" ? root.requester.userId : "?";
+    sections.push(h("section", { class: "tree", "data-tree": tree.treeId },
+      h("h3", {}, `tree ${root.reference}`, h("small", {}, ` · owner ${owner} · ${tree.instanceIds.length} instance${tree.instanceIds.length === 1 ? "" : "s"}`)),
+      list));
+  }
+  const leftovers = all.filter((i) => !seen.has(i.instanceId));
+  if (leftovers.length > 0) sections.push(h("section", { class: "tree" }, h("h3", {}, "other instances"), h("ul", { class: "tree-root" }, leftovers.map((i) => instanceNode(i, childrenOf, seen)))));
+  $("trees").replaceChildren(...(sections.length > 0 ? sections : [h("p", { class: "empty" }, "No instance yet: request one (slap request …).")]));
+  $("instances-count").textContent = `${all.length}`;
+}
+
+// --- computers ---------------------------------------------------------------------------------
+
+function renderComputers() {
+  const cards = state.computers
+    .slice()
+    .sort((a, b) => a.computerId.localeCompare(b.computerId))
+    .map((computer) => {
+      const partitions = Object.values(computer.partitions).sort((a, b) => a.partitionId.localeCompare(b.partitionId, "en", { numeric: true }));
+      const used = partitions.filter((p) => p.instanceId !== null).length;
+      const software = Object.values(computer.software);
+      return h("article", { class: "computer", "data-computer": computer.computerId },
+        h("header", { class: "card-head" },
+          h("span", { class: "reference" }, computer.computerId),
+          computer.name ? h("span", { class: "meta-inline" }, computer.name) : null,
+          h("span", { class: "where" }, `${used} / ${partitions.length} partitions used`)),
+        h("div", { class: "partitions" }, partitions.map((p) => {
+          const holder = p.instanceId === null ? null : referenceOf(p.instanceId);
+          return h("div", {
+            class: `partition ${holder ? "used" : "free"}${p.retired ? " retired" : ""}`,
+            "data-partition": p.partitionId,
+            title: `${p.partitionId} ${p.address} ports ${p.ports.from}-${p.ports.to}${holder ? ` — ${holder}` : " — free"}${p.retired ? " (retired)" : ""}`,
+          }, h("span", { class: "pid" }, p.partitionId), h("span", { class: "holder" }, holder ?? "free"));
+        })),
+        software.length > 0
+          ? h("ul", { class: "releases" }, software.map((r) =>
+              h("li", { "data-release": r.releaseUrl },
+                h("span", { title: r.releaseUrl }, releaseName(r.releaseUrl)),
+                badge(r.status, r.status === "available" ? "started" : r.status === "error" ? "error" : "muted"),
+                r.supplied ? null : badge("unsupplied", "muted"))))
+          : h("p", { class: "empty" }, "no release supplied"));
+    });
+  $("computers").replaceChildren(...(cards.length > 0 ? cards : [h("p", { class: "empty" }, "No computer registered.")]));
+  $("computers-count").textContent = `${state.computers.length}`;
+}
+
+// --- the event feed ----------------------------------------------------------------------------
+
+function summary(event) {
+  const d = event.data;
+  const a = event.aggregate;
+  const ref = a.kind === "instance" ? referenceOf(a.instanceId) : undefined;
+  const where = a.kind === "partition" ? `${a.computerId}/${a.partitionId}` : undefined;
+  switch (event.type) {
+    case "ComputerRegistered":
+      return `${a.computerId} registered with ${d.partitions.length} partitions`;
+    case "SoftwareSupplied":
+      return `${releaseName(d.releaseUrl)} supplied on ${a.computerId}`;
+    case "SoftwareUnsupplied":
+      return `${releaseName(d.releaseUrl)} unsupplied on ${a.computerId}`;
+    case "SoftwareReleaseStatusReported":
+      return `${releaseName(d.releaseUrl)} on ${a.computerId}: ${d.status}`;
+    case "PartitionAllocated":
+      return `${referenceOf(d.instanceId)} placed on ${where}`;
+    case "PartitionReleased":
+      return `${where} released by ${referenceOf(d.instanceId)} (${d.reason})`;
+    case "InstanceRequested":
+      return `${d.reference} (${releaseName(d.releaseUrl)}) requested by ${requesterLabel(d.requester)}`;
+    case "InstanceParametersChanged":
+      return `${ref}: parameters changed`;
+    case "InstanceRequestedStateChanged":
+      return `${ref} requested ${d.requestedState}`;
+    case "SharedInstanceAttached":
+      return `${ref} attached to ${referenceOf(d.hostInstanceId)}`;
+    case "ConnectionParametersPublished":
+      return `${ref} published ${Object.keys(d.parameters).join(", ") || "nothing"}`;
+    case "InstanceStatusReported":
+      return `${ref}: ${d.status}${d.waitingFor?.length ? ` for ${d.waitingFor.join(", ")}` : ""}`;
+    case "InstanceBanged":
+      return `${ref} banged: ${d.message}`;
+    case "InstanceDestroyed":
+      return `${ref} destroyed`;
+    default:
+      return event.type;
+  }
+}
+
+/** The instances, tree and computers an event is about (for the feed's filters). */
+function subjectsOf(event) {
+  const a = event.aggregate;
+  const d = event.data ?? {};
+  const instances = new Set();
+  const trees = new Set();
+  const computers = new Set();
+  if (a.kind === "instance") {
+    instances.add(a.instanceId);
+    trees.add(a.treeId);
+    const placed = state.instances[a.instanceId]?.placement;
+    if (placed) computers.add(placed.computerId);
+  } else computers.add(a.computerId);
+  if (typeof d.instanceId === "string") {
+    instances.add(d.instanceId);
+    const tree = d.treeId ?? state.instances[d.instanceId]?.treeId;
+    if (tree) trees.add(tree);
+  }
+  if (typeof d.hostInstanceId === "string") instances.add(d.hostInstanceId);
+  if (typeof d.computerId === "string") computers.add(d.computerId);
+  return { instances, trees, computers };
+}
+
+function filters() {
+  const form = /** @type {HTMLFormElement} */ ($("filters"));
+  const value = (name) => /** @type {HTMLSelectElement} */ (form.elements.namedItem(name)).value;
+  return { instance: value("instance"), tree: value("tree"), computer: value("computer"), type: value("type") };
+}
+
+function matches(item, f) {
+  const event = item.event;
+  if (f.type && event.type !== f.type) return false;
+  if (!f.instance && !f.tree && !f.computer) return true;
+  const s = subjectsOf(event);
+  return (!f.instance || s.instances.has(f.instance)) && (!f.tree || s.trees.has(f.tree)) && (!f.computer || s.computers.has(f.computer));
+}
+
+function renderFeed() {
+  const f = filters();
+  const shown = [];
+  for (let i = state.events.length - 1; i >= 0 && shown.length < FEED_SHOW; i--) {
+    const item = state.events[i];
+    if (matches(item, f)) shown.push(item);
+  }
+  const category = (type) => (type.startsWith("Instance") || type.startsWith("Shared") || type.startsWith("Connection") ? "instance" : type.startsWith("Partition") ? "partition" : "computer");
+  $("feed").replaceChildren(...shown.map((item) =>
+    h("li", { class: `event event-${category(item.event.type)}`, "data-type": item.event.type, "data-position": item.position },
+      h("time", { datetime: item.event.time, title: item.event.time }, clock(item.event.time)),
+      h("span", { class: "type", title: `${item.event.type} · position ${item.position} · ${item.streamKey}` }, item.event.type),
+      h("span", { class: "summary" }, summary(item.event)))));
+  if (shown.length === 0) $("feed").replaceChildren(h("li", { class: "empty" }, state.events.length === 0 ? "Waiting for events…" : "No event matches the filters."));
+  $("feed-count").textContent = `${shown.length}${shown.length < state.events.length ? ` of ${state.events.length}` : ""}`;
+}
+
+/** Fills a select with `options` ([value, label]), keeping its selection. */
+function setOptions(select, options) {
+  const selected = select.value;
+  const all = [["", "all"], ...options];
+  if (selected && !options.some(([v]) => v === selected)) all.push([selected, selected]);
+  select.replaceChildren(...all.map(([value, label]) => h("option", { value }, label)));
+  select.value = selected;
+}
+
+function renderFilterOptions() {
+  const form = /** @type {HTMLFormElement} */ ($("filters"));
+  const select = (name) => /** @type {HTMLSelectElement} */ (form.elements.namedItem(name));
+  const instances = Object.values(state.instances).sort((a, b) => a.reference.localeCompare(b.reference));
+  setOptions(select("instance"), instances.map((i) => [i.instanceId, i.reference]));
+  setOptions(select("tree"), state.trees.map((t) => [t.treeId, referenceOf(t.rootInstanceId)]));
+  setOptions(select("computer"), state.computers.map((c) => [c.computerId, c.computerId]));
+}
+
+// --- start -------------------------------------------------------------------------------------
+
+$("user").textContent = user;
+setOptions(/** @type {HTMLSelectElement} */ (/** @type {HTMLFormElement} */ ($("filters")).elements.namedItem("type")), EVENT_TYPES.map((t) => [t, t]));
+$("filters").addEventListener("change", () => renderFeed());
+refresh().catch((error) => {
+  $("trees").replaceChildren(h("p", { class: "error" }, `Cannot read the master: ${error.message}`));
+});
+followForever().catch((error) => {
+  setLive("offline");
+  console.warn(error);
+});
