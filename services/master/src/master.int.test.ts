@@ -155,8 +155,11 @@ describe("the request flow over HTTP (the tutorial: an application requests its 
     const host = (await details(dbId)).instance.placement!;
     const wrong = await call("POST", `/v1/instances/${sharedId}/connection`, alice, { parameters: { db: "x" } });
     assert.equal(wrong.status, 403);
+    // A long poll on the shared instance is answered when its host publishes for it.
+    const polled = call("POST", "/v1/requests?wait=8000", alice, { releaseUrl: KVDB, reference: "shared db", shared: true, sla: { instance_guid: dbId }, parameters: { name: "blog" } });
     assert.equal((await call("POST", `/v1/instances/${sharedId}/connection`, partition(host), { parameters: { db: "blog" } })).status, 200);
-    const ready = await call("POST", "/v1/requests", alice, { releaseUrl: KVDB, reference: "shared db", shared: true, sla: { instance_guid: dbId }, parameters: { name: "blog" } });
+    const ready = await polled;
+    assert.equal(ready.status, 200);
     assert.deepEqual(ready.body.connection, { db: "blog" });
   });
 });
@@ -186,6 +189,23 @@ describe("placement constraints and capacity", () => {
 });
 
 describe("bad input and strangers", () => {
+  it("answers a caller that has seen position N (x-slap-seen) only once its read models include N", async () => {
+    const head = await masterStore.head();
+    let appended = false;
+    const read = call("GET", "/v1/instances", { ...alice, "x-slap-seen": String(head + 1) }).then((answer) => ({ answer, appended }));
+    await new Promise((r) => setTimeout(r, 150));
+    appended = true;
+    await call("POST", "/v1/requests", alice, { releaseUrl: KVDB, reference: "seen" });
+    const { answer, appended: afterAppend } = await read;
+    assert.equal(answer.status, 200);
+    assert.ok(afterAppend, "the read waited for the position it named");
+    const seen = instanceIdFor({ kind: "user", userId: "alice" }, "seen");
+    assert.ok((answer.body.instances as Array<{ instanceId: string }>).some((i) => i.instanceId === seen));
+    const bad = await call("GET", "/v1/instances", { ...alice, "x-slap-seen": "soon" });
+    assert.equal(bad.status, 400);
+    assert.match(JSON.stringify(bad.body), /x-slap-seen/);
+  });
+
   it("answers 400 naming the field path, and appends nothing", async () => {
     const head = await masterStore.head();
     const bad = await call("POST", "/v1/requests", alice, { releaseUrl: "", reference: "x", parameters: { a: 1 }, state: "paused" });

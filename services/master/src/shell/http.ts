@@ -48,6 +48,9 @@ import { CommandRejected, type Master } from "./master.js";
 import { openApiDocument } from "./openapi.js";
 import { registerDashboard } from "./dashboard.js";
 
+/** A log position the caller has seen; the answer waits (at most `SEEN_WAIT_MS`) for the read models to include it. */
+const SeenHeader = z.coerce.number().int().nonnegative();
+const SEEN_WAIT_MS = 5_000;
 const WaitQuery = z.object({ wait: z.coerce.number().int().min(0).max(60_000).default(0) });
 const SecretsQuery = z.object({ secrets: z.enum(["0", "1", "true", "false"]).optional() });
 const ReadQuery = SecretsQuery.extend(AsOfQuery.shape).refine(oneMoment.check, oneMoment.issue);
@@ -144,6 +147,15 @@ export function buildHttpApi(master: Master, logger: Logger) {
     }
     request.log.error({ err: error, url: request.url }, "request failed");
     return reply.code(500).send({ error: { code: "Internal", message: "the master could not complete the request; it is logged" } });
+  });
+  // Causal consistency between services: a caller that has seen the log up to position N (a node
+  // reacting to its allocation) sends `x-slap-seen: N`, and is answered from read models that
+  // include N — not refused because this master's projection is a few milliseconds behind.
+  app.addHook("preHandler", async (request) => {
+    const seen = request.headers["x-slap-seen"];
+    if (seen === undefined) return;
+    const position = parse(SeenHeader, seen, "header x-slap-seen");
+    if (position > master.position) await master.settledWithin(position, SEEN_WAIT_MS);
   });
   app.setNotFoundHandler((request, reply) =>
     reply.code(404).send({ error: { code: "NotFound", message: `no route ${request.method} ${request.url.split("?")[0]}` } }),

@@ -60,6 +60,12 @@ export class Master {
   readonly view: ProjectionRunner<AllocatorView>;
   private readonly newId = monotonicFactory();
   private readonly listeners = new Set<(commit: Commit) => void>();
+  /**
+   * Long polls by instance id: a commit wakes only the polls of the instances it names, so N
+   * pending requests cost O(events) per commit instead of N answers (with their placement
+   * explanations) per commit.
+   */
+  private readonly answerWaiters = new Map<string, Set<() => void>>();
   private readonly clock: () => Date;
   private readonly asOfCacheSize: number;
   /** Recent as-of read models by bound position, least recently used first. */
@@ -76,6 +82,11 @@ export class Master {
     this.view = new ProjectionRunner(store, allocatorViewProjection, { logger });
     this.view.onCommit((_state, commit) => {
       for (const listener of this.listeners) listener(commit);
+      if (this.answerWaiters.size > 0) {
+        for (const instanceId of instancesTouchedBy(commit)) {
+          for (const wake of this.answerWaiters.get(instanceId) ?? []) wake();
+        }
+      }
     });
   }
 
@@ -150,15 +161,20 @@ export class Master {
   }
 
   /**
+   * Resolves once the read models include `position`, or after `maxWaitMs` (a position beyond the
+   * log's head, or a malformed commit there, is never "seen": deciding is safe either way).
+   */
+  async settledWithin(position: number, maxWaitMs: number): Promise<void> {
+    await this.view.waitFor(position, maxWaitMs);
+  }
+
+  /**
    * Resolves once the read models have seen the log's current head, or after `maxWaitMs`: a
    * malformed commit at the head is skipped by the read models and never "seen", and deciding
    * again is safe anyway (the appends carry the versions they were decided against).
    */
   async caughtUp(maxWaitMs = 1_000): Promise<void> {
-    const head = await this.store.head();
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([this.settled(head), new Promise((resolve) => (timer = setTimeout(resolve, maxWaitMs)))]);
-    clearTimeout(timer);
+    await this.settledWithin(await this.store.head(), maxWaitMs);
   }
 
   /**
@@ -225,22 +241,40 @@ export class Master {
     const first = now === undefined ? undefined : this.answer(now);
     if (timeoutMs <= 0 || (first !== undefined && first.status !== "pending")) return Promise.resolve(first);
     return new Promise((resolve) => {
+      const waiters = this.answerWaiters.get(instanceId) ?? new Set<() => void>();
+      this.answerWaiters.set(instanceId, waiters);
+      const unsubscribe = (): void => {
+        waiters.delete(wake);
+        if (waiters.size === 0) this.answerWaiters.delete(instanceId);
+      };
       const done = (answer: Answer | undefined): void => {
         clearTimeout(timer);
         unsubscribe();
         resolve(answer);
       };
-      const unsubscribe = this.onChange(() => {
+      // An answer leaves "pending" only through an event naming the instance (its stream, or its partition's).
+      const wake = (): void => {
         const instance = this.instance(instanceId);
         const answer = instance === undefined ? undefined : this.answer(instance);
         if (answer !== undefined && answer.status !== "pending") done(answer);
-      });
+      };
+      waiters.add(wake);
       const timer = setTimeout(() => {
         const instance = this.instance(instanceId);
         done(instance === undefined ? undefined : this.answer(instance));
       }, timeoutMs);
     });
   }
+}
+
+/** The instances a commit's events name: the instance streams' own, and those placed or released on a partition. */
+function instancesTouchedBy(commit: Commit): Set<string> {
+  const ids = new Set<string>();
+  for (const event of commit.events) {
+    if (event.aggregate.kind === "instance") ids.add(event.aggregate.instanceId);
+    if ("instanceId" in event.data && typeof event.data.instanceId === "string") ids.add(event.data.instanceId);
+  }
+  return ids;
 }
 
 export interface Audit {
