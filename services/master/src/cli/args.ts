@@ -36,6 +36,11 @@ export interface Command {
   readonly name: string;
   readonly summary: string;
   readonly help: string;
+  /**
+   * The environment variables the command reads (besides its flags), for checks of deployment
+   * files (docker-compose.yml): the same list its argument parsing reads through `envReader`.
+   */
+  readonly env?: readonly string[];
   /** Returns the exit code; throws `UsageError` (exit 2) or `CliError` (its exit code). */
   run(argv: readonly string[], io: Io): Promise<number>;
 }
@@ -151,6 +156,17 @@ export function keyValues(flag: string, pairs: readonly string[] | undefined): R
 export function fromEnv(env: Io["env"], name: string): string | undefined {
   const value = env[name];
   return value === undefined || value === "" ? undefined : value;
+}
+
+/**
+ * `fromEnv` restricted to `names`: reading a variable a command does not declare in its
+ * `Command.env` is a type error, so the declared list cannot drift from what is read.
+ */
+export function envReader<const N extends string>(env: Io["env"], names: readonly N[]): (name: N) => string | undefined {
+  return (name) => {
+    if (!names.includes(name)) throw new Error(`${name} is read but not declared`);
+    return fromEnv(env, name);
+  };
 }
 
 /** Flags of which at most one may be given (e.g. the event filters). */

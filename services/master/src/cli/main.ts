@@ -10,11 +10,13 @@ import { eventsCommand } from "./events.js";
 import { bangCommand, instancesCommand, requestCommand, showCommand } from "./instances.js";
 import { allocatorCommand, masterCommand, nodeCommand } from "./services.js";
 import { upCommand } from "./up.js";
+import { clusterCommand } from "./cluster.js";
 import { auditCommand } from "./audit.js";
 
 /** In the order `slap --help` lists them. */
 export const commands: readonly Command[] = [
   upCommand,
+  clusterCommand,
   masterCommand,
   allocatorCommand,
   nodeCommand,
@@ -35,13 +37,13 @@ export function topHelp(): string {
 
 services:
 ${commands
-  .slice(0, 4)
+  .slice(0, 5)
   .map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`)
   .join("\n")}
 
 client (talks to the master at --master URL, env SLAP_MASTER, default http://127.0.0.1:8080):
 ${commands
-  .slice(4, -1)
+  .slice(5, -1)
   .map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`)
   .join("\n")}
 
@@ -52,7 +54,7 @@ ${commands
   .join("\n")}
 
 environment: SLAP_MASTER, SLAP_USER (who is asking; default admin), NATS_URL, SLAP_DATA, PORT,
-HOST, LOG_LEVEL, SLAP_COMPUTER, SLAP_PARTITIONS, SLAP_ROOT.`;
+HOST, LOG_LEVEL, SLAP_COMPUTER, SLAP_PARTITIONS, SLAP_ROOT, SLAP_PORT_BASE, SLAP_ADDRESS.`;
 }
 
 /** Runs one command line; never throws. */

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { CliError, HELP, fromEnv, printHelp, splitArgv, until, validate, type Command, type Io } from "./args.js";
+import { CliError, HELP, envReader, printHelp, splitArgv, until, validate, type Command, type Io } from "./args.js";
 
 const LogLevel = z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"], {
   error: "must be one of fatal, error, warn, info, debug, trace, silent",
@@ -32,19 +32,23 @@ export interface MasterArgs {
   logLevel?: z.infer<typeof LogLevel>;
 }
 
+/** The environment variables `slap master` reads. */
+export const MASTER_ENV = ["NATS_URL", "SLAP_DATA", "PORT", "HOST", "SLAP_STREAM", "LOG_LEVEL"] as const;
+
 export function parseMasterArgs(argv: readonly string[], env: Io["env"]): MasterArgs | typeof HELP {
   const split = splitArgv(masterArgv, argv);
   if (split === HELP) return HELP;
   const { values } = split;
+  const fromEnv = envReader(env, MASTER_ENV);
   const args = validate(
     MasterArgs,
     {
-      nats: values.nats ?? fromEnv(env, "NATS_URL"),
-      data: values.data ?? fromEnv(env, "SLAP_DATA") ?? "./data",
-      port: values.port ?? fromEnv(env, "PORT") ?? "8080",
-      host: values.host ?? fromEnv(env, "HOST") ?? "127.0.0.1",
-      streamName: fromEnv(env, "SLAP_STREAM"),
-      logLevel: fromEnv(env, "LOG_LEVEL"),
+      nats: values.nats ?? fromEnv("NATS_URL"),
+      data: values.data ?? fromEnv("SLAP_DATA") ?? "./data",
+      port: values.port ?? fromEnv("PORT") ?? "8080",
+      host: values.host ?? fromEnv("HOST") ?? "127.0.0.1",
+      streamName: fromEnv("SLAP_STREAM"),
+      logLevel: fromEnv("LOG_LEVEL"),
     },
     { nats: "--nats (or NATS_URL)", data: "--data (or SLAP_DATA)", port: "--port (or PORT)", host: "--host (or HOST)", streamName: "SLAP_STREAM", logLevel: "LOG_LEVEL" },
   );
@@ -54,6 +58,7 @@ export function parseMasterArgs(argv: readonly string[], env: Io["env"]): Master
 export const masterCommand: Command = {
   name: "master",
   summary: "run the master: the HTTP API over the event log",
+  env: MASTER_ENV,
   help: `usage: slap master [--nats URL] [--data DIR] [--port N] [--host H]
 
 Runs the master: it takes requests over HTTP (see services/master/API.md), appends events to the
@@ -104,18 +109,22 @@ export interface AllocatorArgs {
   logLevel?: z.infer<typeof LogLevel>;
 }
 
+/** The environment variables `slap allocator` reads. */
+export const ALLOCATOR_ENV = ["NATS_URL", "SLAP_DATA", "ALLOCATOR_REPLICA", "SLAP_STREAM", "LOG_LEVEL"] as const;
+
 export function parseAllocatorArgs(argv: readonly string[], env: Io["env"]): AllocatorArgs | typeof HELP {
   const split = splitArgv(allocatorArgv, argv);
   if (split === HELP) return HELP;
   const { values } = split;
+  const fromEnv = envReader(env, ALLOCATOR_ENV);
   const args = validate(
     AllocatorArgs,
     {
-      nats: values.nats ?? fromEnv(env, "NATS_URL"),
-      data: values.data ?? fromEnv(env, "SLAP_DATA") ?? "./data",
-      replica: values.replica ?? fromEnv(env, "ALLOCATOR_REPLICA"),
-      streamName: fromEnv(env, "SLAP_STREAM"),
-      logLevel: fromEnv(env, "LOG_LEVEL"),
+      nats: values.nats ?? fromEnv("NATS_URL"),
+      data: values.data ?? fromEnv("SLAP_DATA") ?? "./data",
+      replica: values.replica ?? fromEnv("ALLOCATOR_REPLICA"),
+      streamName: fromEnv("SLAP_STREAM"),
+      logLevel: fromEnv("LOG_LEVEL"),
     },
     { nats: "--nats (or NATS_URL)", data: "--data (or SLAP_DATA)", replica: "--replica (or ALLOCATOR_REPLICA)", streamName: "SLAP_STREAM", logLevel: "LOG_LEVEL" },
   );
@@ -125,6 +134,7 @@ export function parseAllocatorArgs(argv: readonly string[], env: Io["env"]): All
 export const allocatorCommand: Command = {
   name: "allocator",
   summary: "run an allocator: places requested instances on free partitions",
+  env: ALLOCATOR_ENV,
   help: `usage: slap allocator [--nats URL] [--data DIR] [--replica NAME]
 
 Runs an allocator: it follows the event log and places each requested instance on a free
@@ -155,7 +165,15 @@ LOG_LEVEL (fatal … trace, silent) sets the log level; logs are JSON lines.`,
 // ---------------------------------------------------------------------------------------------
 
 const nodeArgv = {
-  options: { nats: { type: "string" }, master: { type: "string" }, computer: { type: "string" }, partitions: { type: "string" }, root: { type: "string" } },
+  options: {
+    nats: { type: "string" },
+    master: { type: "string" },
+    computer: { type: "string" },
+    partitions: { type: "string" },
+    root: { type: "string" },
+    "port-base": { type: "string" },
+    address: { type: "string" },
+  },
 } as const;
 
 const NodeArgs = z.object({
@@ -164,18 +182,38 @@ const NodeArgs = z.object({
   computer: z.string({ error: "is required: this computer's id" }).regex(/^[A-Za-z0-9_-]{1,64}$/, "must be 1-64 characters of A-Z, a-z, 0-9, _ or -"),
   partitions: z.coerce.number({ error: "must be a number" }).int().min(1).max(10_000),
   root: z.string().min(1),
+  portBase: z.coerce.number({ error: "must be a port number" }).int().min(1_024).max(65_535).optional(),
+  address: z.ipv4({ error: "must be an IPv4 address" }).optional(),
   streamName: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, "must be 1-64 characters of A-Z, a-z, 0-9, _ or -").optional(),
+  partitionUsers: z.enum(["auto", "off"], { error: "must be auto or off" }).optional(),
   logLevel: LogLevel.optional(),
 });
 
-/** The config `runNode` gets: flags first, then `NATS_URL`, `SLAP_MASTER`, `SLAP_COMPUTER`, `SLAP_PARTITIONS`, `SLAP_ROOT`, `LOG_LEVEL`. */
+/** The environment variables `slap node` reads. */
+export const NODE_ENV = [
+  "NATS_URL",
+  "SLAP_MASTER",
+  "SLAP_COMPUTER",
+  "SLAP_PARTITIONS",
+  "SLAP_ROOT",
+  "SLAP_PORT_BASE",
+  "SLAP_ADDRESS",
+  "SLAP_STREAM",
+  "SLAP_PARTITION_USERS",
+  "LOG_LEVEL",
+] as const;
+
+/** The config `runNode` gets: flags first, then the `NODE_ENV` variables. */
 export interface NodeArgs {
   nats: string;
   master: string;
   computer: string;
   partitions: number;
   root: string;
+  portBase?: number;
+  address?: string;
   streamName?: string;
+  partitionUsers?: "auto" | "off";
   logLevel?: z.infer<typeof LogLevel>;
 }
 
@@ -183,16 +221,20 @@ export function parseNodeArgs(argv: readonly string[], env: Io["env"]): NodeArgs
   const split = splitArgv(nodeArgv, argv);
   if (split === HELP) return HELP;
   const { values } = split;
+  const fromEnv = envReader(env, NODE_ENV);
   const args = validate(
     NodeArgs,
     {
-      nats: values.nats ?? fromEnv(env, "NATS_URL") ?? "",
-      master: values.master ?? fromEnv(env, "SLAP_MASTER") ?? "http://127.0.0.1:8080",
-      computer: values.computer ?? fromEnv(env, "SLAP_COMPUTER"),
-      partitions: values.partitions ?? fromEnv(env, "SLAP_PARTITIONS") ?? "10",
-      root: values.root ?? fromEnv(env, "SLAP_ROOT") ?? "./srv",
-      streamName: fromEnv(env, "SLAP_STREAM"),
-      logLevel: fromEnv(env, "LOG_LEVEL"),
+      nats: values.nats ?? fromEnv("NATS_URL") ?? "",
+      master: values.master ?? fromEnv("SLAP_MASTER") ?? "http://127.0.0.1:8080",
+      computer: values.computer ?? fromEnv("SLAP_COMPUTER"),
+      partitions: values.partitions ?? fromEnv("SLAP_PARTITIONS") ?? "10",
+      root: values.root ?? fromEnv("SLAP_ROOT") ?? "./srv",
+      portBase: values["port-base"] ?? fromEnv("SLAP_PORT_BASE"),
+      address: values.address ?? fromEnv("SLAP_ADDRESS"),
+      streamName: fromEnv("SLAP_STREAM"),
+      partitionUsers: fromEnv("SLAP_PARTITION_USERS"),
+      logLevel: fromEnv("LOG_LEVEL"),
     },
     {
       nats: "--nats (or NATS_URL)",
@@ -200,7 +242,10 @@ export function parseNodeArgs(argv: readonly string[], env: Io["env"]): NodeArgs
       computer: "--computer (or SLAP_COMPUTER)",
       partitions: "--partitions (or SLAP_PARTITIONS)",
       root: "--root (or SLAP_ROOT)",
+      portBase: "--port-base (or SLAP_PORT_BASE)",
+      address: "--address (or SLAP_ADDRESS)",
       streamName: "SLAP_STREAM",
+      partitionUsers: "SLAP_PARTITION_USERS",
       logLevel: "LOG_LEVEL",
     },
   );
@@ -210,7 +255,8 @@ export function parseNodeArgs(argv: readonly string[], env: Io["env"]): NodeArgs
 export const nodeCommand: Command = {
   name: "node",
   summary: "run a node agent: formats a computer, installs releases, runs its instances",
-  help: `usage: slap node --nats URL --computer ID [--master URL] [--partitions N] [--root DIR]
+  env: NODE_ENV,
+  help: `usage: slap node --nats URL --computer ID [--master URL] [--partitions N] [--root DIR] [--port-base N] [--address IP]
 
 Runs the node agent of one computer: it registers the computer and its partitions, installs
 the releases supplied to it, and deploys and supervises the instances placed on it (see
@@ -223,6 +269,13 @@ options:
   --computer ID     this computer's id (env SLAP_COMPUTER; required)
   --partitions N    how many partitions to format (env SLAP_PARTITIONS, default 10)
   --root DIR        where partitions and software live (env SLAP_ROOT, default ./srv)
+  --port-base N     first port of the partitions' port blocks, 100 per partition (env
+                    SLAP_PORT_BASE, default 20000): nodes sharing a host need distinct ranges
+  --address IP      the address the partitions' services listen on and publish (env
+                    SLAP_ADDRESS, default 127.0.0.1): the host's address when nodes are apart
+
+SLAP_PARTITION_USERS=off runs every partition as the node's user (default auto: one unix user
+per partition when the node runs as root).
 
 LOG_LEVEL (fatal … trace, silent) sets the log level; logs are JSON lines.`,
   async run(argv, io) {

@@ -26,7 +26,9 @@ type UpArgs = z.infer<typeof UpArgs>;
 /** The releases `slap up` supplies, and what it requests: the tutorial's pair. */
 export const UP_RELEASES = ["examples/software/kvdb", "examples/software/webapp"] as const;
 export const UP_REFERENCE = "my-webapp";
-const USER = "demo";
+/** Who requests the pair (`x-slap-user`). */
+export const UP_USER = "demo";
+const USER = UP_USER;
 
 export function parseUpArgs(argv: readonly string[], env: Io["env"]): UpArgs | typeof HELP {
   const split = splitArgv(upArgv, argv);
@@ -46,7 +48,7 @@ export function parseUpArgs(argv: readonly string[], env: Io["env"]): UpArgs | t
 }
 
 /** Whether `url` answers HTTP 200 within two minutes (asked every 100 ms), unless stopped first. */
-async function answers(url: string, stop: AbortSignal): Promise<boolean> {
+export async function answers(url: string, stop: AbortSignal): Promise<boolean> {
   const deadline = Date.now() + 120_000;
   while (!stop.aborted && Date.now() < deadline) {
     try {
