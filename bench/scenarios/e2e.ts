@@ -41,16 +41,16 @@ export const e2e: Scenario = {
   ],
   async run(ctx) {
     const seconds = secondsFor(ctx);
-    return withFlow(ctx, Math.ceil(seconds * 650) + 1, async (master) => {
-      const at100 = await atRate(ctx, master, "r100", 100, seconds);
-      const at500 = await atRate(ctx, master, "r500", 500, seconds);
+    return withFlow(ctx, Math.ceil(seconds * 650) + 1, async (master, nodes) => {
+      const at100 = await atRate(ctx, master, nodes, "r100", 100, seconds);
+      const at500 = await atRate(ctx, master, nodes, "r500", 500, seconds);
       return { p50At100: at100.p50, p99At100: at100.p99, p50At500: at500.p50, p99At500: at500.p99 };
     });
   },
 };
 
 /** Master, allocator and simulated nodes on a fresh stream with room for `instances`; all stopped afterwards. */
-async function withFlow<T>(ctx: ScenarioContext, instances: number, fn: (master: RunningMaster) => Promise<T>): Promise<T> {
+async function withFlow<T>(ctx: ScenarioContext, instances: number, fn: (master: RunningMaster, nodes: SimulatedNodes) => Promise<T>): Promise<T> {
   const streamName = ctx.unique("E2E");
   const subjectPrefix = `bench.${streamName}`;
   const cleanup: Array<() => Promise<unknown>> = [];
@@ -75,7 +75,7 @@ async function withFlow<T>(ctx: ScenarioContext, instances: number, fn: (master:
     cleanup.push(() => allocator.stop());
     const nodes = new SimulatedNodes(nodesStore, master.url, await nodesStore.head());
     cleanup.push(() => nodes.close());
-    return await fn(master);
+    return await fn(master, nodes);
   } finally {
     for (const close of cleanup.reverse()) await close().catch((error: unknown) => ctx.note(`e2e cleanup: ${String(error)}`));
     await deleteStream(ctx.natsUrl, streamName);
@@ -129,7 +129,7 @@ interface Percentiles {
 }
 
 /** Posts `rate` requests per second for `seconds` (open loop), each long-polling until ready. */
-async function atRate(ctx: ScenarioContext, master: RunningMaster, tag: string, rate: number, seconds: number): Promise<Percentiles> {
+async function atRate(ctx: ScenarioContext, master: RunningMaster, nodes: SimulatedNodes, tag: string, rate: number, seconds: number): Promise<Percentiles> {
   const count = Math.max(10, Math.round(rate * seconds));
   const prefix = ctx.unique(tag);
   const latencies: number[] = [];
@@ -150,6 +150,7 @@ async function atRate(ctx: ScenarioContext, master: RunningMaster, tag: string, 
     }
     latencies.push(performance.now() - sent);
   };
+  const failuresBefore = nodes.failures;
   await ctx.settle();
   const t0 = performance.now();
   const interval = 1_000 / rate;
@@ -159,5 +160,6 @@ async function atRate(ctx: ScenarioContext, master: RunningMaster, tag: string, 
     if (i < count) await sleep(Math.max(0, t0 + i * interval - performance.now()));
   }
   await Promise.all(requests);
+  if (nodes.failures > failuresBefore) throw new Error(`${nodes.failures - failuresBefore} publications of connection parameters were refused`);
   return { p50: percentile(latencies, 50), p99: percentile(latencies, 99) };
 }

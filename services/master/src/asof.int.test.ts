@@ -190,6 +190,9 @@ describe("reads as of a past moment (asOf=<time>, at=<position>)", () => {
       ["asOf=2026-11-23T10:00:00", "asOf"], // no offset: which 10:00?
       ["at=-1", "at"],
       ["at=two", "at"],
+      ["at=", "at"], // not "position 0"
+      ["at=0x10", "at"],
+      ["at=1e3", "at"],
       [`asOf=${encodeURIComponent(at(1))}&at=3`, "at"],
     ] as const) {
       for (const path of [`/v1/instances?${query}`, `/v1/instances/${instanceId}?${query}`, `/v1/references/db?${query}`, `/v1/computers?${query}`]) {

@@ -157,6 +157,8 @@ describe("the request flow over HTTP (the tutorial: an application requests its 
     assert.equal(wrong.status, 403);
     // A long poll on the shared instance is answered when its host publishes for it.
     const polled = call("POST", "/v1/requests?wait=8000", alice, { releaseUrl: KVDB, reference: "shared db", shared: true, sla: { instance_guid: dbId }, parameters: { name: "blog" } });
+    const early = await Promise.race([polled.then(() => "answered"), new Promise((r) => setTimeout(() => r("pending"), 300))]);
+    assert.equal(early, "pending", "the poll waits on the server before the publication");
     assert.equal((await call("POST", `/v1/instances/${sharedId}/connection`, partition(host), { parameters: { db: "blog" } })).status, 200);
     const ready = await polled;
     assert.equal(ready.status, 200);

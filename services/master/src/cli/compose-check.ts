@@ -162,6 +162,8 @@ export function checkCompose(document: unknown, context: ComposeContext): string
       for (const published of service.ports ?? []) {
         const containerPort = Number(String(published).split(":").at(-1)?.split("/")[0]);
         if (containerPort !== port) say(`ports ${published}: the master listens on ${port}`);
+        // Identity is a header until API tokens exist: publishing on every interface of the host would let anyone be admin.
+        if (!String(published).startsWith("127.0.0.1:")) say(`ports ${published}: publish on the host's loopback only (127.0.0.1:…), the API has no tokens yet`);
       }
       if (service.healthcheck !== undefined && !testOf(service).includes(`:${port}/healthz`)) say(`the healthcheck does not ask :${port}/healthz`);
     } else if ((service.ports ?? []).length > 0) {

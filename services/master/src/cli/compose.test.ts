@@ -79,6 +79,7 @@ describe("docker-compose.yml and the Dockerfile", () => {
     ["a variable another service reads", (d) => (service(d, "allocator-1").environment.SLAP_MASTER = "http://master:8080"), /allocator-1: environment SLAP_MASTER/],
     ["an unknown command", (d) => (service(d, "allocator-2").command = ["alocator"]), /allocator-2: command "alocator" is not a slap command/],
     ["a value the service refuses", (d) => (service(d, "node-2").environment.SLAP_PARTITIONS = "ten"), /node-2: slap node refuses its configuration: --partitions \(or SLAP_PARTITIONS\): must be a number/],
+    ["the master published on every interface of the host", (d) => (service(d, "master").ports = ["8080:8080"]), /master: ports 8080:8080: publish on the host's loopback only/],
     ["a published port the master does not listen on", (d) => (service(d, "master").ports = ["8080:9090"]), /master: ports 8080:9090: the master listens on 8080/],
     ["a master on loopback", (d) => (service(d, "master").environment.HOST = "127.0.0.1"), /master: listens on 127\.0\.0\.1/],
     ["a master URL with the wrong port", (d) => (service(d, "node-1").environment.SLAP_MASTER = "http://master:8081"), /node-1: master http:\/\/master:8081: master listens on 8080/],

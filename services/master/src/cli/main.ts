@@ -96,7 +96,11 @@ function oneLine(text: string): string {
   return text.replace(/\s*\n\s*/g, "; ");
 }
 
-/** The process's `Io`: real env and streams; SIGINT/SIGTERM abort `stopSignal()`, a second one ends the process. */
+/**
+ * The process's `Io`: real env and streams; SIGINT, SIGTERM and SIGHUP (the terminal closed: the
+ * cluster's children, in their own process groups, would not get it) abort `stopSignal()`, a
+ * second one ends the process.
+ */
 export function processIo(): Io {
   let controller: AbortController | undefined;
   return {
@@ -107,7 +111,7 @@ export function processIo(): Io {
       if (controller === undefined) {
         const own = new AbortController();
         controller = own;
-        for (const signal of ["SIGINT", "SIGTERM"] as const) {
+        for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
           process.on(signal, () => {
             if (own.signal.aborted) process.exit(130);
             own.abort();

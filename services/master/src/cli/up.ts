@@ -114,6 +114,8 @@ LOG_LEVEL (default warn) sets the level of the services' JSON logs (on stderr).`
     }
     const headBefore = await master.master.store.head();
     say(`master: ${master.url} (API, OpenAPI at ${master.url}/openapi.json); event log in ${args.data} (${headBefore} commits)`);
+    // Shown at once: the dashboard is most useful while the deployment is under way.
+    say(`dashboard: ${master.url}/dashboard (instances, computers and events, live)`);
 
     // Progress: every change of the answer of an instance of the user's trees, as events happen.
     const seen = new Map<string, string>();
@@ -164,7 +166,6 @@ LOG_LEVEL (default warn) sets the level of the services' JSON logs (on stderr).`
       // which also proves its kvdb connection; `/` would count a visit).
       if (url !== undefined && (await answers(new URL("/healthz", url).href, stop))) say(`ready: the web app is at ${url}`);
       else if (!stop.aborted) say("the web app is not ready after 2 minutes; it goes on (see the progress above)");
-      say(`dashboard: ${master.url}/dashboard (instances, computers and events, live)`);
       say("Ctrl-C stops everything");
       await until(stop);
       say("stopping");

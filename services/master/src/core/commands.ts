@@ -97,9 +97,18 @@ const POSITION = "must be a log position (an integer, 0 or more)";
  * log's prefix up to the last commit whose first event's time is at or before `asOf` (or up to
  * position `at`), folded afresh.
  */
+/**
+ * A log position written in decimal digits (a query or header value). Not `z.coerce.number()`,
+ * which reads "" as 0 and "0x10" as 16.
+ */
+export const LogPosition = z
+  .string({ error: POSITION })
+  .regex(/^\d{1,15}$/, { error: POSITION })
+  .transform(Number);
+
 export const AsOfQuery = z.object({
   asOf: z.iso.datetime({ offset: true, error: "must be an ISO-8601 time with Z or an offset, e.g. 2026-11-23T10:00:00Z" }).optional(),
-  at: z.coerce.number({ error: POSITION }).int({ error: POSITION }).min(0, { error: POSITION }).optional(),
+  at: LogPosition.optional(),
 });
 export type AsOfQuery = z.infer<typeof AsOfQuery>;
 

@@ -28,7 +28,7 @@ const EVENT_TYPES = [
 const FEED_BACKLOG_COMMITS = 500;
 const FEED_KEEP = 1_000;
 const FEED_SHOW = 200;
-const REFRESH_DEBOUNCE_MS = 100;
+const REFRESH_DEBOUNCE_MS = 250;
 
 const user = new URLSearchParams(location.search).get("user") || "admin";
 const headers = { "x-slap-user": user };
@@ -93,13 +93,42 @@ async function refresh() {
 }
 
 let refreshTimer = null;
-/** Re-reads the read models once the burst of events is over (debounced). */
+let refreshing = false;
+let refreshAgain = false;
+/**
+ * Re-reads the read models after events: at most one read in flight, and one more after it if
+ * events came meanwhile, spaced by REFRESH_DEBOUNCE_MS — so a busy master is read a few times a
+ * second per open page, not once per event.
+ */
 function scheduleRefresh() {
+  if (refreshing) {
+    refreshAgain = true;
+    return;
+  }
   if (refreshTimer !== null) return;
   refreshTimer = setTimeout(() => {
     refreshTimer = null;
-    refresh().catch((error) => console.warn("refresh failed", error));
+    refreshing = true;
+    refresh()
+      .catch((error) => console.warn("refresh failed", error))
+      .finally(() => {
+        refreshing = false;
+        if (refreshAgain) {
+          refreshAgain = false;
+          scheduleRefresh();
+        }
+      });
   }, REFRESH_DEBOUNCE_MS);
+}
+
+let feedFrame = null;
+/** Renders the feed once per animation frame, however many events arrived in it. */
+function scheduleFeed() {
+  if (feedFrame !== null) return;
+  feedFrame = requestAnimationFrame(() => {
+    feedFrame = null;
+    renderFeed();
+  });
 }
 
 /**
@@ -143,11 +172,12 @@ function setLive(liveState) {
 }
 
 async function followForever() {
-  const health = await getJson("/healthz");
-  let after = Math.max(0, health.position - FEED_BACKLOG_COMMITS);
+  let after = -1;
   let delay = 500;
   for (;;) {
     try {
+      // Inside the loop: a master that is restarting or not up yet is retried, not given up on.
+      if (after < 0) after = Math.max(0, (await getJson("/healthz")).position - FEED_BACKLOG_COMMITS);
       await follow(after, undefined, (item) => {
         after = item.position;
         delay = 500;
@@ -168,7 +198,7 @@ function receive(item) {
   if (state.events.length > FEED_KEEP) state.events.splice(0, state.events.length - FEED_KEEP);
   state.position = Math.max(state.position, item.position);
   $("position").textContent = String(state.position);
-  renderFeed();
+  scheduleFeed();
   scheduleRefresh();
 }
 

@@ -28,6 +28,7 @@ import {
   RequestInstance,
   SupplySoftware,
   oneMoment,
+  LogPosition,
 } from "../core/commands.js";
 import type { Answer } from "../core/answer.js";
 import {
@@ -49,7 +50,7 @@ import { openApiDocument } from "./openapi.js";
 import { registerDashboard } from "./dashboard.js";
 
 /** A log position the caller has seen; the answer waits (at most `SEEN_WAIT_MS`) for the read models to include it. */
-const SeenHeader = z.coerce.number().int().nonnegative();
+const SeenHeader = LogPosition;
 const SEEN_WAIT_MS = 5_000;
 const WaitQuery = z.object({ wait: z.coerce.number().int().min(0).max(60_000).default(0) });
 const SecretsQuery = z.object({ secrets: z.enum(["0", "1", "true", "false"]).optional() });
@@ -111,8 +112,9 @@ function maskMap(map: Record<string, string> | null, show: boolean): Record<stri
   return map === null || show ? map : maskSecrets(map);
 }
 
+/** An instance as shown: secrets masked (by key name) in its connection and its request parameters, unless asked for. */
 function present(instance: InstanceView, show: boolean): InstanceView {
-  return { ...instance, connection: maskMap(instance.connection, show) };
+  return { ...instance, parameters: maskMap(instance.parameters, show) ?? {}, connection: maskMap(instance.connection, show) };
 }
 
 function presentAnswer(answer: Answer, show: boolean): Answer {
@@ -155,7 +157,10 @@ export function buildHttpApi(master: Master, logger: Logger) {
     const seen = request.headers["x-slap-seen"];
     if (seen === undefined) return;
     const position = parse(SeenHeader, seen, "header x-slap-seen");
-    if (position > master.position) await master.settledWithin(position, SEEN_WAIT_MS);
+    if (position <= master.position) return;
+    await master.settledWithin(position, SEEN_WAIT_MS);
+    // Past the deadline: the caller reads another log (a node on another stream?) or a commit there is malformed.
+    if (position > master.position) request.log.warn({ seen: position, position: master.position }, "x-slap-seen names a position this master has not reached: answering anyway");
   });
   app.setNotFoundHandler((request, reply) =>
     reply.code(404).send({ error: { code: "NotFound", message: `no route ${request.method} ${request.url.split("?")[0]}` } }),

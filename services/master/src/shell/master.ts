@@ -68,8 +68,13 @@ export class Master {
   private readonly answerWaiters = new Map<string, Set<() => void>>();
   private readonly clock: () => Date;
   private readonly asOfCacheSize: number;
-  /** Recent as-of read models by bound position, least recently used first. */
-  private readonly asOfCache = new Map<number, { views: AllocatorView; position: number; time: string | null }>();
+  /**
+   * Recent as-of read models by bound position, least recently used first. Promises: concurrent
+   * reads of one moment share one fold.
+   */
+  private readonly asOfCache = new Map<number, Promise<{ views: AllocatorView; position: number; time: string | null }>>();
+  /** Folds for as-of reads run one at a time: memory holds at most one fold in progress besides the cache. */
+  private asOfQueue: Promise<unknown> = Promise.resolve();
 
   constructor(
     readonly store: EventStore,
@@ -212,23 +217,29 @@ export class Master {
    */
   async asOf(asOf: AsOf): Promise<AsOfRead> {
     const bound = await readAsOfBound(this.store, asOf);
-    let model = this.asOfCache.get(bound);
-    if (model === undefined) {
-      const started = performance.now();
-      const folded = await rebuildUpTo(this.store, allocatorViewProjection, bound, { logger: this.logger });
-      model = { views: folded.state, position: folded.position, time: folded.time };
-      this.logger.debug({ asOf, bound, position: model.position, foldMs: Math.round(performance.now() - started) }, "as-of read models folded");
-      if (this.asOfCacheSize > 0) {
-        this.asOfCache.set(bound, model);
-        for (const oldest of this.asOfCache.keys()) {
-          if (this.asOfCache.size <= this.asOfCacheSize) break;
-          this.asOfCache.delete(oldest);
-        }
+    let pending = this.asOfCache.get(bound);
+    if (pending === undefined) {
+      const fold = async () => {
+        const started = performance.now();
+        const folded = await rebuildUpTo(this.store, allocatorViewProjection, bound, { logger: this.logger });
+        this.logger.debug({ asOf, bound, position: folded.position, foldMs: Math.round(performance.now() - started) }, "as-of read models folded");
+        return { views: folded.state, position: folded.position, time: folded.time };
+      };
+      pending = this.asOfQueue.then(fold, fold);
+      this.asOfQueue = pending.catch(() => undefined);
+      this.asOfCache.set(bound, pending);
+      // A failed fold is not kept: the next read tries again.
+      void pending.catch(() => this.asOfCache.delete(bound));
+      for (const oldest of this.asOfCache.keys()) {
+        if (this.asOfCache.size <= Math.max(1, this.asOfCacheSize)) break;
+        this.asOfCache.delete(oldest);
       }
     } else {
       this.asOfCache.delete(bound);
-      this.asOfCache.set(bound, model);
+      this.asOfCache.set(bound, pending);
     }
+    const model = await pending;
+    if (this.asOfCacheSize === 0) this.asOfCache.delete(bound);
     return { views: model.views, position: model.position, time: "time" in asOf ? asOf.time : model.time };
   }
 
