@@ -49,7 +49,7 @@ describe("the live dashboard, in headless Chromium, over a real deployment (mast
     await chmod(dir.path, 0o755);
     master = await runMaster({ data: join(dir.path, "data"), port: 0, host: "127.0.0.1", logLevel: "silent" }, { logger });
     node = await runNode(
-      { master: master.url, computer, partitions: PARTITIONS, root: join(dir.path, "srv"), portBase: 36_000, logLevel: "silent" },
+      { master: master.url, computer, partitions: PARTITIONS, root: join(dir.path, "srv"), portBase: 29_000, logLevel: "silent" },
       { store: master.master.store, logger, handleSignals: false },
     );
     for (const releaseUrl of [KVDB, WEBAPP]) {

@@ -72,7 +72,7 @@ before(async () => {
   master = await runMaster({ port: 0, host: "127.0.0.1" }, { store: stores[0]!, logger });
   allocator = new Allocator({ store: stores[1]!, logger });
   await allocator.start();
-  node = new Node({ store: stores[2]!, masterUrl: master.url, computerId: COMPUTER, partitions: PARTITIONS, root: root.path, portBase: 33_000, logger, promiseTimeoutMs: 5_000 });
+  node = new Node({ store: stores[2]!, masterUrl: master.url, computerId: COMPUTER, partitions: PARTITIONS, root: root.path, portBase: 30_000, logger, promiseTimeoutMs: 5_000 });
   await node.start();
   const response = await fetch(`${master.url}/v1/computers/${COMPUTER}/supply`, { method: "POST", headers: alice, body: JSON.stringify({ releaseUrl: WEB }) });
   assert.equal(response.status, 200);

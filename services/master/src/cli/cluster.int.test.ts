@@ -29,7 +29,7 @@ async function startCluster(dir: string): Promise<Cluster> {
   delete env.NATS_URL; // its own nats-server, never a shared one
   const child = spawn(
     process.execPath,
-    [BIN, "cluster", "--dir", dir, "--port", "0", "--partitions", String(PARTITIONS), "--port-base", "43000", "--computer-prefix", PREFIX],
+    [BIN, "cluster", "--dir", dir, "--port", "0", "--partitions", String(PARTITIONS), "--port-base", "27000", "--computer-prefix", PREFIX],
     { cwd: REPO, stdio: ["ignore", "pipe", "pipe"], env },
   );
   let stdout = "";

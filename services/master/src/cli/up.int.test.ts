@@ -19,7 +19,7 @@ interface Ran {
 }
 
 async function upOnce(data: string): Promise<{ output: string; page: string; code: number | null; audit: Ran; history: Ran }> {
-  const child = spawn(process.execPath, [BIN, "up", "--data", data, "--port", "0", "--partitions", String(PARTITIONS), "--computer", computer, "--port-base", "38000"], {
+  const child = spawn(process.execPath, [BIN, "up", "--data", data, "--port", "0", "--partitions", String(PARTITIONS), "--computer", computer, "--port-base", "28000"], {
     cwd: REPO,
     stdio: ["ignore", "pipe", "pipe"],
     env: { ...process.env, LOG_LEVEL: "warn" },
