@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { Requester, RequestedState, UserId } from "@slap/events";
-import { CliError, fromEnv, validate, type Io, type OptionSpec } from "./args.js";
+import { CliError, HELP, fromEnv, splitArgv, validate, type Io, type OptionSpec } from "./args.js";
 
 // ---------------------------------------------------------------------------------------------
 // Answers of the master (API.md), parsed at the boundary like every other input.
@@ -207,6 +207,16 @@ export function connectionOf(values: { master?: unknown; user?: unknown }, env: 
     },
     { master: "--master (or SLAP_MASTER)", user: "--user (or SLAP_USER)" },
   );
+}
+
+const listingArgv = { options: { ...clientOptions, ...asOfOption, json: { type: "boolean" } } } as const;
+const ListingArgs = z.object({ json: z.boolean().default(false), "as-of": AsOfArg.optional() });
+
+/** The arguments of the listing commands (`slap instances`, `slap computers`): `--json`, `--as-of` and the connection. */
+export function parseListingArgs(argv: readonly string[], env: Io["env"]) {
+  const split = splitArgv(listingArgv, argv);
+  if (split === HELP) return HELP;
+  return { ...validate(ListingArgs, split.values), connection: connectionOf(split.values, env) };
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,9 +1,10 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { HELP } from "./args.js";
-import { parseComputersArgs, parseSupplyArgs } from "./computers.js";
+import { parseSupplyArgs } from "./computers.js";
+import { parseListingArgs } from "./client.js";
 import { parseEventsArgs } from "./events.js";
-import { parseBangArgs, parseListArgs, parseRequestArgs, parseShowArgs } from "./instances.js";
+import { parseBangArgs, parseRequestArgs, parseShowArgs } from "./instances.js";
 import { fakeIo } from "./io.fixture.js";
 import { commands, main } from "./main.js";
 import { parseAllocatorArgs, parseMasterArgs } from "./services.js";
@@ -56,22 +57,22 @@ describe("arguments of the other client commands", () => {
   it("show, bang, instances and computers take their options", () => {
     assert.deepEqual(parseShowArgs(["db", "--secrets"], {}), { reference: "db", json: false, secrets: true, connection: { master: "http://127.0.0.1:8080", user: "admin" } });
     assert.deepEqual(parseBangArgs(["db", "--message", "why"], {}), { reference: "db", message: "why", connection: { master: "http://127.0.0.1:8080", user: "admin" } });
-    assert.deepEqual(parseComputersArgs(["--json"], {}), { json: true, connection: { master: "http://127.0.0.1:8080", user: "admin" } });
+    assert.deepEqual(parseListingArgs(["--json"], {}), { json: true, connection: { master: "http://127.0.0.1:8080", user: "admin" } });
   });
 
   it("show, instances and computers take --as-of: a time with Z or an offset becomes asOf, a number a log position", () => {
-    const asOfOf = (args: ReturnType<typeof parseListArgs>) => (args === HELP ? undefined : args["as-of"]);
-    assert.deepEqual(asOfOf(parseListArgs(["--as-of", "2026-11-23T10:00:00Z"], {})), { asOf: "2026-11-23T10:00:00Z" });
-    assert.deepEqual(asOfOf(parseListArgs(["--as-of", "2026-11-23T11:00:00.5+01:00"], {})), { asOf: "2026-11-23T11:00:00.5+01:00" });
-    assert.deepEqual(asOfOf(parseListArgs(["--as-of", "42"], {})), { at: 42 });
-    assert.equal(asOfOf(parseListArgs([], {})), undefined);
+    const asOfOf = (args: ReturnType<typeof parseListingArgs>) => (args === HELP ? undefined : args["as-of"]);
+    assert.deepEqual(asOfOf(parseListingArgs(["--as-of", "2026-11-23T10:00:00Z"], {})), { asOf: "2026-11-23T10:00:00Z" });
+    assert.deepEqual(asOfOf(parseListingArgs(["--as-of", "2026-11-23T11:00:00.5+01:00"], {})), { asOf: "2026-11-23T11:00:00.5+01:00" });
+    assert.deepEqual(asOfOf(parseListingArgs(["--as-of", "42"], {})), { at: 42 });
+    assert.equal(asOfOf(parseListingArgs([], {})), undefined);
     const show = parseShowArgs(["db", "--as-of", "0"], {});
     assert.deepEqual(show !== HELP && show["as-of"], { at: 0 });
-    const computers = parseComputersArgs(["--as-of", "2026-11-23T10:00:00Z"], {});
+    const computers = parseListingArgs(["--as-of", "2026-11-23T10:00:00Z"], {});
     assert.deepEqual(computers !== HELP && computers["as-of"], { asOf: "2026-11-23T10:00:00Z" });
     for (const bad of ["yesterday", "2026-11-23T10:00:00", "1.5", "--as-of=-1"]) {
       const argv = bad.startsWith("--") ? [bad] : ["--as-of", bad];
-      assert.throws(() => parseListArgs(argv, {}), { name: "UsageError", message: /^--as-of: must be an ISO time with Z or an offset/ }, bad);
+      assert.throws(() => parseListingArgs(argv, {}), { name: "UsageError", message: /^--as-of: must be an ISO time with Z or an offset/ }, bad);
     }
   });
 

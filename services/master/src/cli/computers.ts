@@ -1,7 +1,7 @@
 import { z } from "zod";
 import { ComputerId, ReleaseUrl } from "@slap/events";
 import { HELP, positionalLabels, printHelp, splitArgv, validate, type Command, type Io } from "./args.js";
-import { AsOfArg, MasterClient, asOfHeader, asOfHelp, asOfOption, clientHelp, clientOptions, connectionOf, type ComputerView, type InstanceList } from "./client.js";
+import { MasterClient, asOfHeader, asOfHelp, clientHelp, clientOptions, connectionOf, parseListingArgs, type ComputerView, type InstanceList } from "./client.js";
 import { table } from "./format.js";
 
 // ---------------------------------------------------------------------------------------------
@@ -58,15 +58,6 @@ ${clientHelp}`,
 // slap computers
 // ---------------------------------------------------------------------------------------------
 
-const computersArgv = { options: { ...clientOptions, ...asOfOption, json: { type: "boolean" } } } as const;
-const ComputersArgs = z.object({ json: z.boolean().default(false), "as-of": AsOfArg.optional() });
-
-export function parseComputersArgs(argv: readonly string[], env: Io["env"]) {
-  const split = splitArgv(computersArgv, argv);
-  if (split === HELP) return HELP;
-  return { ...validate(ComputersArgs, split.values), connection: connectionOf(split.values, env) };
-}
-
 export const computersCommand: Command = {
   name: "computers",
   summary: "computers, their partitions (free/used) and releases",
@@ -81,7 +72,7 @@ options:
 ${asOfHelp}
 ${clientHelp}`,
   async run(argv, io) {
-    const args = parseComputersArgs(argv, io.env);
+    const args = parseListingArgs(argv, io.env);
     if (args === HELP) return printHelp(io, computersCommand);
     const client = new MasterClient(args.connection, io.fetch);
     const { computers, asOf } = await client.computers(args["as-of"]);

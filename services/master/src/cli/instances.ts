@@ -12,6 +12,7 @@ import {
   clientHelp,
   clientOptions,
   connectionOf,
+  parseListingArgs,
   type Answer,
   type AsOfQuery,
   type Connection,
@@ -363,15 +364,6 @@ export function showLines(instance: InstanceView, answer: Answer, shared: readon
 // slap instances
 // ---------------------------------------------------------------------------------------------
 
-const listArgv = { options: { ...clientOptions, ...asOfOption, json: { type: "boolean" } } } as const;
-const ListArgs = z.object({ json: z.boolean().default(false), "as-of": AsOfArg.optional() });
-
-export function parseListArgs(argv: readonly string[], env: Io["env"]) {
-  const split = splitArgv(listArgv, argv);
-  if (split === HELP) return HELP;
-  return { ...validate(ListArgs, split.values), connection: connectionOf(split.values, env) };
-}
-
 export const instancesCommand: Command = {
   name: "instances",
   summary: "your instance trees: every instance under its requester",
@@ -386,7 +378,7 @@ options:
 ${asOfHelp}
 ${clientHelp}`,
   async run(argv, io) {
-    const args = parseListArgs(argv, io.env);
+    const args = parseListingArgs(argv, io.env);
     if (args === HELP) return printHelp(io, instancesCommand);
     const list = await new MasterClient(args.connection, io.fetch).instances(args["as-of"]);
     if (args.json) {
