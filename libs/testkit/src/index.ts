@@ -2,3 +2,5 @@ export { startNatsServer, type NatsServer, type StartNatsOptions } from "./nats-
 export { callJson, captureLogger, tempDir, type CapturedLogger } from "./temp.js";
 export { eventStoreContract, type OpenedStore, type StoreHarness } from "./contract.js";
 export * as fixtures from "./fixtures.js";
+export { DEFAULT_FAULT_SEED, faultSeed, seededRandom, type SeededRandom } from "./seeded.js";
+export { as, testToken, tokenFile } from "./tokens.js";

@@ -1,9 +1,11 @@
+import { join } from "node:path";
 import { z } from "zod";
 import { pino, type Logger } from "pino";
 import type { EventStore } from "@slap/events";
 import { EmbeddedEventStore } from "@slap/eventstore-embedded";
 import { JetStreamEventStore } from "@slap/eventstore-jetstream";
 import type { ExplainUnplaced } from "./core/answer.js";
+import { Credentials, openOrCreateTokenFile } from "./shell/auth.js";
 import { buildHttpApi } from "./shell/http.js";
 import { Master } from "./shell/master.js";
 
@@ -16,6 +18,11 @@ export const MasterConfig = z.object({
   port: z.coerce.number().int().min(0).max(65_535).default(8080),
   host: z.string().min(1).default("127.0.0.1"),
   logLevel: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+  /**
+   * The token file (see `TokenFile` in shell/auth.ts): who may call the HTTP API. Default
+   * `<data>/tokens.json`, created at first start with one admin token in `<data>/admin.token`.
+   */
+  tokens: z.string().min(1).optional(),
   /**
    * Run an allocator in this process, on the same store. Default: yes with the embedded log
    * (one process owns it), no with NATS (allocators run as their own replicas).
@@ -38,12 +45,16 @@ export interface MasterDependencies {
   explain?: ExplainUnplaced;
   /** The time of the master's decisions (default: the system clock); tests pass their own to control event times. */
   clock?: () => Date;
+  /** The accepted tokens, instead of reading the token file (one-process mode adds its node's token; tests). */
+  credentials?: Credentials;
 }
 
 /** Opens the event store, catches the read models up, and serves the HTTP API. */
 export async function runMaster(config: MasterConfig, dependencies: MasterDependencies = {}): Promise<RunningMaster> {
   const parsed = MasterConfig.parse(config);
   const logger = dependencies.logger ?? pino({ level: parsed.logLevel, base: { service: "master" } });
+  // Read before anything is opened: a bad token file stops the start with nothing to close.
+  const credentials = dependencies.credentials ?? (await loadCredentials(parsed.tokens ?? join(parsed.data, "tokens.json"), logger));
   const ownStore = dependencies.store === undefined;
   const store =
     dependencies.store ??
@@ -54,7 +65,7 @@ export async function runMaster(config: MasterConfig, dependencies: MasterDepend
   const master = new Master(store, logger, explain, dependencies.clock === undefined ? {} : { clock: dependencies.clock });
   const withAllocator = parsed.allocator ?? (dependencies.store === undefined && parsed.nats === undefined);
   const allocator = withAllocator ? new (await import("@slap/allocator")).Allocator({ store, logger, replica: "allocator-0" }) : undefined;
-  const app = buildHttpApi(master, logger);
+  const app = buildHttpApi(master, logger, { credentials });
   let address: string;
   try {
     await master.start();
@@ -82,6 +93,14 @@ export async function runMaster(config: MasterConfig, dependencies: MasterDepend
       if (ownStore) await store.close();
     },
   };
+}
+
+/** The token file, created with an admin token when missing. */
+async function loadCredentials(path: string, logger: Logger): Promise<Credentials> {
+  const { credentials, created } = await openOrCreateTokenFile(path);
+  if (created !== undefined) logger.info({ tokens: path, adminToken: created.adminTokenFile }, "created the token file with one admin token");
+  else logger.info({ tokens: path, count: credentials.size }, "token file loaded");
+  return credentials;
 }
 
 /** The allocator's own words for why an instance is not placed (loaded lazily: it is another package). */

@@ -22,6 +22,8 @@ export const NodeConfig = z.object({
   streamName: z.preprocess(emptyAsAbsent, z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, "must be 1-64 characters of A-Z, a-z, 0-9, _ or -").optional()),
   /** The master's base URL. */
   master: z.url({ error: "must be the master's URL, like http://127.0.0.1:8080" }),
+  /** This node's API token: the master's token file lists it with role node for this computer. */
+  token: z.string({ error: "is required: the node's API token (SLAP_TOKEN)" }).min(16, "must be at least 16 characters"),
   /** This computer's id. */
   computer: Token,
   /** How many partitions to format. */
@@ -30,18 +32,21 @@ export const NodeConfig = z.object({
   root: z.string().min(1),
   address: z.preprocess(emptyAsAbsent, z.union([z.ipv4(), z.ipv6()]).optional()),
   portBase: z.preprocess(emptyAsAbsent, z.coerce.number().int().min(1).max(65_535).optional()),
+  /** Ports of each partition's block (default 100): partition N gets `portBase + N*portsPerPartition` on. */
+  portsPerPartition: z.preprocess(emptyAsAbsent, z.coerce.number().int().min(1).max(65_535).optional()),
   /** `auto` (default): one unix user per partition when the node runs as root; `off`: none. */
   partitionUsers: z.preprocess(emptyAsAbsent, z.enum(["auto", "off"]).optional()),
   logLevel: z.preprocess(emptyAsAbsent, z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info")),
 });
 export type NodeConfig = z.input<typeof NodeConfig>;
 
-/** The configuration from `NATS_URL`, `SLAP_STREAM`, `SLAP_MASTER`, `SLAP_COMPUTER`, `SLAP_PARTITIONS`, `SLAP_ROOT`, `SLAP_PARTITION_USERS`, `LOG_LEVEL`. */
+/** The configuration from `NATS_URL`, `SLAP_STREAM`, `SLAP_MASTER`, `SLAP_TOKEN`, `SLAP_COMPUTER`, `SLAP_PARTITIONS`, `SLAP_ROOT`, `SLAP_PARTITION_USERS`, `LOG_LEVEL`. */
 export function configFromEnv(env: NodeJS.ProcessEnv = process.env): NodeConfig {
   return {
     nats: env.NATS_URL,
     streamName: env.SLAP_STREAM,
     master: env.SLAP_MASTER ?? "",
+    token: env.SLAP_TOKEN ?? "",
     computer: env.SLAP_COMPUTER ?? "",
     partitions: env.SLAP_PARTITIONS ?? "",
     root: env.SLAP_ROOT ?? "",
@@ -93,11 +98,13 @@ export async function runNode(input: NodeConfig, options: RunNodeOptions = {}): 
   const node = new Node({
     store: openedStore,
     masterUrl: config.master,
+    token: config.token,
     computerId: config.computer,
     partitions: config.partitions,
     root: resolve(config.root),
     ...(config.address === undefined ? {} : { address: config.address }),
     ...(config.portBase === undefined ? {} : { portBase: config.portBase }),
+    ...(config.portsPerPartition === undefined ? {} : { portsPerPartition: config.portsPerPartition }),
     ...(config.partitionUsers === undefined ? {} : { partitionUsers: config.partitionUsers }),
     logger,
   });

@@ -1,6 +1,15 @@
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
 import { z } from "zod";
-import { Requester, RequestedState, UserId } from "@slap/events";
-import { CliError, HELP, fromEnv, splitArgv, validate, type Io, type OptionSpec } from "./args.js";
+import { Requester, RequestedState } from "@slap/events";
+import { CliError, HELP, UsageError, fromEnv, splitArgv, validate, type Io, type OptionSpec } from "./args.js";
+
+/** An API token as the master accepts it (see services/master/src/shell/auth.ts). */
+const ApiToken = z
+  .string()
+  .min(16, "must be at least 16 characters")
+  .max(512, "must be at most 512 characters")
+  .regex(/^[\x21-\x7e]+$/, "must be printable ASCII without spaces");
 
 // ---------------------------------------------------------------------------------------------
 // Answers of the master (API.md), parsed at the boundary like every other input.
@@ -159,13 +168,14 @@ export const DEFAULT_MASTER = "http://127.0.0.1:8080";
 
 export const clientOptions = {
   master: { type: "string" },
-  user: { type: "string" },
+  "token-file": { type: "string" },
 } as const satisfies Record<string, OptionSpec>;
 
 export const clientHelp = `connection:
-  --master URL   the master (env SLAP_MASTER, default ${DEFAULT_MASTER})
-  --user ID      who is asking, sent as the x-slap-user header (env SLAP_USER, default admin;
-                 the credentials of issue 7 will replace this header)`;
+  --master URL        the master (env SLAP_MASTER, default ${DEFAULT_MASTER})
+  --token-file FILE   the file holding your API token (env SLAP_TOKEN_FILE); or the token
+                      itself in env SLAP_TOKEN; default: <SLAP_DATA or ./data>/admin.token
+                      when it exists (written by the master at its first start)`;
 
 /** `--as-of`: a past moment to read at, as the master's query (`asOf` for a time, `at` for a log position). */
 export type AsOfQuery = { asOf: string } | { at: number };
@@ -193,20 +203,41 @@ export function asOfHeader(asOf: AsOfInfo): string {
 
 const Connection = z.object({
   master: z.url({ protocol: /^https?$/, error: "must be an http:// or https:// URL" }).transform((url) => url.replace(/\/+$/, "")),
-  user: UserId,
+  token: ApiToken.optional(),
 });
 export type Connection = z.infer<typeof Connection>;
 
-/** `--master`/`--user`, falling back on `SLAP_MASTER`/`SLAP_USER`, then the defaults. */
-export function connectionOf(values: { master?: unknown; user?: unknown }, env: Io["env"]): Connection {
+/**
+ * `--master`, falling back on `SLAP_MASTER`, then the default; the API token from `SLAP_TOKEN`,
+ * `--token-file`/`SLAP_TOKEN_FILE`, or the master's `admin.token` in `SLAP_DATA` (./data) when
+ * that exists. Without any, calls go without a token and the master's 401 says so.
+ */
+export function connectionOf(values: { master?: unknown; "token-file"?: unknown }, env: Io["env"]): Connection {
+  const tokenFile = typeof values["token-file"] === "string" ? values["token-file"] : fromEnv(env, "SLAP_TOKEN_FILE");
+  const token =
+    fromEnv(env, "SLAP_TOKEN") ??
+    (tokenFile !== undefined
+      ? readTokenFile(tokenFile, values["token-file"] === undefined ? "SLAP_TOKEN_FILE" : "--token-file")
+      : defaultAdminToken(fromEnv(env, "SLAP_DATA") ?? "./data"));
   return validate(
     Connection,
-    {
-      master: values.master ?? fromEnv(env, "SLAP_MASTER") ?? DEFAULT_MASTER,
-      user: values.user ?? fromEnv(env, "SLAP_USER") ?? "admin",
-    },
-    { master: "--master (or SLAP_MASTER)", user: "--user (or SLAP_USER)" },
+    { master: values.master ?? fromEnv(env, "SLAP_MASTER") ?? DEFAULT_MASTER, token },
+    { master: "--master (or SLAP_MASTER)", token: "the API token (SLAP_TOKEN, --token-file or SLAP_TOKEN_FILE)" },
   );
+}
+
+/** The token in a file (its first line); a missing or unreadable file is a usage error naming `where`. */
+export function readTokenFile(path: string, where: string): string {
+  try {
+    return readFileSync(path, "utf8").split("\n")[0]!.trim();
+  } catch (error) {
+    throw new UsageError(`${where}: cannot read ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+  }
+}
+
+function defaultAdminToken(data: string): string | undefined {
+  const path = join(data, "admin.token");
+  return existsSync(path) ? readTokenFile(path, `the admin token ${path}`) : undefined;
 }
 
 const listingArgv = { options: { ...clientOptions, ...asOfOption, json: { type: "boolean" } } } as const;
@@ -330,7 +361,8 @@ export class MasterClient {
     const timeout = Number.isFinite(timeoutMs) ? AbortSignal.timeout(timeoutMs) : undefined;
     const signals = [timeout, options.signal].filter((s) => s !== undefined);
     const signal = signals.length === 1 ? signals[0] : signals.length > 1 ? AbortSignal.any(signals) : undefined;
-    const headers: Record<string, string> = { accept, "x-slap-user": this.connection.user };
+    const headers: Record<string, string> = { accept };
+    if (this.connection.token !== undefined) headers.authorization = `Bearer ${this.connection.token}`;
     if (options.body !== undefined) headers["content-type"] = "application/json";
     try {
       return await this.fetchImpl(this.url(path, options.query), {
@@ -368,7 +400,8 @@ export class MasterClient {
     }
     const { code, message, issues } = parsed.data.error;
     const detail = issues !== undefined && issues.length > 0 && !message.includes(issues[0]?.message ?? "") ? ` (${issues.map((i) => `${i.path}: ${i.message}`).join("; ")})` : "";
-    return new MasterRejected(status, code, `${message}${detail}`);
+    const hint = status === 401 ? " (give your token with SLAP_TOKEN, --token-file or SLAP_TOKEN_FILE)" : "";
+    return new MasterRejected(status, code, `${message}${detail}${hint}`);
   }
 
   private async *stream<S extends z.ZodType>(

@@ -298,7 +298,7 @@ async function byReference(client: MasterClient, reference: string, secrets: boo
   } catch (error) {
     if (error instanceof MasterRejected && error.status === 404 && error.code === "NotFound" && !error.message.includes("no route")) {
       const then = asOf === undefined ? "" : ` as of ${"asOf" in asOf ? asOf.asOf : `log position ${asOf.at}`}`;
-      throw new CliError(`${client.connection.user} ${asOf === undefined ? "has" : "had"} requested no instance under the reference ${JSON.stringify(reference)}${then} (see slap instances)`, 1, { cause: error });
+      throw new CliError(`you ${asOf === undefined ? "have" : "had"} requested no instance under the reference ${JSON.stringify(reference)}${then} (see slap instances)`, 1, { cause: error });
     }
     throw error;
   }

@@ -53,7 +53,7 @@ ${commands
   .map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`)
   .join("\n")}
 
-environment: SLAP_MASTER, SLAP_USER (who is asking; default admin), NATS_URL, SLAP_DATA, PORT,
+environment: SLAP_MASTER, SLAP_TOKEN or SLAP_TOKEN_FILE (your API token), NATS_URL, SLAP_DATA, PORT,
 HOST, LOG_LEVEL, SLAP_COMPUTER, SLAP_PARTITIONS, SLAP_ROOT, SLAP_PORT_BASE, SLAP_ADDRESS.`;
 }
 

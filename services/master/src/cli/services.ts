@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { CliError, HELP, envReader, printHelp, splitArgv, until, validate, type Command, type Io } from "./args.js";
+import { readTokenFile } from "./client.js";
 
 const LogLevel = z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"], {
   error: "must be one of fatal, error, warn, info, debug, trace, silent",
@@ -10,11 +11,12 @@ const LogLevel = z.enum(["fatal", "error", "warn", "info", "debug", "trace", "si
 // ---------------------------------------------------------------------------------------------
 
 const masterArgv = {
-  options: { nats: { type: "string" }, data: { type: "string" }, port: { type: "string" }, host: { type: "string" } },
+  options: { nats: { type: "string" }, data: { type: "string" }, port: { type: "string" }, host: { type: "string" }, tokens: { type: "string" } },
 } as const;
 
 const MasterArgs = z.object({
   nats: z.string().min(1).optional(),
+  tokens: z.string().min(1).optional(),
   data: z.string().min(1),
   port: z.coerce.number({ error: "must be a port number" }).int().min(0).max(65_535),
   host: z.string().min(1),
@@ -25,6 +27,7 @@ const MasterArgs = z.object({
 /** The config `runMaster` gets: flags first, then `NATS_URL`, `SLAP_DATA`, `PORT`, `HOST`, `LOG_LEVEL`, then defaults. */
 export interface MasterArgs {
   nats?: string;
+  tokens?: string;
   streamName?: string;
   data: string;
   port: number;
@@ -33,7 +36,7 @@ export interface MasterArgs {
 }
 
 /** The environment variables `slap master` reads. */
-export const MASTER_ENV = ["NATS_URL", "SLAP_DATA", "PORT", "HOST", "SLAP_STREAM", "LOG_LEVEL"] as const;
+export const MASTER_ENV = ["NATS_URL", "SLAP_DATA", "PORT", "HOST", "SLAP_TOKENS", "SLAP_STREAM", "LOG_LEVEL"] as const;
 
 export function parseMasterArgs(argv: readonly string[], env: Io["env"]): MasterArgs | typeof HELP {
   const split = splitArgv(masterArgv, argv);
@@ -47,10 +50,19 @@ export function parseMasterArgs(argv: readonly string[], env: Io["env"]): Master
       data: values.data ?? fromEnv("SLAP_DATA") ?? "./data",
       port: values.port ?? fromEnv("PORT") ?? "8080",
       host: values.host ?? fromEnv("HOST") ?? "127.0.0.1",
+      tokens: values.tokens ?? fromEnv("SLAP_TOKENS"),
       streamName: fromEnv("SLAP_STREAM"),
       logLevel: fromEnv("LOG_LEVEL"),
     },
-    { nats: "--nats (or NATS_URL)", data: "--data (or SLAP_DATA)", port: "--port (or PORT)", host: "--host (or HOST)", streamName: "SLAP_STREAM", logLevel: "LOG_LEVEL" },
+    {
+      nats: "--nats (or NATS_URL)",
+      data: "--data (or SLAP_DATA)",
+      port: "--port (or PORT)",
+      host: "--host (or HOST)",
+      tokens: "--tokens (or SLAP_TOKENS)",
+      streamName: "SLAP_STREAM",
+      logLevel: "LOG_LEVEL",
+    },
   );
   return withoutUndefined(args);
 }
@@ -59,7 +71,7 @@ export const masterCommand: Command = {
   name: "master",
   summary: "run the master: the HTTP API over the event log",
   env: MASTER_ENV,
-  help: `usage: slap master [--nats URL] [--data DIR] [--port N] [--host H]
+  help: `usage: slap master [--nats URL] [--data DIR] [--port N] [--host H] [--tokens FILE]
 
 Runs the master: it takes requests over HTTP (see services/master/API.md), appends events to the
 log and answers from read models. Without --nats the log is the embedded one in DIR. Ctrl-C
@@ -70,6 +82,8 @@ options:
   --data DIR    the embedded log's folder (env SLAP_DATA, default ./data)
   --port N      HTTP port (env PORT, default 8080; 0 picks a free one)
   --host H      HTTP address (env HOST, default 127.0.0.1)
+  --tokens FILE the API tokens it accepts (env SLAP_TOKENS, default DIR/tokens.json; created
+                at first start with one admin token, written to DIR/admin.token, mode 0600)
 
 LOG_LEVEL (fatal … trace, silent) sets the log level; logs are JSON lines.`,
   async run(argv, io) {
@@ -172,17 +186,21 @@ const nodeArgv = {
     partitions: { type: "string" },
     root: { type: "string" },
     "port-base": { type: "string" },
+    "ports-per-partition": { type: "string" },
     address: { type: "string" },
+    "token-file": { type: "string" },
   },
 } as const;
 
 const NodeArgs = z.object({
   nats: z.string().min(1, "is required: the event log's NATS URL"),
+  token: z.string({ error: "is required: the node's API token, as the master's token file lists it for this computer" }).min(16, "must be at least 16 characters"),
   master: z.url({ error: "must be the master's URL, like http://127.0.0.1:8080" }),
   computer: z.string({ error: "is required: this computer's id" }).regex(/^[A-Za-z0-9_-]{1,64}$/, "must be 1-64 characters of A-Z, a-z, 0-9, _ or -"),
   partitions: z.coerce.number({ error: "must be a number" }).int().min(1).max(10_000),
   root: z.string().min(1),
   portBase: z.coerce.number({ error: "must be a port number" }).int().min(1_024).max(65_535).optional(),
+  portsPerPartition: z.coerce.number({ error: "must be a number" }).int().min(1).max(65_535).optional(),
   address: z.ipv4({ error: "must be an IPv4 address" }).optional(),
   streamName: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, "must be 1-64 characters of A-Z, a-z, 0-9, _ or -").optional(),
   partitionUsers: z.enum(["auto", "off"], { error: "must be auto or off" }).optional(),
@@ -193,10 +211,13 @@ const NodeArgs = z.object({
 export const NODE_ENV = [
   "NATS_URL",
   "SLAP_MASTER",
+  "SLAP_TOKEN",
+  "SLAP_TOKEN_FILE",
   "SLAP_COMPUTER",
   "SLAP_PARTITIONS",
   "SLAP_ROOT",
   "SLAP_PORT_BASE",
+  "SLAP_PORTS_PER_PARTITION",
   "SLAP_ADDRESS",
   "SLAP_STREAM",
   "SLAP_PARTITION_USERS",
@@ -206,11 +227,13 @@ export const NODE_ENV = [
 /** The config `runNode` gets: flags first, then the `NODE_ENV` variables. */
 export interface NodeArgs {
   nats: string;
+  token: string;
   master: string;
   computer: string;
   partitions: number;
   root: string;
   portBase?: number;
+  portsPerPartition?: number;
   address?: string;
   streamName?: string;
   partitionUsers?: "auto" | "off";
@@ -227,10 +250,12 @@ export function parseNodeArgs(argv: readonly string[], env: Io["env"]): NodeArgs
     {
       nats: values.nats ?? fromEnv("NATS_URL") ?? "",
       master: values.master ?? fromEnv("SLAP_MASTER") ?? "http://127.0.0.1:8080",
+      token: tokenOf(typeof values["token-file"] === "string" ? values["token-file"] : undefined, fromEnv),
       computer: values.computer ?? fromEnv("SLAP_COMPUTER"),
       partitions: values.partitions ?? fromEnv("SLAP_PARTITIONS") ?? "10",
       root: values.root ?? fromEnv("SLAP_ROOT") ?? "./srv",
       portBase: values["port-base"] ?? fromEnv("SLAP_PORT_BASE"),
+      portsPerPartition: values["ports-per-partition"] ?? fromEnv("SLAP_PORTS_PER_PARTITION"),
       address: values.address ?? fromEnv("SLAP_ADDRESS"),
       streamName: fromEnv("SLAP_STREAM"),
       partitionUsers: fromEnv("SLAP_PARTITION_USERS"),
@@ -239,10 +264,12 @@ export function parseNodeArgs(argv: readonly string[], env: Io["env"]): NodeArgs
     {
       nats: "--nats (or NATS_URL)",
       master: "--master (or SLAP_MASTER)",
+      token: "the token (SLAP_TOKEN, --token-file or SLAP_TOKEN_FILE)",
       computer: "--computer (or SLAP_COMPUTER)",
       partitions: "--partitions (or SLAP_PARTITIONS)",
       root: "--root (or SLAP_ROOT)",
       portBase: "--port-base (or SLAP_PORT_BASE)",
+      portsPerPartition: "--ports-per-partition (or SLAP_PORTS_PER_PARTITION)",
       address: "--address (or SLAP_ADDRESS)",
       streamName: "SLAP_STREAM",
       partitionUsers: "SLAP_PARTITION_USERS",
@@ -256,7 +283,7 @@ export const nodeCommand: Command = {
   name: "node",
   summary: "run a node agent: formats a computer, installs releases, runs its instances",
   env: NODE_ENV,
-  help: `usage: slap node --nats URL --computer ID [--master URL] [--partitions N] [--root DIR] [--port-base N] [--address IP]
+  help: `usage: slap node --nats URL --computer ID [--token-file FILE] [--master URL] [--partitions N] [--root DIR] [--port-base N] [--address IP]
 
 Runs the node agent of one computer: it registers the computer and its partitions, installs
 the releases supplied to it, and deploys and supervises the instances placed on it (see
@@ -267,10 +294,16 @@ options:
   --nats URL        NATS server(s) with JetStream: the event log (env NATS_URL; required)
   --master URL      the master (env SLAP_MASTER, default http://127.0.0.1:8080)
   --computer ID     this computer's id (env SLAP_COMPUTER; required)
+  --token-file FILE the file holding this node's API token (env SLAP_TOKEN_FILE), or the
+                    token itself in env SLAP_TOKEN (required): the master's token file lists it
+                    with role node for this computer
   --partitions N    how many partitions to format (env SLAP_PARTITIONS, default 10)
   --root DIR        where partitions and software live (env SLAP_ROOT, default ./srv)
   --port-base N     first port of the partitions' port blocks, 100 per partition (env
                     SLAP_PORT_BASE, default 20000): nodes sharing a host need distinct ranges
+  --ports-per-partition N
+                    the size of each partition's port block (env SLAP_PORTS_PER_PARTITION,
+                    default 100): the last port, base + partitions * N - 1, must be <= 65535
   --address IP      the address the partitions' services listen on and publish (env
                     SLAP_ADDRESS, default 127.0.0.1): the host's address when nodes are apart
 
@@ -290,6 +323,14 @@ LOG_LEVEL (fatal … trace, silent) sets the log level; logs are JSON lines.`,
     return 0;
   },
 };
+
+/** The node's token: `SLAP_TOKEN`, else the first line of `--token-file`/`SLAP_TOKEN_FILE`. Never a flag value: argv is visible to every local user. */
+function tokenOf(tokenFile: string | undefined, fromEnv: (name: "SLAP_TOKEN" | "SLAP_TOKEN_FILE") => string | undefined): string | undefined {
+  const token = fromEnv("SLAP_TOKEN");
+  if (token !== undefined) return token;
+  const file = tokenFile ?? fromEnv("SLAP_TOKEN_FILE");
+  return file === undefined ? undefined : readTokenFile(file, tokenFile === undefined ? "SLAP_TOKEN_FILE" : "--token-file");
+}
 
 /** Starts a service; a failure to start (the log is locked, NATS unreachable, the port taken) is one line, exit 1. */
 async function startService<T>(name: string, start: () => Promise<T>): Promise<T> {

@@ -13,6 +13,9 @@ const ASSETS: Record<string, { file: string; type: string }> = {
   "/dashboard/dashboard.css": { file: "dashboard.css", type: "text/css; charset=utf-8" },
 };
 
+/** The paths of the dashboard's static files: public, since they carry no data (the page asks for a token). */
+export const DASHBOARD_PATHS: readonly string[] = Object.keys(ASSETS);
+
 /**
  * Serves the live dashboard: one static page and its script and style. The page reads the same
  * API as the CLI (`/v1/instances`, `/v1/computers`, `/v1/events/stream`) with the identity of

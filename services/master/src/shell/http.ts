@@ -1,12 +1,9 @@
 import Fastify, { type FastifyReply, type FastifyRequest } from "fastify";
 import { z } from "zod";
 import {
-  ComputerId,
   EVENT_TYPES,
   EventValidationError,
-  PartitionId,
   maskSecrets,
-  UserId,
   type Actor,
   type Commit,
   type DomainEvent,
@@ -47,7 +44,8 @@ import {
 } from "../core/decide.js";
 import { CommandRejected, type Master } from "./master.js";
 import { openApiDocument } from "./openapi.js";
-import { registerDashboard } from "./dashboard.js";
+import { DASHBOARD_PATHS, registerDashboard } from "./dashboard.js";
+import { authenticate, type Credentials } from "./auth.js";
 
 /** A log position the caller has seen; the answer waits (at most `SEEN_WAIT_MS`) for the read models to include it. */
 const SeenHeader = LogPosition;
@@ -84,29 +82,8 @@ function parse<T extends z.ZodType>(schema: T, value: unknown, where: string): z
   throw new HttpError(400, "BadRequest", `invalid ${where}: ${issues.map((i) => `${i.path || "(root)"}: ${i.message}`).join("; ")}`, issues);
 }
 
-const PartitionHeader = z.string().transform((value, ctx) => {
-  const [computerId, partitionId, ...rest] = value.split("/");
-  const c = ComputerId.safeParse(computerId);
-  const p = PartitionId.safeParse(partitionId);
-  if (rest.length > 0 || !c.success || !p.success) {
-    ctx.addIssue({ code: "custom", message: "must be <computerId>/<partitionId>" });
-    return z.NEVER;
-  }
-  return { computerId: c.data, partitionId: p.data };
-});
-
-/** The sender of a request, from its identity header (see API.md). */
-function actorOf(request: FastifyRequest): Actor {
-  const header = (name: string): string | undefined => {
-    const v = request.headers[name];
-    return Array.isArray(v) ? v[0] : v;
-  };
-  const partition = header("x-slap-partition");
-  if (partition !== undefined) return { kind: "partition", ...parse(PartitionHeader, partition, "header x-slap-partition") };
-  const node = header("x-slap-node");
-  if (node !== undefined) return { kind: "node", computerId: parse(ComputerId, node, "header x-slap-node") };
-  return { kind: "user", userId: parse(UserId, header("x-slap-user") ?? "anonymous", "header x-slap-user") };
-}
+/** Routes anyone may call: health, the API description and the dashboard's static files (which carry no data). */
+const PUBLIC_ROUTES = new Set(["/healthz", "/openapi.json", ...DASHBOARD_PATHS]);
 
 function maskMap(map: Record<string, string> | null, show: boolean): Record<string, string> | null {
   return map === null || show ? map : maskSecrets(map);
@@ -129,8 +106,31 @@ function sendAnswer(reply: FastifyReply, answer: Answer): FastifyReply {
  * The master's HTTP API (see API.md). Every body, query and header is parsed with zod; errors
  * answer `{ error: { code, message, issues? } }` with 400/403/404/409, never a stack trace.
  */
-export function buildHttpApi(master: Master, logger: Logger) {
+export function buildHttpApi(master: Master, logger: Logger, options: { credentials: Credentials }) {
   const app = Fastify({ loggerInstance: logger, bodyLimit: 1024 * 1024, forceCloseConnections: true });
+
+  // Every route but the public ones needs a token (see auth.ts); the actor it names is kept per request.
+  const actors = new WeakMap<FastifyRequest, Actor>();
+  app.addHook("onRequest", async (request) => {
+    if (request.routeOptions.url !== undefined && PUBLIC_ROUTES.has(request.routeOptions.url)) return;
+    const header = (name: string): string | undefined => {
+      const v = request.headers[name];
+      return Array.isArray(v) ? v[0] : v;
+    };
+    const result = authenticate(options.credentials, header("authorization"), header("x-slap-partition"));
+    if ("actor" in result) {
+      actors.set(request, result.actor);
+      return;
+    }
+    if (result.status === 401) request.log.warn({ url: request.url.split("?")[0], reason: result.message }, "request refused: not authenticated");
+    throw new HttpError(result.status, result.code, result.message);
+  });
+  /** The authenticated sender of a request. */
+  const actorOf = (request: FastifyRequest): Actor => {
+    const actor = actors.get(request);
+    if (actor === undefined) throw new HttpError(401, "Unauthorized", "missing credentials: send the header Authorization: Bearer <token>");
+    return actor;
+  };
 
   app.setErrorHandler((error: unknown, request, reply) => {
     if (error instanceof HttpError) {
@@ -328,10 +328,12 @@ export function buildHttpApi(master: Master, logger: Logger) {
     return { computerId: command.computerId, position: result.position };
   });
   app.get("/v1/computers", async (request) => {
+    actorOf(request);
     const read = await readAt(parse(MomentQuery, request.query, "query"));
     return { computers: Object.values(read.views.computers.computers), ...asOfOf(read) };
   });
   app.get("/v1/computers/:computerId", async (request) => {
+    actorOf(request);
     const { computerId } = parse(ComputerIdParam, request.params, "path");
     const read = await readAt(parse(MomentQuery, request.query, "query"));
     const computer = read.views.computers.computers[computerId];

@@ -55,7 +55,11 @@ export interface RequestBody {
   state?: "started" | "stopped" | "destroyed";
 }
 
-/** The master's HTTP API as the node uses it: every answer parsed with zod. */
+/**
+ * The master's HTTP API as the node uses it: every answer parsed with zod. Every call carries
+ * the node's token; a call for a partition adds `x-slap-partition`, which the master accepts only
+ * for a partition of the token's own computer.
+ */
 export class MasterClient {
   /**
    * @param seen the log position the node has seen: sent as `x-slap-seen`, so the master answers
@@ -65,6 +69,7 @@ export class MasterClient {
   constructor(
     private readonly baseUrl: string,
     private readonly computerId: string,
+    private readonly token: string,
     private readonly seen?: () => number,
   ) {}
 
@@ -75,6 +80,7 @@ export class MasterClient {
         method,
         headers: {
           ...headers,
+          authorization: `Bearer ${this.token}`,
           ...(body === undefined ? {} : { "content-type": "application/json" }),
           ...(this.seen === undefined ? {} : { "x-slap-seen": String(this.seen()) }),
         },
@@ -101,9 +107,8 @@ export class MasterClient {
     return parsed.data;
   }
 
-  private get asNode(): Record<string, string> {
-    return { "x-slap-node": this.computerId };
-  }
+  /** The node's token alone names it: the agent of its computer. */
+  private readonly asNode: Record<string, string> = {};
 
   private asPartition(partitionId: string): Record<string, string> {
     return { "x-slap-partition": `${this.computerId}/${partitionId}` };

@@ -18,6 +18,8 @@ export interface NodeOptions {
   store: EventStore;
   /** The master's base URL: every write goes through its HTTP API. */
   masterUrl: string;
+  /** This node's API token (the master's token file lists it with role node for this computer). */
+  token: string;
   computerId: string;
   /** How many partitions to format: `slappart0` … `slappart<N-1>`. */
   partitions: number;
@@ -86,7 +88,7 @@ export class Node {
   constructor(private readonly options: NodeOptions) {
     this.logger = options.logger.child({ computerId: options.computerId });
     this.runner = new ProjectionRunner(options.store, allocatorViewProjection, { logger: this.logger });
-    this.client = new MasterClient(options.masterUrl, options.computerId, () => this.runner.position);
+    this.client = new MasterClient(options.masterUrl, options.computerId, options.token, () => this.runner.position);
     this.maxPeriodicityMs = options.maxPeriodicityMs ?? 86_400_000;
     for (let n = 0; n < options.partitions; n++) {
       const partitionId = `slappart${n}`;
