@@ -1,7 +1,9 @@
+import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { z } from "zod";
 import { pino } from "pino";
 import type { InstanceView } from "@slap/events";
+import { newToken, openOrCreateTokenFile } from "../shell/auth.js";
 import { CliError, HELP, fromEnv, printHelp, splitArgv, until, validate, type Command, type Io } from "./args.js";
 
 const upArgv = {
@@ -26,8 +28,8 @@ type UpArgs = z.infer<typeof UpArgs>;
 /** The releases `slap up` supplies, and what it requests: the tutorial's pair. */
 export const UP_RELEASES = ["examples/software/kvdb", "examples/software/webapp"] as const;
 export const UP_REFERENCE = "my-webapp";
-/** Who requests the pair (`x-slap-user`). */
-export const UP_USER = "demo";
+/** Who requests the pair: the admin of the data folder's token file, so `npx slap show my-webapp` finds it afterwards. */
+export const UP_USER = "admin";
 const USER = UP_USER;
 
 export function parseUpArgs(argv: readonly string[], env: Io["env"]): UpArgs | typeof HELP {
@@ -106,16 +108,39 @@ LOG_LEVEL (default warn) sets the level of the services' JSON logs (on stderr).`
       io.stdout.write(`[${new Date().toISOString().slice(11, 19)}] ${line}\n`);
     };
 
+    // The token file of the data folder (created with an admin token in admin.token at first
+    // start), plus tokens that live only as long as this process: its node's, and an admin one
+    // when admin.token is gone (the operator keeps it elsewhere).
     let master: Awaited<ReturnType<typeof runMaster>>;
+    let adminToken: string | undefined;
+    const tokens = { node: newToken(), user: newToken() };
     try {
-      master = await runMaster({ data: args.data, port: args.port, host: "127.0.0.1", logLevel: "warn" }, { logger });
+      const { credentials } = await openOrCreateTokenFile(join(args.data, "tokens.json"));
+      adminToken = await readFile(join(args.data, "admin.token"), "utf8").then((text) => text.trim(), () => undefined);
+      if (adminToken !== undefined && credentials.identify(adminToken)?.role === "admin") tokens.user = adminToken;
+      else adminToken = undefined;
+      master = await runMaster(
+        { data: args.data, port: args.port, host: "127.0.0.1", logLevel: "warn" },
+        {
+          logger,
+          credentials: credentials.with([
+            { role: "node", computer: args.computer, token: tokens.node },
+            { role: "admin", token: tokens.user },
+          ]),
+        },
+      );
     } catch (error) {
       throw new CliError(`cannot start the master: ${(error as Error).message}`);
     }
     const headBefore = await master.master.store.head();
     say(`master: ${master.url} (API, OpenAPI at ${master.url}/openapi.json); event log in ${args.data} (${headBefore} commits)`);
     // Shown at once: the dashboard is most useful while the deployment is under way.
-    say(`dashboard: ${master.url}/dashboard (instances, computers and events, live)`);
+    say(
+      adminToken === undefined
+        ? `dashboard: ${master.url}/dashboard (instances, computers and events, live; it asks for a token of ${join(args.data, "tokens.json")})`
+        : `dashboard: ${master.url}/dashboard#token=${adminToken} (instances, computers and events, live; as admin)`,
+    );
+    if (adminToken !== undefined) say(`CLI: npx slap instances (reads the admin token from ${join(args.data, "admin.token")})`);
 
     // Progress: every change of the answer of an instance of the user's trees, as events happen.
     const seen = new Map<string, string>();
@@ -136,14 +161,14 @@ LOG_LEVEL (default warn) sets the level of the services' JSON logs (on stderr).`
     let node: Awaited<ReturnType<typeof runNode>> | undefined;
     try {
       node = await runNode(
-        { master: master.url, computer: args.computer, partitions: args.partitions, root: join(args.data, "srv"), portBase: args.portBase, logLevel: "warn" },
+        { master: master.url, token: tokens.node, computer: args.computer, partitions: args.partitions, root: join(args.data, "srv"), portBase: args.portBase, logLevel: "warn" },
         { store: master.master.store, logger, handleSignals: false },
       );
       say(`node ${args.computer}: ${args.partitions} partitions in ${join(args.data, "srv")}`);
       const call = async (path: string, body: unknown): Promise<{ status: number; body: unknown }> => {
         const response = await fetch(`${master.url}${path}`, {
           method: "POST",
-          headers: { "x-slap-user": USER, "content-type": "application/json" },
+          headers: { authorization: `Bearer ${tokens.user}`, "content-type": "application/json" },
           body: JSON.stringify(body),
         });
         return { status: response.status, body: await response.json() };
