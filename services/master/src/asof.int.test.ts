@@ -7,7 +7,8 @@ import { after, before, describe, it } from "node:test";
 import { instanceIdFor, streamKeyOf, type InstanceView } from "@slap/events";
 import { EmbeddedEventStore } from "@slap/eventstore-embedded";
 import { partitionAllocatedEvent } from "@slap/allocator";
-import { callJson, captureLogger, tempDir } from "@slap/testkit";
+import { as, callJson, captureLogger, tempDir, testToken, tokenFile } from "@slap/testkit";
+import { join } from "node:path";
 import { monotonicFactory } from "ulid";
 import { runMaster, type RunningMaster } from "./main.js";
 import { main } from "./cli/main.js";
@@ -25,10 +26,10 @@ const DESTROYING = at(4);
 const DESTROYED = at(5);
 
 type Headers = Record<string, string>;
-const alice: Headers = { "x-slap-user": "alice" };
-const bob: Headers = { "x-slap-user": "bob" };
-const node: Headers = { "x-slap-node": "COMP-1" };
-const holder: Headers = { "x-slap-partition": "COMP-1/slappart0" };
+const alice: Headers = as.user("alice");
+const bob: Headers = as.user("bob");
+const node: Headers = as.node("COMP-1");
+const holder: Headers = as.partition("COMP-1", "slappart0");
 
 let dir: Awaited<ReturnType<typeof tempDir>>;
 let store: EmbeddedEventStore;
@@ -64,7 +65,8 @@ before(async () => {
   const { logger } = captureLogger();
   store = await EmbeddedEventStore.open({ dir: dir.path, logger });
   // No allocator: the test places the instance itself, at the time it chooses.
-  master = await runMaster({ port: 0, host: "127.0.0.1" }, { store, logger, clock: () => now });
+  const tokens = tokenFile(join(dir.path, "auth"), { users: ["alice", "bob"], computers: ["COMP-1"] });
+  master = await runMaster({ port: 0, host: "127.0.0.1", tokens }, { store, logger, clock: () => now });
 
   await step("registered", REGISTERED, async () => {
     await ok("/v1/computers", node, "POST", {
@@ -216,7 +218,7 @@ describe("reads as of a past moment (asOf=<time>, at=<position>)", () => {
     for (let position = 0; position <= positions.destroyed!; position++) {
       assert.equal((await call(`/v1/instances/${instanceId}?at=${position}`, bob)).status, 404, `at=${position}`);
     }
-    assert.equal((await call(`/v1/instances/${instanceId}?at=${positions.placed}`, { "x-slap-user": "admin" })).status, 200, "admin sees every tree");
+    assert.equal((await call(`/v1/instances/${instanceId}?at=${positions.placed}`, as.admin())).status, 200, "admin sees every tree");
   });
 
   it("does not let a partition read, as of the time it held an instance, a tree it no longer holds", async () => {
@@ -227,7 +229,7 @@ describe("reads as of a past moment (asOf=<time>, at=<position>)", () => {
 
 describe("the CLI as of a past moment (--as-of)", () => {
   const cli = async (...argv: string[]) => {
-    const t = fakeIo({ SLAP_MASTER: master.url, SLAP_USER: "alice" });
+    const t = fakeIo({ SLAP_MASTER: master.url, SLAP_TOKEN: testToken.user("alice") });
     const code = await main(argv, t.io);
     return { code, stdout: t.stdout(), stderr: t.stderr() };
   };
@@ -264,7 +266,7 @@ describe("the CLI as of a past moment (--as-of)", () => {
   it("slap show --as-of before the request says the reference was not requested then", async () => {
     const run = await cli("show", "db", "--as-of", at(0, 30));
     assert.equal(run.code, 1);
-    assert.equal(run.stderr, `slap show: alice had requested no instance under the reference "db" as of ${at(0, 30)} (see slap instances)\n`);
+    assert.equal(run.stderr, `slap show: you had requested no instance under the reference "db" as of ${at(0, 30)} (see slap instances)\n`);
   });
 
   it("a bad --as-of is a usage error naming the flag", async () => {
@@ -288,7 +290,7 @@ describe("slap events --since", () => {
       });
 
   it("asks the master for the events at or after a time", async () => {
-    const t = fakeIo({ SLAP_MASTER: master.url });
+    const t = fakeIo({ SLAP_MASTER: master.url, SLAP_TOKEN: testToken.admin });
     assert.equal(await main(["events", "--since", since, "--json"], t.io), 0, t.stderr());
     assert.deepEqual(typesOf(t.stdout()).sort(), expected().sort());
   });

@@ -3,7 +3,7 @@ import { after, before, describe, it } from "node:test";
 import { instanceIdFor } from "@slap/events";
 import { JetStreamEventStore } from "@slap/eventstore-jetstream";
 import { Allocator } from "@slap/allocator";
-import { callJson, captureLogger, startNatsServer, type NatsServer } from "@slap/testkit";
+import { as, callJson, captureLogger, startNatsServer, tempDir, tokenFile, type NatsServer } from "@slap/testkit";
 import { runMaster, type RunningMaster } from "./main.js";
 
 const WEBAPP = "file:///software/webapp";
@@ -14,12 +14,14 @@ let master: RunningMaster;
 let masterStore: JetStreamEventStore;
 let allocatorStore: JetStreamEventStore;
 let allocator: Allocator;
+let dir: Awaited<ReturnType<typeof tempDir>>;
 
 type Headers = Record<string, string>;
-const alice: Headers = { "x-slap-user": "alice" };
-const bob: Headers = { "x-slap-user": "bob" };
-const node = (computerId: string): Headers => ({ "x-slap-node": computerId });
-const partition = (where: { computerId: string; partitionId: string }): Headers => ({ "x-slap-partition": `${where.computerId}/${where.partitionId}` });
+const alice: Headers = as.user("alice");
+const bob: Headers = as.user("bob");
+const admin: Headers = as.admin();
+const node = (computerId: string): Headers => as.node(computerId);
+const partition = (where: { computerId: string; partitionId: string }): Headers => as.partition(where.computerId, where.partitionId);
 
 const call = (method: string, path: string, headers: Headers, body?: unknown) => callJson(`${master.url}${path}`, method, headers, body);
 
@@ -29,7 +31,7 @@ interface InstanceDetails {
   sharedInstances: Array<{ instanceId: string; parameters: Record<string, string> }>;
 }
 
-async function details(instanceId: string, headers: Headers = { "x-slap-user": "admin" }): Promise<InstanceDetails> {
+async function details(instanceId: string, headers: Headers = admin): Promise<InstanceDetails> {
   const { status, body } = await call("GET", `/v1/instances/${instanceId}`, headers);
   assert.equal(status, 200, JSON.stringify(body));
   return body as unknown as InstanceDetails;
@@ -39,7 +41,7 @@ async function details(instanceId: string, headers: Headers = { "x-slap-user": "
 async function eventually(instanceId: string, check: (d: InstanceDetails) => boolean, what: string): Promise<InstanceDetails> {
   const deadline = Date.now() + 10_000;
   for (;;) {
-    const { status, body } = await call("GET", `/v1/instances/${instanceId}`, { "x-slap-user": "admin" });
+    const { status, body } = await call("GET", `/v1/instances/${instanceId}`, admin);
     const d = body as unknown as InstanceDetails;
     if (status === 200 && check(d)) return d;
     if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}: ${JSON.stringify(d)}`);
@@ -63,10 +65,14 @@ async function install(computerId: string, releaseUrl: string): Promise<void> {
 
 before(async () => {
   server = await startNatsServer();
+  dir = await tempDir("slap-master-int-");
   const { logger } = captureLogger();
   masterStore = await JetStreamEventStore.connect({ servers: server.url, logger });
   allocatorStore = await JetStreamEventStore.connect({ servers: server.url, logger });
-  master = await runMaster({ port: 0, host: "127.0.0.1" }, { store: masterStore, logger });
+  master = await runMaster(
+    { port: 0, host: "127.0.0.1", tokens: tokenFile(dir.path, { users: ["alice", "bob"], computers: ["COMP-1", "COMP-2"] }) },
+    { store: masterStore, logger },
+  );
   allocator = new Allocator({ store: allocatorStore, logger });
   await allocator.start();
   await registerComputer("COMP-1", 4);
@@ -80,6 +86,7 @@ after(async () => {
   await masterStore.close();
   await allocatorStore.close();
   await server.dispose();
+  await dir.dispose();
 });
 
 describe("the request flow over HTTP (the tutorial: an application requests its database)", () => {
@@ -214,9 +221,9 @@ describe("bad input and strangers", () => {
     assert.equal(bad.status, 400);
     const paths = ((bad.body.error as { issues: Array<{ path: string }> }).issues ?? []).map((i) => i.path);
     for (const p of ["releaseUrl", "parameters.a", "state"]) assert.ok(paths.includes(p), `${p} in ${paths.join(", ")}`);
-    const badHeader = await call("POST", "/v1/requests", { "x-slap-partition": "../../etc" }, { releaseUrl: KVDB, reference: "x" });
+    const badHeader = await call("POST", "/v1/requests", { ...node("COMP-1"), "x-slap-partition": "../../etc" }, { releaseUrl: KVDB, reference: "x" });
     assert.equal(badHeader.status, 400);
-    const notJson = await fetch(`${master.url}/v1/requests`, { method: "POST", headers: { "content-type": "application/json" }, body: "{nope" });
+    const notJson = await fetch(`${master.url}/v1/requests`, { method: "POST", headers: { ...alice, "content-type": "application/json" }, body: "{nope" });
     assert.equal(notJson.status, 400);
     assert.equal(await masterStore.head(), head);
   });
@@ -233,18 +240,20 @@ describe("bad input and strangers", () => {
   });
 
   it("shows the event log only as far as the reader may see it, with secrets masked", async () => {
-    const published = (headers: Headers, secrets = "") =>
-      call("GET", `/v1/events?type=ConnectionParametersPublished${secrets}`, headers).then((r) => JSON.stringify(r.body));
-    const anonymous = await published({});
-    assert.ok(!anonymous.includes("s3cret") && !anonymous.includes("10.0.4.2"), anonymous);
+    const read = (headers: Headers, secrets = "") => call("GET", `/v1/events?type=ConnectionParametersPublished${secrets}`, headers);
+    const published = (headers: Headers, secrets = "") => read(headers, secrets).then((r) => JSON.stringify(r.body));
+    const anonymous = await read({});
+    assert.equal(anonymous.status, 401);
+    const shown = JSON.stringify(anonymous.body);
+    assert.ok(!shown.includes("s3cret") && !shown.includes("10.0.4.2"), shown);
     assert.ok(!(await published(bob)).includes("http://10.0.4.2"));
     const own = await published(alice);
     assert.ok(own.includes("http://10.0.4.2:20100") && own.includes("********") && !own.includes("s3cret"), own);
-    assert.ok((await published({ "x-slap-user": "admin" }, "&secrets=1")).includes("s3cret"));
+    assert.ok((await published(admin, "&secrets=1")).includes("s3cret"));
   });
 
   it("audits: the read models rebuilt from the log equal the live ones; only admin may ask", async () => {
-    const audit = await call("GET", "/v1/audit", { "x-slap-user": "admin" });
+    const audit = await call("GET", "/v1/audit", admin);
     assert.equal(audit.status, 200, JSON.stringify(audit.body));
     assert.equal(audit.body.equal, true, JSON.stringify(audit.body));
     assert.equal(audit.body.rebuiltUpTo, audit.body.position);
