@@ -6,7 +6,9 @@ import { fakeIo, json, scriptedFetch, sse } from "./io.fixture.js";
 import { main } from "./main.js";
 import { instanceView } from "./views.fixture.js";
 
-const connection = { master: "http://m:1", user: "admin" };
+const connection = { master: "http://m:1", token: "token-of-the-caller-0123" };
+/** An environment with no token at all: SLAP_DATA names a folder without an admin.token. */
+const tokenless = { SLAP_DATA: "/nonexistent/slap-client-test" };
 
 function chunks(...parts: string[]): ReadableStream<Uint8Array> {
   const encoder = new TextEncoder();
@@ -57,12 +59,28 @@ describe("the master client", () => {
     await assert.rejects(client.computers(), { name: "UnexpectedAnswer", message: /HTTP 200, not JSON: not json$/ });
   });
 
+  it("sends the token as a bearer on every call, and adds a hint to a 401", async () => {
+    const unauthorized = () => json(401, { error: { code: "Unauthorized", message: "header authorization: unknown token" } });
+    const { fetchImpl, calls } = scriptedFetch(() => json(200, { instances: [], trees: [] }), unauthorized, unauthorized);
+    const client = new MasterClient(connection, fetchImpl);
+    await client.instances();
+    await assert.rejects(client.computers(), {
+      name: "MasterRejected",
+      message: "Unauthorized: header authorization: unknown token (give your token with SLAP_TOKEN, --token-file or SLAP_TOKEN_FILE)",
+    });
+    await assert.rejects(collect(client.eventStream({}, new AbortController().signal)), { name: "MasterRejected", status: 401 });
+    assert.deepEqual(
+      calls.map((c) => c.headers.authorization),
+      Array.from({ length: 3 }, () => "Bearer token-of-the-caller-0123"),
+    );
+  });
+
   it("says the master cannot be reached when the connection is refused", async () => {
     const server = createServer();
     await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
     const { port } = server.address() as { port: number };
     await new Promise<void>((resolve) => server.close(() => resolve()));
-    const client = new MasterClient({ master: `http://127.0.0.1:${port}`, user: "admin" });
+    const client = new MasterClient({ master: `http://127.0.0.1:${port}` });
     await assert.rejects(client.instances(), {
       name: "MasterUnreachable",
       message: `cannot reach the master at http://127.0.0.1:${port} (is it running? slap master)`,
@@ -83,7 +101,7 @@ describe("slap events", () => {
       () => json(200, { events: [record(3)], next: 3 }),
       () => json(200, { events: [], next: 3 }),
     );
-    const t = fakeIo({}, { fetch: fetchImpl });
+    const t = fakeIo(tokenless, { fetch: fetchImpl });
     assert.equal(await main(["events", "--tree", "T", "--type", "InstanceRequested", "--json"], t.io), 0);
     assert.deepEqual(
       t.stdout().trim().split("\n").map((line) => (JSON.parse(line) as { position: number }).position),
@@ -96,7 +114,7 @@ describe("slap events", () => {
   });
 
   it("--follow goes on with the live stream after the last page, until stopped", async () => {
-    const t = fakeIo({}, {
+    const t = fakeIo(tokenless, {
       fetch: scriptedFetch(
         () => json(200, { events: [record(1)], next: 1 }),
         () => json(200, { events: [], next: 1 }),
@@ -115,9 +133,9 @@ describe("slap events", () => {
 
 describe("slap show and slap bang", () => {
   it("say in the user's terms that no instance has that reference", async () => {
-    const t = fakeIo({ SLAP_USER: "bob" }, { fetch: scriptedFetch(() => json(404, { error: { code: "NotFound", message: "no instance 39MWCV" } })).fetchImpl });
+    const t = fakeIo({ ...tokenless, SLAP_TOKEN: "token-of-bob-0123456789" }, { fetch: scriptedFetch(() => json(404, { error: { code: "NotFound", message: "no instance 39MWCV" } })).fetchImpl });
     assert.equal(await main(["show", "my db"], t.io), 1);
-    assert.equal(t.stderr(), 'slap show: bob has requested no instance under the reference "my db" (see slap instances)\n');
+    assert.equal(t.stderr(), 'slap show: you have requested no instance under the reference "my db" (see slap instances)\n');
   });
 
   it("bang finds the instance by its reference, then bangs it with the message", async () => {
@@ -126,7 +144,7 @@ describe("slap show and slap bang", () => {
       () => json(200, { instance, answer: { status: "pending", instanceId: "I1", reference: "my db", reason: "r", retryAfterMs: 1000 }, sharedInstances: [] }),
       () => json(200, { instanceId: "I1", position: 42 }),
     );
-    const t = fakeIo({}, { fetch: fetchImpl });
+    const t = fakeIo(tokenless, { fetch: fetchImpl });
     assert.equal(await main(["bang", "my db", "--message", "config changed"], t.io), 0);
     assert.deepEqual(
       calls.map((c) => [c.method, c.url.pathname, c.body]),

@@ -1,5 +1,8 @@
-import { describe, it } from "node:test";
+import { after, describe, it } from "node:test";
 import assert from "node:assert/strict";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { HELP } from "./args.js";
 import { parseSupplyArgs } from "./computers.js";
 import { parseListingArgs } from "./client.js";
@@ -7,13 +10,28 @@ import { parseEventsArgs } from "./events.js";
 import { parseBangArgs, parseRequestArgs, parseShowArgs } from "./instances.js";
 import { fakeIo } from "./io.fixture.js";
 import { commands, main } from "./main.js";
-import { parseAllocatorArgs, parseMasterArgs } from "./services.js";
+import { parseAllocatorArgs, parseMasterArgs, parseNodeArgs } from "./services.js";
+
+// The CLI falls back on <SLAP_DATA or ./data>/admin.token: every parse names a data folder of its own,
+// so a master once run in the repository (./data/admin.token) does not leak into these tests.
+const scratch = mkdtempSync(join(tmpdir(), "slap-commands-"));
+after(() => rmSync(scratch, { recursive: true, force: true }));
+const noData = join(scratch, "no-data");
+/** `env` plus a SLAP_DATA without an admin.token. */
+const envOf = (env: Record<string, string> = {}): Record<string, string> => ({ SLAP_DATA: noData, ...env });
+const tokenIn = (name: string, content: string): string => {
+  const path = join(scratch, name);
+  writeFileSync(path, content, { mode: 0o600 });
+  return path;
+};
+const ALICE = "token-of-alice-0123456789";
+const BOB = "token-of-bob-0123456789";
 
 describe("slap request arguments", () => {
-  it("fills the defaults: type default, started, waiting 600 s, admin on the local master", () => {
-    const args = parseRequestArgs(["examples/kvdb", "my db"], {});
+  it("fills the defaults: type default, started, waiting 600 s, the local master, no token when none is given", () => {
+    const args = parseRequestArgs(["examples/kvdb", "my db"], envOf());
     assert.deepEqual(args, {
-      connection: { master: "http://127.0.0.1:8080", user: "admin" },
+      connection: { master: "http://127.0.0.1:8080", token: undefined },
       body: { releaseUrl: "examples/kvdb", reference: "my db", softwareType: "default", parameters: {}, sla: {}, shared: false, state: "started" },
       wait: true,
       json: false,
@@ -24,28 +42,63 @@ describe("slap request arguments", () => {
   it("takes every option, repeated params and SLA, and the connection from the environment", () => {
     const args = parseRequestArgs(
       ["rel", "ref", "--type", "replica", "--param", "a=1", "--param", "dsn=x=y", "--sla", "computer_guid=C1", "--shared", "--state", "stopped", "--no-wait", "--json", "--timeout", "2.5"],
-      { SLAP_MASTER: "https://master.example:9000/", SLAP_USER: "alice" },
+      envOf({ SLAP_MASTER: "https://master.example:9000/", SLAP_TOKEN: ALICE }),
     );
     assert.notEqual(args, HELP);
     if (args === HELP) return;
-    assert.deepEqual(args.connection, { master: "https://master.example:9000", user: "alice" });
+    assert.deepEqual(args.connection, { master: "https://master.example:9000", token: ALICE });
     assert.deepEqual(args.body, { releaseUrl: "rel", reference: "ref", softwareType: "replica", parameters: { a: "1", dsn: "x=y" }, sla: { computer_guid: "C1" }, shared: true, state: "stopped" });
     assert.equal(args.wait, false);
     assert.equal(args.json, true);
     assert.equal(args.timeoutMs, 2_500);
   });
 
-  it("prefers --master and --user over the environment", () => {
-    const args = parseRequestArgs(["r", "x", "--master", "http://m:1", "--user", "bob"], { SLAP_MASTER: "http://other:2", SLAP_USER: "alice" });
-    assert.deepEqual(args !== HELP && args.connection, { master: "http://m:1", user: "bob" });
+  it("prefers --master and --token-file over the environment, but SLAP_TOKEN over any file", () => {
+    const bobFile = tokenIn("bob.token", `${BOB}\n`);
+    const aliceFile = tokenIn("alice.token", `${ALICE}\r\n`);
+    const connection = (argv: string[], env: Record<string, string>) => {
+      const args = parseRequestArgs(["r", "x", ...argv], envOf(env));
+      return args === HELP ? undefined : args.connection;
+    };
+    assert.deepEqual(connection(["--master", "http://m:1", "--token-file", bobFile], { SLAP_MASTER: "http://other:2", SLAP_TOKEN_FILE: aliceFile }), {
+      master: "http://m:1",
+      token: BOB,
+    });
+    assert.deepEqual(connection([], { SLAP_TOKEN_FILE: aliceFile }), { master: "http://127.0.0.1:8080", token: ALICE }, "the first line, trimmed");
+    assert.deepEqual(connection(["--token-file", bobFile], { SLAP_TOKEN: ALICE }), { master: "http://127.0.0.1:8080", token: ALICE });
+    assert.deepEqual(connection([], { SLAP_TOKEN: ALICE, SLAP_TOKEN_FILE: bobFile }), { master: "http://127.0.0.1:8080", token: ALICE });
   });
 
-  it("rejects a bad state, timeout, user or master URL with the flag's name", () => {
-    assert.throws(() => parseRequestArgs(["r", "x", "--state", "running"], {}), { name: "UsageError", message: /^--state: / });
-    assert.throws(() => parseRequestArgs(["r", "x", "--timeout", "soon"], {}), { name: "UsageError", message: /^--timeout: / });
-    assert.throws(() => parseRequestArgs(["r", "x", "--timeout", "0"], {}), { name: "UsageError", message: /^--timeout: / });
-    assert.throws(() => parseRequestArgs(["r", "x", "--user", "a b"], {}), { name: "UsageError", message: /^--user \(or SLAP_USER\): / });
-    assert.throws(() => parseRequestArgs(["r", "x"], { SLAP_MASTER: "ftp://m" }), { name: "UsageError", message: "--master (or SLAP_MASTER): must be an http:// or https:// URL" });
+  it("falls back on the admin.token the master wrote in SLAP_DATA, after any token given", () => {
+    assert.deepEqual(parseListingArgs([], envOf()), { json: false, connection: { master: "http://127.0.0.1:8080", token: undefined } }, "no admin.token: no token");
+    const data = join(scratch, "data");
+    mkdirSync(data);
+    writeFileSync(join(data, "admin.token"), "slap_admin-token-from-the-master\n", { mode: 0o600 });
+    const tokenOf = (env: Record<string, string>) => {
+      const args = parseListingArgs([], { SLAP_DATA: data, ...env });
+      return args === HELP ? undefined : args.connection.token;
+    };
+    assert.equal(tokenOf({}), "slap_admin-token-from-the-master");
+    assert.equal(tokenOf({ SLAP_TOKEN: ALICE }), ALICE);
+    assert.equal(tokenOf({ SLAP_TOKEN_FILE: tokenIn("bob2.token", BOB) }), BOB);
+  });
+
+  it("rejects a bad state, timeout, token or master URL with the flag's name", () => {
+    assert.throws(() => parseRequestArgs(["r", "x", "--state", "running"], envOf()), { name: "UsageError", message: /^--state: / });
+    assert.throws(() => parseRequestArgs(["r", "x", "--timeout", "soon"], envOf()), { name: "UsageError", message: /^--timeout: / });
+    assert.throws(() => parseRequestArgs(["r", "x", "--timeout", "0"], envOf()), { name: "UsageError", message: /^--timeout: / });
+    const token = /^the API token \(SLAP_TOKEN, --token-file or SLAP_TOKEN_FILE\): /;
+    assert.throws(() => parseRequestArgs(["r", "x"], envOf({ SLAP_TOKEN: "a b c d e f g h i j" })), { name: "UsageError", message: token });
+    assert.throws(() => parseRequestArgs(["r", "x", "--token-file", tokenIn("short.token", "abc\n")], envOf()), { name: "UsageError", message: token });
+    assert.throws(() => parseRequestArgs(["r", "x"], envOf({ SLAP_MASTER: "ftp://m" })), { name: "UsageError", message: "--master (or SLAP_MASTER): must be an http:// or https:// URL" });
+  });
+
+  it("names the --token-file or SLAP_TOKEN_FILE it cannot read", () => {
+    const missing = join(scratch, "missing.token");
+    assert.throws(() => parseRequestArgs(["r", "x", "--token-file", missing], envOf()), { name: "UsageError", message: `--token-file: cannot read ${missing}: ENOENT` });
+    assert.throws(() => parseRequestArgs(["r", "x"], envOf({ SLAP_TOKEN_FILE: missing })), { name: "UsageError", message: `SLAP_TOKEN_FILE: cannot read ${missing}: ENOENT` });
+    assert.throws(() => parseRequestArgs(["r", "x", "--token-file", scratch], envOf()), { name: "UsageError", message: `--token-file: cannot read ${scratch}: EISDIR` });
+    assert.throws(() => parseRequestArgs(["r", "x", "--user", "alice"], envOf()), { name: "UsageError", message: /--user/ }, "--user is gone: a token says who you are");
   });
 
   it("names a --param without =", () => {
@@ -55,9 +108,13 @@ describe("slap request arguments", () => {
 
 describe("arguments of the other client commands", () => {
   it("show, bang, instances and computers take their options", () => {
-    assert.deepEqual(parseShowArgs(["db", "--secrets"], {}), { reference: "db", json: false, secrets: true, connection: { master: "http://127.0.0.1:8080", user: "admin" } });
-    assert.deepEqual(parseBangArgs(["db", "--message", "why"], {}), { reference: "db", message: "why", connection: { master: "http://127.0.0.1:8080", user: "admin" } });
-    assert.deepEqual(parseListingArgs(["--json"], {}), { json: true, connection: { master: "http://127.0.0.1:8080", user: "admin" } });
+    const connection = { master: "http://127.0.0.1:8080", token: ALICE };
+    const env = envOf({ SLAP_TOKEN: ALICE });
+    assert.deepEqual(parseShowArgs(["db", "--secrets"], env), { reference: "db", json: false, secrets: true, connection });
+    assert.deepEqual(parseBangArgs(["db", "--message", "why"], env), { reference: "db", message: "why", connection });
+    assert.deepEqual(parseListingArgs(["--json"], env), { json: true, connection });
+    const supply = parseSupplyArgs(["rel", "--computer", "COMP-1", "--token-file", tokenIn("supply.token", BOB)], envOf());
+    assert.deepEqual(supply !== HELP && supply.connection, { master: "http://127.0.0.1:8080", token: BOB });
   });
 
   it("show, instances and computers take --as-of: a time with Z or an offset becomes asOf, a number a log position", () => {
@@ -119,6 +176,29 @@ describe("slap master and slap allocator arguments", () => {
     assert.deepEqual(parseAllocatorArgs([], { ALLOCATOR_REPLICA: "a2", SLAP_STREAM: "S2" }), { data: "./data", replica: "a2", streamName: "S2" });
   });
 
+  it("take the token file from --tokens, then SLAP_TOKENS", () => {
+    assert.deepEqual(parseMasterArgs([], { SLAP_TOKENS: "/etc/slap/tokens.json" }), { tokens: "/etc/slap/tokens.json", data: "./data", port: 8080, host: "127.0.0.1" });
+    assert.deepEqual(parseMasterArgs(["--tokens", "t.json"], { SLAP_TOKENS: "/etc/slap/tokens.json" }), { tokens: "t.json", data: "./data", port: 8080, host: "127.0.0.1" });
+  });
+
+  it("slap node needs its token: SLAP_TOKEN, else --token-file or SLAP_TOKEN_FILE, never a flag holding the token itself", () => {
+    const base = { NATS_URL: "nats://n", SLAP_COMPUTER: "COMP-1" };
+    const tokenOf = (argv: string[], env: Record<string, string>) => {
+      const args = parseNodeArgs(argv, { ...base, ...env });
+      return args === HELP ? undefined : args.token;
+    };
+    const file = tokenIn("node.token", `${BOB}\n`);
+    assert.equal(tokenOf([], { SLAP_TOKEN: ALICE }), ALICE);
+    assert.equal(tokenOf(["--token-file", file], {}), BOB);
+    assert.equal(tokenOf([], { SLAP_TOKEN_FILE: file }), BOB);
+    assert.equal(tokenOf(["--token-file", file], { SLAP_TOKEN: ALICE }), ALICE);
+    assert.throws(() => parseNodeArgs([], base), { name: "UsageError", message: /^the token \(SLAP_TOKEN, --token-file or SLAP_TOKEN_FILE\): is required/ });
+    assert.throws(() => parseNodeArgs([], { ...base, SLAP_TOKEN: "short" }), { name: "UsageError", message: /^the token \(SLAP_TOKEN, --token-file or SLAP_TOKEN_FILE\): must be at least 16 characters/ });
+    const missing = join(scratch, "missing-node.token");
+    assert.throws(() => parseNodeArgs(["--token-file", missing], base), { name: "UsageError", message: `--token-file: cannot read ${missing}: ENOENT` });
+    assert.throws(() => parseNodeArgs(["--token", ALICE], base), { name: "UsageError" });
+  });
+
   it("reject a bad port, replica or log level", () => {
     assert.throws(() => parseMasterArgs(["--port", "http"], {}), { name: "UsageError", message: /^--port \(or PORT\): / });
     assert.throws(() => parseMasterArgs([], { PORT: "70000" }), { name: "UsageError", message: /^--port \(or PORT\): / });
@@ -159,7 +239,7 @@ describe("slap dispatch", () => {
 
   it("a failing connection is one line naming the master, without a stack, exit 1", async () => {
     const failing: typeof fetch = () => Promise.reject(new TypeError("fetch failed\n    at somewhere (file.ts:1:1)"));
-    const t = fakeIo({}, { fetch: failing });
+    const t = fakeIo(envOf(), { fetch: failing });
     assert.equal(await main(["instances"], t.io), 1);
     assert.equal(t.stderr(), "slap instances: cannot reach the master at http://127.0.0.1:8080 (is it running? slap master)\n");
   });

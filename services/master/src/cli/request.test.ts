@@ -8,7 +8,10 @@ import { main } from "./main.js";
 const pending = (reason: string) => ({ status: "pending" as const, instanceId: "I1", reference: "db", reason, retryAfterMs: 1000 });
 const ready = { status: "ready", instanceId: "I1", reference: "db", connection: { url: "http://10.0.0.1:80", "pass=word": "a=b" } };
 const body = { releaseUrl: "rel", reference: "db", softwareType: "default", parameters: {}, sla: {}, shared: false, state: "started" as const };
-const connection = { master: "http://m:1", user: "admin" };
+const TOKEN = "token-of-the-caller-0123";
+const connection = { master: "http://m:1", token: TOKEN };
+/** An environment with no token at all: SLAP_DATA names a folder without an admin.token. */
+const tokenless = { SLAP_DATA: "/nonexistent/slap-request-test" };
 
 describe("the outcome of a request", () => {
   it("exits 0 with key = value lines when ready, 2 with the reason while pending, 0 when destroyed", () => {
@@ -55,7 +58,8 @@ describe("waiting for a request", () => {
     assert.deepEqual(seen, ["not placed", "not placed", "allocated to C/p", "ready"]);
     assert.equal(calls[1]?.url.pathname, "/v1/instances/I1/watch");
     assert.equal(calls[1]?.url.searchParams.get("secrets"), "1");
-    assert.equal(calls[0]?.headers["x-slap-user"], "admin");
+    assert.equal(calls[0]?.headers.authorization, `Bearer ${TOKEN}`);
+    assert.equal(calls[1]?.headers.authorization, `Bearer ${TOKEN}`, "the watch carries the token too");
   });
 
   it("falls back on long polls when the watch is refused", async () => {
@@ -113,26 +117,39 @@ describe("waiting for a request", () => {
 
 describe("slap request", () => {
   it("with --no-wait --json asks once: exit 2 and the pending object, then exit 0 and the ready one", async () => {
-    const first = fakeIo({}, { fetch: scriptedFetch(() => json(202, pending("no computer has rel installed"))).fetchImpl });
+    const first = fakeIo(tokenless, { fetch: scriptedFetch(() => json(202, pending("no computer has rel installed"))).fetchImpl });
     assert.equal(await main(["request", "rel", "db", "--no-wait", "--json"], first.io), 2);
     assert.deepEqual(JSON.parse(first.stdout()), { status: "pending", instance: "I1", connection: null, reason: "no computer has rel installed" });
     assert.equal(first.stderr(), "");
-    const second = fakeIo({}, { fetch: scriptedFetch(() => json(200, ready)).fetchImpl });
+    const second = fakeIo(tokenless, { fetch: scriptedFetch(() => json(200, ready)).fetchImpl });
     assert.equal(await main(["request", "rel", "db", "--no-wait", "--json"], second.io), 0);
     assert.deepEqual(JSON.parse(second.stdout()), { status: "ready", instance: "I1", connection: ready.connection, reason: null });
   });
 
-  it("sends the parsed body and the user header", async () => {
+  it("sends the parsed body and the token of SLAP_TOKEN", async () => {
     const { fetchImpl, calls } = scriptedFetch(() => json(200, ready));
-    const t = fakeIo({ SLAP_USER: "alice" }, { fetch: fetchImpl });
+    const t = fakeIo({ ...tokenless, SLAP_TOKEN: "token-of-alice-0123456789" }, { fetch: fetchImpl });
     assert.equal(await main(["request", "rel", "db", "--param", "a=b=c", "--sla", "computer_guid=C1", "--type", "t", "--no-wait"], t.io), 0);
     assert.deepEqual(calls[0]?.body, { releaseUrl: "rel", reference: "db", softwareType: "t", parameters: { a: "b=c" }, sla: { computer_guid: "C1" }, shared: false, state: "started" });
-    assert.equal(calls[0]?.headers["x-slap-user"], "alice");
+    assert.equal(calls[0]?.headers.authorization, "Bearer token-of-alice-0123456789");
     assert.equal(t.stdout(), "pass=word = a=b\nurl = http://10.0.0.1:80\n");
   });
 
+  it("sends no authorization header without a token, and the master's 401 comes with the hint", async () => {
+    const { fetchImpl, calls } = scriptedFetch(() =>
+      json(401, { error: { code: "Unauthorized", message: "missing credentials: send the header Authorization: Bearer <token>" } }),
+    );
+    const t = fakeIo(tokenless, { fetch: fetchImpl });
+    assert.equal(await main(["request", "rel", "db", "--no-wait"], t.io), 1);
+    assert.equal(calls[0]?.headers.authorization, undefined);
+    assert.equal(
+      t.stderr(),
+      "slap request: Unauthorized: missing credentials: send the header Authorization: Bearer <token> (give your token with SLAP_TOKEN, --token-file or SLAP_TOKEN_FILE)\n",
+    );
+  });
+
   it("waits printing each new pending reason once when stderr is not a terminal", async () => {
-    const t = fakeIo({}, {
+    const t = fakeIo(tokenless, {
       fetch: scriptedFetch(
         () => json(202, pending("not placed")),
         (_url, init) => sse([{ event: "answer", data: pending("not placed") }, { event: "answer", data: pending("allocated") }, { event: "answer", data: ready }], init),
@@ -144,7 +161,7 @@ describe("slap request", () => {
   });
 
   it("exits 2 when still pending after --timeout", async () => {
-    const t = fakeIo({}, {
+    const t = fakeIo(tokenless, {
       fetch: scriptedFetch(
         () => json(202, pending("not placed")),
         (_url, init) => sse([], init),
@@ -155,7 +172,7 @@ describe("slap request", () => {
   });
 
   it("reports the master's rejection as one line, exit 1", async () => {
-    const t = fakeIo({}, {
+    const t = fakeIo(tokenless, {
       fetch: scriptedFetch(() => json(409, { error: { code: "Conflict", message: "db is an instance of another release" } })).fetchImpl,
     });
     assert.equal(await main(["request", "rel", "db", "--no-wait"], t.io), 1);
