@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
-import { chmod, readFile, readdir } from "node:fs/promises";
+import { chmod, readFile, readdir, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { after, before, describe, it } from "node:test";
@@ -102,6 +102,15 @@ async function leftOver(tree: Map<number, Proc>, graceMs = 5_000): Promise<strin
   }
 }
 
+/** After a failed assertion: SIGTERM, so the cluster stops its children (a SIGKILL would orphan them), then SIGKILL if it hangs. */
+async function stopAfterFailure(cluster: Cluster): Promise<void> {
+  if (cluster.child.exitCode !== null) return;
+  cluster.child.kill("SIGTERM");
+  const late = new Promise((r) => setTimeout(r, 20_000).unref());
+  await Promise.race([cluster.exited, late]);
+  if (cluster.child.exitCode === null) cluster.child.kill("SIGKILL");
+}
+
 async function exitWithin(cluster: Cluster, ms: number): Promise<number | null> {
   let timer: NodeJS.Timeout | undefined;
   const late = new Promise<"late">((r) => (timer = setTimeout(() => r("late"), ms)));
@@ -135,8 +144,10 @@ describe("slap cluster (npm run cluster): nats-server, master, two allocators an
       const page = await (await fetch(cluster.webapp)).text();
       assert.match(page, /connected to kvdb at http:\/\/127\.0\.0\.1:\d+: visits = 1/);
 
-      const demo = { "x-slap-user": "demo" };
-      const { body: list } = await callJson(`${cluster.master}/v1/instances`, "GET", demo);
+      const admin = { authorization: `Bearer ${(await readFile(join(dir, "admin.token"), "utf8")).trim()}` };
+      assert.equal((await callJson(`${cluster.master}/v1/instances`, "GET", {})).status, 401, "the API needs a token");
+      assert.equal((await stat(join(dir, "node-1.token"))).mode & 0o777, 0o600);
+      const { body: list } = await callJson(`${cluster.master}/v1/instances`, "GET", admin);
       const instances = list.instances as Array<{ reference: string; releaseUrl: string; placement: { computerId: string } | null }>;
       const webapp = instances.find((i) => i.reference === "my-webapp");
       const kvdb = instances.find((i) => i.releaseUrl.endsWith("kvdb"));
@@ -144,14 +155,15 @@ describe("slap cluster (npm run cluster): nats-server, master, two allocators an
       assert.ok(COMPUTERS.includes(webapp.placement?.computerId ?? ""), `webapp placed on ${JSON.stringify(webapp.placement)}`);
       assert.ok(COMPUTERS.includes(kvdb.placement?.computerId ?? ""), `kvdb placed on ${JSON.stringify(kvdb.placement)}`);
 
-      const { body: computers } = await callJson(`${cluster.master}/v1/computers`, "GET", demo);
+      const { body: computers } = await callJson(`${cluster.master}/v1/computers`, "GET", admin);
       const ids = (computers.computers as Array<{ computerId: string }>).map((c) => c.computerId);
       for (const computer of COMPUTERS) assert.ok(ids.includes(computer), `${computer} registered: ${ids.join(", ")}`);
 
       const tree = await descendants(pid);
       const services: Record<string, number> = {};
       for (const { ppid, argv } of tree.values()) {
-        if (ppid !== pid) continue;
+        // tsx's esbuild transform service is the TypeScript loader of the cluster process, not a service.
+        if (ppid !== pid || (argv[0] ?? "").endsWith("/esbuild")) continue;
         const role = argv[1] === BIN ? `${argv[2]}` : (argv[0] ?? "").endsWith("nats-server") ? "nats" : `other: ${argv.join(" ")}`;
         services[role] = (services[role] ?? 0) + 1;
       }
@@ -167,7 +179,7 @@ describe("slap cluster (npm run cluster): nats-server, master, two allocators an
       assert.deepEqual(await leftOver(tree), [], "no process is left after the stop");
       assert.ok(Date.now() - started < 20_000);
     } finally {
-      if (cluster.child.exitCode === null) cluster.child.kill("SIGKILL");
+      await stopAfterFailure(cluster);
     }
   });
 
@@ -185,7 +197,7 @@ describe("slap cluster (npm run cluster): nats-server, master, two allocators an
       assert.match(cluster.output(), /allocator-2 exited unexpectedly \(SIGKILL\): stopping the others/);
       assert.deepEqual(await leftOver(tree), [], "no process is left after the stop");
     } finally {
-      if (cluster.child.exitCode === null) cluster.child.kill("SIGKILL");
+      await stopAfterFailure(cluster);
     }
   });
 });

@@ -13,7 +13,8 @@ import { z } from "zod";
 import { CliError, HELP, envReader, printHelp, splitArgv, until, validate, type Command, type Io } from "./args.js";
 import { MasterClient, type RequestBody } from "./client.js";
 import { settle } from "./instances.js";
-import { UP_REFERENCE, UP_RELEASES, UP_USER, answers } from "./up.js";
+import { UP_REFERENCE, UP_RELEASES, answers } from "./up.js";
+import { newToken, sha256Of, writeSecretFile, type TokenFile } from "../shell/auth.js";
 
 const REPO = fileURLToPath(new URL("../../../../", import.meta.url));
 const BIN = join(REPO, "bin", "slap.mjs");
@@ -305,8 +306,11 @@ LOG_LEVEL (default info) sets the services' log level.`,
         say(`nats: ${natsUrl} (--nats)`);
       }
 
+      const computers = Array.from({ length: CLUSTER_NODES }, (_, k) => `${args.computerPrefix}-${k + 1}`);
+      const tokens = await writeClusterTokens(args.dir, computers);
+
       let listening: string | undefined;
-      const master = slap("master", 1, ["master", "--nats", natsUrl, "--port", String(args.port), "--host", "127.0.0.1"], (line) => {
+      const master = slap("master", 1, ["master", "--nats", natsUrl, "--port", String(args.port), "--host", "127.0.0.1", "--tokens", tokens.file], (line) => {
         listening ??= /master listening on (\S+)/.exec(line)?.[1];
       });
       for (const replica of CLUSTER_ALLOCATORS) {
@@ -320,15 +324,15 @@ LOG_LEVEL (default info) sets the services' log level.`,
       }
       say(`master: ${masterUrl} (API, OpenAPI at ${masterUrl}/openapi.json; pid ${master.process.pid})`);
 
-      const computers = Array.from({ length: CLUSTER_NODES }, (_, k) => `${args.computerPrefix}-${k + 1}`);
       computers.forEach((computer, k) => {
         const root = join(args.dir, `node-${k + 1}`);
         const portBase = args.portBase + k * args.partitions * PORTS_PER_PARTITION;
-        const node = slap(`node-${k + 1}`, 2, ["node", "--nats", natsUrl, "--master", masterUrl, "--computer", computer, "--partitions", String(args.partitions), "--root", root, "--port-base", String(portBase)]);
+        const node = slap(`node-${k + 1}`, 2, ["node", "--nats", natsUrl, "--master", masterUrl, "--token-file", tokens.nodeFiles[k]!, "--computer", computer, "--partitions", String(args.partitions), "--root", root, "--port-base", String(portBase)]);
         say(`node-${k + 1}: ${computer}, ${args.partitions} partitions in ${root}, ports ${portBase}-${portBase + args.partitions * PORTS_PER_PARTITION - 1} (pid ${node.process.pid})`);
       });
 
-      const client = new MasterClient({ master: masterUrl, user: UP_USER });
+      say(`dashboard: ${masterUrl}/dashboard#token=${tokens.admin} (as admin)`);
+      const client = new MasterClient({ master: masterUrl, token: tokens.admin });
       await eventually(
         "both computers registered",
         async () => {
@@ -364,7 +368,7 @@ LOG_LEVEL (default info) sets the services' log level.`,
       const url = result.answer.status === "ready" ? result.answer.connection.url : undefined;
       if (url !== undefined && (await answers(new URL("/healthz", url).href, halt))) say(`ready: the web app is at ${url}`);
       else if (!halt.aborted) say("the web app is not ready after 2 minutes; the cluster goes on (see the logs)");
-      say(`master: ${masterUrl}   (SLAP_MASTER=${masterUrl} npx slap computers)`);
+      say(`master: ${masterUrl}   (SLAP_MASTER=${masterUrl} SLAP_TOKEN_FILE=${tokens.adminFile} npx slap computers)`);
       say("Ctrl-C stops everything");
       await until(halt);
     } catch (error) {
@@ -379,3 +383,24 @@ LOG_LEVEL (default info) sets the services' log level.`,
     return killed.length === 0 ? 0 : 1;
   },
 };
+
+/**
+ * The cluster's API tokens, new at every start: an admin token and one per node, each in its own
+ * file (mode 0600) in `dir`, and the master's token file listing their hashes.
+ */
+async function writeClusterTokens(dir: string, computers: readonly string[]) {
+  const admin = newToken();
+  const nodes = computers.map(() => newToken());
+  const file: TokenFile = {
+    tokens: [
+      { role: "admin", name: "slap cluster", sha256: sha256Of(admin) },
+      ...computers.map((computer, k) => ({ role: "node" as const, computer, name: `slap cluster node-${k + 1}`, sha256: sha256Of(nodes[k]!) })),
+    ],
+  };
+  const adminFile = join(dir, "admin.token");
+  const nodeFiles = computers.map((_, k) => join(dir, `node-${k + 1}.token`));
+  await writeSecretFile(adminFile, `${admin}\n`);
+  await Promise.all(nodes.map((token, k) => writeSecretFile(nodeFiles[k]!, `${token}\n`)));
+  await writeSecretFile(join(dir, "tokens.json"), `${JSON.stringify(file, null, 2)}\n`);
+  return { admin, adminFile, nodeFiles, file: join(dir, "tokens.json") };
+}
