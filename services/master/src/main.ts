@@ -5,7 +5,7 @@ import type { EventStore } from "@slap/events";
 import { EmbeddedEventStore } from "@slap/eventstore-embedded";
 import { JetStreamEventStore } from "@slap/eventstore-jetstream";
 import type { ExplainUnplaced } from "./core/answer.js";
-import { Credentials, openOrCreateTokenFile } from "./shell/auth.js";
+import { openOrCreateTokenFile, type Credentials } from "./shell/auth.js";
 import { buildHttpApi } from "./shell/http.js";
 import { Master } from "./shell/master.js";
 

@@ -111,8 +111,8 @@ export function buildHttpApi(master: Master, logger: Logger, options: { credenti
 
   // Every route but the public ones needs a token (see auth.ts); the actor it names is kept per request.
   const actors = new WeakMap<FastifyRequest, Actor>();
-  app.addHook("onRequest", async (request) => {
-    if (request.routeOptions.url !== undefined && PUBLIC_ROUTES.has(request.routeOptions.url)) return;
+  app.addHook("onRequest", (request, _reply, done) => {
+    if (request.routeOptions.url !== undefined && PUBLIC_ROUTES.has(request.routeOptions.url)) return done();
     const header = (name: string): string | undefined => {
       const v = request.headers[name];
       return Array.isArray(v) ? v[0] : v;
@@ -120,10 +120,10 @@ export function buildHttpApi(master: Master, logger: Logger, options: { credenti
     const result = authenticate(options.credentials, header("authorization"), header("x-slap-partition"));
     if ("actor" in result) {
       actors.set(request, result.actor);
-      return;
+      return done();
     }
     if (result.status === 401) request.log.warn({ url: request.url.split("?")[0], reason: result.message }, "request refused: not authenticated");
-    throw new HttpError(result.status, result.code, result.message);
+    done(new HttpError(result.status, result.code, result.message));
   });
   /** The authenticated sender of a request. */
   const actorOf = (request: FastifyRequest): Actor => {
