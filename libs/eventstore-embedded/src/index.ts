@@ -1,1 +1,1 @@
-export { EmbeddedEventStore, type EmbeddedOptions } from "./store.js";
+export { EmbeddedEventStore, type EmbeddedOptions, type Recovery } from "./store.js";

@@ -42,15 +42,30 @@ interface Pending {
 
 const READ_CHUNK = 1024 * 1024;
 
+/** What `open` cut off the end of the log: a torn last write, never acknowledged. */
+export interface Recovery {
+  /** File offset where the log now ends: the end of the last whole record. */
+  cutAt: number;
+  /** How many bytes were cut (and kept in `keptIn`). */
+  bytesCut: number;
+  /** Why the first cut byte does not start a whole record (`incomplete record`, `checksum mismatch`, …). */
+  reason: string;
+  /** The file holding the cut bytes. */
+  keptIn: string;
+}
+
 /**
  * The embedded event store: a durable append-only log in a data folder, for a machine with
  * nothing but Node.
  *
  * - Durable: an append resolves only after its record is written and `fdatasync`ed. Appends
  *   that arrive while a write is in flight are grouped into the next write (group commit),
- *   so pipelined appends share one sync.
+ *   so pipelined appends share one sync. Readers and subscribers see a commit only once it
+ *   is synced, so nothing they saw can be lost by a crash.
  * - Crash-safe: a torn last record (a crash mid-write) is detected by its length or CRC when
- *   the log is opened, cut off, kept aside in `events.log.torn-<offset>`, and logged.
+ *   the log is opened, cut off, kept aside in `events.log.torn-<offset>`, logged (warn, with
+ *   the file, offset and bytes cut) and reported in `recovered`. Damage followed by a valid
+ *   record is not a torn tail: `open` refuses the log and cuts nothing.
  * - Single writer: a `LOCK` file with the owner's pid keeps a second process out; a lock
  *   left by a dead process is taken over.
  * - The index (record offsets, per-stream versions, recent commit ids) lives in memory and
@@ -66,6 +81,7 @@ export class EmbeddedEventStore implements EventStore {
   private end: number;
   private closed = false;
   private failure: unknown;
+  private recovery: Recovery | undefined;
 
   private constructor(
     private readonly file: FileHandle,
@@ -77,7 +93,12 @@ export class EmbeddedEventStore implements EventStore {
     this.end = end;
   }
 
-  /** Opens (or creates) the log in `options.dir`, repairing a torn tail. */
+  /** What `open` cut off a torn tail of the log, if anything. */
+  get recovered(): Recovery | undefined {
+    return this.recovery;
+  }
+
+  /** Opens (or creates) the log in `options.dir`, repairing a torn tail (see `recovered`). */
   static async open(options: EmbeddedOptions): Promise<EmbeddedEventStore> {
     const logger = options.logger.child({ component: "embedded-store", dir: options.dir });
     await mkdir(options.dir, { recursive: true });
@@ -152,8 +173,9 @@ export class EmbeddedEventStore implements EventStore {
         await writeFile(aside, cut);
         await this.file.truncate(goodEnd);
         await this.file.sync();
+        this.recovery = { cutAt: goodEnd, bytesCut: cut.length, reason, keptIn: aside };
         this.logger.warn(
-          { offset: goodEnd, bytesCut: cut.length, reason, keptIn: aside, commits: this.offsets.length },
+          { file: path, offset: goodEnd, bytesCut: cut.length, reason, keptIn: aside, commits: this.offsets.length },
           "torn tail cut off the event log: the last record was not complete, so it was never acknowledged",
         );
       }
@@ -253,7 +275,7 @@ export class EmbeddedEventStore implements EventStore {
       const start = this.end;
       try {
         const buffer = records.length === 1 ? records[0]! : Buffer.concat(records, bytes);
-        await this.file.write(buffer, 0, buffer.length, start);
+        await writeFully(this.file, buffer, start);
         await this.file.datasync();
       } catch (cause) {
         const error = new EventStoreError("append failed: the event log could not be written", { retryable: true, cause });
@@ -401,7 +423,7 @@ export class EmbeddedEventStore implements EventStore {
   async appendRawForTesting(streamKey: string, commitId: string, payload: Uint8Array): Promise<number> {
     await this.flushing;
     const record = encodeRecord(streamKey, commitId, payload);
-    await this.file.write(record, 0, record.length, this.end);
+    await writeFully(this.file, record, this.end);
     await this.file.datasync();
     const position = this.remember(streamKey, commitId);
     this.offsets.push(this.end);
@@ -422,6 +444,16 @@ function firstValidRecord(tail: Buffer, tailOffset: number): number | undefined 
     if (parsed.kind === "record") return parsed.record.offset;
   }
   return undefined;
+}
+
+/** `write` may write less than asked (a full disk, a signal); writes the rest or throws. */
+async function writeFully(file: FileHandle, buffer: Buffer, position: number): Promise<void> {
+  let done = 0;
+  while (done < buffer.length) {
+    const { bytesWritten } = await file.write(buffer, done, buffer.length - done, position + done);
+    if (bytesWritten === 0) throw new Error(`short write at offset ${position + done}: no byte written`);
+    done += bytesWritten;
+  }
 }
 
 function parseRecordKey(record: Buffer): string {
