@@ -231,11 +231,13 @@ export async function reapLeftovers(partitionPath: string, logger: Logger): Prom
         logger.warn({ pid, command, serviceName: file.slice(0, -4) }, "stopping a service left running by a previous run of the node");
         process.kill(pid, "SIGTERM");
         const deadline = Date.now() + KILL_AFTER_MS;
-        while (Date.now() < deadline && (await readFile(`/proc/${pid}/cmdline`, "utf8").then(() => true, () => false))) {
+        // Gone once its command line no longer matches: a zombie (an orphan its new parent has not
+        // reaped yet, as under an init that does not reap) has an empty one, and never goes away.
+        const runs = async (): Promise<boolean> => (await readFile(`/proc/${pid}/cmdline`, "utf8").catch(() => "")).split("\0").filter((a) => a !== "").join("\0") === command.join("\0");
+        while (Date.now() < deadline && (await runs())) {
           await new Promise((r) => setTimeout(r, 50));
         }
-        const still = await readFile(`/proc/${pid}/cmdline`, "utf8").catch(() => "");
-        if (still.split("\0").filter((a) => a !== "").join("\0") === command.join("\0")) process.kill(pid, "SIGKILL");
+        if (await runs()) process.kill(pid, "SIGKILL");
         reaped++;
       }
     } catch (error) {
