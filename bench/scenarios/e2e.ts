@@ -3,7 +3,7 @@ import { Allocator } from "@slap/allocator";
 import type { EventStore, Subscription } from "@slap/events";
 import { JetStreamEventStore } from "@slap/eventstore-jetstream";
 import { runMaster, type RunningMaster } from "@slap/master";
-import { fixtures } from "@slap/testkit";
+import { as, fixtures, tokenFile } from "@slap/testkit";
 import { percentile } from "../stats.js";
 import { deleteStream, pipelined } from "./common.js";
 import type { Scenario, ScenarioContext } from "./types.js";
@@ -21,8 +21,8 @@ const secondsFor = (ctx: ScenarioContext): number => (ctx.sizes.pipelined >= 30_
  * allocator and a stream, each on its own connection, in this process. The simulated nodes
  * follow the partition streams and, on each `PartitionAllocated`, publish the instance's
  * connection parameters at once through the master's HTTP API as the holding partition
- * (`POST /v1/instances/:id/connection`, with `x-slap-seen` set to the allocation's position), as
- * a real node does after deploying.
+ * (`POST /v1/instances/:id/connection` with that computer's node token and `x-slap-partition`,
+ * and `x-slap-seen` set to the allocation's position), as a real node does after deploying.
  *
  * The client posts `POST /v1/requests?wait=…` (long poll: the master answers as soon as the
  * instance is ready) at a fixed rate (open loop); a request's time is from sending it to the
@@ -68,7 +68,8 @@ async function withFlow<T>(ctx: ScenarioContext, instances: number, fn: (master:
         expectedVersion: 0,
       }),
     );
-    const master = await runMaster({ port: 0, host: "127.0.0.1", allocator: false }, { store: masterStore, logger: ctx.logger });
+    const tokens = tokenFile(await ctx.tempDir(), { users: ["bench"], computers });
+    const master = await runMaster({ port: 0, host: "127.0.0.1", allocator: false, tokens }, { store: masterStore, logger: ctx.logger });
     cleanup.push(() => master.stop());
     const allocator = new Allocator({ store: allocatorStore, logger: ctx.logger, replica: "allocator-0" });
     await allocator.start();
@@ -99,17 +100,17 @@ class SimulatedNodes {
       for (const event of commit.events) {
         if (event.type !== "PartitionAllocated") continue;
         const { computerId, partitionId } = event.aggregate;
-        const publish = this.publish(event.data.instanceId, `${computerId}/${partitionId}`, commit.position);
+        const publish = this.publish(event.data.instanceId, computerId, partitionId, commit.position);
         this.inFlight.add(publish);
         void publish.finally(() => this.inFlight.delete(publish));
       }
     }
   }
 
-  private async publish(instanceId: string, partition: string, seen: number): Promise<void> {
+  private async publish(instanceId: string, computerId: string, partitionId: string, seen: number): Promise<void> {
     const response = await fetch(`${this.masterUrl}/v1/instances/${instanceId}/connection`, {
       method: "POST",
-      headers: { "content-type": "application/json", "x-slap-partition": partition, "x-slap-seen": String(seen) },
+      headers: { "content-type": "application/json", ...as.partition(computerId, partitionId), "x-slap-seen": String(seen) },
       body: JSON.stringify({ parameters: { url: `http://10.0.0.1:8080/${instanceId}`, "instance-id": instanceId } }),
     }).catch(() => undefined);
     if (response === undefined || response.status !== 200) this.failures++;
@@ -140,7 +141,7 @@ async function atRate(ctx: ScenarioContext, master: RunningMaster, nodes: Simula
     for (;;) {
       const response = await fetch(`${master.url}/v1/requests?wait=${ANSWER_TIMEOUT_MS}`, {
         method: "POST",
-        headers: { "content-type": "application/json", "x-slap-user": "bench" },
+        headers: { "content-type": "application/json", ...as.user("bench") },
         body,
       });
       const answer = (await response.json()) as { status?: string };

@@ -5,6 +5,7 @@ import { Allocator } from "@slap/allocator";
 import { JetStreamEventStore } from "@slap/eventstore-jetstream";
 import { runMaster, type RunningMaster } from "@slap/master";
 import { Node } from "@slap/node";
+import { as, testToken, tokenFile } from "@slap/testkit";
 import { pino, type Logger } from "pino";
 import { median } from "../stats.js";
 import { deleteStream, pipelined } from "./common.js";
@@ -126,7 +127,8 @@ async function withEnv<T>(ctx: ScenarioContext, options: EnvOptions, fn: (env: E
     const masterStore = await open();
     const allocatorStore = await open();
     const nodeStore = await open();
-    const master = await runMaster({ port: 0, host: "127.0.0.1" }, { store: masterStore, logger: ctx.logger });
+    const tokens = tokenFile(await ctx.tempDir(), { users: ["alice"], computers: [computerId] });
+    const master = await runMaster({ port: 0, host: "127.0.0.1", tokens }, { store: masterStore, logger: ctx.logger });
     cleanup.push(() => master.stop());
     const allocator = new Allocator({ store: allocatorStore, logger: ctx.logger });
     await allocator.start();
@@ -134,6 +136,7 @@ async function withEnv<T>(ctx: ScenarioContext, options: EnvOptions, fn: (env: E
     const agent = new Node({
       store: nodeStore,
       masterUrl: master.url,
+      token: testToken.node(computerId),
       computerId,
       partitions: options.partitions,
       root: await ctx.tempDir(),
@@ -159,8 +162,8 @@ async function withEnv<T>(ctx: ScenarioContext, options: EnvOptions, fn: (env: E
   }
 }
 
-const USER = { "x-slap-user": "alice" };
-const ADMIN = { "x-slap-user": "admin" };
+const USER = as.user("alice");
+const ADMIN = as.admin();
 
 async function call(
   master: RunningMaster,

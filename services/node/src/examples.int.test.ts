@@ -5,7 +5,7 @@ import { after, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import { Allocator } from "@slap/allocator";
 import { JetStreamEventStore } from "@slap/eventstore-jetstream";
-import { captureLogger, startNatsServer, tempDir, type NatsServer } from "@slap/testkit";
+import { as, captureLogger, startNatsServer, tempDir, testToken, tokenFile, type NatsServer } from "@slap/testkit";
 import { runMaster, type RunningMaster } from "@slap/master";
 import { Node } from "./shell/node.js";
 import { removePartitionUsers } from "./shell/users.js";
@@ -23,7 +23,7 @@ async function requestReady(masterUrl: string, body: Record<string, unknown>): P
   while (answer.status !== "ready" && Date.now() < deadline) {
     const response = await fetch(`${masterUrl}/v1/requests?wait=5000`, {
       method: "POST",
-      headers: { "x-slap-user": "alice", "content-type": "application/json" },
+      headers: { ...as.user("alice"), "content-type": "application/json" },
       body: JSON.stringify(body),
     });
     answer = (await response.json()) as typeof answer;
@@ -54,19 +54,24 @@ describe("the example releases on a real node (webapp requests its kvdb; redis)"
   let allocator: Allocator;
   let node: Node;
   let root: { path: string; dispose(): Promise<void> };
+  let tokens: { path: string; dispose(): Promise<void> };
   const { logger } = captureLogger();
   // Unique: as root the node makes one unix user per partition, named from the computer id (removed in after()).
   const computer = `COMP-EX-${randomBytes(4).toString("hex")}`;
-  const alice = { "x-slap-user": "alice", "content-type": "application/json" };
+  const alice = { ...as.user("alice"), "content-type": "application/json" };
 
   before(async () => {
     server = await startNatsServer();
     root = await tempDir("slap-node-examples-");
+    tokens = await tempDir("slap-node-examples-tokens-");
     stores = await Promise.all([1, 2, 3].map(() => JetStreamEventStore.connect({ servers: server.url, logger })));
-    master = await runMaster({ port: 0, host: "127.0.0.1" }, { store: stores[0]!, logger });
+    master = await runMaster(
+      { port: 0, host: "127.0.0.1", tokens: tokenFile(tokens.path, { users: ["alice"], computers: [computer] }) },
+      { store: stores[0]!, logger },
+    );
     allocator = new Allocator({ store: stores[1]!, logger });
     await allocator.start();
-    node = new Node({ store: stores[2]!, masterUrl: master.url, computerId: computer, partitions: 3, root: root.path, portBase: 32_000, cwd: REPO, logger });
+    node = new Node({ store: stores[2]!, masterUrl: master.url, token: testToken.node(computer), computerId: computer, partitions: 3, root: root.path, portBase: 32_000, cwd: REPO, logger });
     await node.start();
     for (const releaseUrl of [KVDB, WEBAPP, REDIS]) {
       const response = await fetch(`${master.url}/v1/computers/${computer}/supply`, { method: "POST", headers: alice, body: JSON.stringify({ releaseUrl }) });
@@ -81,6 +86,7 @@ describe("the example releases on a real node (webapp requests its kvdb; redis)"
     for (const store of stores) await store.close();
     await server.dispose();
     await root.dispose();
+    await tokens.dispose();
     await removePartitionUsers(computer, 3);
   });
 

@@ -7,7 +7,7 @@ import { after, before, describe, it } from "node:test";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { Allocator } from "@slap/allocator";
 import { JetStreamEventStore } from "@slap/eventstore-jetstream";
-import { callJson, captureLogger, startNatsServer, tempDir, type NatsServer } from "@slap/testkit";
+import { as, callJson, captureLogger, startNatsServer, tempDir, testToken, tokenFile, type NatsServer } from "@slap/testkit";
 // The master package exports no runner yet; its main module is the one way to start one in a test.
 import { runMaster, type RunningMaster } from "@slap/master";
 import { Node } from "./shell/node.js";
@@ -29,11 +29,12 @@ let nodeStore: JetStreamEventStore;
 let allocator: Allocator;
 let node: Node;
 let root: { path: string; dispose(): Promise<void> };
+let tokens: { path: string; dispose(): Promise<void> };
 const { logger } = captureLogger();
 
 type Headers = Record<string, string>;
-const alice: Headers = { "x-slap-user": "alice" };
-const admin: Headers = { "x-slap-user": "admin" };
+const alice: Headers = as.user("alice");
+const admin: Headers = as.admin();
 
 const call = (method: string, path: string, headers: Headers, body?: unknown) => callJson(`${master.url}${path}`, method, headers, body);
 
@@ -103,6 +104,7 @@ function newNode(maxPeriodicityMs?: number): Node {
   return new Node({
     store: nodeStore,
     masterUrl: master.url,
+    token: testToken.node(COMPUTER),
     computerId: COMPUTER,
     partitions: PARTITIONS,
     root: root.path,
@@ -116,10 +118,14 @@ function newNode(maxPeriodicityMs?: number): Node {
 before(async () => {
   server = await startNatsServer();
   root = await tempDir("slap-node-");
+  tokens = await tempDir("slap-node-tokens-");
   masterStore = await JetStreamEventStore.connect({ servers: server.url, logger });
   allocatorStore = await JetStreamEventStore.connect({ servers: server.url, logger });
   nodeStore = await JetStreamEventStore.connect({ servers: server.url, logger });
-  master = await runMaster({ port: 0, host: "127.0.0.1" }, { store: masterStore, logger });
+  master = await runMaster(
+    { port: 0, host: "127.0.0.1", tokens: tokenFile(tokens.path, { users: ["alice"], computers: [COMPUTER] }) },
+    { store: masterStore, logger },
+  );
   allocator = new Allocator({ store: allocatorStore, logger });
   await allocator.start();
   node = newNode();
@@ -136,6 +142,7 @@ after(async () => {
   await nodeStore.close();
   await server.dispose();
   await root.dispose();
+  await tokens.dispose();
   await removePartitionUsers(COMPUTER, PARTITIONS);
 });
 

@@ -7,7 +7,7 @@ import { after, before, describe, it } from "node:test";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { Allocator } from "@slap/allocator";
 import { JetStreamEventStore } from "@slap/eventstore-jetstream";
-import { captureLogger, startNatsServer, tempDir, type NatsServer } from "@slap/testkit";
+import { as, captureLogger, startNatsServer, tempDir, testToken, tokenFile, type NatsServer } from "@slap/testkit";
 import { runMaster, type RunningMaster } from "@slap/master";
 import { Node } from "./shell/node.js";
 import { softwareDir } from "./shell/software.js";
@@ -18,7 +18,7 @@ const WEB = pathToFileURL(join(fileURLToPath(new URL("../test-releases/", import
 const COMPUTER = `COMP-USERS-${randomBytes(4).toString("hex")}`;
 const PARTITIONS = 2;
 const ROOT = process.getuid?.() === 0;
-const alice = { "x-slap-user": "alice", "content-type": "application/json" };
+const alice = { ...as.user("alice"), "content-type": "application/json" };
 
 let server: NatsServer;
 let master: RunningMaster;
@@ -26,6 +26,7 @@ let stores: JetStreamEventStore[] = [];
 let allocator: Allocator;
 let node: Node;
 let root: { path: string; dispose(): Promise<void> };
+let tokens: { path: string; dispose(): Promise<void> };
 const { logger } = captureLogger();
 
 interface Answer {
@@ -42,7 +43,7 @@ async function deployed(reference: string): Promise<{ instanceId: string; partit
     answer = (await response.json()) as Answer;
   }
   assert.equal(answer.status, "ready", JSON.stringify(answer));
-  const response = await fetch(`${master.url}/v1/instances/${answer.instanceId}`, { headers: { "x-slap-user": "admin" } });
+  const response = await fetch(`${master.url}/v1/instances/${answer.instanceId}`, { headers: as.admin() });
   const body = (await response.json()) as { instance: { placement: { partitionId: string } | null } };
   return { instanceId: answer.instanceId!, partitionId: body.instance.placement!.partitionId, url: answer.connection!.url! };
 }
@@ -68,11 +69,15 @@ function runAs(uid: number, gid: number, argv: [string, ...string[]]): Promise<{
 before(async () => {
   server = await startNatsServer();
   root = await tempDir("slap-node-users-");
+  tokens = await tempDir("slap-node-users-tokens-");
   stores = await Promise.all([1, 2, 3].map(() => JetStreamEventStore.connect({ servers: server.url, logger })));
-  master = await runMaster({ port: 0, host: "127.0.0.1" }, { store: stores[0]!, logger });
+  master = await runMaster(
+    { port: 0, host: "127.0.0.1", tokens: tokenFile(tokens.path, { users: ["alice"], computers: [COMPUTER] }) },
+    { store: stores[0]!, logger },
+  );
   allocator = new Allocator({ store: stores[1]!, logger });
   await allocator.start();
-  node = new Node({ store: stores[2]!, masterUrl: master.url, computerId: COMPUTER, partitions: PARTITIONS, root: root.path, portBase: 30_000, logger, promiseTimeoutMs: 5_000 });
+  node = new Node({ store: stores[2]!, masterUrl: master.url, token: testToken.node(COMPUTER), computerId: COMPUTER, partitions: PARTITIONS, root: root.path, portBase: 30_000, logger, promiseTimeoutMs: 5_000 });
   await node.start();
   const response = await fetch(`${master.url}/v1/computers/${COMPUTER}/supply`, { method: "POST", headers: alice, body: JSON.stringify({ releaseUrl: WEB }) });
   assert.equal(response.status, 200);
@@ -85,6 +90,7 @@ after(async () => {
   for (const store of stores) await store.close();
   await server.dispose();
   await root.dispose();
+  await tokens.dispose();
   await removePartitionUsers(COMPUTER, PARTITIONS);
   if (ROOT) {
     for (let n = 0; n < PARTITIONS; n++) assert.notEqual(spawnSync("id", ["-u", partitionUserName(COMPUTER, `slappart${n}`)]).status, 0, "the test's users are removed");
@@ -100,7 +106,7 @@ describe("partition users", () => {
     assert.equal(partitionUsersEnabled("off"), false);
     assert.equal(partitionUsersEnabled("auto"), ROOT);
     assert.equal(partitionUsersEnabled(undefined), ROOT);
-    const off = new Node({ store: stores[2]!, masterUrl: master.url, computerId: `${COMPUTER}-OFF`, partitions: 1, root: root.path, logger, partitionUsers: "off" });
+    const off = new Node({ store: stores[2]!, masterUrl: master.url, token: testToken.node(`${COMPUTER}-OFF`), computerId: `${COMPUTER}-OFF`, partitions: 1, root: root.path, logger, partitionUsers: "off" });
     assert.equal(off.partitionUsers, false);
     assert.equal(off.partitionUser("slappart0"), undefined);
   });
