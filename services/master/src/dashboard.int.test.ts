@@ -8,7 +8,7 @@ import { chromium, type Browser, type Page } from "playwright-core";
 import { pino } from "pino";
 import { EVENT_TYPES } from "@slap/events";
 import { removePartitionUsers, runNode, type RunningNode } from "@slap/node";
-import { callJson, tempDir } from "@slap/testkit";
+import { as, callJson, tempDir, testToken, tokenFile } from "@slap/testkit";
 import { runMaster, type RunningMaster } from "./main.js";
 
 /** The repository root: the node resolves the example releases' relative URLs from it. */
@@ -19,7 +19,7 @@ const WEBAPP = "examples/software/webapp";
 // Unique: as root the node makes one unix user per partition, named from the computer id (removed in after()).
 const computer = `COMP-DB-${randomBytes(3).toString("hex")}`;
 const PARTITIONS = 4;
-const demo = { "x-slap-user": "demo" };
+const demo = as.user("demo");
 
 /** Asks until the answer is ready (or 30 s pass), with long polls, as `slap request` does. */
 async function requestReady(masterUrl: string, body: Record<string, unknown>): Promise<Record<string, unknown>> {
@@ -47,13 +47,14 @@ describe("the live dashboard, in headless Chromium, over a real deployment (mast
     dir = await tempDir("slap-dashboard-");
     // mkdtemp makes it 0700; the partitions' unix users (when root) must traverse it.
     await chmod(dir.path, 0o755);
-    master = await runMaster({ data: join(dir.path, "data"), port: 0, host: "127.0.0.1", logLevel: "silent" }, { logger });
+    const tokens = tokenFile(join(dir.path, "data"), { users: ["demo", "eve"], computers: [computer] });
+    master = await runMaster({ data: join(dir.path, "data"), tokens, port: 0, host: "127.0.0.1", logLevel: "silent" }, { logger });
     node = await runNode(
-      { master: master.url, computer, partitions: PARTITIONS, root: join(dir.path, "srv"), portBase: 29_000, logLevel: "silent" },
+      { master: master.url, token: testToken.node(computer), computer, partitions: PARTITIONS, root: join(dir.path, "srv"), portBase: 29_000, logLevel: "silent" },
       { store: master.master.store, logger, handleSignals: false },
     );
     for (const releaseUrl of [KVDB, WEBAPP]) {
-      const supplied = await callJson(`${master.url}/v1/computers/${computer}/supply`, "POST", demo, { releaseUrl });
+      const supplied = await callJson(`${master.url}/v1/computers/${computer}/supply`, "POST", as.admin(), { releaseUrl });
       assert.equal(supplied.status, 200, JSON.stringify(supplied.body));
     }
     await requestReady(master.url, { releaseUrl: WEBAPP, reference: "my-webapp" });
@@ -85,8 +86,11 @@ describe("the live dashboard, in headless Chromium, over a real deployment (mast
   });
 
   it("shows the webapp and, requested by it, its kvdb: both started, placed, with processes, promises and masked secrets", async () => {
-    await page.goto(`${master!.url}/dashboard`);
+    await page.goto(`${master!.url}/dashboard#token=${testToken.admin}`);
     assert.equal(await page.title(), "slap dashboard");
+    await page.waitForFunction(() => !location.hash.includes("token"), undefined, { timeout: 10_000 });
+    assert.equal(new URL(page.url()).hash, "", "the token is taken out of the address bar");
+    await page.waitForSelector("#user:text-is('admin')");
     const kvdb = `${nodeOf("my-webapp")} ${nodeOf("kvdb")}`;
     await page.waitForSelector(kvdb, { timeout: 10_000 });
     await page.waitForSelector("#live[data-state=live]", { timeout: 10_000 });
@@ -105,7 +109,7 @@ describe("the live dashboard, in headless Chromium, over a real deployment (mast
     assert.equal(await card(kvdb).locator("tr[data-parameter=password] td").innerText(), "********");
     const secrets = await callJson(`${master!.url}/v1/references/my-webapp?secrets=1`, "GET", demo);
     assert.equal(secrets.status, 200);
-    const all = await callJson(`${master!.url}/v1/instances?secrets=1`, "GET", { "x-slap-user": "admin" });
+    const all = await callJson(`${master!.url}/v1/instances?secrets=1`, "GET", as.admin());
     const password = (all.body.instances as Array<{ reference: string; connection: Record<string, string> | null }>).find((i) => i.reference === "kvdb")?.connection?.password;
     assert.ok(password !== undefined && password.length >= 8);
     assert.equal((await page.content()).includes(password), false, "the kvdb password must not reach the page");
@@ -159,6 +163,33 @@ describe("the live dashboard, in headless Chromium, over a real deployment (mast
     await page.selectOption("select[name=computer]", computer);
     assert.ok((await shownTypes()).includes("ComputerRegistered"));
     await page.selectOption("select[name=computer]", "");
+  });
+
+  it("asks for a token when it has none or the master refuses it, and shows a user only their own trees", async () => {
+    const context = await browser!.newContext();
+    try {
+      const other = await context.newPage();
+      await other.goto(`${master!.url}/dashboard`);
+      await other.waitForSelector("#sign-in:has-text('No token')");
+      assert.equal(await other.locator("li.node").count(), 0);
+
+      await other.fill("#sign-in input[name=token]", "slap_not-a-token-anyone-has");
+      await other.click("#sign-in button");
+      await other.waitForSelector("#sign-in:has-text('refused')");
+
+      await other.fill("#sign-in input[name=token]", testToken.user("eve"));
+      await other.click("#sign-in button");
+      await other.waitForSelector("#user:text-is('eve')");
+      await other.waitForSelector("#live[data-state=live]");
+      assert.equal(await other.locator("li.node").count(), 0, "eve sees none of demo's instances");
+
+      await other.evaluate((token) => sessionStorage.setItem("slap-token", token), testToken.user("demo"));
+      await other.reload();
+      await other.waitForSelector("#user:text-is('demo')");
+      await other.waitForSelector(nodeOf("my-webapp"));
+    } finally {
+      await context.close();
+    }
   });
 
   it("saves a screenshot", async (t) => {

@@ -4,6 +4,7 @@
  * cleanly on SIGINT/SIGTERM (services stopped). Run directly (`tsx services/node/src/main.ts`)
  * it reads its configuration from the environment (`configFromEnv`).
  */
+import { readFile } from "node:fs/promises";
 import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { Token, type EventStore } from "@slap/events";
@@ -22,8 +23,10 @@ export const NodeConfig = z.object({
   streamName: z.preprocess(emptyAsAbsent, z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, "must be 1-64 characters of A-Z, a-z, 0-9, _ or -").optional()),
   /** The master's base URL. */
   master: z.url({ error: "must be the master's URL, like http://127.0.0.1:8080" }),
-  /** This node's API token: the master's token file lists it with role node for this computer. */
-  token: z.string({ error: "is required: the node's API token (SLAP_TOKEN)" }).min(16, "must be at least 16 characters"),
+  /** This node's API token (the master's token file lists it with role node for this computer), or `tokenFile`. */
+  token: z.preprocess(emptyAsAbsent, z.string().min(16, "must be at least 16 characters").optional()),
+  /** The file holding the token (its first line), read at start. */
+  tokenFile: z.preprocess(emptyAsAbsent, z.string().min(1).optional()),
   /** This computer's id. */
   computer: Token,
   /** How many partitions to format. */
@@ -40,13 +43,14 @@ export const NodeConfig = z.object({
 });
 export type NodeConfig = z.input<typeof NodeConfig>;
 
-/** The configuration from `NATS_URL`, `SLAP_STREAM`, `SLAP_MASTER`, `SLAP_TOKEN`, `SLAP_COMPUTER`, `SLAP_PARTITIONS`, `SLAP_ROOT`, `SLAP_PARTITION_USERS`, `LOG_LEVEL`. */
+/** The configuration from `NATS_URL`, `SLAP_STREAM`, `SLAP_MASTER`, `SLAP_TOKEN`, `SLAP_TOKEN_FILE`, `SLAP_COMPUTER`, `SLAP_PARTITIONS`, `SLAP_ROOT`, `SLAP_PARTITION_USERS`, `LOG_LEVEL`. */
 export function configFromEnv(env: NodeJS.ProcessEnv = process.env): NodeConfig {
   return {
     nats: env.NATS_URL,
     streamName: env.SLAP_STREAM,
     master: env.SLAP_MASTER ?? "",
-    token: env.SLAP_TOKEN ?? "",
+    token: env.SLAP_TOKEN,
+    tokenFile: env.SLAP_TOKEN_FILE,
     computer: env.SLAP_COMPUTER ?? "",
     partitions: env.SLAP_PARTITIONS ?? "",
     root: env.SLAP_ROOT ?? "",
@@ -83,6 +87,8 @@ export async function runNode(input: NodeConfig, options: RunNodeOptions = {}): 
   const parsed = NodeConfig.safeParse(input);
   if (!parsed.success) throw new NodeConfigError(`invalid node configuration:\n${z.prettifyError(parsed.error)}`);
   const config = parsed.data;
+  const token = config.token ?? (config.tokenFile === undefined ? undefined : await readToken(config.tokenFile));
+  if (token === undefined) throw new NodeConfigError("invalid node configuration: token (SLAP_TOKEN) or tokenFile (SLAP_TOKEN_FILE) is required: the node's API token");
   const logger = options.logger ?? pino({ level: config.logLevel, base: { service: "node" } }, pino.destination(2));
   let store = options.store;
   const owned = store === undefined;
@@ -98,7 +104,7 @@ export async function runNode(input: NodeConfig, options: RunNodeOptions = {}): 
   const node = new Node({
     store: openedStore,
     masterUrl: config.master,
-    token: config.token,
+    token,
     computerId: config.computer,
     partitions: config.partitions,
     root: resolve(config.root),
@@ -136,6 +142,19 @@ export async function runNode(input: NodeConfig, options: RunNodeOptions = {}): 
     throw error;
   }
   return { node, stop };
+}
+
+/** The token in a file: its first line, which must be a token. */
+async function readToken(path: string): Promise<string> {
+  let text: string;
+  try {
+    text = await readFile(path, "utf8");
+  } catch (error) {
+    throw new NodeConfigError(`invalid node configuration: tokenFile: cannot read ${path}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`, { cause: error });
+  }
+  const token = text.split("\n")[0]!.trim();
+  if (!/^[\x21-\x7e]{16,512}$/.test(token)) throw new NodeConfigError(`invalid node configuration: tokenFile: ${path} does not hold a token (16-512 printable characters on its first line)`);
+  return token;
 }
 
 const invokedDirectly = process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href;

@@ -1,6 +1,5 @@
 import { z } from "zod";
-import { CliError, HELP, envReader, printHelp, splitArgv, until, validate, type Command, type Io } from "./args.js";
-import { readTokenFile } from "./client.js";
+import { CliError, HELP, UsageError, envReader, printHelp, splitArgv, until, validate, type Command, type Io } from "./args.js";
 
 const LogLevel = z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"], {
   error: "must be one of fatal, error, warn, info, debug, trace, silent",
@@ -194,7 +193,8 @@ const nodeArgv = {
 
 const NodeArgs = z.object({
   nats: z.string().min(1, "is required: the event log's NATS URL"),
-  token: z.string({ error: "is required: the node's API token, as the master's token file lists it for this computer" }).min(16, "must be at least 16 characters"),
+  token: z.string().min(16, "must be at least 16 characters").optional(),
+  tokenFile: z.string().min(1).optional(),
   master: z.url({ error: "must be the master's URL, like http://127.0.0.1:8080" }),
   computer: z.string({ error: "is required: this computer's id" }).regex(/^[A-Za-z0-9_-]{1,64}$/, "must be 1-64 characters of A-Z, a-z, 0-9, _ or -"),
   partitions: z.coerce.number({ error: "must be a number" }).int().min(1).max(10_000),
@@ -227,7 +227,9 @@ export const NODE_ENV = [
 /** The config `runNode` gets: flags first, then the `NODE_ENV` variables. */
 export interface NodeArgs {
   nats: string;
-  token: string;
+  /** The node's API token, or the file holding it (read when the node starts). */
+  token?: string;
+  tokenFile?: string;
   master: string;
   computer: string;
   partitions: number;
@@ -250,7 +252,8 @@ export function parseNodeArgs(argv: readonly string[], env: Io["env"]): NodeArgs
     {
       nats: values.nats ?? fromEnv("NATS_URL") ?? "",
       master: values.master ?? fromEnv("SLAP_MASTER") ?? "http://127.0.0.1:8080",
-      token: tokenOf(typeof values["token-file"] === "string" ? values["token-file"] : undefined, fromEnv),
+      token: fromEnv("SLAP_TOKEN"),
+      tokenFile: values["token-file"] ?? fromEnv("SLAP_TOKEN_FILE"),
       computer: values.computer ?? fromEnv("SLAP_COMPUTER"),
       partitions: values.partitions ?? fromEnv("SLAP_PARTITIONS") ?? "10",
       root: values.root ?? fromEnv("SLAP_ROOT") ?? "./srv",
@@ -264,7 +267,8 @@ export function parseNodeArgs(argv: readonly string[], env: Io["env"]): NodeArgs
     {
       nats: "--nats (or NATS_URL)",
       master: "--master (or SLAP_MASTER)",
-      token: "the token (SLAP_TOKEN, --token-file or SLAP_TOKEN_FILE)",
+      token: "SLAP_TOKEN",
+      tokenFile: "--token-file (or SLAP_TOKEN_FILE)",
       computer: "--computer (or SLAP_COMPUTER)",
       partitions: "--partitions (or SLAP_PARTITIONS)",
       root: "--root (or SLAP_ROOT)",
@@ -276,6 +280,8 @@ export function parseNodeArgs(argv: readonly string[], env: Io["env"]): NodeArgs
       logLevel: "LOG_LEVEL",
     },
   );
+  // The token itself is never a flag (argv is visible to every local user); the file is read when the node starts.
+  if (args.token === undefined && args.tokenFile === undefined) throw new UsageError("the node's API token is required: SLAP_TOKEN, or --token-file (or SLAP_TOKEN_FILE) naming the file that holds it");
   return withoutUndefined(args);
 }
 
@@ -323,14 +329,6 @@ LOG_LEVEL (fatal … trace, silent) sets the log level; logs are JSON lines.`,
     return 0;
   },
 };
-
-/** The node's token: `SLAP_TOKEN`, else the first line of `--token-file`/`SLAP_TOKEN_FILE`. Never a flag value: argv is visible to every local user. */
-function tokenOf(tokenFile: string | undefined, fromEnv: (name: "SLAP_TOKEN" | "SLAP_TOKEN_FILE") => string | undefined): string | undefined {
-  const token = fromEnv("SLAP_TOKEN");
-  if (token !== undefined) return token;
-  const file = tokenFile ?? fromEnv("SLAP_TOKEN_FILE");
-  return file === undefined ? undefined : readTokenFile(file, tokenFile === undefined ? "SLAP_TOKEN_FILE" : "--token-file");
-}
 
 /** Starts a service; a failure to start (the log is locked, NATS unreachable, the port taken) is one line, exit 1. */
 async function startService<T>(name: string, start: () => Promise<T>): Promise<T> {

@@ -1,11 +1,13 @@
 // The live dashboard: the instance graph (who requested which, where each runs, its processes,
 // promises and connection parameters), the computers with their partitions and releases, and the
-// event feed. Plain ES module, no framework: it reads the master's API with the identity of
-// `?user=` (default admin) — the same reads as the CLI, secrets masked by the server — and
-// follows `/v1/events/stream`: every event lands in the feed at once and refreshes the graph.
+// event feed. Plain ES module, no framework: it reads the master's API with an API token — the
+// same reads as the CLI, what that token may see, secrets masked by the server — and follows
+// `/v1/events/stream`: every event lands in the feed at once and refreshes the graph.
 //
-// The stream is read with fetch() rather than EventSource, which cannot send headers: identity
-// (and later a bearer token) travels in headers.
+// The token comes in the link's fragment (`/dashboard#token=…`, which the browser never sends
+// to a server), is kept in this tab's sessionStorage and removed from the address bar; without
+// one, or when the master refuses it, the page asks for it. The stream is read with fetch()
+// rather than EventSource, which cannot send the Authorization header.
 
 /** Every event type (libs/events EVENT_TYPES; the dashboard test checks the two agree). */
 const EVENT_TYPES = [
@@ -30,8 +32,17 @@ const FEED_KEEP = 1_000;
 const FEED_SHOW = 200;
 const REFRESH_DEBOUNCE_MS = 250;
 
-const user = new URLSearchParams(location.search).get("user") || "admin";
-const headers = { "x-slap-user": user };
+const TOKEN_KEY = "slap-token";
+const linked = new URLSearchParams(location.hash.slice(1)).get("token");
+if (linked) {
+  sessionStorage.setItem(TOKEN_KEY, linked);
+  history.replaceState(null, "", location.pathname + location.search);
+}
+const token = sessionStorage.getItem(TOKEN_KEY);
+const headers = token ? { authorization: `Bearer ${token}` } : {};
+
+/** The master refused the token (or none was given): the page asks for one. */
+class Unauthorized extends Error {}
 
 const state = {
   instances: /** @type {Record<string, any>} */ ({}),
@@ -77,8 +88,30 @@ function referenceOf(instanceId) {
 
 async function getJson(path) {
   const response = await fetch(path, { headers });
+  if (response.status === 401) throw new Unauthorized(token ? "the master refused this token" : "the master needs a token");
   if (!response.ok) throw new Error(`${path}: HTTP ${response.status}`);
   return response.json();
+}
+
+/** Asks for a token; the page starts over with it. */
+function signIn(reason) {
+  sessionStorage.removeItem(TOKEN_KEY);
+  setLive("offline");
+  const input = h("input", { type: "password", name: "token", autocomplete: "off", placeholder: "slap_…", required: true, "aria-label": "API token" });
+  const form = h(
+    "form",
+    { id: "sign-in", class: "sign-in" },
+    h("p", {}, `${reason}: paste an API token (\`npm start\` prints a link with one; the admin token is in the data folder's admin.token).`),
+    input,
+    h("button", { type: "submit" }, "Open"),
+  );
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    sessionStorage.setItem(TOKEN_KEY, /** @type {HTMLInputElement} */ (input).value.trim());
+    location.reload();
+  });
+  $("trees").replaceChildren(form);
+  /** @type {HTMLInputElement} */ (input).focus();
 }
 
 async function refresh() {
@@ -138,6 +171,7 @@ function scheduleFeed() {
  */
 async function follow(after, signal, onEvent) {
   const response = await fetch(`/v1/events/stream?after=${after}`, { headers, signal });
+  if (response.status === 401) throw new Unauthorized("the master refused this token");
   if (!response.ok || response.body === null) throw new Error(`event stream: HTTP ${response.status}`);
   setLive("live");
   const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
@@ -185,6 +219,7 @@ async function followForever() {
       });
       setLive("reconnecting");
     } catch (error) {
+      if (error instanceof Unauthorized) throw error;
       console.warn("event stream failed", error);
       setLive("reconnecting");
     }
@@ -472,13 +507,34 @@ function renderFilterOptions() {
 
 // --- start -------------------------------------------------------------------------------------
 
-$("user").textContent = user;
 setOptions(/** @type {HTMLSelectElement} */ (/** @type {HTMLFormElement} */ ($("filters")).elements.namedItem("type")), EVENT_TYPES.map((t) => [t, t]));
 $("filters").addEventListener("change", () => renderFeed());
-refresh().catch((error) => {
-  $("trees").replaceChildren(h("p", { class: "error" }, `Cannot read the master: ${error.message}`));
-});
-followForever().catch((error) => {
+/** Who the token is (retried while the master is not up yet), then the models and the live feed. */
+async function start() {
+  if (!token) {
+    $("user").textContent = "nobody";
+    return signIn("No token");
+  }
+  for (let delay = 500; ; delay = Math.min(delay * 2, 10_000)) {
+    try {
+      const { actor } = await getJson("/v1/whoami");
+      $("user").textContent = actor.kind === "user" ? actor.userId : actor.kind === "node" ? `node ${actor.computerId}` : actor.kind;
+      break;
+    } catch (error) {
+      if (error instanceof Unauthorized) throw error;
+      setLive("reconnecting");
+      await new Promise((resolve) => setTimeout(resolve, delay));
+    }
+  }
+  refresh().catch((error) => {
+    if (error instanceof Unauthorized) return signIn(error.message);
+    $("trees").replaceChildren(h("p", { class: "error" }, `Cannot read the master: ${error.message}`));
+  });
+  await followForever();
+}
+
+start().catch((error) => {
+  if (error instanceof Unauthorized) return signIn(error.message);
   setLive("offline");
   console.warn(error);
 });

@@ -205,6 +205,8 @@ export function buildHttpApi(master: Master, logger: Logger, options: { credenti
 
   app.get("/healthz", () => ({ ok: true, position: master.position }));
 
+  app.get("/v1/whoami", (request) => ({ actor: actorOf(request) }));
+
   app.get("/v1/audit", async (request) => {
     const actor = actorOf(request);
     if (actor.kind !== "user" || actor.userId !== "admin") throw new HttpError(403, "Forbidden", "only admin may audit");

@@ -65,11 +65,11 @@ export function openApiDocument(): unknown {
     info: { title: "slap master", version: "1", description: "Request instances, get them placed, get their connection parameters. See services/master/API.md." },
     components: {
       securitySchemes: {
-        user: { type: "apiKey", in: "header", name: "x-slap-user" },
-        partition: { type: "apiKey", in: "header", name: "x-slap-partition" },
-        node: { type: "apiKey", in: "header", name: "x-slap-node" },
+        token: { type: "http", scheme: "bearer", description: "an API token of the master's token file: role admin, user or node" },
+        partition: { type: "apiKey", in: "header", name: "x-slap-partition", description: "with a node's token: act for <computerId>/<partitionId> of that node's computer" },
       },
     },
+    security: [{ token: [] }],
     paths: {
       "/v1/requests": {
         post: {
@@ -96,7 +96,11 @@ export function openApiDocument(): unknown {
       "/v1/computers/{computerId}/software": { post: { parameters: [computerId], requestBody: body(ReportSoftwareStatus), responses: ok("reported") } },
       "/v1/events": { get: { summary: "The event log, filtered", responses: ok("events and the next position") } },
       "/v1/events/stream": { get: { summary: "Server-sent events: the log, live", responses: ok("text/event-stream") } },
-      "/healthz": { get: { responses: ok("alive") } },
+      "/v1/whoami": { get: { summary: "The actor the token names", responses: ok("{ actor }") } },
+      "/v1/audit": { get: { summary: "Every read model against a rebuild from the log (admin)", responses: ok("audit") } },
+      "/healthz": { get: { security: [], responses: ok("alive") } },
+      "/openapi.json": { get: { security: [], responses: ok("this document") } },
+      "/dashboard": { get: { security: [], summary: "The live dashboard (a page that asks for a token; also at /)", responses: ok("text/html") } },
     },
   };
   return cached;
