@@ -88,7 +88,7 @@ describe("the live dashboard, in headless Chromium, over a real deployment (mast
   it("shows the webapp and, requested by it, its kvdb: both started, placed, with processes, promises and masked secrets", async () => {
     await page.goto(`${master!.url}/dashboard#token=${testToken.admin}`);
     assert.equal(await page.title(), "slap dashboard");
-    await page.waitForFunction(() => !location.hash.includes("token"), undefined, { timeout: 10_000 });
+    await page.waitForFunction("!location.hash.includes('token')", undefined, { timeout: 10_000 });
     assert.equal(new URL(page.url()).hash, "", "the token is taken out of the address bar");
     await page.waitForSelector("#user:text-is('admin')");
     const kvdb = `${nodeOf("my-webapp")} ${nodeOf("kvdb")}`;
@@ -183,7 +183,7 @@ describe("the live dashboard, in headless Chromium, over a real deployment (mast
       await other.waitForSelector("#live[data-state=live]");
       assert.equal(await other.locator("li.node").count(), 0, "eve sees none of demo's instances");
 
-      await other.evaluate((token) => sessionStorage.setItem("slap-token", token), testToken.user("demo"));
+      await other.evaluate(`sessionStorage.setItem("slap-token", ${JSON.stringify(testToken.user("demo"))})`);
       await other.reload();
       await other.waitForSelector("#user:text-is('demo')");
       await other.waitForSelector(nodeOf("my-webapp"));
