@@ -26,6 +26,7 @@ const Service = z.looseObject({
   networks: z.union([Strings, z.record(z.string(), z.looseObject({ ipv4_address: z.string().optional() }).nullable())]).optional(),
   depends_on: z.union([Strings, z.record(z.string(), z.looseObject({ condition: z.string().optional() }))]).optional(),
   healthcheck: z.looseObject({ test: z.union([z.string(), Strings]) }).optional(),
+  secrets: z.array(z.union([z.string(), z.looseObject({ source: z.string(), target: z.string().optional() })])).optional(),
 });
 type Service = z.infer<typeof Service>;
 
@@ -33,6 +34,7 @@ const ComposeDocument = z.looseObject({
   services: z.record(z.string(), Service),
   volumes: z.record(z.string(), z.unknown().nullable()).optional(),
   networks: z.record(z.string(), z.unknown().nullable()).optional(),
+  secrets: z.record(z.string(), z.looseObject({ file: z.string().optional() }).nullable()).optional(),
 });
 
 export interface ComposeContext {
@@ -59,6 +61,7 @@ export function checkCompose(document: unknown, context: ComposeContext): string
   const { services } = parsed.data;
   const declaredVolumes = new Set(Object.keys(parsed.data.volumes ?? {}));
   const declaredNetworks = new Set(Object.keys(parsed.data.networks ?? {}));
+  const declaredSecrets = new Set(Object.keys(parsed.data.secrets ?? {}));
   const problems: string[] = [];
   const listening = new Map<string, number>(); // service → the port its clients use
   const entrypoints = new Map<string, string[]>();
@@ -97,6 +100,13 @@ export function checkCompose(document: unknown, context: ComposeContext): string
     const entrypoint = service.entrypoint === undefined ? entrypoints.get(name) : argvOf(service.entrypoint);
     const mounts = mountTargets(service, declaredVolumes, say);
     const addresses = networkAddresses(service, declaredNetworks, say);
+    const secrets = secretPaths(service, declaredSecrets, say);
+    // A file of credentials named in the environment must be one of the service's secrets.
+    for (const variable of ["SLAP_TOKENS", "SLAP_TOKEN_FILE"]) {
+      const path = environment[variable];
+      if (path !== undefined && path !== "" && !secrets.has(path)) say(`${variable} ${path} is not one of its secrets (${[...secrets].join(", ") || "none"})`);
+    }
+    if (environment.SLAP_TOKEN !== undefined) say("SLAP_TOKEN holds a token in the compose file: give it as a secret file (SLAP_TOKEN_FILE)");
 
     // depends_on
     const dependsOn = Array.isArray(service.depends_on) ? Object.fromEntries(service.depends_on.map((d) => [d, {}])) : (service.depends_on ?? {});
@@ -162,14 +172,15 @@ export function checkCompose(document: unknown, context: ComposeContext): string
       for (const published of service.ports ?? []) {
         const containerPort = Number(String(published).split(":").at(-1)?.split("/")[0]);
         if (containerPort !== port) say(`ports ${published}: the master listens on ${port}`);
-        // Identity is a header until API tokens exist: publishing on every interface of the host would let anyone be admin.
-        if (!String(published).startsWith("127.0.0.1:")) say(`ports ${published}: publish on the host's loopback only (127.0.0.1:…), the API has no tokens yet`);
+        // Tokens travel in clear over plain HTTP: beyond the host, only behind a TLS proxy.
+        if (!String(published).startsWith("127.0.0.1:")) say(`ports ${published}: publish on the host's loopback only (127.0.0.1:…): the API is plain HTTP, its tokens would cross the network in clear (put a TLS proxy in front)`);
       }
       if (service.healthcheck !== undefined && !testOf(service).includes(`:${port}/healthz`)) say(`the healthcheck does not ask :${port}/healthz`);
     } else if ((service.ports ?? []).length > 0) {
       say(`publishes ports ${JSON.stringify(service.ports)} but slap ${slap.name} listens on none`);
     }
     if (slap.name === "allocator" && config.nats !== undefined && !mounts.has(String(config.data))) say(`its checkpoints (${String(config.data)}) are not on a volume`);
+    if (slap.name === "master" && config.tokens === undefined) say(`no SLAP_TOKENS: it would create its token file in ${String(config.data)}, inside the container`);
     if (slap.name === "node") {
       if (!mounts.has(String(config.root))) say(`its root ${String(config.root)} is not on a volume`);
       const address = config.address as string | undefined;
@@ -242,6 +253,17 @@ function mountTargets(service: Service, declared: ReadonlySet<string>, say: (pro
     targets.add(target);
   }
   return targets;
+}
+
+/** Where a service's secrets are mounted (`/run/secrets/<name>` unless a target is given); each must be declared. */
+function secretPaths(service: Service, declared: ReadonlySet<string>, say: (problem: string) => void): Set<string> {
+  const paths = new Set<string>();
+  for (const secret of service.secrets ?? []) {
+    const { source, target } = typeof secret === "string" ? { source: secret, target: undefined } : secret;
+    if (!declared.has(source)) say(`secret ${source}: not declared under secrets`);
+    paths.add(target === undefined ? `/run/secrets/${source}` : target.startsWith("/") ? target : `/run/secrets/${target}`);
+  }
+  return paths;
 }
 
 /** The fixed addresses of a service on its networks (each network must be declared). */

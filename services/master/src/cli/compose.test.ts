@@ -29,10 +29,12 @@ interface Service {
   volumes: string[];
   depends_on: Record<string, { condition?: string }>;
   healthcheck?: { test: string[] };
+  secrets?: string[];
 }
 interface Compose {
   services: Record<string, Service>;
   volumes: Record<string, unknown>;
+  secrets: Record<string, unknown>;
 }
 
 /** docker-compose.yml as a plain object (YAML merge keys `<<:` resolved, as compose does). */
@@ -92,6 +94,10 @@ describe("docker-compose.yml and the Dockerfile", () => {
     ["waiting for health on a service without a healthcheck", (d) => delete service(d, "master").healthcheck, /node-1: depends_on master \(service_healthy\): master has no healthcheck/],
     ["a healthcheck on the wrong port", (d) => (service(d, "master").healthcheck = { test: ["CMD", "node", "-e", "fetch('http://127.0.0.1:9999/healthz')"] }), /master: the healthcheck does not ask :8080\/healthz/],
     ["two nodes with one computer id", (d) => (service(d, "node-2").environment.SLAP_COMPUTER = "COMP-1"), /node-2: computer id "COMP-1" is also node-1's/],
+    ["a node token file that is not one of its secrets", (d) => (service(d, "node-2").secrets = ["node-1-token"]), /node-2: SLAP_TOKEN_FILE \/run\/secrets\/node-2-token is not one of its secrets/],
+    ["a secret that is not declared", (d) => delete d.secrets["node-1-token"], /node-1: secret node-1-token: not declared under secrets/],
+    ["a token written in the compose file", (d) => (service(d, "node-1").environment.SLAP_TOKEN = "slap_0123456789abcdef"), /node-1: SLAP_TOKEN holds a token in the compose file/],
+    ["a master without its token file", (d) => delete service(d, "master").environment.SLAP_TOKENS, /master: no SLAP_TOKENS/],
     ["a build without its Dockerfile", (d) => (service(d, "master").build.dockerfile = "Dockerfile.missing"), /master: build: no Dockerfile\.missing in \./],
   ];
   for (const [what, edit, expected] of broken) {
