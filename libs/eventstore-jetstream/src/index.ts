@@ -1,1 +1,19 @@
-export { JetStreamEventStore, DEFAULT_STREAM_NAME, type JetStreamStoreOptions } from "./store.js";
+export {
+  JetStreamEventStore,
+  DEFAULT_STREAM_NAME,
+  DEAD_LETTER_HEADERS,
+  deadLetterStreamName,
+  deadLetterSubjectPrefix,
+  type JetStreamStoreOptions,
+} from "./store.js";
+export { natsCredentialsFromEnv, NatsCredentialsError, type NatsCredentials } from "./credentials.js";
+export {
+  NatsConfigSpec,
+  logReaderApi,
+  natsPermissions,
+  renderNatsConfig,
+  type NatsLogNames,
+  type NatsPermissions,
+  type NatsRole,
+} from "./nats-config.js";
+export { bcryptHash, bcryptSalt } from "./bcrypt.js";

@@ -13,7 +13,13 @@ import {
   type JsMsg,
   type StreamInfo,
 } from "@nats-io/jetstream";
-import { connect as natsConnect, nanos, type NatsConnection } from "@nats-io/transport-node";
+import {
+  PermissionViolationError,
+  connect as natsConnect,
+  headers as natsHeaders,
+  nanos,
+  type NatsConnection,
+} from "@nats-io/transport-node";
 import {
   DEFAULT_SUBJECT_PREFIX,
   EventStoreError,
@@ -30,6 +36,7 @@ import {
   type ReadOptions,
   type StreamSlice,
   type Subscription,
+  type ValidationIssue,
 } from "@slap/events";
 import type { Logger } from "pino";
 
@@ -45,6 +52,10 @@ export interface JetStreamStoreOptions {
    * closes (drains) one it opened itself.
    */
   nc?: NatsConnection;
+  /** NATS user name for the connection the store opens (ignored with `nc`). */
+  user?: string;
+  /** NATS password for the connection the store opens (ignored with `nc`); never logged. */
+  pass?: string;
   /** JetStream stream holding the log (default `SLAP_EVENTS`). Created when missing, reused when present. */
   streamName?: string;
   /** Subject prefix of every stream key (default `DEFAULT_SUBJECT_PREFIX`, `slap.ev`). */
@@ -58,10 +69,46 @@ export interface JetStreamStoreOptions {
   duplicateWindowMs?: number;
   /** Stream replicas when the stream is created (default 1). */
   replicas?: number;
+  /**
+   * Copy each malformed commit a read meets into the dead-letter stream (default true): the
+   * stream `<streamName>_DEAD` on `slap.dead.<streamName>.>`, created on connect by a user that
+   * may create streams. Each one goes to `slap.dead.<streamName>.<position>`, published once per
+   * store and stored once whatever the number of readers (the publish expects the subject to be
+   * empty). When the user may not read that stream's info or publish there (a node), or the
+   * stream is missing, it is said once in the log and malformed commits are only logged.
+   */
+  deadLetters?: boolean;
 }
 
 /** Stream name used when none is given. */
 export const DEFAULT_STREAM_NAME = "SLAP_EVENTS";
+
+/** The dead-letter stream of a log stream: `<streamName>_DEAD`. */
+export function deadLetterStreamName(streamName: string): string {
+  return `${streamName}_DEAD`;
+}
+
+/** The subject prefix of a log stream's dead letters, `slap.dead.<streamName>`; one letter per subject `<prefix>.<position>`. */
+export function deadLetterSubjectPrefix(streamName: string): string {
+  return `slap.dead.${streamName}`;
+}
+
+/** Headers of a dead letter (its body is the malformed commit's, cut to fit the server's max payload). */
+export const DEAD_LETTER_HEADERS = {
+  /** Why it was refused: the parse error or the zod issues as JSON, ASCII, at most 4 KiB. */
+  reason: "Slap-Dead-Reason",
+  /** The log stream it was found in. */
+  stream: "Slap-Dead-Stream",
+  /** Its subject in the log. */
+  subject: "Slap-Dead-Subject",
+  /** Its position (stream sequence) in the log. */
+  sequence: "Slap-Dead-Sequence",
+  /** Its body's length in bytes when the body kept here had to be cut. */
+  truncated: "Slap-Dead-Truncated",
+} as const;
+const MAX_REASON_BYTES = 4_096;
+/** Positions a store remembers having dead-lettered (oldest forgotten first). */
+const DEAD_LETTERS_REMEMBERED = 10_000;
 const DEFAULT_DUPLICATE_WINDOW_MS = 120_000;
 /** Most messages one pull request asks for while replaying; large batches approach raw consumer speed. */
 const REPLAY_BATCH = 10_000;
@@ -92,7 +139,8 @@ interface SubscriptionState {
  * - Reads use ordered, ephemeral, single-filter pull consumers (nats-server 2.9 compatible:
  *   no multi-filter consumers), deleted when the read ends.
  * - A message that does not decode is logged (`malformed commit skipped`, with its position)
- *   and skipped by every read; it still counts for its stream's version.
+ *   and skipped by every read; it still counts for its stream's version. It is also copied, once,
+ *   into the dead-letter stream with the reason (see `deadLetters`).
  * - The NATS client drops what is published while it reconnects, so an append made then fails
  *   after the JetStream request timeout with a retryable `EventStoreError` (nothing was written).
  */
@@ -100,6 +148,7 @@ export class JetStreamEventStore implements EventStore {
   private readonly prefixLength: number;
   private readonly active = new Set<ConsumerMessages>();
   private readonly cleanups = new Set<Promise<unknown>>();
+  private readonly deadLettered = new Set<number>();
   private closed = false;
 
   private constructor(
@@ -112,6 +161,8 @@ export class JetStreamEventStore implements EventStore {
     /** The subject prefix: stream key `k` is subject `<subjectPrefix>.k`. */
     readonly subjectPrefix: string,
     private readonly logger: Logger,
+    /** Where malformed commits are copied (`undefined`: dead letters off). */
+    private deadLetterPrefix: string | undefined,
   ) {
     this.prefixLength = subjectPrefix.length + 1;
   }
@@ -119,8 +170,12 @@ export class JetStreamEventStore implements EventStore {
   /**
    * Connects (unless `options.nc` is given) and makes sure the stream exists: created with file
    * storage, subjects `<prefix>.>`, the duplicate window and replicas when missing; reused as it
-   * is when present (it must capture `<prefix>.>`).
-   * @throws EventStoreError when the server cannot be reached or the existing stream does not fit.
+   * is when present (it must capture `<prefix>.>`). A user that may only read the log (a node)
+   * opens an existing stream; when it is missing, the error says so. With `deadLetters` (the
+   * default) the dead-letter stream is checked and created the same way, but its absence only
+   * turns dead letters off.
+   * @throws EventStoreError when the server cannot be reached or refuses the credentials, the
+   *   existing stream does not fit, or the stream is missing and this user may not create it.
    */
   static async connect(options: JetStreamStoreOptions): Promise<JetStreamEventStore> {
     const streamName = options.streamName ?? DEFAULT_STREAM_NAME;
@@ -133,11 +188,19 @@ export class JetStreamEventStore implements EventStore {
         nc = await natsConnect({
           ...(options.servers === undefined ? {} : { servers: options.servers }),
           name: "slap-event-store",
+          ...(options.user === undefined ? {} : { user: options.user }),
+          ...(options.pass === undefined ? {} : { pass: options.pass }),
           maxReconnectAttempts: -1,
           noAsyncTraces: true,
         });
       } catch (cause) {
-        throw new EventStoreError(`cannot connect to NATS: ${messageOf(cause)}`, { cause, retryable: true });
+        const refused = /authorization/i.test(messageOf(cause));
+        throw new EventStoreError(
+          refused
+            ? `NATS refused the credentials${options.user === undefined ? " (none given: set the user and password)" : ` of user ${options.user}`}: ${messageOf(cause)}`
+            : `cannot connect to NATS: ${messageOf(cause)}`,
+          { cause, retryable: !refused },
+        );
       }
     }
     try {
@@ -149,7 +212,18 @@ export class JetStreamEventStore implements EventStore {
         replicas: options.replicas ?? 1,
         logger,
       });
-      return new JetStreamEventStore(nc, ownsConnection, jetstream(nc), jsm, streamName, subjectPrefix, logger);
+      const deadLetters =
+        (options.deadLetters ?? true) && (await ensureDeadLetterStream(jsm, { streamName, replicas: options.replicas ?? 1, logger }));
+      return new JetStreamEventStore(
+        nc,
+        ownsConnection,
+        jetstream(nc),
+        jsm,
+        streamName,
+        subjectPrefix,
+        logger,
+        deadLetters ? deadLetterSubjectPrefix(streamName) : undefined,
+      );
     } catch (cause) {
       if (ownsConnection) await nc.close();
       if (cause instanceof EventStoreError) throw cause;
@@ -189,6 +263,12 @@ export class JetStreamEventStore implements EventStore {
       if (expected !== "any" && isWrongLastSequence(cause)) {
         const actual = WRONG_LAST_SEQUENCE.exec(cause.message)?.[1];
         throw new WrongExpectedVersionError(streamKey, expected, actual === undefined ? undefined : Number(actual), { cause });
+      }
+      if (isPermissionViolation(cause)) {
+        throw new EventStoreError(`append to ${streamKey} refused: this NATS user may not publish on ${this.subjectPrefix}.${streamKey}`, {
+          cause,
+          retryable: false,
+        });
       }
       throw new EventStoreError(`append to ${streamKey} failed: ${messageOf(cause)}`, { cause, retryable: true });
     }
@@ -373,8 +453,53 @@ export class JetStreamEventStore implements EventStore {
     const streamKey = msg.subject.slice(this.prefixLength);
     const decoded = decodeCommit(msg.data, streamKey);
     if (decoded.ok) return { position: msg.seq, streamKey, events: decoded.events };
-    this.logger.warn({ position: msg.seq, streamKey, issues: decoded.issues }, "malformed commit skipped");
+    this.logger.warn({ position: msg.seq, streamKey, issues: decoded.issues.slice(0, 20) }, "malformed commit skipped");
+    this.deadLetter(msg, decoded.issues);
     return undefined;
+  }
+
+  /**
+   * Copies a malformed commit into the dead-letter stream, in the background (a read never waits
+   * for it; `close()` does). One attempt per position and store; the subject's expected last
+   * sequence 0 makes the server store it once whatever the number of readers.
+   */
+  private deadLetter(msg: JsMsg, issues: readonly ValidationIssue[]): void {
+    const prefix = this.deadLetterPrefix;
+    const position = msg.seq;
+    if (prefix === undefined || this.closed || this.deadLettered.has(position)) return;
+    this.deadLettered.add(position);
+    if (this.deadLettered.size > DEAD_LETTERS_REMEMBERED) this.deadLettered.delete(this.deadLettered.values().next().value!);
+    const h = natsHeaders();
+    h.set(DEAD_LETTER_HEADERS.reason, asciiCapped(JSON.stringify(issues), MAX_REASON_BYTES));
+    h.set(DEAD_LETTER_HEADERS.stream, this.streamName);
+    h.set(DEAD_LETTER_HEADERS.subject, asciiCapped(msg.subject, 1_024));
+    h.set(DEAD_LETTER_HEADERS.sequence, String(position));
+    let body = msg.data;
+    const maxPayload = this.nc.info?.max_payload;
+    // The headers, the expectation header and the protocol's framing, with room to spare.
+    const overhead = 8_192 + msg.subject.length;
+    if (maxPayload !== undefined && body.length + overhead > maxPayload) {
+      h.set(DEAD_LETTER_HEADERS.truncated, String(body.length));
+      body = body.subarray(0, Math.max(0, maxPayload - overhead));
+    }
+    const fields = { position, streamKey: msg.subject.slice(this.prefixLength) };
+    const publication = this.js
+      .publish(`${prefix}.${position}`, body, { headers: h, expect: { lastSubjectSequence: 0 } })
+      .then((ack) => this.logger.info({ ...fields, deadLetter: ack.seq }, "malformed commit dead-lettered"))
+      .catch((error: unknown) => {
+        if (isWrongLastSequence(error)) {
+          this.logger.debug(fields, "malformed commit already dead-lettered");
+        } else if (isPermissionViolation(error)) {
+          if (this.deadLetterPrefix !== undefined) {
+            this.deadLetterPrefix = undefined;
+            this.logger.warn({ ...fields, subject: `${prefix}.>` }, "dead letters off: this NATS user may not publish them; malformed commits are only logged");
+          }
+        } else {
+          this.logger.warn({ ...fields, err: error }, "malformed commit not dead-lettered (not retried)");
+        }
+      });
+    this.cleanups.add(publication);
+    void publication.finally(() => this.cleanups.delete(publication));
   }
 }
 
@@ -397,6 +522,12 @@ async function ensureStream(
       logger.info({ subjects: [subject], duplicateWindowMs: options.duplicateWindowMs, replicas: options.replicas }, "event stream created");
       return info;
     } catch (error) {
+      if (isPermissionViolation(error)) {
+        throw new EventStoreError(
+          `stream ${streamName} does not exist and this NATS user may not create it: start the master first (it creates the stream)`,
+          { cause: error, retryable: true },
+        );
+      }
       info = await streamInfo(jsm, streamName);
       if (info === undefined) throw error;
     }
@@ -409,6 +540,43 @@ async function ensureStream(
   }
   logger.debug({ lastSeq: info.state.last_seq }, "event stream reused");
   return info;
+}
+
+/**
+ * Makes sure the dead-letter stream exists (creates it when missing and allowed). Answers whether
+ * dead letters can be written; never throws: without that stream the log still works.
+ */
+async function ensureDeadLetterStream(
+  jsm: JetStreamManager,
+  options: { streamName: string; replicas: number; logger: Logger },
+): Promise<boolean> {
+  const name = deadLetterStreamName(options.streamName);
+  const subject = `${deadLetterSubjectPrefix(options.streamName)}.>`;
+  const logger = options.logger.child({ deadLetterStream: name });
+  try {
+    let info = await streamInfo(jsm, name);
+    if (info === undefined) {
+      try {
+        info = await jsm.streams.add({ name, subjects: [subject], storage: StorageType.File, num_replicas: options.replicas });
+        logger.info({ subjects: [subject] }, "dead-letter stream created");
+      } catch (error) {
+        info = isPermissionViolation(error) ? undefined : await streamInfo(jsm, name);
+        if (info === undefined) throw error;
+      }
+    }
+    if (!info.config.subjects?.includes(subject)) {
+      logger.warn({ subjects: info.config.subjects ?? [] }, `dead letters off: stream ${name} does not capture ${subject}`);
+      return false;
+    }
+    return true;
+  } catch (error) {
+    if (isPermissionViolation(error)) {
+      logger.info("dead letters off: this NATS user may not use the dead-letter stream (or create it); malformed commits are only logged");
+    } else {
+      logger.warn({ err: error }, "dead letters off: the dead-letter stream is not available; malformed commits are only logged");
+    }
+    return false;
+  }
 }
 
 async function streamInfo(jsm: JetStreamManager, name: string): Promise<StreamInfo | undefined> {
@@ -431,6 +599,20 @@ async function drainOrClose(nc: NatsConnection): Promise<void> {
     clearTimeout(timer);
   }
   if (!nc.isClosed()) await nc.close();
+}
+
+/** Whether the server refused a request for lack of permission (the client's error, or one it caused). */
+function isPermissionViolation(error: unknown): boolean {
+  for (let e = error, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
+    if (e instanceof PermissionViolationError || e.name === "PermissionViolationError") return true;
+  }
+  return false;
+}
+
+/** `text` in printable ASCII (others as `\uXXXX`), cut to `max` characters: safe as a header value. */
+function asciiCapped(text: string, max: number): string {
+  const ascii = text.replace(/[^\x20-\x7e]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
+  return ascii.length <= max ? ascii : `${ascii.slice(0, max - 14)}...(truncated)`;
 }
 
 function isWrongLastSequence(error: unknown): error is JetStreamApiError {

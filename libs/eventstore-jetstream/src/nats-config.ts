@@ -1,0 +1,175 @@
+import { DEFAULT_SUBJECT_PREFIX } from "@slap/events";
+import { z } from "zod";
+import { DEFAULT_STREAM_NAME, deadLetterStreamName, deadLetterSubjectPrefix } from "./store.js";
+
+/**
+ * What one NATS user may do: nats-server `permissions`. Anything not in an `allow` list is
+ * refused; `deny` wins over `allow` (kept as a guard should an allow list ever grow).
+ */
+export interface NatsPermissions {
+  publish: { allow: string[]; deny?: string[] };
+  subscribe: { allow: string[] };
+}
+
+/** Names of the log's stream and subjects the permissions are about (defaults: what the services use). */
+export interface NatsLogNames {
+  /** JetStream stream of the log (default `SLAP_EVENTS`). */
+  streamName?: string;
+  /** Subject prefix of the log (default `slap.ev`). */
+  subjectPrefix?: string;
+}
+
+export type NatsRole = "master" | "allocator" | "node";
+
+/**
+ * The JetStream API requests `JetStreamEventStore` makes to read the log (traced against
+ * nats-server 2.9 with @nats-io/jetstream 3): account info (its API check on connect), stream
+ * info (`connect`, `head`), one message by subject (`readStream`), and ordered consumers
+ * (named create with the filter subject in the API subject, info, pull, delete when a read
+ * ends). Ordered consumers do not acknowledge and pull consumers have no flow control, so no
+ * `$JS.ACK` subject is needed; replies come back on `_INBOX.>`.
+ *
+ * Not included, hence refused: stream create/update/delete/purge, message delete, stream and
+ * consumer listings, the legacy `CONSUMER.DURABLE.CREATE` subject, direct get (the log's stream
+ * does not allow it).
+ */
+export function logReaderApi(streamName: string = DEFAULT_STREAM_NAME): string[] {
+  return [
+    "$JS.API.INFO",
+    `$JS.API.STREAM.INFO.${streamName}`,
+    `$JS.API.STREAM.MSG.GET.${streamName}`,
+    `$JS.API.CONSUMER.CREATE.${streamName}.>`,
+    `$JS.API.CONSUMER.INFO.${streamName}.*`,
+    `$JS.API.CONSUMER.MSG.NEXT.${streamName}.*`,
+    `$JS.API.CONSUMER.DELETE.${streamName}.*`,
+  ];
+}
+
+/**
+ * The permissions of each role on the log:
+ *
+ * - **master**: the whole JetStream API (it creates the log's stream and the dead-letter
+ *   stream), every log subject, dead letters.
+ * - **allocator**: reads the log; appends on partition subjects (`PartitionAllocated`,
+ *   `PartitionReleased`) and on instance subjects, because `SharedInstanceAttached` is an event
+ *   of the shared instance's own stream (`<prefix>.tree.*.instance.*`); writes dead letters and
+ *   reads the dead-letter stream's info. No computer subject, no stream administration.
+ * - **node**: reads the log, nothing else. It publishes on no log subject at all (its reports
+ *   and its partitions' requests go to the master over HTTP) and writes no dead letters.
+ */
+export function natsPermissions(role: NatsRole, names: NatsLogNames = {}): NatsPermissions {
+  const streamName = names.streamName ?? DEFAULT_STREAM_NAME;
+  const prefix = names.subjectPrefix ?? DEFAULT_SUBJECT_PREFIX;
+  const dead = `${deadLetterSubjectPrefix(streamName)}.>`;
+  const inbox = { allow: ["_INBOX.>"] };
+  switch (role) {
+    case "master":
+      return { publish: { allow: ["$JS.API.>", `${prefix}.>`, dead] }, subscribe: inbox };
+    case "allocator":
+      return {
+        publish: {
+          allow: [
+            ...logReaderApi(streamName),
+            `$JS.API.STREAM.INFO.${deadLetterStreamName(streamName)}`,
+            `${prefix}.computer.*.partition.*`,
+            `${prefix}.tree.*.instance.*`,
+            dead,
+          ],
+        },
+        subscribe: inbox,
+      };
+    case "node":
+      return { publish: { allow: logReaderApi(streamName), deny: [`${prefix}.>`, dead] }, subscribe: inbox };
+    default: {
+      const never: never = role;
+      throw new Error(`unknown role ${String(never)}`);
+    }
+  }
+}
+
+const UserName = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, "must be 1-64 characters of A-Z, a-z, 0-9, _ or -");
+/** A bcrypt hash (`$2a$…`) or a plain password; printable ASCII without quotes or backslashes, so it needs no escaping. */
+const Password = z.string().regex(/^[\x21\x23-\x5b\x5d-\x7e]{8,200}$/, "must be 8-200 printable ASCII characters without \" or \\");
+
+/** The users of a deployment and their passwords (bcrypt hashes, or plain text), for `renderNatsConfig`. */
+export const NatsConfigSpec = z
+  .object({
+    streamName: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/).optional(),
+    subjectPrefix: z.string().regex(/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/).optional(),
+    master: z.object({ user: UserName.default("master"), password: Password }),
+    allocators: z.array(z.object({ user: UserName, password: Password })),
+    /** One per computer: the user is named after the computer id. */
+    nodes: z.array(z.object({ computerId: UserName, password: Password })),
+  })
+  .superRefine((spec, ctx) => {
+    const seen = new Map<string, string>();
+    const names: Array<[string, (string | number)[]]> = [
+      [spec.master.user, ["master", "user"]],
+      ...spec.allocators.map((a, i): [string, (string | number)[]] => [a.user, ["allocators", i, "user"]]),
+      ...spec.nodes.map((n, i): [string, (string | number)[]] => [n.computerId, ["nodes", i, "computerId"]]),
+    ];
+    for (const [name, path] of names) {
+      const first = seen.get(name);
+      if (first !== undefined) ctx.addIssue({ code: "custom", path, message: `user ${name} is already ${first}` });
+      else seen.set(name, path.join("."));
+    }
+  });
+export type NatsConfigSpec = z.input<typeof NatsConfigSpec>;
+
+/**
+ * A nats-server 2.9 configuration with one user per service, for `nats-server -js -c <file>`.
+ *
+ * One account (the server's global account, through `authorization { users }`), not one
+ * account per service: the log is one stream that every service reads, and separate accounts
+ * would need the stream and its JetStream API exported and imported between them. Subject
+ * permissions within the one account express the same boundaries.
+ *
+ * Users: the master (`master` unless named), each allocator, and each node named after its
+ * computer id; their permissions are `natsPermissions`. Passwords go in as given: a bcrypt
+ * hash (`bcryptHash`) keeps the file free of secrets, nats-server checks either.
+ * @throws Error naming the field of an invalid spec (user name, password, duplicate user).
+ */
+export function renderNatsConfig(input: NatsConfigSpec): string {
+  const parsed = NatsConfigSpec.safeParse(input);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    throw new Error(`invalid NATS configuration spec: ${issue.path.join(".")}: ${issue.message}`);
+  }
+  const spec = parsed.data;
+  const names: NatsLogNames = {
+    ...(spec.streamName === undefined ? {} : { streamName: spec.streamName }),
+    ...(spec.subjectPrefix === undefined ? {} : { subjectPrefix: spec.subjectPrefix }),
+  };
+  const users = [
+    { comment: "master: the whole log and its administration", user: spec.master.user, password: spec.master.password, role: "master" as const },
+    ...spec.allocators.map((a) => ({ comment: "allocator: reads; appends partition and instance events", user: a.user, password: a.password, role: "allocator" as const })),
+    ...spec.nodes.map((n) => ({ comment: `node of computer ${n.computerId}: reads only`, user: n.computerId, password: n.password, role: "node" as const })),
+  ];
+  const list = (items: readonly string[]): string => `[${items.map((s) => JSON.stringify(s)).join(", ")}]`;
+  const rendered = users.map(({ comment, user, password, role }) => {
+    const p = natsPermissions(role, names);
+    const publish = `allow: ${list(p.publish.allow)}${p.publish.deny === undefined ? "" : `, deny: ${list(p.publish.deny)}`}`;
+    return [
+      `    # ${comment}`,
+      `    {`,
+      `      user: ${JSON.stringify(user)}`,
+      `      password: ${JSON.stringify(password)}`,
+      `      permissions: {`,
+      `        publish: { ${publish} }`,
+      `        subscribe: { allow: ${list(p.subscribe.allow)} }`,
+      `      }`,
+      `    }`,
+    ].join("\n");
+  });
+  return [
+    "# nats-server configuration of a slap deployment (generated by `slap nats-config`).",
+    "# Run with JetStream: nats-server -js -sd <store dir> -c nats.conf",
+    `# Log stream ${names.streamName ?? DEFAULT_STREAM_NAME} on ${names.subjectPrefix ?? DEFAULT_SUBJECT_PREFIX}.>; one user per service.`,
+    "authorization {",
+    "  users = [",
+    rendered.join("\n"),
+    "  ]",
+    "}",
+    "",
+  ].join("\n");
+}
