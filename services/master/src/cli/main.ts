@@ -12,6 +12,8 @@ import { allocatorCommand, masterCommand, nodeCommand } from "./services.js";
 import { upCommand } from "./up.js";
 import { clusterCommand } from "./cluster.js";
 import { auditCommand } from "./audit.js";
+import { tokenCommand } from "./token.js";
+import { natsConfigCommand } from "./nats-config.js";
 
 /** In the order `slap --help` lists them. */
 export const commands: readonly Command[] = [
@@ -28,7 +30,9 @@ export const commands: readonly Command[] = [
   bangCommand,
   eventsCommand,
   auditCommand,
+  tokenCommand,
   demoCommand,
+  natsConfigCommand,
 ];
 
 export function topHelp(): string {
@@ -43,13 +47,13 @@ ${commands
 
 client (talks to the master at --master URL, env SLAP_MASTER, default http://127.0.0.1:8080):
 ${commands
-  .slice(5, -1)
+  .slice(5, -3)
   .map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`)
   .join("\n")}
 
 without a master:
 ${commands
-  .slice(-1)
+  .slice(-3)
   .map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`)
   .join("\n")}
 

@@ -1,0 +1,169 @@
+/**
+ * `slap nats-config`: NATS users for a deployment. Writes a nats-server configuration with one
+ * user per service and its subject permissions (`renderNatsConfig`), and one env file per
+ * service with its credentials (`NATS_USER`, `NATS_PASSWORD`).
+ */
+import { randomBytes } from "node:crypto";
+import { access, chmod, mkdir, writeFile } from "node:fs/promises";
+import { join, resolve } from "node:path";
+import { bcryptHash, renderNatsConfig } from "@slap/eventstore-jetstream";
+import { z } from "zod";
+import { CliError, HELP, envReader, printHelp, splitArgv, validate, type Command, type Io } from "./args.js";
+
+const argvSpec = {
+  options: { computers: { type: "string" }, allocators: { type: "string" }, out: { type: "string" }, force: { type: "boolean" } },
+} as const;
+
+const TOKEN = /^[A-Za-z0-9_-]{1,64}$/;
+/** bcrypt cost of the hashes in nats.conf: nats-server's own tool's. */
+const BCRYPT_COST = 11;
+
+const NatsConfigArgs = z
+  .object({
+    computers: z
+      .string({ error: "is required: the computer ids, comma-separated (COMP-1,COMP-2)" })
+      .transform((list) => list.split(",").map((id) => id.trim()))
+      .superRefine((ids, ctx) => {
+        const seen = new Set<string>();
+        for (const id of ids) {
+          if (!TOKEN.test(id)) ctx.addIssue({ code: "custom", message: `${JSON.stringify(id)} is not a computer id (1-64 characters of A-Z, a-z, 0-9, _ or -)` });
+          else if (seen.has(id)) ctx.addIssue({ code: "custom", message: `${id} is given twice` });
+          else if (id === "master" || /^allocator-\d+$/.test(id)) ctx.addIssue({ code: "custom", message: `${id} is the name of a service's user: name the computer otherwise` });
+          seen.add(id);
+        }
+      }),
+    allocators: z.coerce.number({ error: "must be a number" }).int("must be a whole number").min(0).max(100),
+    out: z.string({ error: "is required: the folder to write nats.conf and the env files to" }).min(1),
+    streamName: z.string().regex(TOKEN, "must be 1-64 characters of A-Z, a-z, 0-9, _ or -").optional(),
+    force: z.boolean(),
+  })
+  .superRefine((args, ctx) => {
+    if (args.computers.length === 0) ctx.addIssue({ code: "custom", path: ["computers"], message: "names no computer" });
+  });
+
+export type NatsConfigArgs = z.output<typeof NatsConfigArgs>;
+
+/** The environment variables `slap nats-config` reads. */
+export const NATS_CONFIG_ENV = ["SLAP_STREAM"] as const;
+
+export function parseNatsConfigArgs(argv: readonly string[], env: Io["env"]): NatsConfigArgs | typeof HELP {
+  const split = splitArgv(argvSpec, argv);
+  if (split === HELP) return HELP;
+  const { values } = split;
+  const fromEnv = envReader(env, NATS_CONFIG_ENV);
+  const args = validate(
+    NatsConfigArgs,
+    {
+      computers: values.computers,
+      allocators: values.allocators ?? "2",
+      out: values.out,
+      streamName: fromEnv("SLAP_STREAM"),
+      force: values.force === true,
+    },
+    { streamName: "SLAP_STREAM" },
+  );
+  const { streamName, ...rest } = args;
+  return streamName === undefined ? rest : { ...rest, streamName };
+}
+
+/** One file to write: its name in the output folder and its text. */
+interface Output {
+  name: string;
+  text: string;
+}
+
+/**
+ * The files of a deployment's NATS users: `nats.conf` (bcrypt hashes only) and one env file per
+ * service. `random` gives the bytes of passwords and salts (tests pass their own).
+ */
+export function natsConfigFiles(args: Pick<NatsConfigArgs, "computers" | "allocators" | "streamName">, random: (size: number) => Uint8Array = randomBytes): Output[] {
+  const credential = () => {
+    const password = Buffer.from(random(24)).toString("base64url");
+    return { password, hash: bcryptHash(password, random(16), BCRYPT_COST) };
+  };
+  const envFile = (service: string, lines: Record<string, string>): string =>
+    [
+      `# NATS credentials of ${service} (written by slap nats-config): keep this file private.`,
+      ...Object.entries(lines).map(([key, value]) => `${key}=${value}`),
+      "",
+    ].join("\n");
+  const master = credential();
+  const allocators = Array.from({ length: args.allocators }, (_, i) => ({ user: `allocator-${i + 1}`, ...credential() }));
+  const nodes = args.computers.map((computerId) => ({ computerId, ...credential() }));
+  const config = renderNatsConfig({
+    ...(args.streamName === undefined ? {} : { streamName: args.streamName }),
+    master: { password: master.hash },
+    allocators: allocators.map((a) => ({ user: a.user, password: a.hash })),
+    nodes: nodes.map((n) => ({ computerId: n.computerId, password: n.hash })),
+  });
+  return [
+    { name: "nats.conf", text: config },
+    { name: "master.env", text: envFile("the master", { NATS_USER: "master", NATS_PASSWORD: master.password }) },
+    ...allocators.map((a) => ({
+      name: `${a.user}.env`,
+      text: envFile(`allocator ${a.user}`, { NATS_USER: a.user, NATS_PASSWORD: a.password, ALLOCATOR_REPLICA: a.user }),
+    })),
+    ...nodes.map((n) => ({
+      name: `node-${n.computerId}.env`,
+      text: envFile(`the node of ${n.computerId}`, { NATS_USER: n.computerId, NATS_PASSWORD: n.password, SLAP_COMPUTER: n.computerId }),
+    })),
+  ];
+}
+
+export const natsConfigCommand: Command = {
+  name: "nats-config",
+  summary: "write nats-server users and permissions, and each service's NATS credentials",
+  env: NATS_CONFIG_ENV,
+  help: `usage: slap nats-config --computers ID[,ID…] [--allocators N] --out DIR [--force]
+
+Writes DIR/nats.conf, a nats-server configuration with one user per service and what it may do
+on the event log, and one env file per service holding its NATS credentials (NATS_USER,
+NATS_PASSWORD), all readable by their owner only (0600):
+
+  master.env           the master: the whole log; it creates the streams
+  allocator-N.env      allocator N: reads; appends partition and instance events
+  node-<ID>.env        the node of computer ID (user ID): reads the log, publishes nothing on it
+
+Passwords are random; nats.conf holds only their bcrypt hashes. Start the server with
+  nats-server -js -sd <store dir> -c DIR/nats.conf
+and the master before the others (it creates the stream the others may only read).
+
+options:
+  --computers IDS   the computers' ids, comma-separated (one node user each; required)
+  --allocators N    how many allocator users (default 2)
+  --out DIR         where to write the files (created 0700 if missing; required)
+  --force           replace files already there (every password changes)
+
+SLAP_STREAM names the log's stream (default SLAP_EVENTS), as for the services.`,
+  async run(argv, io) {
+    const args = parseNatsConfigArgs(argv, io.env);
+    if (args === HELP) return printHelp(io, natsConfigCommand);
+    const files = natsConfigFiles(args);
+    const dir = resolve(args.out);
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    if (!args.force) {
+      for (const { name } of files) {
+        const exists = await access(join(dir, name)).then(
+          () => true,
+          () => false,
+        );
+        if (exists) throw new CliError(`${join(dir, name)} exists: pass --force to replace the files (every password changes)`);
+      }
+    }
+    for (const { name, text } of files) {
+      const path = join(dir, name);
+      try {
+        await writeFile(path, text, { mode: 0o600, flag: args.force ? "w" : "wx" });
+        await chmod(path, 0o600);
+      } catch (error) {
+        throw new CliError(`cannot write ${path}: ${error instanceof Error ? error.message : String(error)}`, 1, { cause: error });
+      }
+    }
+    io.stdout.write(`${files.map(({ name }) => join(dir, name)).join("\n")}\n`);
+    io.stderr.write(
+      `wrote nats.conf (${files.length - 1} users) and ${files.length - 1} env files to ${dir}\n` +
+        `start nats-server with: nats-server -js -sd <store dir> -c ${join(dir, "nats.conf")}\n`,
+    );
+    return 0;
+  },
+};
