@@ -150,7 +150,7 @@ async function withEnv<T>(ctx: ScenarioContext, options: EnvOptions, fn: (env: E
     await agent.start();
     const env: Env = { master, node: agent, computerId };
     for (const releaseUrl of options.releases) {
-      const { status, body } = await call(master, "POST", `/v1/computers/${computerId}/supply`, { releaseUrl });
+      const { status, body } = await call(master, "POST", `/v1/computers/${computerId}/supply`, { releaseUrl }, ADMIN);
       if (status !== 200) throw new Error(`supply ${releaseUrl} answered ${status}: ${JSON.stringify(body)}`);
     }
     await untilAvailable(env, options.releases);

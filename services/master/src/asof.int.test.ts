@@ -73,7 +73,7 @@ before(async () => {
       computerId: "COMP-1",
       partitions: [{ partitionId: "slappart0", address: "10.0.0.1", ports: { from: 20_000, to: 20_099 } }],
     });
-    await ok("/v1/computers/COMP-1/supply", alice, "POST", { releaseUrl: KVDB });
+    await ok("/v1/computers/COMP-1/supply", as.admin(), "POST", { releaseUrl: KVDB });
     await ok("/v1/computers/COMP-1/software", node, "POST", { releaseUrl: KVDB, status: "available" });
   });
   await step("requested", REQUESTED, async () => {

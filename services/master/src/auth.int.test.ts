@@ -102,7 +102,7 @@ before(async () => {
   await ok("POST", "/v1/computers", comp1, register("COMP-1", 23_000));
   await ok("POST", "/v1/computers", comp2, register("COMP-2", 23_200));
   for (const [computerId, node] of [["COMP-1", comp1], ["COMP-2", comp2]] as const) {
-    await ok("POST", `/v1/computers/${computerId}/supply`, alice, { releaseUrl: RELEASE });
+    await ok("POST", `/v1/computers/${computerId}/supply`, admin, { releaseUrl: RELEASE });
     await ok("POST", `/v1/computers/${computerId}/software`, node, { releaseUrl: RELEASE, status: "available" });
   }
   assert.equal((await ok("POST", "/v1/requests", alice, { releaseUrl: RELEASE, reference: "site", sla: { computer_guid: "COMP-1" } })).instanceId, a1);
@@ -198,15 +198,16 @@ describe("a user", () => {
     report(t, "users as partitions", before);
   });
 
-  it("cannot register a computer or report its software (403), nor act as a partition; any user may supply software", async (t) => {
+  it("cannot register a computer, report or supply its software (403), nor act as a partition", async (t) => {
     const before = { ...counted };
     await refused(403, "POST", "/v1/computers", alice, register("COMP-3", 23_400));
     await refused(403, "POST", "/v1/computers", alice, register("COMP-1", 23_400));
     await refused(403, "POST", "/v1/computers/COMP-1/software", alice, { releaseUrl: RELEASE, status: "error" });
     await refused(403, "GET", "/v1/instances", { ...alice, "x-slap-partition": placement[a1]!.computerId + "/" + placement[a1]!.partitionId });
     await refused(403, "POST", `/v1/instances/${a1}/connection`, { ...admin, "x-slap-partition": "COMP-1/slappart0" }, { parameters: { url: "http://forged" } });
-    // decideSupply: supplying is a user's order, any user's for now (not a node's, see below).
-    await ok("POST", "/v1/computers/COMP-2/supply", alice, { releaseUrl: OTHER_RELEASE });
+    // What a computer installs is the operator's choice: only admin supplies.
+    await refused(403, "POST", "/v1/computers/COMP-2/supply", alice, { releaseUrl: OTHER_RELEASE });
+    await ok("POST", "/v1/computers/COMP-2/supply", admin, { releaseUrl: OTHER_RELEASE });
     // Admin speaks for every computer.
     await ok("POST", "/v1/computers/COMP-1/software", admin, { releaseUrl: RELEASE, status: "available" });
     report(t, "alice at the computers", before);
@@ -275,7 +276,7 @@ describe("a node's token", () => {
     await refused(403, "POST", `/v1/instances/${b2}/bang`, asComp2(b2At), { message: "x" });
     await refused(403, "POST", `/v1/instances/${b3}/destroyed`, asComp2(placement[b3]!.partitionId));
     await refused(403, "POST", "/v1/requests", asComp2(b2At), { releaseUrl: RELEASE, reference: "inside bob's tree" });
-    // Nor may a node supply software, not even to itself: that is a user's order.
+    // Nor may a node supply software, not even to itself: that is the operator's (admin's) order.
     await refused(403, "POST", "/v1/computers/COMP-1/supply", comp1, { releaseUrl: OTHER_RELEASE });
     await refused(403, "POST", "/v1/computers/COMP-1/supply", holderOf(a1), { releaseUrl: OTHER_RELEASE });
     report(t, "COMP-1 for COMP-2", before);

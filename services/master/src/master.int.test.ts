@@ -59,7 +59,7 @@ async function registerComputer(computerId: string, partitions: number, networkI
 }
 
 async function install(computerId: string, releaseUrl: string): Promise<void> {
-  assert.equal((await call("POST", `/v1/computers/${computerId}/supply`, alice, { releaseUrl })).status, 200);
+  assert.equal((await call("POST", `/v1/computers/${computerId}/supply`, admin, { releaseUrl })).status, 200);
   assert.equal((await call("POST", `/v1/computers/${computerId}/software`, node(computerId), { releaseUrl, status: "available" })).status, 200);
 }
 

@@ -74,7 +74,7 @@ describe("the example releases on a real node (webapp requests its kvdb; redis)"
     node = new Node({ store: stores[2]!, masterUrl: master.url, token: testToken.node(computer), computerId: computer, partitions: 3, root: root.path, portBase: 32_000, cwd: REPO, logger });
     await node.start();
     for (const releaseUrl of [KVDB, WEBAPP, REDIS]) {
-      const response = await fetch(`${master.url}/v1/computers/${computer}/supply`, { method: "POST", headers: alice, body: JSON.stringify({ releaseUrl }) });
+      const response = await fetch(`${master.url}/v1/computers/${computer}/supply`, { method: "POST", headers: { ...as.admin(), "content-type": "application/json" }, body: JSON.stringify({ releaseUrl }) });
       assert.equal(response.status, 200);
     }
   });

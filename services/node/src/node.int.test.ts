@@ -130,7 +130,7 @@ before(async () => {
   await allocator.start();
   node = newNode();
   await node.start();
-  assert.equal((await call("POST", `/v1/computers/${COMPUTER}/supply`, alice, { releaseUrl: WEB })).status, 200);
+  assert.equal((await call("POST", `/v1/computers/${COMPUTER}/supply`, admin, { releaseUrl: WEB })).status, 200);
 });
 
 after(async () => {
@@ -296,7 +296,7 @@ describe("the node agent, against a real master, allocator and nats-server", () 
   });
 
   it("a release whose install step fails is reported in error with its log", async () => {
-    assert.equal((await call("POST", `/v1/computers/${COMPUTER}/supply`, alice, { releaseUrl: BROKEN })).status, 200);
+    assert.equal((await call("POST", `/v1/computers/${COMPUTER}/supply`, admin, { releaseUrl: BROKEN })).status, 200);
     const software = await eventually("the broken release in error", async () => {
       const { body } = await call("GET", `/v1/computers/${COMPUTER}`, admin);
       const s = (body.computer as { software: Record<string, { status: string; log: string | null }> }).software[BROKEN];

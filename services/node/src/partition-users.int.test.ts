@@ -79,7 +79,7 @@ before(async () => {
   await allocator.start();
   node = new Node({ store: stores[2]!, masterUrl: master.url, token: testToken.node(COMPUTER), computerId: COMPUTER, partitions: PARTITIONS, root: root.path, portBase: 30_000, logger, promiseTimeoutMs: 5_000 });
   await node.start();
-  const response = await fetch(`${master.url}/v1/computers/${COMPUTER}/supply`, { method: "POST", headers: alice, body: JSON.stringify({ releaseUrl: WEB }) });
+  const response = await fetch(`${master.url}/v1/computers/${COMPUTER}/supply`, { method: "POST", headers: { ...as.admin(), "content-type": "application/json" }, body: JSON.stringify({ releaseUrl: WEB }) });
   assert.equal(response.status, 200);
 });
 

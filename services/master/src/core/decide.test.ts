@@ -236,13 +236,21 @@ describe("publish and status deciders", () => {
 });
 
 describe("supply decider", () => {
+  const admin: Actor = { kind: "user", userId: "admin" };
   it("supplies once and unsupplies once", () => {
     const history = [fixtures.computerRegistered("C1")];
-    const supply = decideSupply("C1", { releaseUrl: KVDB, state: "available" }, given(history));
+    const supply = decideSupply("C1", { releaseUrl: KVDB, state: "available" }, given(history, admin));
     assert.deepEqual(types(supply), ["SoftwareSupplied"]);
     const supplied = [...history, ...events(supply)];
-    assert.deepEqual(types(decideSupply("C1", { releaseUrl: KVDB, state: "available" }, given(supplied))), []);
-    assert.deepEqual(types(decideSupply("C1", { releaseUrl: KVDB, state: "destroyed" }, given(supplied))), ["SoftwareUnsupplied"]);
+    assert.deepEqual(types(decideSupply("C1", { releaseUrl: KVDB, state: "available" }, given(supplied, admin))), []);
+    assert.deepEqual(types(decideSupply("C1", { releaseUrl: KVDB, state: "destroyed" }, given(supplied, admin))), ["SoftwareUnsupplied"]);
+  });
+  it("is the operator's order: a user, a node or a partition is refused", () => {
+    const history = [fixtures.computerRegistered("C1")];
+    for (const actor of [alice, { kind: "node", computerId: "C1" }, { kind: "partition", computerId: "C1", partitionId: "p0" }] satisfies Actor[]) {
+      const decision = decideSupply("C1", { releaseUrl: KVDB, state: "available" }, given(history, actor));
+      assert.equal(!decision.ok && decision.reason, "Forbidden", JSON.stringify(actor));
+    }
   });
 });
 

@@ -431,7 +431,8 @@ export function decideRegisterComputer(command: RegisterComputer, ctx: DecisionC
 export function decideSupply(computerId: string, command: SupplySoftware, ctx: DecisionContext): Decision {
   const computer = ctx.computers.computers[computerId];
   if (computer === undefined) return reject("NotFound", `no computer ${computerId}`);
-  if (ctx.actor.kind !== "user") return reject("Forbidden", `${describeActor(ctx.actor)} may not supply software`);
+  // What a computer installs (and its install steps run) is the operator's choice, not any user's.
+  if (ctx.actor.kind !== "user" || ctx.actor.userId !== "admin") return reject("Forbidden", `${describeActor(ctx.actor)} may not supply software: only admin may`);
   const supplied = computer.software[command.releaseUrl]?.supplied ?? false;
   const wanted = command.state === "available";
   if (supplied === wanted) return { ok: true, appends: [] };
