@@ -208,17 +208,18 @@ const Connection = z.object({
 export type Connection = z.infer<typeof Connection>;
 
 /**
- * `--master`, falling back on `SLAP_MASTER`, then the default; the API token from `SLAP_TOKEN`,
- * `--token-file`/`SLAP_TOKEN_FILE`, or the master's `admin.token` in `SLAP_DATA` (./data) when
- * that exists. Without any, calls go without a token and the master's 401 says so.
+ * `--master`, falling back on `SLAP_MASTER`, then the default; the API token from `--token-file`,
+ * else `SLAP_TOKEN`, else `SLAP_TOKEN_FILE`, else the master's `admin.token` in `SLAP_DATA`
+ * (./data) when that exists. Without any, calls go without a token and the master's 401 says so.
  */
 export function connectionOf(values: { master?: unknown; "token-file"?: unknown }, env: Io["env"]): Connection {
-  const tokenFile = typeof values["token-file"] === "string" ? values["token-file"] : fromEnv(env, "SLAP_TOKEN_FILE");
+  // A flag first, then the environment (as for --master): --token-file, SLAP_TOKEN, SLAP_TOKEN_FILE, the data folder's admin token.
+  const flag = typeof values["token-file"] === "string" ? values["token-file"] : undefined;
+  const envFile = fromEnv(env, "SLAP_TOKEN_FILE");
   const token =
-    fromEnv(env, "SLAP_TOKEN") ??
-    (tokenFile !== undefined
-      ? readTokenFile(tokenFile, values["token-file"] === undefined ? "SLAP_TOKEN_FILE" : "--token-file")
-      : defaultAdminToken(fromEnv(env, "SLAP_DATA") ?? "./data"));
+    flag !== undefined
+      ? readTokenFile(flag, "--token-file")
+      : (fromEnv(env, "SLAP_TOKEN") ?? (envFile !== undefined ? readTokenFile(envFile, "SLAP_TOKEN_FILE") : defaultAdminToken(fromEnv(env, "SLAP_DATA") ?? "./data")));
   return validate(
     Connection,
     { master: values.master ?? fromEnv(env, "SLAP_MASTER") ?? DEFAULT_MASTER, token },

@@ -53,7 +53,7 @@ describe("slap request arguments", () => {
     assert.equal(args.timeoutMs, 2_500);
   });
 
-  it("prefers --master and --token-file over the environment, but SLAP_TOKEN over any file", () => {
+  it("prefers --master and --token-file over the environment, and SLAP_TOKEN over SLAP_TOKEN_FILE", () => {
     const bobFile = tokenIn("bob.token", `${BOB}\n`);
     const aliceFile = tokenIn("alice.token", `${ALICE}\r\n`);
     const connection = (argv: string[], env: Record<string, string>) => {
@@ -65,7 +65,7 @@ describe("slap request arguments", () => {
       token: BOB,
     });
     assert.deepEqual(connection([], { SLAP_TOKEN_FILE: aliceFile }), { master: "http://127.0.0.1:8080", token: ALICE }, "the first line, trimmed");
-    assert.deepEqual(connection(["--token-file", bobFile], { SLAP_TOKEN: ALICE }), { master: "http://127.0.0.1:8080", token: ALICE });
+    assert.deepEqual(connection(["--token-file", bobFile], { SLAP_TOKEN: ALICE }), { master: "http://127.0.0.1:8080", token: BOB }, "a flag wins over the environment");
     assert.deepEqual(connection([], { SLAP_TOKEN: ALICE, SLAP_TOKEN_FILE: bobFile }), { master: "http://127.0.0.1:8080", token: ALICE });
   });
 
@@ -191,6 +191,7 @@ describe("slap master and slap allocator arguments", () => {
     assert.deepEqual(tokenOf(["--token-file", "/etc/slap/node.token"], {}), { token: undefined, tokenFile: "/etc/slap/node.token" });
     assert.deepEqual(tokenOf([], { SLAP_TOKEN_FILE: "/etc/slap/node.token" }), { token: undefined, tokenFile: "/etc/slap/node.token" });
     assert.deepEqual(tokenOf(["--token-file", "a.token"], { SLAP_TOKEN_FILE: "b.token" }), { token: undefined, tokenFile: "a.token" });
+    assert.deepEqual(tokenOf(["--token-file", "a.token"], { SLAP_TOKEN: ALICE }), { token: undefined, tokenFile: "a.token" }, "the flag wins over the environment");
     assert.throws(() => parseNodeArgs([], base), { name: "UsageError", message: /^the node's API token is required: SLAP_TOKEN, or --token-file \(or SLAP_TOKEN_FILE\)/ });
     assert.throws(() => parseNodeArgs([], { ...base, SLAP_TOKEN: "short" }), { name: "UsageError", message: /^SLAP_TOKEN: must be at least 16 characters/ });
     assert.throws(() => parseNodeArgs(["--token", ALICE], base), { name: "UsageError", message: /--token/ });

@@ -252,7 +252,8 @@ export function parseNodeArgs(argv: readonly string[], env: Io["env"]): NodeArgs
     {
       nats: values.nats ?? fromEnv("NATS_URL") ?? "",
       master: values.master ?? fromEnv("SLAP_MASTER") ?? "http://127.0.0.1:8080",
-      token: fromEnv("SLAP_TOKEN"),
+      // The flag wins over the environment, as everywhere: --token-file, then SLAP_TOKEN, then SLAP_TOKEN_FILE.
+      token: values["token-file"] === undefined ? fromEnv("SLAP_TOKEN") : undefined,
       tokenFile: values["token-file"] ?? fromEnv("SLAP_TOKEN_FILE"),
       computer: values.computer ?? fromEnv("SLAP_COMPUTER"),
       partitions: values.partitions ?? fromEnv("SLAP_PARTITIONS") ?? "10",

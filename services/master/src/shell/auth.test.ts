@@ -52,6 +52,11 @@ describe("the token file", () => {
     assert.match(await loadError([]), /^: \(root\): /);
   });
 
+  it("refuses one token listed twice, naming both entries", async () => {
+    const twice = await loadError({ tokens: [{ role: "user", user: "alice", token: ALICE }, { role: "admin", token: ADMIN }, { role: "admin", sha256: sha256Of(ALICE) }] });
+    assert.equal(twice, ": tokens.2: the same token as tokens.0");
+  });
+
   it("refuses a user entry named admin: admin is a role", async () => {
     assert.equal(await loadError({ tokens: [{ role: "user", user: "admin", token: ALICE }] }), ": tokens.0.user: admin is a role: use role admin");
   });
@@ -140,10 +145,13 @@ describe("authenticating a request", () => {
     assert.deepEqual(authenticate(credentials, bearer(ALICE), undefined), { actor: { kind: "user", userId: "alice" } });
     assert.deepEqual(authenticate(credentials, bearer(NODE), undefined), { actor: { kind: "node", computerId: "COMP-1" } });
     assert.deepEqual(authenticate(credentials, bearer(NODE), "COMP-1/slappart3"), { actor: { kind: "partition", computerId: "COMP-1", partitionId: "slappart3" } });
+    // The scheme is case-insensitive (RFC 9110); the token is not.
+    assert.deepEqual(authenticate(credentials, `bearer ${ALICE}`, undefined), { actor: { kind: "user", userId: "alice" } });
+    assert.equal("status" in authenticate(credentials, `Bearer ${ALICE.toUpperCase()}`, undefined), true);
   });
 
   it("answers 401 without a token, with another scheme, a malformed header, an unknown or too long token", () => {
-    for (const header of [undefined, "", ADMIN, `Basic ${ADMIN}`, `bearer ${ADMIN}`, `Bearer  ${ADMIN}`, `Bearer ${ADMIN} `, "Bearer ", `Bearer ${ADMIN}x`, bearer("x".repeat(513)), bearer("é".repeat(20))]) {
+    for (const header of [undefined, "", ADMIN, `Basic ${ADMIN}`, `Bearer  ${ADMIN}`, `Bearer ${ADMIN} `, "Bearer ", `Bearer ${ADMIN}x`, bearer("x".repeat(513)), bearer("é".repeat(20))]) {
       const result = authenticate(credentials, header, undefined);
       assert.ok("status" in result && result.status === 401 && result.code === "Unauthorized", `${JSON.stringify(header)}: ${JSON.stringify(result)}`);
     }

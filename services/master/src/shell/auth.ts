@@ -74,8 +74,16 @@ function identityOf(entry: TokenEntry): Identity {
 export class Credentials {
   private readonly byHash = new Map<string, Identity>();
 
+  /** @throws TokenFileError when two entries are the same token: which identity it names would be a guess. */
   constructor(entries: readonly TokenEntry[]) {
-    for (const entry of entries) this.byHash.set(entry.sha256 ?? sha256Of(entry.token!), identityOf(entry));
+    const at = new Map<string, number>();
+    entries.forEach((entry, index) => {
+      const hash = entry.sha256 ?? sha256Of(entry.token!);
+      const first = at.get(hash);
+      if (first !== undefined) throw new TokenFileError(`tokens.${index}: the same token as tokens.${first}`);
+      at.set(hash, index);
+      this.byHash.set(hash, identityOf(entry));
+    });
   }
 
   get size(): number {
@@ -112,7 +120,11 @@ export class Credentials {
       const issues = parsed.error.issues.map((i) => `${i.path.map(String).join(".") || "(root)"}: ${i.message}`).join("; ");
       throw new TokenFileError(`invalid token file ${path}: ${issues}`);
     }
-    return new Credentials(parsed.data.tokens);
+    try {
+      return new Credentials(parsed.data.tokens);
+    } catch (error) {
+      throw new TokenFileError(`invalid token file ${path}: ${(error as Error).message}`);
+    }
   }
 }
 
@@ -149,7 +161,8 @@ export interface AuthFailure {
   message: string;
 }
 
-const Bearer = /^Bearer ([\x21-\x7e]{1,512})$/;
+/** The scheme is case-insensitive (RFC 9110 §11.1). */
+const Bearer = /^Bearer ([\x21-\x7e]{1,512})$/i;
 
 const PartitionHeader = z.string().transform((value, ctx) => {
   const [computerId, partitionId, ...rest] = value.split("/");
