@@ -4,3 +4,4 @@ export { eventStoreContract, type OpenedStore, type StoreHarness } from "./contr
 export * as fixtures from "./fixtures.js";
 export { DEFAULT_FAULT_SEED, faultSeed, seededRandom, type SeededRandom } from "./seeded.js";
 export { as, testToken, tokenFile } from "./tokens.js";
+export { startNatsCluster, type ClusterServer, type NatsCluster, type StartNatsClusterOptions } from "./nats-cluster.js";
