@@ -354,6 +354,14 @@ describe("JetStream event store on a cluster of three, replicas 3", () => {
         add(await appendAgain(store, w.acks, random, 10, `${name} leading`));
         t.diagnostic(`${name} (killed and restarted) leads after ${stepDowns} step-downs, serves all ${reread.length} commits identical, de-duplicates retries`);
       }
+      // A retry of a stream's last commit with its own expected version is a duplicate even on a
+      // replicated stream, whose leader checks the version first (the store looks at the last commit).
+      const lastOfStream = new Map<string, Ack>();
+      for (const ack of [...w.acks].sort((x, y) => x.position - y.position)) lastOfStream.set(ack.streamKey, ack);
+      for (const ack of lastOfStream.values()) {
+        const retried = await appendWithRetries(store, ack, ack.expectedVersion, "the last commit of its stream");
+        assert.deepEqual(retried, { position: ack.position, duplicate: true }, `retrying ${ack.id}, the last of ${ack.streamKey} ${replay}`);
+      }
       assert.equal((await jsm.streams.info(STREAM)).state.last_seq, log.length, `appending again wrote something ${replay}`);
 
       const duplicates = w.acks.filter((a) => a.duplicate && !a.foundAfterConflict).length;

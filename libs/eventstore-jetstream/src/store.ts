@@ -261,6 +261,11 @@ export class JetStreamEventStore implements EventStore {
       return { position: ack.seq, duplicate: ack.duplicate };
     } catch (cause) {
       if (expected !== "any" && isWrongLastSequence(cause)) {
+        // A replicated stream (nats-server 2.9) checks the expected version before the msgID: a
+        // retry of a commit whose acknowledgement was lost meets its own commit as a conflict.
+        // When that commit is still the stream's last, answer it as the duplicate it is.
+        const own = await this.lastIfOwn(streamKey, valid[0]!.id);
+        if (own !== undefined) return { position: own, duplicate: true };
         const actual = WRONG_LAST_SEQUENCE.exec(cause.message)?.[1];
         throw new WrongExpectedVersionError(streamKey, expected, actual === undefined ? undefined : Number(actual), { cause });
       }
@@ -271,6 +276,16 @@ export class JetStreamEventStore implements EventStore {
         });
       }
       throw new EventStoreError(`append to ${streamKey} failed: ${messageOf(cause)}`, { cause, retryable: true });
+    }
+  }
+
+  /** The position of the stream's last commit when it is the one whose first event is `id` (else undefined). */
+  private async lastIfOwn(streamKey: string, id: string): Promise<number | undefined> {
+    try {
+      const last = await this.jsm.streams.getMessage(this.streamName, { last_by_subj: `${this.subjectPrefix}.${streamKey}` });
+      return last !== null && last.header?.get("Nats-Msg-Id") === id ? last.seq : undefined;
+    } catch {
+      return undefined;
     }
   }
 
@@ -401,29 +416,49 @@ export class JetStreamEventStore implements EventStore {
 
   private async *follow(filterSubject: string, startSeq: number, state: SubscriptionState): AsyncGenerator<Commit> {
     this.assertOpen();
-    const consumer = await this.orderedConsumer(filterSubject, startSeq);
-    try {
-      if (state.closed || this.closed) return;
-      const messages = await consumer.consume({ max_messages: LIVE_BATCH });
-      state.messages = messages;
-      this.active.add(messages);
-      if (state.closed || this.closed) await messages.close();
+    let next = startSeq;
+    for (;;) {
+      const consumer = await this.orderedConsumer(filterSubject, next);
+      // nats.js (3.4) re-creates an ordered consumer the server lost (a nats-server restart) but
+      // keeps the old pull's pending count: the new consumer delivers a few messages, then stalls
+      // until heartbeats are missed, a minute later. So this subscription then moves to a fresh
+      // consumer of its own, from the position after the last one it delivered.
+      let recreated = false;
       try {
-        for await (const msg of messages) {
-          const commit = this.toCommit(msg);
-          if (commit !== undefined) yield commit;
-          if (state.closed) break;
-        }
-      } catch (cause) {
-        if (!state.closed && !this.closed) {
-          throw new EventStoreError(`subscription on ${filterSubject} failed: ${messageOf(cause)}`, { cause, retryable: true });
+        if (state.closed || this.closed) return;
+        const messages = await consumer.consume({ max_messages: LIVE_BATCH });
+        state.messages = messages;
+        this.active.add(messages);
+        if (state.closed || this.closed) await messages.close();
+        void (async () => {
+          for await (const status of messages.status()) {
+            if (status.type !== "ordered_consumer_recreated") continue;
+            recreated = true;
+            await messages.close();
+            return;
+          }
+        })().catch(() => undefined);
+        try {
+          for await (const msg of messages) {
+            if (recreated) break;
+            next = msg.seq + 1;
+            const commit = this.toCommit(msg);
+            if (commit !== undefined) yield commit;
+            if (state.closed) break;
+          }
+        } catch (cause) {
+          if (!state.closed && !this.closed) {
+            throw new EventStoreError(`subscription on ${filterSubject} failed: ${messageOf(cause)}`, { cause, retryable: true });
+          }
+        } finally {
+          this.active.delete(messages);
+          await messages.close();
         }
       } finally {
-        this.active.delete(messages);
-        await messages.close();
+        this.release(consumer);
       }
-    } finally {
-      this.release(consumer);
+      if (!recreated || state.closed || this.closed) return;
+      this.logger.warn({ filter: filterSubject, from: next }, "the server lost the subscription's consumer (restarted?): following on a fresh one");
     }
   }
 
