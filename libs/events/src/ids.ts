@@ -2,13 +2,28 @@ import { createHash } from "node:crypto";
 import { z } from "zod";
 
 /**
- * An identifier that is safe as one NATS subject token and as a file name:
- * letters, digits, `_` and `-`, 1 to 64 characters. Computer, partition, instance
- * and tree ids are all tokens, so a subject can never be forged by an id.
+ * The property names every JavaScript object has (`__proto__`, `constructor`, `toString`, …).
+ * Read models are plain objects keyed by ids and release URLs: such a key would read, and when
+ * folded write, the prototype shared by every object instead of an entry.
+ */
+const PROTOTYPE_NAMES: ReadonlySet<string> = new Set(Object.getOwnPropertyNames(Object.prototype));
+
+/** Whether `key` is safe as a key of a plain object (not one of `Object.prototype`'s names). */
+export function isSafeKey(key: string): boolean {
+  return !PROTOTYPE_NAMES.has(key);
+}
+
+export const SAFE_KEY_MESSAGE = "must not be a property name of every JavaScript object (__proto__, constructor, toString, …)";
+
+/**
+ * An identifier that is safe as one NATS subject token, as a file name and as an object key:
+ * letters, digits, `_` and `-`, 1 to 64 characters, not a name of `Object.prototype`. Computer,
+ * partition, instance and tree ids are all tokens, so a subject can never be forged by an id.
  */
 export const Token = z
   .string()
-  .regex(/^[A-Za-z0-9_-]{1,64}$/, "must be 1-64 characters of A-Z, a-z, 0-9, _ or -");
+  .regex(/^[A-Za-z0-9_-]{1,64}$/, "must be 1-64 characters of A-Z, a-z, 0-9, _ or -")
+  .refine(isSafeKey, SAFE_KEY_MESSAGE);
 export type Token = z.infer<typeof Token>;
 
 export const ComputerId = Token.describe("computer id");

@@ -1,12 +1,12 @@
 import { z } from "zod";
-import { ComputerId, EventId, InstanceId, PartitionId, TreeId, UserId } from "./ids.js";
+import { ComputerId, EventId, InstanceId, PartitionId, SAFE_KEY_MESSAGE, TreeId, UserId, isSafeKey } from "./ids.js";
 
 // ---------------------------------------------------------------------------------------------
 // Shared value schemas
 // ---------------------------------------------------------------------------------------------
 
-/** A software release is identified by its URL: a local path, `file://` or `http(s)://`. */
-export const ReleaseUrl = z.string().min(1).max(2048);
+/** A software release is identified by its URL: a local path, `file://` or `http(s)://` (a key of read models: see `isSafeKey`). */
+export const ReleaseUrl = z.string().min(1).max(2048).refine(isSafeKey, SAFE_KEY_MESSAGE);
 export type ReleaseUrl = z.infer<typeof ReleaseUrl>;
 
 /**
