@@ -78,6 +78,17 @@ export interface ParsedArgv {
   positionals: Record<string, string>;
 }
 
+/** `text` with its control characters (C0, DEL, C1 such as the CSI U+009B) as `\\uXXXX`: a message never drives the terminal. */
+function escapeControls(text: string): string {
+  // eslint-disable-next-line no-control-regex
+  return text.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
+}
+
+/** A value of the command line quoted for a message: JSON, with the controls JSON leaves as they are (DEL, C1) escaped too. */
+export function quoted(value: string): string {
+  return escapeControls(JSON.stringify(value));
+}
+
 /** `--help` was asked for: the command prints its help and exits 0. */
 export const HELP = Symbol("help");
 
@@ -95,7 +106,7 @@ export function splitArgv(spec: ArgvSpec, argv: readonly string[]): ParsedArgv |
     throw new UsageError(describeParseArgsError(error), { cause: error });
   }
   const extra = parsed.positionals.slice(names.length);
-  if (extra.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(extra[0])}`);
+  if (extra.length > 0) throw new UsageError(`unexpected argument ${quoted(extra[0]!)}`);
   const missing = names.slice(parsed.positionals.length);
   if (missing.length > 0) throw new UsageError(`missing <${missing.join("> <")}>`);
   const positionals: Record<string, string> = {};
@@ -107,11 +118,13 @@ export function splitArgv(spec: ArgvSpec, argv: readonly string[]): ParsedArgv |
 
 function describeParseArgsError(error: unknown): string {
   const { code, message } = error as { code?: string; message?: string };
-  const option = /'(-[^' ]+)/.exec(message ?? "")?.[1];
+  const found = /'(-[^' ]+)/.exec(message ?? "")?.[1];
+  const option = found === undefined ? undefined : escapeControls(found);
   switch (code) {
     case "ERR_PARSE_ARGS_UNKNOWN_OPTION":
       return `unknown option ${option ?? ""}`.trim();
     case "ERR_PARSE_ARGS_INVALID_OPTION_VALUE":
+      if (option !== undefined && message?.includes("does not take an argument") === true) return `${option} takes no value`;
       return option === undefined ? "an option is missing its value" : `${option} needs a value`;
     default:
       return (message ?? String(error)).split("\n")[0] ?? "invalid arguments";
@@ -146,10 +159,24 @@ export function keyValues(flag: string, pairs: readonly string[] | undefined): R
   const map: Record<string, string> = {};
   for (const pair of pairs ?? []) {
     const at = pair.indexOf("=");
-    if (at <= 0) throw new UsageError(`--${flag} ${JSON.stringify(pair)}: expected key=value`);
+    if (at <= 0) throw new UsageError(`--${flag} ${quoted(pair)}: expected key=value`);
     map[pair.slice(0, at)] = pair.slice(at + 1);
   }
   return map;
+}
+
+const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+/**
+ * `LOG_LEVEL` of a command that logs in-process (up, demo, events --data): unset or empty is
+ * `fallback`; anything but a level is a usage error naming the variable (pino would throw).
+ */
+export function logLevelOf(env: Io["env"], fallback: LogLevel = "warn"): LogLevel {
+  const value = fromEnv(env, "LOG_LEVEL");
+  if (value === undefined) return fallback;
+  if ((LOG_LEVELS as readonly string[]).includes(value)) return value as LogLevel;
+  throw new UsageError(`LOG_LEVEL: must be one of ${LOG_LEVELS.join(", ")}`);
 }
 
 /** An environment value, with the empty string counted as unset. */

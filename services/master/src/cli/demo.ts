@@ -3,7 +3,7 @@ import { pino } from "pino";
 import { computersProjection, instancesProjection, ProjectionRunner } from "@slap/events";
 import { EmbeddedEventStore } from "@slap/eventstore-embedded";
 import { demoStory } from "../demo.js";
-import { HELP, fromEnv, printHelp, splitArgv, until, validate, type Command } from "./args.js";
+import { HELP, fromEnv, logLevelOf, printHelp, splitArgv, until, validate, type Command } from "./args.js";
 import { eventLine } from "./events.js";
 import { mask } from "./format.js";
 
@@ -26,7 +26,7 @@ options:
     if (split === HELP) return printHelp(io, demoCommand);
     const args = validate(DemoArgs, { data: split.values.data ?? fromEnv(io.env, "SLAP_DATA") }, { data: "--data (or SLAP_DATA)" });
     const out = (line: string): void => void io.stdout.write(`${line}\n`);
-    const logger = pino({ level: io.env.LOG_LEVEL ?? "warn" }, pino.destination(2));
+    const logger = pino({ level: logLevelOf(io.env) }, pino.destination(2));
     const store = await EmbeddedEventStore.open({ dir: args.data, logger });
     try {
       const stop = io.stopSignal();

@@ -2,7 +2,7 @@ import { z } from "zod";
 import { pino } from "pino";
 import { ComputerId, EVENT_TYPES, InstanceId, TreeId, follow, type Commit, type EventType } from "@slap/events";
 import { EmbeddedEventStore } from "@slap/eventstore-embedded";
-import { CliError, HELP, atMostOne, printHelp, splitArgv, until, validate, type Command, type Io } from "./args.js";
+import { CliError, HELP, atMostOne, logLevelOf, printHelp, splitArgv, until, validate, type Command, type Io } from "./args.js";
 import { MasterClient, clientHelp, clientOptions, connectionOf, type Connection, type EventQuery, type EventRecord } from "./client.js";
 
 const eventsArgv = {
@@ -133,7 +133,7 @@ async function fromMaster(client: MasterClient, args: EventsArgs, print: (record
 
 /** The log read in-process (the former `slap events --data`): no master may hold the folder. */
 async function fromEmbedded(dir: string, args: EventsArgs, print: (record: EventRecord) => void, io: Io): Promise<number> {
-  const logger = pino({ level: io.env.LOG_LEVEL ?? "warn" }, pino.destination(2));
+  const logger = pino({ level: logLevelOf(io.env) }, pino.destination(2));
   const store = await EmbeddedEventStore.open({ dir, logger }).catch((error: unknown) => {
     const message = error instanceof Error ? error.message : String(error);
     const hint = /in use/.test(message) ? "; while a master holds it, ask the master instead (slap events without --data)" : "";

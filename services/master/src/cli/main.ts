@@ -3,7 +3,7 @@
  * code; `run()` is the process entry (`bin/slap.mjs`). Every argument is parsed with zod; every
  * error is one line on stderr, never a stack trace: exit 2 for a usage error, 1 otherwise.
  */
-import { CliError, UsageError, type Command, type Io } from "./args.js";
+import { CliError, UsageError, quoted, type Command, type Io } from "./args.js";
 import { computersCommand, supplyCommand } from "./computers.js";
 import { demoCommand } from "./demo.js";
 import { eventsCommand } from "./events.js";
@@ -67,12 +67,12 @@ export async function main(argv: readonly string[], io: Io): Promise<number> {
   if (name === undefined) return fail(io, undefined, new UsageError("no command given"));
   if (name === "--help" || name === "-h" || name === "help") {
     const command = rest[0] === undefined ? undefined : commands.find((c) => c.name === rest[0]);
-    if (rest[0] !== undefined && command === undefined) return fail(io, undefined, new UsageError(`unknown command ${JSON.stringify(rest[0])}`));
+    if (rest[0] !== undefined && command === undefined) return fail(io, undefined, new UsageError(`unknown command ${quoted(rest[0])}`));
     io.stdout.write(`${command?.help ?? topHelp()}\n`);
     return 0;
   }
   const command = commands.find((c) => c.name === name);
-  if (command === undefined) return fail(io, undefined, new UsageError(`unknown command ${JSON.stringify(name)}`));
+  if (command === undefined) return fail(io, undefined, new UsageError(`unknown command ${quoted(name)}`));
   try {
     return await command.run(rest, io);
   } catch (error) {

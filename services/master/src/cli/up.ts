@@ -4,7 +4,7 @@ import { z } from "zod";
 import { pino } from "pino";
 import type { InstanceView } from "@slap/events";
 import { newToken, openOrCreateTokenFile } from "../shell/auth.js";
-import { CliError, HELP, fromEnv, printHelp, splitArgv, until, validate, type Command, type Io } from "./args.js";
+import { CliError, HELP, fromEnv, logLevelOf, printHelp, splitArgv, until, validate, type Command, type Io } from "./args.js";
 
 const upArgv = {
   options: {
@@ -103,7 +103,7 @@ LOG_LEVEL (default warn) sets the level of the services' JSON logs (on stderr).`
     if (args === HELP) return printHelp(io, upCommand);
     const [{ runMaster }, { runNode }] = await Promise.all([import("../main.js"), import("@slap/node")]);
     const stop = io.stopSignal();
-    const logger = pino({ level: io.env.LOG_LEVEL ?? "warn" }, pino.destination(2));
+    const logger = pino({ level: logLevelOf(io.env) }, pino.destination(2));
     const say = (line: string): void => {
       io.stdout.write(`[${new Date().toISOString().slice(11, 19)}] ${line}\n`);
     };
