@@ -7,7 +7,7 @@ import { checkParameters } from "../core/parameters.js";
 import { insidePartition } from "../core/paths.js";
 import { DeployedState, decideProcessing, parametersHash, sameDeployment, type ProcessDecision } from "../core/state.js";
 import { checkPromise, runOnce } from "./checks.js";
-import { MasterClient, type PromiseReport, type StatusReport } from "./master-client.js";
+import { MasterClient, MasterError, type PromiseReport, type StatusReport } from "./master-client.js";
 import { createSlap, runProfile, Waiting, type Declarations, type ProcessDeclaration } from "./profile.js";
 import { install, InstallError, isInstalled, readManifest, softwareDir } from "./software.js";
 import { reapLeftovers, Supervisor, type ServiceExit, type ServiceSpec } from "./supervisor.js";
@@ -64,6 +64,18 @@ interface Slot {
   instanceId: string | undefined;
   /** The partition's unix user (partition users on), set at format time. */
   user: PartitionUser | undefined;
+  /** Processings in a row the master did not take, and the timer of the next try (see `retryLater`). */
+  masterFailures: number;
+  retryTimer: NodeJS.Timeout | undefined;
+}
+
+/** After a processing the master did not take (unreachable, or a 5xx), the next try is this long later, doubling up to 10 s. */
+const MASTER_RETRY_MS = 500;
+const MASTER_RETRY_MAX_MS = 10_000;
+
+/** The master is down or failing: trying again can help (a refusal, 4xx, cannot). */
+function masterDown(error: unknown): boolean {
+  return error instanceof MasterError && error.retryable;
 }
 
 type SoftwareState = "installing" | "installed" | "failed" | "removing";
@@ -105,6 +117,8 @@ export class Node {
         lastProcessedAt: undefined,
         instanceId: undefined,
         user: undefined,
+        masterFailures: 0,
+        retryTimer: undefined,
       };
       this.slots.set(partitionId, slot);
     }
@@ -171,6 +185,7 @@ export class Node {
     if (this.stopping) return;
     this.stopping = true;
     clearInterval(this.timer);
+    for (const slot of this.slots.values()) clearTimeout(slot.retryTimer);
     this.unsubscribe?.();
     await this.runner.stop();
     await Promise.allSettled([...this.slots.values()].flatMap((s) => (s.busy === undefined ? [] : [s.busy])));
@@ -218,6 +233,7 @@ export class Node {
       const instance = this.view.instances.instances[partition.instanceId];
       if (instance === undefined || instance.destroyed) continue;
       if (instance.requestedState !== "destroyed" && this.software.get(instance.releaseUrl) !== "installed") continue;
+      if (slot.retryTimer !== undefined) continue; // the master did not take its last processing: tried again when the timer fires
       if (slot.busy === undefined && slot.stateLoaded && !this.decide(slot, instance).process) continue;
       this.schedule(slot);
     }
@@ -325,6 +341,7 @@ export class Node {
     };
     slot.lastProcessedAt = Date.now();
     slot.adopted = true;
+    slot.masterFailures = 0;
     if (sameDeployment(slot.state, next)) return;
     slot.state = next;
     if (outcome !== "destroyed") await writeFile(join(slot.path, STATE_FILE), `${JSON.stringify(next, null, 2)}\n`);
@@ -362,12 +379,32 @@ export class Node {
     log.info({ durationMs: Date.now() - started, outcome: slot.state?.outcome }, "instance processed");
   }
 
-  private async report(slot: Slot, instance: InstanceView, report: StatusReport, log: Logger): Promise<void> {
+  /** Reports the instance's status; answers the error when the master did not take it. */
+  private async report(slot: Slot, instance: InstanceView, report: StatusReport, log: Logger): Promise<unknown> {
     try {
       await this.client.reportStatus(slot.partitionId, instance.instanceId, report);
+      return undefined;
     } catch (error) {
       log.error({ err: error, status: report.status }, "could not report the instance status");
+      return error;
     }
+  }
+
+  /**
+   * The master did not take this processing's writes (unreachable, or a 5xx): the processing is
+   * not finished, so nothing is recorded and it runs again shortly, with back-off, instead of
+   * ending in error and waiting `RETRY_ERROR_AFTER_MS` (a master restart would otherwise leave the
+   * instances it interrupted without their connection parameters or status for a minute or two).
+   */
+  private retryLater(slot: Slot, error: unknown, log: Logger): void {
+    const delayMs = Math.min(MASTER_RETRY_MAX_MS, MASTER_RETRY_MS * 2 ** Math.min(slot.masterFailures, 10));
+    slot.masterFailures++;
+    log.warn({ err: error, retryInMs: delayMs }, "the master did not take the processing; processing again later");
+    clearTimeout(slot.retryTimer);
+    slot.retryTimer = setTimeout(() => {
+      slot.retryTimer = undefined;
+      this.scan();
+    }, delayMs);
   }
 
   private async deploy(slot: Slot, instance: InstanceView, partition: PartitionView, log: Logger): Promise<void> {
@@ -397,6 +434,7 @@ export class Node {
         await this.report(slot, instance, { status: "waiting", message: error.message, waitingFor: [error.reference] }, log);
         return;
       }
+      if (masterDown(error)) return this.retryLater(slot, error, log);
       return fail(error instanceof Error ? error.message : String(error));
     }
     try {
@@ -413,6 +451,7 @@ export class Node {
       if (declarations.published !== undefined) await this.client.publish(slot.partitionId, instance.instanceId, declarations.published);
       for (const [sharedId, parameters] of declarations.publishedShared) await this.client.publish(slot.partitionId, sharedId, parameters);
     } catch (error) {
+      if (masterDown(error)) return this.retryLater(slot, error, log);
       return fail(`could not publish connection parameters: ${error instanceof Error ? error.message : String(error)}`);
     }
     const failed = promises.filter((p) => !p.ok);
@@ -422,8 +461,9 @@ export class Node {
       await this.report(slot, instance, { status: "error", message, promises, processes: slot.supervisor.processes() }, log);
       return;
     }
+    const refused = await this.report(slot, instance, { status: "started", promises, processes: slot.supervisor.processes() }, log);
+    if (masterDown(refused)) return this.retryLater(slot, refused, log);
     await this.saveState(slot, instance, "started");
-    await this.report(slot, instance, { status: "started", promises, processes: slot.supervisor.processes() }, log);
   }
 
   private buildSlap(slot: Slot, instance: InstanceView, partition: PartitionView, software: string, parameters: Record<string, string>, log: Logger, destroying: boolean) {
