@@ -28,6 +28,11 @@ export const MasterConfig = z.object({
    * (one process owns it), no with NATS (allocators run as their own replicas).
    */
   allocator: z.boolean().optional(),
+  /**
+   * A computer whose node the master has not heard from (heartbeat or any other call) for longer
+   * than this is shown `unresponsive` (default 30 s: 3 × the nodes' default heartbeat of 10 s).
+   */
+  staleAfterMs: z.coerce.number().int().min(1).max(86_400_000).optional(),
 });
 export type MasterConfig = z.input<typeof MasterConfig>;
 
@@ -62,7 +67,10 @@ export async function runMaster(config: MasterConfig, dependencies: MasterDepend
       ? await EmbeddedEventStore.open({ dir: parsed.data, logger })
       : await JetStreamEventStore.connect({ servers: parsed.nats, logger, ...(parsed.streamName === undefined ? {} : { streamName: parsed.streamName }) }));
   const explain = dependencies.explain ?? (await defaultExplain());
-  const master = new Master(store, logger, explain, dependencies.clock === undefined ? {} : { clock: dependencies.clock });
+  const master = new Master(store, logger, explain, {
+    ...(dependencies.clock === undefined ? {} : { clock: dependencies.clock }),
+    ...(parsed.staleAfterMs === undefined ? {} : { staleAfterMs: parsed.staleAfterMs }),
+  });
   const withAllocator = parsed.allocator ?? (dependencies.store === undefined && parsed.nats === undefined);
   const allocator = withAllocator ? new (await import("@slap/allocator")).Allocator({ store, logger, replica: "allocator-0" }) : undefined;
   const app = buildHttpApi(master, logger, { credentials });

@@ -40,10 +40,23 @@ export const NodeConfig = z.object({
   /** `auto` (default): one unix user per partition when the node runs as root; `off`: none. */
   partitionUsers: z.preprocess(emptyAsAbsent, z.enum(["auto", "off"]).optional()),
   logLevel: z.preprocess(emptyAsAbsent, z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info")),
+  /** How often the node tells the master it is alive, in ms (default 10 s; the master's `staleAfterMs` should be about 3 of them). */
+  heartbeatMs: z.preprocess(emptyAsAbsent, z.coerce.number({ error: "must be a number of milliseconds" }).int().min(100).max(3_600_000).optional()),
+  /** How long a profile's deploy (or destroy hook) may take, in ms (default 10 min). */
+  profileTimeoutMs: z.preprocess(emptyAsAbsent, z.coerce.number({ error: "must be a number of milliseconds" }).int().min(100).max(86_400_000).optional()),
+  /** How long a one-shot (`slap.run`) may run, in ms (default 10 min). */
+  runTimeoutMs: z.preprocess(emptyAsAbsent, z.coerce.number({ error: "must be a number of milliseconds" }).int().min(100).max(86_400_000).optional()),
+  /** How long a promise may take to hold, in ms (default 20 s). */
+  promiseTimeoutMs: z.preprocess(emptyAsAbsent, z.coerce.number({ error: "must be a number of milliseconds" }).int().min(100).max(3_600_000).optional()),
 });
 export type NodeConfig = z.input<typeof NodeConfig>;
 
-/** The configuration from `NATS_URL`, `SLAP_STREAM`, `SLAP_MASTER`, `SLAP_TOKEN`, `SLAP_TOKEN_FILE`, `SLAP_COMPUTER`, `SLAP_PARTITIONS`, `SLAP_ROOT`, `SLAP_PARTITION_USERS`, `LOG_LEVEL`. */
+/**
+ * The configuration from `NATS_URL`, `SLAP_STREAM`, `SLAP_MASTER`, `SLAP_TOKEN`, `SLAP_TOKEN_FILE`,
+ * `SLAP_COMPUTER`, `SLAP_PARTITIONS`, `SLAP_ROOT`, `SLAP_ADDRESS`, `SLAP_PORT_BASE`,
+ * `SLAP_PORTS_PER_PARTITION`, `SLAP_PARTITION_USERS`, `SLAP_HEARTBEAT_MS`,
+ * `SLAP_PROFILE_TIMEOUT_MS`, `SLAP_RUN_TIMEOUT_MS`, `SLAP_PROMISE_TIMEOUT_MS`, `LOG_LEVEL`.
+ */
 export function configFromEnv(env: NodeJS.ProcessEnv = process.env): NodeConfig {
   return {
     nats: env.NATS_URL,
@@ -54,8 +67,15 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): NodeConfig 
     computer: env.SLAP_COMPUTER ?? "",
     partitions: env.SLAP_PARTITIONS ?? "",
     root: env.SLAP_ROOT ?? "",
+    address: env.SLAP_ADDRESS,
+    portBase: env.SLAP_PORT_BASE,
+    portsPerPartition: env.SLAP_PORTS_PER_PARTITION,
     partitionUsers: env.SLAP_PARTITION_USERS,
     logLevel: env.LOG_LEVEL,
+    heartbeatMs: env.SLAP_HEARTBEAT_MS,
+    profileTimeoutMs: env.SLAP_PROFILE_TIMEOUT_MS,
+    runTimeoutMs: env.SLAP_RUN_TIMEOUT_MS,
+    promiseTimeoutMs: env.SLAP_PROMISE_TIMEOUT_MS,
   };
 }
 
@@ -112,6 +132,10 @@ export async function runNode(input: NodeConfig, options: RunNodeOptions = {}): 
     ...(config.portBase === undefined ? {} : { portBase: config.portBase }),
     ...(config.portsPerPartition === undefined ? {} : { portsPerPartition: config.portsPerPartition }),
     ...(config.partitionUsers === undefined ? {} : { partitionUsers: config.partitionUsers }),
+    ...(config.heartbeatMs === undefined ? {} : { heartbeatMs: config.heartbeatMs }),
+    ...(config.profileTimeoutMs === undefined ? {} : { profileTimeoutMs: config.profileTimeoutMs }),
+    ...(config.runTimeoutMs === undefined ? {} : { runTimeoutMs: config.runTimeoutMs }),
+    ...(config.promiseTimeoutMs === undefined ? {} : { promiseTimeoutMs: config.promiseTimeoutMs }),
     logger,
   });
   let stopping: Promise<void> | undefined;

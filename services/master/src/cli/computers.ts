@@ -2,7 +2,7 @@ import { z } from "zod";
 import { ComputerId, ReleaseUrl } from "@slap/events";
 import { HELP, positionalLabels, printHelp, splitArgv, validate, type Command, type Io } from "./args.js";
 import { MasterClient, asOfHeader, asOfHelp, clientHelp, clientOptions, connectionOf, parseListingArgs, type ComputerView, type InstanceList } from "./client.js";
-import { table } from "./format.js";
+import { livenessIn, livenessText, table } from "./format.js";
 
 // ---------------------------------------------------------------------------------------------
 // slap supply
@@ -33,7 +33,7 @@ export function parseSupplyArgs(argv: readonly string[], env: Io["env"]) {
 
 export const supplyCommand: Command = {
   name: "supply",
-  summary: "install a release on a computer (or remove it with --destroy)",
+  summary: "install a release on a computer (or remove it with --destroy); admin only",
   help: `usage: slap supply <release> --computer ID [--destroy]
 
 Asks the node of computer ID to install the software release <release> (a path, file:// or
@@ -63,9 +63,11 @@ export const computersCommand: Command = {
   summary: "computers, their partitions (free/used) and releases",
   help: `usage: slap computers [--json] [--as-of WHEN]
 
-Lists the registered computers: each partition with its address, ports and the instance it
-holds (or free), and each release supplied to the computer with its build status. With
---as-of, as they were then, under a first line "as of WHEN (log position N)".
+Lists the registered computers: whether each computer's node answers (responsive, unresponsive
+since when, or unknown just after the master started), each partition with its address, ports
+and the instance it holds (or free), and each release supplied to the computer with its build
+status. With --as-of, as they were then (without liveness: it is now, not history), under a
+first line "as of WHEN (log position N)".
 
 options:
   --json         print the master's answer as JSON (with --as-of: with "asOf": { time, position })
@@ -102,6 +104,8 @@ export function computersLines(computers: readonly ComputerView[], list?: Instan
     const network = computer.networkId === null ? "" : `, network ${computer.networkId}`;
     if (lines.length > 0) lines.push("");
     lines.push(`${computer.computerId}${named}: ${partitions.length} partitions, ${partitions.length - used} free, ${used} used${network}`);
+    const liveness = livenessIn(computer);
+    if (liveness !== undefined) lines.push(`  node ${livenessText(liveness)}`);
     lines.push(
       ...table(
         [

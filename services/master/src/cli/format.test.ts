@@ -2,7 +2,7 @@ import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { computersLines } from "./computers.js";
 import { eventLine } from "./events.js";
-import { forest, keyValueLines, mask, StatusLine, table } from "./format.js";
+import { forest, keyValueLines, livenessText, mask, StatusLine, table } from "./format.js";
 import { instancesLines, readiness, showLines } from "./instances.js";
 import { instanceView, sampleComputer, sampleList } from "./views.fixture.js";
 
@@ -139,5 +139,38 @@ describe("computer views", () => {
       "  examples/software/old   no (removed)  destroyed",
     ]);
     assert.deepEqual(computersLines([]), ["no computers registered"]);
+  });
+});
+
+describe("liveness views", () => {
+  it("says whether a node answers: responsive, unresponsive since it was last heard from, unknown", () => {
+    assert.equal(livenessText({ state: "responsive", lastSeen: "2025-01-01T00:00:05.000Z" }), "responsive (last heard 2025-01-01T00:00:05.000Z)");
+    assert.equal(livenessText({ state: "unresponsive", lastSeen: "2025-01-01T00:00:05.000Z" }), "unresponsive since 2025-01-01T00:00:05.000Z");
+    assert.equal(livenessText({ state: "unresponsive", lastSeen: null }), "unresponsive: not heard from since the master started");
+    assert.equal(livenessText({ state: "unknown", lastSeen: null }), "unknown: not heard from yet since the master started");
+  });
+
+  it("prints a computer's liveness under its name, and nothing when the view has none (as of a past moment)", () => {
+    const silent = { ...sampleComputer(), liveness: { state: "unresponsive", lastSeen: "2025-01-01T00:00:05.000Z" } };
+    const lines = computersLines([silent], sampleList());
+    assert.deepEqual(lines.slice(0, 3), [
+      "COMP-1 (rack 1): 3 partitions, 1 free, 2 used",
+      "  node unresponsive since 2025-01-01T00:00:05.000Z",
+      "  PARTITION   ADDRESS    PORTS        HOLDS",
+    ]);
+    assert.equal(computersLines([sampleComputer()], sampleList())[1], "  PARTITION   ADDRESS    PORTS        HOLDS");
+  });
+
+  it("shows the liveness of an instance's node in slap show, and marks an unresponsive one in slap instances", () => {
+    const list = sampleList();
+    const node = { computerId: "COMP-1", state: "unresponsive", lastSeen: "2025-01-01T00:00:05.000Z" };
+    const kv = { ...list.instances[0]!, node };
+    const text = showLines(kv, { status: "pending", instanceId: "KV", reference: "kvdb", reason: "waiting", retryAfterMs: 1000 }, [], list, false).join("\n");
+    assert.match(text, /runs on +COMP-1\/slappart1\n +node +unresponsive since 2025-01-01T00:00:05\.000Z\n/);
+    const responsive = showLines({ ...kv, node: { ...node, state: "responsive" } }, { status: "pending", instanceId: "KV", reference: "kvdb", reason: "waiting", retryAfterMs: 1000 }, [], list, false).join("\n");
+    assert.match(responsive, /node +responsive \(last heard 2025-01-01T00:00:05\.000Z\)/);
+    const listed = instancesLines({ ...list, instances: list.instances.map((i) => (i.instanceId === "KV" ? kv : i)) });
+    assert.equal(listed[2], "├─ kvdb      started    COMP-1/slappart1 (node unresponsive)  pending     KV");
+    assert.doesNotMatch(showLines(list.instances[0]!, { status: "pending", instanceId: "KV", reference: "kvdb", reason: "waiting", retryAfterMs: 1000 }, [], list, false).join("\n"), /\n +node +(responsive|unresponsive|unknown)/);
   });
 });

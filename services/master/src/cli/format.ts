@@ -1,3 +1,4 @@
+import { z } from "zod";
 import { maskSecrets } from "@slap/events";
 import type { Output } from "./args.js";
 
@@ -99,4 +100,40 @@ export class StatusLine {
 export function seconds(ms: number): string {
   const s = Math.round(ms / 1000);
   return s < 60 ? `${s} s` : `${Math.floor(s / 60)} min${s % 60 === 0 ? "" : ` ${s % 60} s`}`;
+}
+
+/** A computer's `liveness` in the master's live reads (API.md, "Liveness"); absent in as-of reads. */
+export const LivenessView = z.object({ state: z.enum(["responsive", "unresponsive", "unknown"]), lastSeen: z.string().nullable() });
+export type LivenessView = z.infer<typeof LivenessView>;
+
+/** An instance's `node` in the master's live reads: the liveness of the computer it runs on (null: runs nowhere). */
+export const NodeLivenessView = LivenessView.extend({ computerId: z.string() });
+export type NodeLivenessView = z.infer<typeof NodeLivenessView>;
+
+/** The liveness in a view, when it has one the CLI understands (an older master, an as-of read: none). */
+export function livenessIn(view: object): LivenessView | undefined {
+  const parsed = LivenessView.safeParse((view as { liveness?: unknown }).liveness);
+  return parsed.success ? parsed.data : undefined;
+}
+
+/** The liveness of an instance's node, when the view has one. */
+export function nodeLivenessIn(view: object): NodeLivenessView | undefined {
+  const parsed = NodeLivenessView.safeParse((view as { node?: unknown }).node);
+  return parsed.success ? parsed.data : undefined;
+}
+
+/** Whether a node answers, for people: `responsive (last heard …)`, `unresponsive since …`, `unknown …`. */
+export function livenessText(liveness: LivenessView): string {
+  switch (liveness.state) {
+    case "responsive":
+      return `responsive (last heard ${liveness.lastSeen ?? "just now"})`;
+    case "unresponsive":
+      return liveness.lastSeen === null ? "unresponsive: not heard from since the master started" : `unresponsive since ${liveness.lastSeen}`;
+    case "unknown":
+      return "unknown: not heard from yet since the master started";
+    default: {
+      const never: never = liveness.state;
+      return never;
+    }
+  }
 }

@@ -21,7 +21,7 @@ import {
   type InstanceView,
   type RequestBody,
 } from "./client.js";
-import { forest, keyValueLines, mask, seconds, StatusLine, table } from "./format.js";
+import { forest, keyValueLines, livenessText, mask, nodeLivenessIn, seconds, StatusLine, table } from "./format.js";
 
 // ---------------------------------------------------------------------------------------------
 // slap request
@@ -264,10 +264,11 @@ export const showCommand: Command = {
   help: `usage: slap show <reference> [--json] [--secrets] [--as-of WHEN]
 
 Shows the instance you requested under <reference>: release, software type, requested state,
-where it runs, the answer a request would get now, its node's status and promises, parameters,
+where it runs and whether that computer's node answers (responsive, or unresponsive since
+when), the answer a request would get now, its node's status and promises, parameters,
 connection parameters (values whose name looks secret are masked unless --secrets), requester,
-shared instances it hosts and its instance tree. With --as-of, all of it as it was then, under
-a first line "as of WHEN (log position N)".
+shared instances it hosts and its instance tree. With --as-of, all of it as it was then (but
+the node's liveness, which is now, not history), under a first line "as of WHEN (log position N)".
 
 options:
   --json         print the master's answer as JSON (with --as-of: with "asOf": { time, position })
@@ -318,6 +319,8 @@ export function showLines(instance: InstanceView, answer: Answer, shared: readon
     ["answer", answer.status === "pending" ? `pending: ${answer.reason}` : answer.status],
     ["runs on", placementOf(instance, name)],
   ];
+  const node = nodeLivenessIn(instance);
+  if (node !== undefined) rows.push(["node", livenessText(node)]);
   const status = instance.status;
   if (status !== null) {
     rows.push(["node status", `${status.status} at ${status.at}${status.message === null ? "" : `: ${status.message}`}`]);
@@ -407,7 +410,7 @@ function instanceRows(instances: readonly InstanceView[], list: InstanceList): s
   return forest(nodes).map(({ node: { instance: i }, prefix }) => [
     prefix + i.reference,
     i.requestedState,
-    placementOf(i, name),
+    placementOf(i, name) + (nodeLivenessIn(i)?.state === "unresponsive" ? " (node unresponsive)" : ""),
     readiness(i),
     i.instanceId,
   ]);

@@ -31,6 +31,11 @@ const FEED_BACKLOG_COMMITS = 500;
 const FEED_KEEP = 1_000;
 const FEED_SHOW = 200;
 const REFRESH_DEBOUNCE_MS = 250;
+/**
+ * Liveness is not an event (a silent node makes none): the page asks for the computers this
+ * often and re-reads everything when a node's liveness changed.
+ */
+const LIVENESS_POLL_MS = 5_000;
 
 const TOKEN_KEY = "slap-token";
 const linked = new URLSearchParams(location.hash.slice(1)).get("token");
@@ -80,6 +85,22 @@ function clock(iso) {
   return typeof iso === "string" ? iso.slice(11, 19) : "";
 }
 
+/** "since …" for people: the time (UTC) when it is today, else the date and time. */
+function sinceText(iso) {
+  if (typeof iso !== "string") return "";
+  const today = new Date().toISOString().slice(0, 10);
+  return iso.slice(0, 10) === today ? `${iso.slice(11, 19)} UTC` : `${iso.slice(0, 10)} ${iso.slice(11, 19)} UTC`;
+}
+
+/** What a node's liveness ({ state, lastSeen }) says, in words. */
+function livenessText(liveness) {
+  if (liveness.state === "unresponsive") {
+    return liveness.lastSeen ? `node unresponsive since ${sinceText(liveness.lastSeen)}` : "node unresponsive: not heard from since the master started";
+  }
+  if (liveness.state === "responsive") return "node responsive";
+  return "node not heard from yet";
+}
+
 function referenceOf(instanceId) {
   return state.instances[instanceId]?.reference ?? instanceId;
 }
@@ -119,6 +140,7 @@ async function refresh() {
   state.instances = Object.fromEntries(instances.instances.map((i) => [i.instanceId, i]));
   state.trees = instances.trees;
   state.computers = computers.computers;
+  livenessSeen = livenessKey(state.computers);
   renderTrees();
   renderComputers();
   renderFilterOptions();
@@ -152,6 +174,20 @@ function scheduleRefresh() {
         }
       });
   }, REFRESH_DEBOUNCE_MS);
+}
+
+/** The computers' liveness states as one string: a change (not a newer heartbeat) re-reads the page's models. */
+function livenessKey(computers) {
+  return computers
+    .map((c) => `${c.computerId}=${c.liveness?.state ?? "-"}${c.liveness?.state === "unresponsive" ? `@${c.liveness.lastSeen}` : ""}`)
+    .sort()
+    .join(",");
+}
+let livenessSeen = "";
+
+async function pollLiveness() {
+  const { computers } = await getJson("/v1/computers");
+  if (livenessKey(computers) !== livenessSeen) scheduleRefresh();
 }
 
 let feedFrame = null;
@@ -283,6 +319,11 @@ function instanceCard(instance) {
   if (s !== null && s.message && s.status !== "started") {
     rows.push(h("div", { class: "row" }, h("span", { class: "row-label" }, "message"), h("span", { class: "message" }, s.message)));
   }
+  if (instance.node && instance.node.state === "unresponsive") {
+    rows.push(h("div", { class: "row", "data-role": "node-liveness", "data-state": instance.node.state },
+      h("span", { class: "row-label" }, "node"),
+      h("span", { class: "unresponsive", title: instance.node.lastSeen ? `last heard from ${instance.node.lastSeen}` : "" }, livenessText(instance.node))));
+  }
   if (instance.lastBang !== null) {
     const b = instance.lastBang;
     rows.push(h("div", { class: "row" }, h("span", { class: "row-label" }, "last bang"),
@@ -297,12 +338,14 @@ function instanceCard(instance) {
     );
   }
 
-  return h("article", { class: `card status-${status}` },
+  const unresponsive = instance.node?.state === "unresponsive";
+  return h("article", { class: `card status-${status}${unresponsive ? " node-unresponsive" : ""}` },
     h("header", { class: "card-head" },
       h("span", { class: "reference" }, instance.reference),
       badge(status, status, { "data-role": "status" }),
       instance.requestedState !== "started" ? badge(`requested ${instance.requestedState}`, "muted") : null,
       instance.shared ? badge("shared", "muted") : null,
+      unresponsive ? badge("node unresponsive", "error", { "data-role": "node-badge" }) : null,
       h("span", { class: "where", "data-role": "placement" },
         where ? `${where.computerId} / ${where.partitionId}` : instance.host ? `on ${referenceOf(instance.host.instanceId)}` : "not placed"),
     ),
@@ -367,11 +410,20 @@ function renderComputers() {
       const partitions = Object.values(computer.partitions).sort((a, b) => a.partitionId.localeCompare(b.partitionId, "en", { numeric: true }));
       const used = partitions.filter((p) => p.instanceId !== null).length;
       const software = Object.values(computer.software);
-      return h("article", { class: "computer", "data-computer": computer.computerId },
+      const liveness = computer.liveness;
+      return h("article", { class: `computer${liveness ? ` node-${liveness.state}` : ""}`, "data-computer": computer.computerId },
         h("header", { class: "card-head" },
           h("span", { class: "reference" }, computer.computerId),
           computer.name ? h("span", { class: "meta-inline" }, computer.name) : null,
           h("span", { class: "where" }, `${used} / ${partitions.length} partitions used`)),
+        liveness
+          ? h("p", {
+              class: `liveness liveness-${liveness.state}`,
+              "data-role": "liveness",
+              "data-state": liveness.state,
+              title: liveness.lastSeen ? `last heard from ${liveness.lastSeen}` : "not heard from since the master started",
+            }, livenessText(liveness))
+          : null,
         h("div", { class: "partitions" }, partitions.map((p) => {
           const holder = p.instanceId === null ? null : referenceOf(p.instanceId);
           return h("div", {
@@ -530,6 +582,9 @@ async function start() {
     if (error instanceof Unauthorized) return signIn(error.message);
     $("trees").replaceChildren(h("p", { class: "error" }, `Cannot read the master: ${error.message}`));
   });
+  setInterval(() => {
+    pollLiveness().catch((error) => console.warn("liveness poll failed", error));
+  }, LIVENESS_POLL_MS);
   await followForever();
 }
 

@@ -1,4 +1,4 @@
-import Fastify, { type FastifyReply, type FastifyRequest } from "fastify";
+import Fastify, { LogController, type FastifyReply, type FastifyRequest } from "fastify";
 import { z } from "zod";
 import {
   EVENT_TYPES,
@@ -28,6 +28,7 @@ import {
   LogPosition,
 } from "../core/commands.js";
 import type { Answer } from "../core/answer.js";
+import type { Liveness, NodeLiveness } from "../core/liveness.js";
 import {
   decideBang,
   decideDestroyed,
@@ -82,6 +83,9 @@ function parse<T extends z.ZodType>(schema: T, value: unknown, where: string): z
   throw new HttpError(400, "BadRequest", `invalid ${where}: ${issues.map((i) => `${i.path || "(root)"}: ${i.message}`).join("; ")}`, issues);
 }
 
+/** `POST /v1/computers/:computerId/heartbeat`, not logged as a request (see `buildHttpApi`). */
+const HEARTBEAT_URL = /^\/v1\/computers\/[^/?]+\/heartbeat(\?|$)/;
+
 /** Routes anyone may call: health, the API description and the dashboard's static files (which carry no data). */
 const PUBLIC_ROUTES = new Set(["/healthz", "/openapi.json", ...DASHBOARD_PATHS]);
 
@@ -89,9 +93,20 @@ function maskMap(map: Record<string, string> | null, show: boolean): Record<stri
   return map === null || show ? map : maskSecrets(map);
 }
 
-/** An instance as shown: secrets masked (by key name) in its connection and its request parameters, unless asked for. */
-function present(instance: InstanceView, show: boolean): InstanceView {
-  return { ...instance, parameters: maskMap(instance.parameters, show) ?? {}, connection: maskMap(instance.connection, show) };
+/** The liveness of the node an instance runs on, in a live read (as-of reads have none: liveness is now, not history). */
+type NodeOf = (instance: InstanceView) => NodeLiveness | null;
+
+/**
+ * An instance as shown: secrets masked (by key name) in its connection and its request
+ * parameters, unless asked for; in a live read, `node`: whether the node it runs on answers.
+ */
+function present(instance: InstanceView, show: boolean, nodeOf?: NodeOf): InstanceView & { node?: NodeLiveness | null } {
+  return {
+    ...instance,
+    parameters: maskMap(instance.parameters, show) ?? {},
+    connection: maskMap(instance.connection, show),
+    ...(nodeOf === undefined ? {} : { node: nodeOf(instance) }),
+  };
 }
 
 function presentAnswer(answer: Answer, show: boolean): Answer {
@@ -107,7 +122,13 @@ function sendAnswer(reply: FastifyReply, answer: Answer): FastifyReply {
  * answer `{ error: { code, message, issues? } }` with 400/403/404/409, never a stack trace.
  */
 export function buildHttpApi(master: Master, logger: Logger, options: { credentials: Credentials }) {
-  const app = Fastify({ loggerInstance: logger, bodyLimit: 1024 * 1024, forceCloseConnections: true });
+  const app = Fastify({
+    loggerInstance: logger,
+    bodyLimit: 1024 * 1024,
+    forceCloseConnections: true,
+    // Heartbeats (one per node every few seconds) are not logged as requests; their failures still are.
+    logController: new LogController({ disableRequestLogging: (request) => request.method === "POST" && HEARTBEAT_URL.test(request.url) }),
+  });
 
   // Every route but the public ones needs a token (see auth.ts); the actor it names is kept per request.
   const actors = new WeakMap<FastifyRequest, Actor>();
@@ -120,6 +141,8 @@ export function buildHttpApi(master: Master, logger: Logger, options: { credenti
     const result = authenticate(options.credentials, header("authorization"), header("x-slap-partition"));
     if ("actor" in result) {
       actors.set(request, result.actor);
+      // Any call with a node's token is a sign of life of its node, not only its heartbeats.
+      if (result.actor.kind === "node" || result.actor.kind === "partition") master.heardFrom(result.actor.computerId);
       return done();
     }
     if (result.status === 401) request.log.warn({ url: request.url.split("?")[0], reason: result.message }, "request refused: not authenticated");
@@ -181,6 +204,22 @@ export function buildHttpApi(master: Master, logger: Logger, options: { credenti
   const asOfOf = (read: Read) => (read.asOf === undefined ? {} : { asOf: read.asOf });
 
   /**
+   * In a live read, the liveness of the node an instance runs on: its placement's computer (a
+   * shared instance: its host's). Null when it runs nowhere. As of a past moment: none.
+   */
+  const nodeOf = (read: Read): NodeOf | undefined => {
+    if (read.asOf !== undefined) return undefined;
+    return (instance) => {
+      const host = instance.host === null ? undefined : read.views.instances.instances[instance.host.instanceId];
+      const placement = instance.placement ?? host?.placement ?? null;
+      return placement === null ? null : { computerId: placement.computerId, ...master.liveness(placement.computerId) };
+    };
+  };
+  /** A computer as shown: in a live read, with `liveness`. */
+  const presentComputer = <C extends { computerId: string }>(computer: C, read: Read): C & { liveness?: Liveness } =>
+    read.asOf === undefined ? { ...computer, liveness: master.liveness(computer.computerId) } : computer;
+
+  /**
    * Whether the actor may see the instance in the read models. As of a past moment it must be
    * visible then and now: a partition sees the trees it holds now, not those it held before.
    */
@@ -195,11 +234,11 @@ export function buildHttpApi(master: Master, logger: Logger, options: { credenti
   };
 
   const details = (instance: InstanceView, show: boolean, read: Read = live()) => ({
-    instance: present(instance, show),
+    instance: present(instance, show, nodeOf(read)),
     answer: presentAnswer(master.answer(instance, read.views), show),
     sharedInstances: Object.values(read.views.instances.instances)
       .filter((i) => i.host?.instanceId === instance.instanceId)
-      .map((i) => present(i, show)),
+      .map((i) => present(i, show, nodeOf(read))),
     ...asOfOf(read),
   });
 
@@ -234,7 +273,7 @@ export function buildHttpApi(master: Master, logger: Logger, options: { credenti
     const instances = Object.values(read.views.instances.instances).filter((i) => visible(actor, i, read));
     const treeIds = new Set(instances.map((i) => i.treeId));
     return {
-      instances: instances.map((i) => present(i, show)),
+      instances: instances.map((i) => present(i, show, nodeOf(read))),
       trees: Object.values(read.views.instances.trees).filter((t) => treeIds.has(t.treeId)),
       ...asOfOf(read),
     };
@@ -332,7 +371,7 @@ export function buildHttpApi(master: Master, logger: Logger, options: { credenti
   app.get("/v1/computers", async (request) => {
     actorOf(request);
     const read = await readAt(parse(MomentQuery, request.query, "query"));
-    return { computers: Object.values(read.views.computers.computers), ...asOfOf(read) };
+    return { computers: Object.values(read.views.computers.computers).map((c) => presentComputer(c, read)), ...asOfOf(read) };
   });
   app.get("/v1/computers/:computerId", async (request) => {
     actorOf(request);
@@ -340,7 +379,17 @@ export function buildHttpApi(master: Master, logger: Logger, options: { credenti
     const read = await readAt(parse(MomentQuery, request.query, "query"));
     const computer = read.views.computers.computers[computerId];
     if (computer === undefined) throw new HttpError(404, "NotFound", `no computer ${computerId}`);
-    return { computer, ...asOfOf(read) };
+    return { computer: presentComputer(computer, read), ...asOfOf(read) };
+  });
+  // A node's sign of life (recorded by the onRequest hook, as for any call with its token).
+  app.post("/v1/computers/:computerId/heartbeat", (request) => {
+    const actor = actorOf(request);
+    const { computerId } = parse(ComputerIdParam, request.params, "path");
+    if ((actor.kind !== "node" && actor.kind !== "partition") || actor.computerId !== computerId) {
+      throw new HttpError(403, "Forbidden", `only the node of computer ${computerId} may send its heartbeat`);
+    }
+    if (master.computers.computers[computerId] === undefined) throw new HttpError(404, "NotFound", `no computer ${computerId}: register it first`);
+    return { computerId, liveness: master.liveness(computerId) };
   });
   app.post("/v1/computers/:computerId/supply", async (request) => {
     const actor = actorOf(request);

@@ -15,6 +15,7 @@ import type { Logger } from "pino";
 import { monotonicFactory } from "ulid";
 import { answerFor, type Answer, type ExplainUnplaced } from "../core/answer.js";
 import type { Decision, DecisionContext, Rejection } from "../core/decide.js";
+import { livenessOf, type Liveness } from "../core/liveness.js";
 
 /** A command failed for a reason the caller should see (mapped to 403/404/409 by the HTTP layer). */
 export class CommandRejected extends Error {
@@ -37,7 +38,15 @@ export interface MasterOptions {
   clock?: () => Date;
   /** How many as-of read models to keep (default 4; 0: none). Each is a full copy of the read models at its position. */
   asOfCacheSize?: number;
+  /**
+   * A computer whose node the master has not heard from for longer than this is `unresponsive`
+   * (default 30 s: 3 × the nodes' default heartbeat of 10 s).
+   */
+  staleAfterMs?: number;
 }
+
+/** Default of `MasterOptions.staleAfterMs`. */
+export const DEFAULT_STALE_AFTER_MS = 30_000;
 
 /** The read models as of a past moment (see `Master.asOf`). */
 export interface AsOfRead {
@@ -75,6 +84,11 @@ export class Master {
   private readonly asOfCache = new Map<number, Promise<{ views: AllocatorView; position: number; time: string | null }>>();
   /** Folds for as-of reads run one at a time: memory holds at most one fold in progress besides the cache. */
   private asOfQueue: Promise<unknown> = Promise.resolve();
+  /** When the master last heard from each computer's node (ms, by the master's clock): in memory only, never an event. */
+  private readonly lastSeen = new Map<string, number>();
+  /** Since when this master can hear nodes: a node not heard from since is `unknown` for `staleAfterMs`, then `unresponsive`. */
+  private startedAt: number;
+  readonly staleAfterMs: number;
 
   constructor(
     readonly store: EventStore,
@@ -84,6 +98,8 @@ export class Master {
   ) {
     this.clock = options.clock ?? (() => new Date());
     this.asOfCacheSize = options.asOfCacheSize ?? 4;
+    this.staleAfterMs = options.staleAfterMs ?? DEFAULT_STALE_AFTER_MS;
+    this.startedAt = this.clock().getTime();
     this.view = new ProjectionRunner(store, allocatorViewProjection, { logger });
     this.view.onCommit((_state, commit) => {
       for (const listener of this.listeners) listener(commit);
@@ -97,6 +113,8 @@ export class Master {
 
   async start(): Promise<void> {
     await this.view.start();
+    // Catching up with a long log is not time the nodes could have been heard in.
+    this.startedAt = this.clock().getTime();
   }
 
   async stop(): Promise<void> {
@@ -197,6 +215,16 @@ export class Master {
       { name: "instances", differences: differences(live.instances, rebuilt.state.instances) },
     ];
     return { position, rebuiltUpTo: rebuilt.position, rebuildMs, equal: models.every((m) => m.differences.length === 0), models };
+  }
+
+  /** A sign of life from a computer's node (its heartbeat, or any call it made with its token). */
+  heardFrom(computerId: string): void {
+    this.lastSeen.set(computerId, this.clock().getTime());
+  }
+
+  /** Whether the node of `computerId` answers, now (see core/liveness.ts). */
+  liveness(computerId: string): Liveness {
+    return livenessOf(this.lastSeen.get(computerId), { now: this.clock().getTime(), startedAt: this.startedAt, staleAfterMs: this.staleAfterMs });
   }
 
   instance(instanceId: string): InstanceView | undefined {

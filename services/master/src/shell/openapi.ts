@@ -27,6 +27,12 @@ const AnswerBody = z.discriminatedUnion("status", [
   z.object({ status: z.literal("destroyed"), instanceId: z.string(), reference: z.string() }),
 ]);
 
+const Liveness = z.object({
+  state: z.enum(["responsive", "unresponsive", "unknown"]),
+  lastSeen: z.string().nullable().describe("when the master last heard from the node (ISO-8601); null: not since it started"),
+});
+const HeartbeatAnswer = z.object({ computerId: z.string(), liveness: Liveness });
+
 const errors = {
   "400": { description: "invalid input; `issues` names every field path", content: { "application/json": { schema: json(ErrorBody) } } },
   "403": { description: "the sender may not do this", content: { "application/json": { schema: json(ErrorBody) } } },
@@ -90,10 +96,20 @@ export function openApiDocument(): unknown {
       "/v1/instances/{instanceId}/connection": { post: { parameters: [instanceId], requestBody: body(PublishConnectionParameters), responses: ok("published") } },
       "/v1/instances/{instanceId}/status": { post: { parameters: [instanceId], requestBody: body(ReportInstanceStatus), responses: ok("reported") } },
       "/v1/instances/{instanceId}/destroyed": { post: { parameters: [instanceId], responses: ok("destroyed, partition released") } },
-      "/v1/computers": { get: { parameters: asOf, responses: ok("computers") }, post: { requestBody: body(RegisterComputer), responses: ok("registered") } },
-      "/v1/computers/{computerId}": { get: { parameters: [computerId, ...asOf], responses: ok("computer") } },
+      "/v1/computers": { get: { parameters: asOf, responses: ok("computers, each (in a live read) with liveness: { state, lastSeen }") }, post: { requestBody: body(RegisterComputer), responses: ok("registered") } },
+      "/v1/computers/{computerId}": { get: { parameters: [computerId, ...asOf], responses: ok("computer (in a live read) with liveness: { state, lastSeen }") } },
       "/v1/computers/{computerId}/supply": { post: { parameters: [computerId], requestBody: body(SupplySoftware), responses: ok("supplied") } },
       "/v1/computers/{computerId}/software": { post: { parameters: [computerId], requestBody: body(ReportSoftwareStatus), responses: ok("reported") } },
+      "/v1/computers/{computerId}/heartbeat": {
+        post: {
+          summary: "The node's sign of life (its own computer only; no body); not an event: the master keeps the time in memory",
+          parameters: [computerId],
+          responses: {
+            "200": { description: "heard", content: { "application/json": { schema: json(HeartbeatAnswer) } } },
+            ...errors,
+          },
+        },
+      },
       "/v1/events": { get: { summary: "The event log, filtered", responses: ok("events and the next position") } },
       "/v1/events/stream": { get: { summary: "Server-sent events: the log, live", responses: ok("text/event-stream") } },
       "/v1/whoami": { get: { summary: "The actor the token names", responses: ok("{ actor }") } },

@@ -1,34 +1,129 @@
-import { execFile, spawn } from "node:child_process";
+import { spawn } from "node:child_process";
 import { closeSync, fchownSync, openSync } from "node:fs";
 import { chown, mkdir } from "node:fs/promises";
 import { connect } from "node:net";
 import { join } from "node:path";
 import type { PromiseReport } from "./master-client.js";
-import type { PromiseCheck } from "./profile.js";
+import { secondsOf, type PromiseCheck } from "./profile.js";
 import type { PartitionUser } from "./users.js";
 
-/** Runs a one-shot to completion (no shell), its output appended to `var/log/<name>.log`; rejects on a non-zero exit. */
-export async function runOnce(partitionPath: string, name: string, spec: { command: string[]; env: Record<string, string>; cwd: string }, owner?: PartitionUser): Promise<void> {
+/** After a timeout, a process group gets SIGTERM, then SIGKILL this much later. */
+const KILL_GRACE_MS = 2_000;
+/** Output a command promise keeps (its last bytes) for its message. */
+const OUTPUT_KEEP = 64 * 1024;
+
+interface Finished {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  /** Killed because it ran past its timeout. */
+  timedOut: boolean;
+  /** stdout and stderr as they came (piped output only), its last `OUTPUT_KEEP` bytes. */
+  output: string;
+}
+
+/**
+ * Runs an argv (no shell) in a process group of its own; past `timeoutMs` the whole group (the
+ * command and whatever it started) gets SIGTERM, then SIGKILL after `KILL_GRACE_MS`. Output
+ * goes to `stdio` (a file descriptor), or is kept (`"pipe"`). Rejects only when the command
+ * cannot start.
+ */
+export function runWithTimeout(
+  command: readonly string[],
+  options: { cwd: string; env: Record<string, string>; timeoutMs: number; owner?: PartitionUser | undefined; stdio: number | "pipe" },
+): Promise<Finished> {
+  const [file, ...args] = command as [string, ...string[]];
+  return new Promise((resolve, reject) => {
+    const out = options.stdio === "pipe" ? "pipe" : options.stdio;
+    const child = spawn(file, args, {
+      cwd: options.cwd,
+      env: options.env,
+      stdio: ["ignore", out, out],
+      detached: true,
+      ...(options.owner === undefined ? {} : { uid: options.owner.uid, gid: options.owner.gid }),
+    });
+    let output = "";
+    const keep = (chunk: Buffer): void => {
+      output = (output + chunk.toString("utf8")).slice(-OUTPUT_KEEP);
+    };
+    child.stdout?.on("data", keep);
+    child.stderr?.on("data", keep);
+    let timedOut = false;
+    let settled = false;
+    const timers: NodeJS.Timeout[] = [];
+    const group = (signal: NodeJS.Signals): void => {
+      try {
+        if (child.pid !== undefined) process.kill(-child.pid, signal);
+      } catch {
+        // The group is gone already.
+      }
+    };
+    const finish = (code: number | null, signal: NodeJS.Signals | null): void => {
+      if (settled) return;
+      settled = true;
+      for (const timer of timers) clearTimeout(timer);
+      resolve({ code, signal, timedOut, output });
+    };
+    timers.push(
+      setTimeout(() => {
+        timedOut = true;
+        group("SIGTERM");
+        timers.push(
+          setTimeout(() => {
+            group("SIGKILL");
+            // A descendant that left the group may hold the output pipes open: do not wait for it.
+            timers.push(
+              setTimeout(() => {
+                child.stdout?.destroy();
+                child.stderr?.destroy();
+                finish(child.exitCode, child.signalCode ?? "SIGKILL");
+              }, 1_000),
+            );
+          }, KILL_GRACE_MS),
+        );
+      }, options.timeoutMs),
+    );
+    child.once("error", (error) => {
+      if (settled) return;
+      settled = true;
+      for (const timer of timers) clearTimeout(timer);
+      reject(error);
+    });
+    child.once("close", (code, signal) => finish(code, signal));
+  });
+}
+
+/**
+ * Runs a one-shot to completion (no shell), its output appended to `var/log/<name>.log`; rejects
+ * on a non-zero exit, and when it runs past `timeoutMs` (default 10 min): then it is killed, with
+ * every process it started (`run <name> timed out after N s`).
+ */
+export async function runOnce(
+  partitionPath: string,
+  name: string,
+  spec: { command: string[]; env: Record<string, string>; cwd: string },
+  owner?: PartitionUser,
+  timeoutMs = RUN_TIMEOUT_MS,
+): Promise<void> {
   const created = await mkdir(join(partitionPath, "var", "log"), { recursive: true });
   if (owner !== undefined && created !== undefined) {
     for (const dir of [join(partitionPath, "var"), join(partitionPath, "var", "log")]) await chown(dir, owner.uid, owner.gid);
   }
   const fd = openSync(join(partitionPath, "var", "log", `${name}.log`), "a");
-  const [file, ...args] = spec.command as [string, ...string[]];
+  let finished: Finished;
   try {
     if (owner !== undefined) fchownSync(fd, owner.uid, owner.gid);
-    await new Promise<void>((resolve, reject) => {
-      const child = spawn(file, args, { cwd: spec.cwd, env: spec.env, stdio: ["ignore", fd, fd], ...(owner === undefined ? {} : { uid: owner.uid, gid: owner.gid }) });
-      child.once("error", (error) => reject(new Error(`run ${name} could not start: ${error.message}`)));
-      child.once("close", (code, signal) => {
-        if (code === 0) resolve();
-        else reject(new Error(`run ${name} ${code === null ? `was killed by ${signal ?? "a signal"}` : `exited with code ${code}`}`));
-      });
+    finished = await runWithTimeout(spec.command, { cwd: spec.cwd, env: spec.env, timeoutMs, owner, stdio: fd }).catch((error: unknown) => {
+      throw new Error(`run ${name} could not start: ${error instanceof Error ? error.message : String(error)}`);
     });
   } finally {
     closeSync(fd);
   }
+  if (finished.timedOut) throw new Error(`run ${name} timed out after ${secondsOf(timeoutMs)} s (killed)`);
+  if (finished.code !== 0) throw new Error(`run ${name} ${finished.code === null ? `was killed by ${finished.signal ?? "a signal"}` : `exited with code ${finished.code}`}`);
 }
+
+/** Default of `runOnce`'s `timeoutMs`: 10 min. */
+export const RUN_TIMEOUT_MS = 600_000;
 
 interface CheckOptions {
   cwd: string;
@@ -38,19 +133,24 @@ interface CheckOptions {
   owner?: PartitionUser | undefined;
 }
 
-function attempt(check: PromiseCheck, options: CheckOptions): Promise<string> {
+/** One try of a promise, given `leftMs` of its `options.timeoutMs`. */
+function attempt(check: PromiseCheck, options: CheckOptions, leftMs: number): Promise<string> {
   if ("command" in check) {
-    const [file, ...args] = check.command as [string, ...string[]];
-    const as = options.owner === undefined ? {} : { uid: options.owner.uid, gid: options.owner.gid };
-    return new Promise((resolve, reject) => {
-      execFile(file, args, { cwd: options.cwd, env: options.env, timeout: options.timeoutMs, ...as }, (error, stdout, stderr) => {
-        if (error === null) resolve(stdout.trim().slice(0, 1_000) || "ok");
-        else reject(new Error(`${stderr || stdout || error.message}`.trim().slice(-2_000)));
-      });
-    });
+    return runWithTimeout(check.command, { cwd: options.cwd, env: options.env, timeoutMs: leftMs, owner: options.owner, stdio: "pipe" }).then(
+      (finished) => {
+        const output = finished.output.trim();
+        if (finished.timedOut) throw new Error(`timed out after ${secondsOf(options.timeoutMs)} s (killed)${output === "" ? "" : `: ${output.slice(-1_000)}`}`);
+        if (finished.code === 0) return output.slice(0, 1_000) || "ok";
+        const how = finished.code === null ? `killed by ${finished.signal ?? "a signal"}` : `exit code ${finished.code}`;
+        throw new Error((output || how).slice(-2_000));
+      },
+      (error: unknown) => {
+        throw new Error(`could not start: ${error instanceof Error ? error.message : String(error)}`);
+      },
+    );
   }
   if ("http" in check) {
-    return fetch(check.http, { signal: AbortSignal.timeout(options.timeoutMs) }).then(async (response) => {
+    return fetch(check.http, { signal: AbortSignal.timeout(leftMs) }).then(async (response) => {
       await response.arrayBuffer();
       if (response.status >= 400) throw new Error(`GET ${check.http}: HTTP ${response.status}`);
       return `GET ${check.http}: HTTP ${response.status}`;
@@ -58,7 +158,7 @@ function attempt(check: PromiseCheck, options: CheckOptions): Promise<string> {
   }
   return new Promise((resolve, reject) => {
     const socket = connect({ host: check.tcp.host, port: check.tcp.port });
-    socket.setTimeout(options.timeoutMs);
+    socket.setTimeout(leftMs);
     socket.once("connect", () => {
       socket.destroy();
       resolve(`tcp ${check.tcp.host}:${check.tcp.port} accepts connections`);
@@ -73,7 +173,8 @@ function attempt(check: PromiseCheck, options: CheckOptions): Promise<string> {
 
 /**
  * Checks a promise, retrying every 200 ms until it holds or `timeoutMs` passed (services just
- * started need a moment to listen). The result carries the last message.
+ * started need a moment to listen). The result carries the last message. A command still running
+ * at the deadline is killed with every process it started (`timed out after N s (killed)`).
  */
 export async function checkPromise(name: string, check: PromiseCheck, options: CheckOptions): Promise<PromiseReport> {
   const started = Date.now();
@@ -81,7 +182,7 @@ export async function checkPromise(name: string, check: PromiseCheck, options: C
   for (;;) {
     const left = Math.max(100, deadline - Date.now());
     try {
-      const message = await attempt(check, { ...options, timeoutMs: left });
+      const message = await attempt(check, options, left);
       return { name, ok: true, message, durationMs: Date.now() - started };
     } catch (error) {
       const message = error instanceof Error ? error.message : String(error);

@@ -14,6 +14,7 @@ export class MasterError extends Error {
 }
 
 const Position = z.object({ position: z.number().int().nonnegative() });
+const Heartbeat = z.looseObject({ computerId: z.string() });
 const ErrorBody = z.object({ error: z.object({ code: z.string(), message: z.string() }) });
 
 export const Answer = z.discriminatedUnion("status", [
@@ -73,7 +74,14 @@ export class MasterClient {
     private readonly seen?: () => number,
   ) {}
 
-  private async call<T>(schema: z.ZodType<T>, method: string, path: string, headers: Record<string, string>, body?: unknown): Promise<T> {
+  private async call<T>(
+    schema: z.ZodType<T>,
+    method: string,
+    path: string,
+    headers: Record<string, string>,
+    body?: unknown,
+    options: { timeoutMs?: number; seen?: boolean } = {},
+  ): Promise<T> {
     let response: Response;
     try {
       response = await fetch(new URL(path, this.baseUrl), {
@@ -82,10 +90,10 @@ export class MasterClient {
           ...headers,
           authorization: `Bearer ${this.token}`,
           ...(body === undefined ? {} : { "content-type": "application/json" }),
-          ...(this.seen === undefined ? {} : { "x-slap-seen": String(this.seen()) }),
+          ...(this.seen === undefined || options.seen === false ? {} : { "x-slap-seen": String(this.seen()) }),
         },
         ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-        signal: AbortSignal.timeout(30_000),
+        signal: AbortSignal.timeout(options.timeoutMs ?? 30_000),
       });
     } catch (error) {
       throw new MasterError(`master unreachable (${method} ${path}): ${error instanceof Error ? error.message : String(error)}`, 0, true, { cause: error });
@@ -116,6 +124,14 @@ export class MasterClient {
 
   register(partitions: Array<{ partitionId: string; address: string; ports: { from: number; to: number } }>): Promise<{ position: number }> {
     return this.call(Position, "POST", "/v1/computers", this.asNode, { computerId: this.computerId, partitions });
+  }
+
+  /**
+   * The node's sign of life (the master shows its computer unresponsive when it has not heard
+   * from it for a while). Sent without `x-slap-seen`: it must not wait for the master's read models.
+   */
+  heartbeat(timeoutMs: number): Promise<{ computerId: string }> {
+    return this.call(Heartbeat, "POST", `/v1/computers/${encodeURIComponent(this.computerId)}/heartbeat`, this.asNode, undefined, { timeoutMs, seen: false });
   }
 
   reportSoftware(releaseUrl: string, status: "building" | "available" | "error" | "destroyed", log?: string): Promise<{ position: number }> {

@@ -6,9 +6,9 @@ import type { Logger } from "pino";
 import { checkParameters } from "../core/parameters.js";
 import { insidePartition } from "../core/paths.js";
 import { DeployedState, decideProcessing, parametersHash, sameDeployment, type ProcessDecision } from "../core/state.js";
-import { checkPromise, runOnce } from "./checks.js";
+import { checkPromise, RUN_TIMEOUT_MS, runOnce } from "./checks.js";
 import { MasterClient, MasterError, type PromiseReport, type StatusReport } from "./master-client.js";
-import { createSlap, runProfile, Waiting, type Declarations, type ProcessDeclaration } from "./profile.js";
+import { createSlap, PROFILE_TIMEOUT_MS, runProfile, Waiting, type Declarations, type ProcessDeclaration } from "./profile.js";
 import { install, InstallError, isInstalled, readManifest, softwareDir } from "./software.js";
 import { reapLeftovers, Supervisor, type ServiceExit, type ServiceSpec } from "./supervisor.js";
 import { ensureUser, makeReadable, ownTree, partitionUserName, partitionUsersEnabled, type PartitionUser, type PartitionUsersOption } from "./users.js";
@@ -32,8 +32,21 @@ export interface NodeOptions {
   portsPerPartition?: number;
   /** Process every instance at least this often even if nothing changed (default one day). */
   maxPeriodicityMs?: number;
-  /** How long a promise may take to hold (default 20 s). */
+  /** How long a promise may take to hold (default 20 s); a command still running then is killed. */
   promiseTimeoutMs?: number;
+  /**
+   * How long a profile's `deploy(slap)` (or a destroy hook) may take (default 10 min): then
+   * processing ends in error, "profile timed out after N s", and the instance is processed again
+   * at its next trigger (a change, a bang, the error retry, periodicity). See DESIGN.md, "Timeouts".
+   */
+  profileTimeoutMs?: number;
+  /** How long a one-shot (`slap.run`) may run (default 10 min): then it is killed and processing ends in error. */
+  runTimeoutMs?: number;
+  /**
+   * How often the node tells the master it is alive (default 10 s). The master shows a computer
+   * it has not heard from for a while (3 heartbeats by default) as unresponsive.
+   */
+  heartbeatMs?: number;
   /** Where relative release paths resolve from (default the process's working directory). */
   cwd?: string;
   /**
@@ -80,6 +93,9 @@ function masterDown(error: unknown): boolean {
 
 type SoftwareState = "installing" | "installed" | "failed" | "removing";
 
+/** Default of `NodeOptions.heartbeatMs`. */
+export const DEFAULT_HEARTBEAT_MS = 10_000;
+
 /**
  * The node agent of one computer: formats its partitions, installs supplied releases, processes
  * the instances placed on it, supervises their services. Reads the log, writes through the
@@ -94,6 +110,10 @@ export class Node {
   private readonly logger: Logger;
   private unsubscribe: (() => void) | undefined;
   private timer: NodeJS.Timeout | undefined;
+  private heartbeatTimer: NodeJS.Timeout | undefined;
+  /** A heartbeat in flight (never two at once), and whether the last one failed (logged once per outage). */
+  private heartbeating: Promise<void> | undefined;
+  private heartbeatFailing = false;
   private stopping = false;
   private readonly maxPeriodicityMs: number;
 
@@ -177,7 +197,30 @@ export class Node {
     this.unsubscribe = this.runner.onCommit(() => this.scan());
     const every = Math.max(250, Math.min(this.maxPeriodicityMs / 4, 60_000));
     this.timer = setInterval(() => this.scan(), every);
+    // Registering was a sign of life; from now on one every heartbeatMs.
+    this.heartbeatTimer = setInterval(() => this.heartbeat(), this.options.heartbeatMs ?? DEFAULT_HEARTBEAT_MS);
     this.scan();
+  }
+
+  /** Tells the master this node is alive; a failure is logged once until one succeeds again. */
+  private heartbeat(): void {
+    if (this.stopping || this.heartbeating !== undefined) return;
+    const timeoutMs = Math.max(1_000, this.options.heartbeatMs ?? DEFAULT_HEARTBEAT_MS);
+    this.heartbeating = this.client
+      .heartbeat(timeoutMs)
+      .then(
+        () => {
+          if (this.heartbeatFailing) this.logger.info("heartbeat: the master hears this node again");
+          this.heartbeatFailing = false;
+        },
+        (error: unknown) => {
+          if (!this.heartbeatFailing) this.logger.warn({ err: error }, "heartbeat failed: the master may show this computer unresponsive");
+          this.heartbeatFailing = true;
+        },
+      )
+      .finally(() => {
+        this.heartbeating = undefined;
+      });
   }
 
   /** Stops processing and every service (SIGTERM, then SIGKILL after 5 s); leaves partitions as they are. */
@@ -185,11 +228,13 @@ export class Node {
     if (this.stopping) return;
     this.stopping = true;
     clearInterval(this.timer);
+    clearInterval(this.heartbeatTimer);
     for (const slot of this.slots.values()) clearTimeout(slot.retryTimer);
     this.unsubscribe?.();
     await this.runner.stop();
     await Promise.allSettled([...this.slots.values()].flatMap((s) => (s.busy === undefined ? [] : [s.busy])));
     await Promise.allSettled([...this.pendingWork]);
+    await this.heartbeating;
     await Promise.all([...this.slots.values()].map((s) => s.supervisor.close()));
     this.logger.info("node stopped");
   }
@@ -426,7 +471,7 @@ export class Node {
       if (!checked.ok) return await fail(`bad parameter ${checked.parameter}: ${checked.message}`);
       const built = this.buildSlap(slot, instance, partition, software, checked.parameters, log, false);
       declarations = built.declarations;
-      await runProfile(insidePartition(software, manifestProfile), built.slap);
+      await runProfile(insidePartition(software, manifestProfile), built.slap, this.options.profileTimeoutMs ?? PROFILE_TIMEOUT_MS);
     } catch (error) {
       if (error instanceof Waiting) {
         log.info({ waitingFor: error.reference }, "waiting for a requested instance");
@@ -514,7 +559,7 @@ export class Node {
     await syncFolder(join(slot.path, "etc", "promise"), declarations.promises);
     // What the profile (run by the node) wrote in the partition becomes its user's, before any of its processes start.
     if (slot.user !== undefined) await ownTree(slot.path, slot.user, NODE_OWNED);
-    for (const [name, spec] of runs) await runOnce(slot.path, name, spec, slot.user);
+    for (const [name, spec] of runs) await runOnce(slot.path, name, spec, slot.user, this.options.runTimeoutMs ?? RUN_TIMEOUT_MS);
     await slot.supervisor.apply(services);
   }
 
@@ -527,7 +572,7 @@ export class Node {
         if (manifest.destroy !== undefined) {
           const checked = checkParameters(instance.parameters, manifest.parameters);
           const { slap } = this.buildSlap(slot, instance, partition, software, checked.ok ? checked.parameters : instance.parameters, log, true);
-          await runProfile(insidePartition(software, manifest.destroy), slap);
+          await runProfile(insidePartition(software, manifest.destroy), slap, this.options.profileTimeoutMs ?? PROFILE_TIMEOUT_MS);
         }
       }
     } catch (error) {

@@ -182,22 +182,47 @@ export function createSlap(context: SlapContext): { slap: Slap; declarations: De
   return { slap, declarations };
 }
 
+/** A profile that did not finish in time: processing ends in error; the run cannot be cancelled. */
+export class ProfileTimeout extends Error {
+  override name = "ProfileTimeout";
+  constructor(
+    readonly file: string,
+    readonly timeoutMs: number,
+  ) {
+    super(`profile timed out after ${secondsOf(timeoutMs)} s`);
+  }
+}
+
+/** Milliseconds as seconds for a message: `600`, `1.5`. */
+export function secondsOf(ms: number): string {
+  return String(Math.round(ms) / 1000);
+}
+
+/** Default of `runProfile`'s `timeoutMs`: 10 min. */
+export const PROFILE_TIMEOUT_MS = 600_000;
+
 /**
  * Loads a profile module and runs its default export. The module URL carries the file's
  * modification time, so an edited profile is picked up and an unchanged one is not reloaded.
- * A run that takes longer than `timeoutMs` (default 10 min) fails the processing (it cannot be
- * cancelled: whatever it still does runs on in the background).
+ * A load and run that take longer than `timeoutMs` (default 10 min) reject with
+ * `ProfileTimeout`. The run cannot be cancelled: whatever it still awaits goes on in the
+ * background, and a profile that blocks the event loop (a synchronous endless loop) is never
+ * timed out at all, since this timer cannot fire (DESIGN.md, "Timeouts").
  */
-export async function runProfile(file: string, slap: Slap, timeoutMs = 600_000): Promise<void> {
-  const { mtimeMs } = await stat(file);
-  const module = (await import(`${pathToFileURL(file).href}?v=${Math.floor(mtimeMs)}`)) as { default?: unknown };
-  if (typeof module.default !== "function") throw new Error(`profile ${file} has no default export function`);
+export async function runProfile(file: string, slap: Slap, timeoutMs = PROFILE_TIMEOUT_MS): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`profile ${file} did not finish within ${timeoutMs} ms`)), timeoutMs);
+    timer = setTimeout(() => reject(new ProfileTimeout(file, timeoutMs)), timeoutMs);
   });
+  const run = async (): Promise<void> => {
+    const { mtimeMs } = await stat(file);
+    // A module's top-level await that never settles hangs the import: it is under the timeout too.
+    const module = (await import(`${pathToFileURL(file).href}?v=${Math.floor(mtimeMs)}`)) as { default?: unknown };
+    if (typeof module.default !== "function") throw new Error(`profile ${file} has no default export function`);
+    await (module.default as (slap: Slap) => unknown)(slap);
+  };
   try {
-    await Promise.race([(module.default as (slap: Slap) => unknown)(slap), timeout]);
+    await Promise.race([run(), timeout]);
   } finally {
     clearTimeout(timer);
   }
