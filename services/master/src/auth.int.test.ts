@@ -187,13 +187,16 @@ describe("a user", () => {
     report(t, "alice at bob's instances", before);
   });
 
-  it("cannot speak for an instance, even her own: only the partition holding it publishes, reports or confirms destruction (403)", async (t) => {
+  it("cannot speak for an instance, even her own: only the partition holding it publishes, reports or confirms destruction (403; 404 for others' instances)", async (t) => {
     const before = { ...counted };
     await refused(403, "POST", `/v1/instances/${a1}/connection`, alice, { parameters: { url: "http://forged" } });
     await refused(403, "POST", `/v1/instances/${a1}/status`, alice, { status: "started" });
-    await refused(403, "POST", `/v1/instances/${b2}/connection`, alice, { parameters: { url: "http://forged" } });
-    await refused(403, "POST", `/v1/instances/${b2}/status`, alice, { status: "started" });
-    await refused(403, "POST", `/v1/instances/${b3}/destroyed`, alice);
+    await refused(403, "POST", `/v1/instances/${a1}/destroyed`, alice);
+    // Bob's instances answer as if they did not exist: ids derive from references, a 403 or 409 would tell alice they do.
+    await refused(404, "POST", `/v1/instances/${b2}/connection`, alice, { parameters: { url: "http://forged" } });
+    await refused(404, "POST", `/v1/instances/${b2}/status`, alice, { status: "started" });
+    await refused(404, "POST", `/v1/instances/${b3}/destroyed`, alice);
+    await refused(404, "POST", `/v1/instances/${b2}/destroyed`, alice);
     await refused(403, "POST", `/v1/instances/${b3}/destroyed`, admin);
     report(t, "users as partitions", before);
   });

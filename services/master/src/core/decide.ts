@@ -344,9 +344,10 @@ export function decideStatus(instanceId: string, command: ReportInstanceStatus, 
 export function decideDestroyed(instanceId: string, ctx: DecisionContext): Decision {
   const current = ctx.instances.instances[instanceId];
   if (current === undefined) return reject("NotFound", `no instance ${instanceId}`);
-  if (current.requestedState !== "destroyed") return reject("Conflict", `${instanceId} is not requested destroyed`);
+  // Who is asking before what state it is in: the state is not the business of a stranger.
   const holder = fromHolder(current, ctx, "destruction");
   if ("ok" in holder) return holder;
+  if (current.requestedState !== "destroyed") return reject("Conflict", `${instanceId} is not requested destroyed`);
   if (current.shared) {
     if (current.destroyed) return { ok: true, instanceId, appends: [] };
     return { ok: true, instanceId, appends: [{ expectedVersion: current.version, events: [{ ...envelope(ctx), correlationId: current.correlationId, type: "InstanceDestroyed", aggregate: { kind: "instance", treeId: current.treeId, instanceId }, data: {} }] }] };

@@ -323,6 +323,9 @@ export function buildHttpApi(master: Master, logger: Logger, options: { credenti
     async (request: FastifyRequest) => {
       const actor = actorOf(request);
       const { instanceId } = parse(InstanceIdParam, request.params, "path");
+      // Instance ids derive from (requester, reference): a user must not learn, from a 403 or a
+      // 409, that someone else's instance exists. Nodes read the log, they know the ids anyway.
+      if (actor.kind === "user") found(actor, instanceId);
       const result = await handler(request, actor, instanceId);
       return { instanceId, position: result.position };
     };
