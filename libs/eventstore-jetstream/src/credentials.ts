@@ -38,3 +38,27 @@ export function natsCredentialsFromEnv(env: Readonly<Record<string, string | und
   const { NATS_USER: user, NATS_PASSWORD: pass } = parsed.data;
   return user === undefined || pass === undefined ? {} : { user, pass };
 }
+
+const emptyAsNone = (value: unknown): unknown => (value === "" ? undefined : value);
+
+/**
+ * The NATS settings every service's configuration shares (spread into its zod object): the NATS
+ * user and password (from `NATS_USER`/`NATS_PASSWORD`; both or neither) and the replicas of the
+ * streams when they are created (`SLAP_REPLICAS`: 1, 3 or 5; an existing stream keeps its own).
+ */
+export const natsConfigFields = {
+  natsUser: z.preprocess(emptyAsNone, z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, "must be 1-64 characters of A-Z, a-z, 0-9, _ or -").optional()),
+  natsPassword: z.preprocess(emptyAsNone, z.string().max(1_024, "must be at most 1,024 characters").optional()),
+  replicas: z.preprocess(emptyAsNone, z.coerce.number().pipe(z.union([z.literal(1), z.literal(3), z.literal(5)], { error: "must be 1, 3 or 5" })).optional()),
+};
+
+/** The `JetStreamStoreOptions` of the shared settings; throws `NatsCredentialsError` when only one of user and password is set. */
+export function natsConnectOptions(config: { natsUser?: string | undefined; natsPassword?: string | undefined; replicas?: 1 | 3 | 5 | undefined }): NatsCredentials & { replicas?: number } {
+  if ((config.natsUser === undefined) !== (config.natsPassword === undefined)) {
+    throw new NatsCredentialsError("invalid NATS credentials: NATS_USER and NATS_PASSWORD go together: set both or neither");
+  }
+  return {
+    ...(config.natsUser === undefined || config.natsPassword === undefined ? {} : { user: config.natsUser, pass: config.natsPassword }),
+    ...(config.replicas === undefined ? {} : { replicas: config.replicas }),
+  };
+}

@@ -7,7 +7,7 @@
 import { pathToFileURL } from "node:url";
 import { Token, type EventStore } from "@slap/events";
 import { EmbeddedEventStore } from "@slap/eventstore-embedded";
-import { JetStreamEventStore } from "@slap/eventstore-jetstream";
+import { JetStreamEventStore, natsConfigFields, natsConnectOptions } from "@slap/eventstore-jetstream";
 import { pino, type Logger } from "pino";
 import { z } from "zod";
 import { Allocator } from "./shell/allocator.js";
@@ -27,10 +27,11 @@ export const AllocatorConfig = z.object({
   logLevel: z.preprocess(emptyAsAbsent, z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info")),
   /** Most appends in flight (default 128). */
   maxInFlight: z.preprocess(emptyAsAbsent, z.coerce.number().int().positive().max(10_000).optional()),
+  ...natsConfigFields,
 });
 export type AllocatorConfig = z.input<typeof AllocatorConfig>;
 
-/** The configuration from `NATS_URL`, `SLAP_STREAM`, `SLAP_DATA`, `ALLOCATOR_REPLICA`, `LOG_LEVEL`, `ALLOCATOR_MAX_IN_FLIGHT`. */
+/** The configuration from `NATS_URL`, `NATS_USER`, `NATS_PASSWORD`, `SLAP_REPLICAS`, `SLAP_STREAM`, `SLAP_DATA`, `ALLOCATOR_REPLICA`, `LOG_LEVEL`, `ALLOCATOR_MAX_IN_FLIGHT`. */
 export function configFromEnv(env: NodeJS.ProcessEnv = process.env): AllocatorConfig {
   return {
     nats: env.NATS_URL,
@@ -39,6 +40,9 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): AllocatorCo
     replica: env.ALLOCATOR_REPLICA,
     logLevel: env.LOG_LEVEL,
     maxInFlight: env.ALLOCATOR_MAX_IN_FLIGHT,
+    natsUser: env.NATS_USER,
+    natsPassword: env.NATS_PASSWORD,
+    replicas: env.SLAP_REPLICAS,
   };
 }
 
@@ -122,6 +126,7 @@ async function openStore(config: z.output<typeof AllocatorConfig>, logger: Logge
     return JetStreamEventStore.connect({
       servers: config.nats.split(",").map((s) => s.trim()),
       ...(config.streamName === undefined ? {} : { streamName: config.streamName }),
+      ...natsConnectOptions(config),
       logger,
     });
   }

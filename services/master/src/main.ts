@@ -3,7 +3,7 @@ import { z } from "zod";
 import { pino, type Logger } from "pino";
 import type { EventStore } from "@slap/events";
 import { EmbeddedEventStore } from "@slap/eventstore-embedded";
-import { JetStreamEventStore } from "@slap/eventstore-jetstream";
+import { JetStreamEventStore, natsConfigFields, natsConnectOptions } from "@slap/eventstore-jetstream";
 import type { ExplainUnplaced } from "./core/answer.js";
 import { openOrCreateTokenFile, type Credentials } from "./shell/auth.js";
 import { buildHttpApi } from "./shell/http.js";
@@ -13,6 +13,8 @@ import { Master } from "./shell/master.js";
 export const MasterConfig = z.object({
   /** NATS URL: JetStream is the event log. Without it, the embedded log in `data`. */
   nats: z.string().min(1).optional(),
+  /** NATS user and password, and the replicas of the stream when the master creates it. */
+  ...natsConfigFields,
   streamName: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/).optional(),
   data: z.string().min(1).default("./data"),
   port: z.coerce.number().int().min(0).max(65_535).default(8080),
@@ -65,7 +67,12 @@ export async function runMaster(config: MasterConfig, dependencies: MasterDepend
     dependencies.store ??
     (parsed.nats === undefined
       ? await EmbeddedEventStore.open({ dir: parsed.data, logger })
-      : await JetStreamEventStore.connect({ servers: parsed.nats, logger, ...(parsed.streamName === undefined ? {} : { streamName: parsed.streamName }) }));
+      : await JetStreamEventStore.connect({
+          servers: parsed.nats.split(",").map((s) => s.trim()),
+          logger,
+          ...(parsed.streamName === undefined ? {} : { streamName: parsed.streamName }),
+          ...natsConnectOptions(parsed),
+        }));
   const explain = dependencies.explain ?? (await defaultExplain());
   const master = new Master(store, logger, explain, {
     ...(dependencies.clock === undefined ? {} : { clock: dependencies.clock }),

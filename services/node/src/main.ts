@@ -8,7 +8,7 @@ import { readFile } from "node:fs/promises";
 import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { Token, type EventStore } from "@slap/events";
-import { JetStreamEventStore } from "@slap/eventstore-jetstream";
+import { JetStreamEventStore, natsConfigFields, natsConnectOptions } from "@slap/eventstore-jetstream";
 import { pino, type Logger } from "pino";
 import { z } from "zod";
 import { Node } from "./shell/node.js";
@@ -19,6 +19,8 @@ const emptyAsAbsent = (value: unknown): unknown => (value === "" ? undefined : v
 export const NodeConfig = z.object({
   /** NATS server URL(s), comma-separated: the event log on JetStream (required unless a store is passed in). */
   nats: z.preprocess(emptyAsAbsent, z.string().min(1).optional()),
+  /** NATS user and password (the node's user may only read the log: see slap nats-config). */
+  ...natsConfigFields,
   /** JetStream stream of the log (default `SLAP_EVENTS`). */
   streamName: z.preprocess(emptyAsAbsent, z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, "must be 1-64 characters of A-Z, a-z, 0-9, _ or -").optional()),
   /** The master's base URL. */
@@ -60,6 +62,8 @@ export type NodeConfig = z.input<typeof NodeConfig>;
 export function configFromEnv(env: NodeJS.ProcessEnv = process.env): NodeConfig {
   return {
     nats: env.NATS_URL,
+    natsUser: env.NATS_USER,
+    natsPassword: env.NATS_PASSWORD,
     streamName: env.SLAP_STREAM,
     master: env.SLAP_MASTER ?? "",
     token: env.SLAP_TOKEN,
@@ -117,6 +121,9 @@ export async function runNode(input: NodeConfig, options: RunNodeOptions = {}): 
     store = await JetStreamEventStore.connect({
       servers: config.nats.split(",").map((s) => s.trim()),
       ...(config.streamName === undefined ? {} : { streamName: config.streamName }),
+      ...natsConnectOptions(config),
+      // A node reads the log only (its NATS user may publish nothing); the master and allocators dead-letter.
+      deadLetters: false,
       logger,
     });
   }

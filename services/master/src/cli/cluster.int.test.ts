@@ -7,7 +7,9 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { after, before, describe, it } from "node:test";
 import { removePartitionUsers } from "@slap/node";
-import { callJson, tempDir } from "@slap/testkit";
+import { pino } from "pino";
+import { JetStreamEventStore } from "@slap/eventstore-jetstream";
+import { callJson, fixtures, tempDir } from "@slap/testkit";
 
 const REPO = fileURLToPath(new URL("../../../../", import.meta.url));
 const BIN = `${REPO}bin/slap.mjs`;
@@ -170,6 +172,21 @@ describe("slap cluster (npm run cluster): nats-server, master, two allocators an
       assert.deepEqual(services, { nats: 1, master: 1, allocator: 2, node: 2 }, "one process per service");
       const partitionServices = [...tree.values()].filter((p) => p.argv.some((a) => a.endsWith("server.mjs")));
       assert.equal(partitionServices.length, 2, "the webapp's and the kvdb's processes run under the nodes");
+
+      // NATS: one user per service; no anonymous client, and a node's user reads the log but appends nothing.
+      const natsUrl = /nats: (nats:\/\/\S+)/.exec(cluster.output())![1]!;
+      const logger = pino({ level: "silent" });
+      await assert.rejects(JetStreamEventStore.connect({ servers: natsUrl, logger }), /[Aa]uthori[sz]ation/, "an anonymous client is refused");
+      const nodeEnv = await readFile(join(dir, "nats-auth", `node-${COMPUTERS[0]}.env`), "utf8");
+      const value = (key: string) => new RegExp(`^${key}=(.*)$`, "m").exec(nodeEnv)![1]!;
+      const asNode = await JetStreamEventStore.connect({ servers: natsUrl, logger, user: value("NATS_USER"), pass: value("NATS_PASSWORD"), deadLetters: false });
+      try {
+        assert.ok((await asNode.head()) > 0, "the node's user reads the log");
+        const forged = fixtures.computerRegistered(COMPUTERS[1]!);
+        await assert.rejects(asNode.append([forged], { expectedVersion: "any" }), /may not publish/, "the node's user cannot append");
+      } finally {
+        await asNode.close();
+      }
 
       cluster.child.kill("SIGTERM");
       const started = Date.now();

@@ -15,6 +15,7 @@ import { MasterClient, type RequestBody } from "./client.js";
 import { settle } from "./instances.js";
 import { UP_REFERENCE, UP_RELEASES, answers } from "./up.js";
 import { newToken, sha256Of, writeSecretFile, type TokenFile } from "../shell/auth.js";
+import { natsConfigFiles } from "./nats-config.js";
 
 const REPO = fileURLToPath(new URL("../../../../", import.meta.url));
 const BIN = join(REPO, "bin", "slap.mjs");
@@ -281,12 +282,15 @@ LOG_LEVEL (default info) sets the services' log level.`,
     process.once("exit", killAll);
     const halt = AbortSignal.any([stop, processes.died.signal]);
     const env: NodeJS.ProcessEnv = { ...io.env, LOG_LEVEL: args.logLevel };
+    // Each service's NATS user, when the cluster runs its own nats-server (see natsAuth below).
+    const natsEnv = new Map<string, Record<string, string>>();
     const slap = (name: string, tier: number, command: readonly string[], onLine?: (line: string) => void): Child =>
-      processes.start(name, tier, process.execPath, [BIN, ...command], env, onLine);
+      processes.start(name, tier, process.execPath, [BIN, ...command], { ...env, ...natsEnv.get(name) }, onLine);
     let failure: Error | undefined;
     try {
       await mkdir(args.dir, { recursive: true });
 
+      const computers = Array.from({ length: CLUSTER_NODES }, (_, k) => `${args.computerPrefix}-${k + 1}`);
       // NATS: the flag, else our own nats-server, else NATS_URL.
       let natsUrl = args.nats;
       if (natsUrl === undefined) {
@@ -294,9 +298,12 @@ LOG_LEVEL (default info) sets the services' log level.`,
         if (binary !== undefined) {
           const store = join(args.dir, "nats");
           await mkdir(store, { recursive: true });
-          const nats = processes.start("nats", 0, binary, ["-a", "127.0.0.1", "-p", "-1", "-js", "-sd", store, "--ports_file_dir", store], env);
+          // One NATS user per service with its subject permissions (slap nats-config), new at every start.
+          const auth = await natsAuth(join(args.dir, "nats-auth"), computers);
+          for (const [name, credentials] of auth.env) natsEnv.set(name, credentials);
+          const nats = processes.start("nats", 0, binary, ["-c", auth.config, "-a", "127.0.0.1", "-p", "-1", "-js", "-sd", store, "--ports_file_dir", store], env);
           natsUrl = await eventually("nats-server listening", () => natsPort(store, nats.process.pid ?? 0), halt);
-          say(`nats: ${natsUrl} (JetStream store in ${store}; pid ${nats.process.pid})`);
+          say(`nats: ${natsUrl} (JetStream store in ${store}; one user per service, permissions in ${auth.config}; pid ${nats.process.pid})`);
         } else {
           natsUrl = io.env.NATS_URL;
           if (natsUrl === undefined || natsUrl === "") throw new CliError("nats-server is not on PATH (nor in /usr/sbin) and NATS_URL is not set: install nats-server or give --nats URL");
@@ -306,23 +313,23 @@ LOG_LEVEL (default info) sets the services' log level.`,
         say(`nats: ${natsUrl} (--nats)`);
       }
 
-      const computers = Array.from({ length: CLUSTER_NODES }, (_, k) => `${args.computerPrefix}-${k + 1}`);
       const tokens = await writeClusterTokens(args.dir, computers);
 
       let listening: string | undefined;
       const master = slap("master", 1, ["master", "--nats", natsUrl, "--port", String(args.port), "--host", "127.0.0.1", "--tokens", tokens.file], (line) => {
         listening ??= /master listening on (\S+)/.exec(line)?.[1];
       });
-      for (const replica of CLUSTER_ALLOCATORS) {
-        const allocator = slap(replica, 1, ["allocator", "--nats", natsUrl, "--replica", replica, "--data", join(args.dir, replica)]);
-        say(`${replica}: pid ${allocator.process.pid}`);
-      }
       const masterUrl = await eventually("the master listening", () => listening, halt);
       if (!(await answers(`${masterUrl}/healthz`, halt))) {
         if (halt.aborted) throw new Interrupted();
         throw new CliError(`the master's ${masterUrl}/healthz does not answer`);
       }
       say(`master: ${masterUrl} (API, OpenAPI at ${masterUrl}/openapi.json; pid ${master.process.pid})`);
+      // After the master: it creates the stream, which the allocators' NATS users may only use.
+      for (const replica of CLUSTER_ALLOCATORS) {
+        const allocator = slap(replica, 1, ["allocator", "--nats", natsUrl, "--replica", replica, "--data", join(args.dir, replica)]);
+        say(`${replica}: pid ${allocator.process.pid}`);
+      }
 
       computers.forEach((computer, k) => {
         const root = join(args.dir, `node-${k + 1}`);
@@ -403,4 +410,26 @@ async function writeClusterTokens(dir: string, computers: readonly string[]) {
   await Promise.all(nodes.map((token, k) => writeSecretFile(nodeFiles[k]!, `${token}\n`)));
   await writeSecretFile(join(dir, "tokens.json"), `${JSON.stringify(file, null, 2)}\n`);
   return { admin, adminFile, nodeFiles, file: join(dir, "tokens.json") };
+}
+
+/**
+ * The NATS users of the cluster's own nats-server (as `slap nats-config` writes them, into `dir`,
+ * 0700/0600): its configuration file, and each service's `NATS_USER`/`NATS_PASSWORD` by the
+ * cluster's process names (master, allocator-N, node-K).
+ */
+async function natsAuth(dir: string, computers: readonly string[]): Promise<{ config: string; env: Map<string, Record<string, string>> }> {
+  const files = natsConfigFiles({ computers: [...computers], allocators: CLUSTER_ALLOCATORS.length });
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  for (const { name, text } of files) await writeSecretFile(join(dir, name), text);
+  const credentials = (file: string): Record<string, string> => {
+    const text = files.find((f) => f.name === file)?.text ?? "";
+    const value = (key: string) => new RegExp(`^${key}=(.*)$`, "m").exec(text)?.[1] ?? "";
+    return { NATS_USER: value("NATS_USER"), NATS_PASSWORD: value("NATS_PASSWORD") };
+  };
+  const env = new Map<string, Record<string, string>>([
+    ["master", credentials("master.env")],
+    ...CLUSTER_ALLOCATORS.map((name): [string, Record<string, string>] => [name, credentials(`${name}.env`)]),
+    ...computers.map((computer, k): [string, Record<string, string>] => [`node-${k + 1}`, credentials(`node-${computer}.env`)]),
+  ]);
+  return { config: join(dir, "nats.conf"), env };
 }

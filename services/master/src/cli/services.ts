@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { natsConfigFields } from "@slap/eventstore-jetstream";
 import { CliError, HELP, UsageError, envReader, printHelp, splitArgv, until, validate, type Command, type Io } from "./args.js";
 
 const LogLevel = z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"], {
@@ -15,6 +16,7 @@ const masterArgv = {
 
 const MasterArgs = z.object({
   nats: z.string().min(1).optional(),
+  ...natsConfigFields,
   tokens: z.string().min(1).optional(),
   data: z.string().min(1),
   port: z.coerce.number({ error: "must be a port number" }).int().min(0).max(65_535),
@@ -25,6 +27,10 @@ const MasterArgs = z.object({
 
 /** The config `runMaster` gets: flags first, then `NATS_URL`, `SLAP_DATA`, `PORT`, `HOST`, `LOG_LEVEL`, then defaults. */
 export interface MasterArgs {
+  /** NATS credentials (env only: a password is never a flag) and the stream's replicas when created. */
+  natsUser?: string;
+  natsPassword?: string;
+  replicas?: 1 | 3 | 5;
   nats?: string;
   tokens?: string;
   streamName?: string;
@@ -35,7 +41,7 @@ export interface MasterArgs {
 }
 
 /** The environment variables `slap master` reads. */
-export const MASTER_ENV = ["NATS_URL", "SLAP_DATA", "PORT", "HOST", "SLAP_TOKENS", "SLAP_STREAM", "LOG_LEVEL"] as const;
+export const MASTER_ENV = ["NATS_URL", "NATS_USER", "NATS_PASSWORD", "SLAP_REPLICAS", "SLAP_DATA", "PORT", "HOST", "SLAP_TOKENS", "SLAP_STREAM", "LOG_LEVEL"] as const;
 
 export function parseMasterArgs(argv: readonly string[], env: Io["env"]): MasterArgs | typeof HELP {
   const split = splitArgv(masterArgv, argv);
@@ -46,6 +52,9 @@ export function parseMasterArgs(argv: readonly string[], env: Io["env"]): Master
     MasterArgs,
     {
       nats: values.nats ?? fromEnv("NATS_URL"),
+      natsUser: fromEnv("NATS_USER"),
+      natsPassword: fromEnv("NATS_PASSWORD"),
+      replicas: fromEnv("SLAP_REPLICAS"),
       data: values.data ?? fromEnv("SLAP_DATA") ?? "./data",
       port: values.port ?? fromEnv("PORT") ?? "8080",
       host: values.host ?? fromEnv("HOST") ?? "127.0.0.1",
@@ -54,7 +63,7 @@ export function parseMasterArgs(argv: readonly string[], env: Io["env"]): Master
       logLevel: fromEnv("LOG_LEVEL"),
     },
     {
-      nats: "--nats (or NATS_URL)",
+      nats: "--nats (or NATS_URL)", natsUser: "NATS_USER", natsPassword: "NATS_PASSWORD", replicas: "SLAP_REPLICAS",
       data: "--data (or SLAP_DATA)",
       port: "--port (or PORT)",
       host: "--host (or HOST)",
@@ -63,6 +72,7 @@ export function parseMasterArgs(argv: readonly string[], env: Io["env"]): Master
       logLevel: "LOG_LEVEL",
     },
   );
+  bothOrNeither(args);
   return withoutUndefined(args);
 }
 
@@ -84,7 +94,9 @@ options:
   --tokens FILE the API tokens it accepts (env SLAP_TOKENS, default DIR/tokens.json; created
                 at first start with one admin token, written to DIR/admin.token, mode 0600)
 
-LOG_LEVEL (fatal … trace, silent) sets the log level; logs are JSON lines.`,
+NATS_USER and NATS_PASSWORD log in to NATS (see slap nats-config); SLAP_REPLICAS (1, 3, 5) sets
+the replicas of the stream when it is created. LOG_LEVEL (fatal … trace, silent) sets the log
+level; logs are JSON lines.`,
   async run(argv, io) {
     const args = parseMasterArgs(argv, io.env);
     if (args === HELP) return printHelp(io, masterCommand);
@@ -108,6 +120,7 @@ const allocatorArgv = {
 
 const AllocatorArgs = z.object({
   nats: z.string().min(1).optional(),
+  ...natsConfigFields,
   data: z.string().min(1),
   replica: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, "must be 1-64 characters of A-Z, a-z, 0-9, _ or -").optional(),
   streamName: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, "must be 1-64 characters of A-Z, a-z, 0-9, _ or -").optional(),
@@ -115,6 +128,10 @@ const AllocatorArgs = z.object({
 });
 
 export interface AllocatorArgs {
+  /** NATS credentials (env only: a password is never a flag) and the stream's replicas when created. */
+  natsUser?: string;
+  natsPassword?: string;
+  replicas?: 1 | 3 | 5;
   nats?: string;
   streamName?: string;
   data: string;
@@ -123,7 +140,7 @@ export interface AllocatorArgs {
 }
 
 /** The environment variables `slap allocator` reads. */
-export const ALLOCATOR_ENV = ["NATS_URL", "SLAP_DATA", "ALLOCATOR_REPLICA", "SLAP_STREAM", "LOG_LEVEL"] as const;
+export const ALLOCATOR_ENV = ["NATS_URL", "NATS_USER", "NATS_PASSWORD", "SLAP_REPLICAS", "SLAP_DATA", "ALLOCATOR_REPLICA", "SLAP_STREAM", "LOG_LEVEL"] as const;
 
 export function parseAllocatorArgs(argv: readonly string[], env: Io["env"]): AllocatorArgs | typeof HELP {
   const split = splitArgv(allocatorArgv, argv);
@@ -134,13 +151,17 @@ export function parseAllocatorArgs(argv: readonly string[], env: Io["env"]): All
     AllocatorArgs,
     {
       nats: values.nats ?? fromEnv("NATS_URL"),
+      natsUser: fromEnv("NATS_USER"),
+      natsPassword: fromEnv("NATS_PASSWORD"),
+      replicas: fromEnv("SLAP_REPLICAS"),
       data: values.data ?? fromEnv("SLAP_DATA") ?? "./data",
       replica: values.replica ?? fromEnv("ALLOCATOR_REPLICA"),
       streamName: fromEnv("SLAP_STREAM"),
       logLevel: fromEnv("LOG_LEVEL"),
     },
-    { nats: "--nats (or NATS_URL)", data: "--data (or SLAP_DATA)", replica: "--replica (or ALLOCATOR_REPLICA)", streamName: "SLAP_STREAM", logLevel: "LOG_LEVEL" },
+    { nats: "--nats (or NATS_URL)", natsUser: "NATS_USER", natsPassword: "NATS_PASSWORD", replicas: "SLAP_REPLICAS", data: "--data (or SLAP_DATA)", replica: "--replica (or ALLOCATOR_REPLICA)", streamName: "SLAP_STREAM", logLevel: "LOG_LEVEL" },
   );
+  bothOrNeither(args);
   return withoutUndefined(args);
 }
 
@@ -159,7 +180,9 @@ options:
   --data DIR       the embedded log's folder, and the allocator's checkpoints (env SLAP_DATA, default ./data)
   --replica NAME   this replica's name, when several allocators run
 
-LOG_LEVEL (fatal … trace, silent) sets the log level; logs are JSON lines.`,
+NATS_USER and NATS_PASSWORD log in to NATS (see slap nats-config); SLAP_REPLICAS (1, 3, 5) sets
+the replicas of the stream when it is created. LOG_LEVEL (fatal … trace, silent) sets the log
+level; logs are JSON lines.`,
   async run(argv, io) {
     const args = parseAllocatorArgs(argv, io.env);
     if (args === HELP) return printHelp(io, allocatorCommand);
@@ -193,6 +216,7 @@ const nodeArgv = {
 
 const NodeArgs = z.object({
   nats: z.string().min(1, "is required: the event log's NATS URL"),
+  ...natsConfigFields,
   token: z.string().min(16, "must be at least 16 characters").optional(),
   tokenFile: z.string().min(1).optional(),
   master: z.url({ error: "must be the master's URL, like http://127.0.0.1:8080" }),
@@ -210,6 +234,8 @@ const NodeArgs = z.object({
 /** The environment variables `slap node` reads. */
 export const NODE_ENV = [
   "NATS_URL",
+  "NATS_USER",
+  "NATS_PASSWORD",
   "SLAP_MASTER",
   "SLAP_TOKEN",
   "SLAP_TOKEN_FILE",
@@ -226,6 +252,10 @@ export const NODE_ENV = [
 
 /** The config `runNode` gets: flags first, then the `NODE_ENV` variables. */
 export interface NodeArgs {
+  /** NATS credentials (env only: a password is never a flag) and the stream's replicas when created. */
+  natsUser?: string;
+  natsPassword?: string;
+  replicas?: 1 | 3 | 5;
   nats: string;
   /** The node's API token, or the file holding it (read when the node starts). */
   token?: string;
@@ -251,6 +281,8 @@ export function parseNodeArgs(argv: readonly string[], env: Io["env"]): NodeArgs
     NodeArgs,
     {
       nats: values.nats ?? fromEnv("NATS_URL") ?? "",
+      natsUser: fromEnv("NATS_USER"),
+      natsPassword: fromEnv("NATS_PASSWORD"),
       master: values.master ?? fromEnv("SLAP_MASTER") ?? "http://127.0.0.1:8080",
       // The flag wins over the environment, as everywhere: --token-file, then SLAP_TOKEN, then SLAP_TOKEN_FILE.
       token: values["token-file"] === undefined ? fromEnv("SLAP_TOKEN") : undefined,
@@ -266,7 +298,7 @@ export function parseNodeArgs(argv: readonly string[], env: Io["env"]): NodeArgs
       logLevel: fromEnv("LOG_LEVEL"),
     },
     {
-      nats: "--nats (or NATS_URL)",
+      nats: "--nats (or NATS_URL)", natsUser: "NATS_USER", natsPassword: "NATS_PASSWORD", replicas: "SLAP_REPLICAS",
       master: "--master (or SLAP_MASTER)",
       token: "SLAP_TOKEN",
       tokenFile: "--token-file (or SLAP_TOKEN_FILE)",
@@ -283,6 +315,7 @@ export function parseNodeArgs(argv: readonly string[], env: Io["env"]): NodeArgs
   );
   // The token itself is never a flag (argv is visible to every local user); the file is read when the node starts.
   if (args.token === undefined && args.tokenFile === undefined) throw new UsageError("the node's API token is required: SLAP_TOKEN, or --token-file (or SLAP_TOKEN_FILE) naming the file that holds it");
+  bothOrNeither(args);
   return withoutUndefined(args);
 }
 
@@ -317,7 +350,9 @@ options:
 SLAP_PARTITION_USERS=off runs every partition as the node's user (default auto: one unix user
 per partition when the node runs as root).
 
-LOG_LEVEL (fatal … trace, silent) sets the log level; logs are JSON lines.`,
+NATS_USER and NATS_PASSWORD log in to NATS (see slap nats-config); SLAP_REPLICAS (1, 3, 5) sets
+the replicas of the stream when it is created. LOG_LEVEL (fatal … trace, silent) sets the log
+level; logs are JSON lines.`,
   async run(argv, io) {
     const args = parseNodeArgs(argv, io.env);
     if (args === HELP) return printHelp(io, nodeCommand);
@@ -330,6 +365,11 @@ LOG_LEVEL (fatal … trace, silent) sets the log level; logs are JSON lines.`,
     return 0;
   },
 };
+
+/** NATS_USER and NATS_PASSWORD go together. */
+function bothOrNeither(args: { natsUser?: string | undefined; natsPassword?: string | undefined }): void {
+  if ((args.natsUser === undefined) !== (args.natsPassword === undefined)) throw new UsageError("NATS_USER and NATS_PASSWORD: set both or neither");
+}
 
 /** Starts a service; a failure to start (the log is locked, NATS unreachable, the port taken) is one line, exit 1. */
 async function startService<T>(name: string, start: () => Promise<T>): Promise<T> {
