@@ -16,6 +16,7 @@ const masterArgv = {
 
 const MasterArgs = z.object({
   nats: z.string().min(1).optional(),
+  staleAfterMs: z.coerce.number({ error: "must be a number of milliseconds" }).int().min(1).max(86_400_000).optional(),
   ...natsConfigFields,
   tokens: z.string().min(1).optional(),
   data: z.string().min(1),
@@ -27,6 +28,8 @@ const MasterArgs = z.object({
 
 /** The config `runMaster` gets: flags first, then `NATS_URL`, `SLAP_DATA`, `PORT`, `HOST`, `LOG_LEVEL`, then defaults. */
 export interface MasterArgs {
+  /** How long a computer may stay silent before it is shown unresponsive. */
+  staleAfterMs?: number;
   /** NATS credentials (env only: a password is never a flag) and the stream's replicas when created. */
   natsUser?: string;
   natsPassword?: string;
@@ -41,7 +44,7 @@ export interface MasterArgs {
 }
 
 /** The environment variables `slap master` reads. */
-export const MASTER_ENV = ["NATS_URL", "NATS_USER", "NATS_PASSWORD", "SLAP_REPLICAS", "SLAP_DATA", "PORT", "HOST", "SLAP_TOKENS", "SLAP_STREAM", "LOG_LEVEL"] as const;
+export const MASTER_ENV = ["NATS_URL", "NATS_USER", "NATS_PASSWORD", "SLAP_REPLICAS", "SLAP_STALE_AFTER_MS", "SLAP_DATA", "PORT", "HOST", "SLAP_TOKENS", "SLAP_STREAM", "LOG_LEVEL"] as const;
 
 export function parseMasterArgs(argv: readonly string[], env: Io["env"]): MasterArgs | typeof HELP {
   const split = splitArgv(masterArgv, argv);
@@ -55,6 +58,7 @@ export function parseMasterArgs(argv: readonly string[], env: Io["env"]): Master
       natsUser: fromEnv("NATS_USER"),
       natsPassword: fromEnv("NATS_PASSWORD"),
       replicas: fromEnv("SLAP_REPLICAS"),
+      staleAfterMs: fromEnv("SLAP_STALE_AFTER_MS"),
       data: values.data ?? fromEnv("SLAP_DATA") ?? "./data",
       port: values.port ?? fromEnv("PORT") ?? "8080",
       host: values.host ?? fromEnv("HOST") ?? "127.0.0.1",
@@ -64,6 +68,7 @@ export function parseMasterArgs(argv: readonly string[], env: Io["env"]): Master
     },
     {
       nats: "--nats (or NATS_URL)", natsUser: "NATS_USER", natsPassword: "NATS_PASSWORD", replicas: "SLAP_REPLICAS",
+      staleAfterMs: "SLAP_STALE_AFTER_MS",
       data: "--data (or SLAP_DATA)",
       port: "--port (or PORT)",
       host: "--host (or HOST)",
@@ -228,6 +233,10 @@ const NodeArgs = z.object({
   address: z.ipv4({ error: "must be an IPv4 address" }).optional(),
   streamName: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, "must be 1-64 characters of A-Z, a-z, 0-9, _ or -").optional(),
   partitionUsers: z.enum(["auto", "off"], { error: "must be auto or off" }).optional(),
+  heartbeatMs: z.coerce.number({ error: "must be a number of milliseconds" }).int().min(100).max(86_400_000).optional(),
+  profileTimeoutMs: z.coerce.number({ error: "must be a number of milliseconds" }).int().min(100).max(86_400_000).optional(),
+  runTimeoutMs: z.coerce.number({ error: "must be a number of milliseconds" }).int().min(100).max(86_400_000).optional(),
+  promiseTimeoutMs: z.coerce.number({ error: "must be a number of milliseconds" }).int().min(100).max(86_400_000).optional(),
   logLevel: LogLevel.optional(),
 });
 
@@ -247,6 +256,10 @@ export const NODE_ENV = [
   "SLAP_ADDRESS",
   "SLAP_STREAM",
   "SLAP_PARTITION_USERS",
+  "SLAP_HEARTBEAT_MS",
+  "SLAP_PROFILE_TIMEOUT_MS",
+  "SLAP_RUN_TIMEOUT_MS",
+  "SLAP_PROMISE_TIMEOUT_MS",
   "LOG_LEVEL",
 ] as const;
 
@@ -269,6 +282,10 @@ export interface NodeArgs {
   address?: string;
   streamName?: string;
   partitionUsers?: "auto" | "off";
+  heartbeatMs?: number;
+  profileTimeoutMs?: number;
+  runTimeoutMs?: number;
+  promiseTimeoutMs?: number;
   logLevel?: z.infer<typeof LogLevel>;
 }
 
@@ -295,6 +312,10 @@ export function parseNodeArgs(argv: readonly string[], env: Io["env"]): NodeArgs
       address: values.address ?? fromEnv("SLAP_ADDRESS"),
       streamName: fromEnv("SLAP_STREAM"),
       partitionUsers: fromEnv("SLAP_PARTITION_USERS"),
+      heartbeatMs: fromEnv("SLAP_HEARTBEAT_MS"),
+      profileTimeoutMs: fromEnv("SLAP_PROFILE_TIMEOUT_MS"),
+      runTimeoutMs: fromEnv("SLAP_RUN_TIMEOUT_MS"),
+      promiseTimeoutMs: fromEnv("SLAP_PROMISE_TIMEOUT_MS"),
       logLevel: fromEnv("LOG_LEVEL"),
     },
     {
@@ -310,6 +331,10 @@ export function parseNodeArgs(argv: readonly string[], env: Io["env"]): NodeArgs
       address: "--address (or SLAP_ADDRESS)",
       streamName: "SLAP_STREAM",
       partitionUsers: "SLAP_PARTITION_USERS",
+      heartbeatMs: "SLAP_HEARTBEAT_MS",
+      profileTimeoutMs: "SLAP_PROFILE_TIMEOUT_MS",
+      runTimeoutMs: "SLAP_RUN_TIMEOUT_MS",
+      promiseTimeoutMs: "SLAP_PROMISE_TIMEOUT_MS",
       logLevel: "LOG_LEVEL",
     },
   );
@@ -348,7 +373,9 @@ options:
                     SLAP_ADDRESS, default 127.0.0.1): the host's address when nodes are apart
 
 SLAP_PARTITION_USERS=off runs every partition as the node's user (default auto: one unix user
-per partition when the node runs as root).
+per partition when the node runs as root). SLAP_HEARTBEAT_MS (default 10000) paces the node's
+heartbeats to the master; SLAP_PROFILE_TIMEOUT_MS and SLAP_RUN_TIMEOUT_MS (default 600000) and
+SLAP_PROMISE_TIMEOUT_MS (default 20000) bound a profile, a one-shot and a promise.
 
 NATS_USER and NATS_PASSWORD log in to NATS (see slap nats-config); SLAP_REPLICAS (1, 3, 5) sets
 the replicas of the stream when it is created. LOG_LEVEL (fatal … trace, silent) sets the log
