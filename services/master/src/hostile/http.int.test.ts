@@ -469,7 +469,7 @@ describe("the master's HTTP API under hostile input", () => {
           const names = changes.map((c) => c.path.join("."));
           await probe(`body fields: ${endpoint.route}`, { method: endpoint.method, url: endpoint.url(), headers: endpoint.who(), body: sent }, { refused: true, status: [400], names, only: true });
         }),
-        runs(endpoint.body!.fields.length > 2 ? 120 : 60),
+        runs(endpoint.body!.fields.length > 2 ? 100 : 50),
       );
     }
     await stillServing();
@@ -483,7 +483,7 @@ describe("the master's HTTP API under hostile input", () => {
         fc.asyncProperty(fc.oneof(anyJson, shaped), async (value) => {
           await probe(`any JSON: ${endpoint.route}`, { method: endpoint.method, url: endpoint.url(), headers: endpoint.who(), body: value }, { refused: false });
         }),
-        runs(60),
+        runs(50),
       );
     }
     await stillServing();
@@ -631,7 +631,7 @@ describe("the master's HTTP API under hostile input", () => {
         const e = targets[i]!;
         await probe("header x-slap-seen", send(e, { ...e.who(), "x-slap-seen": seen }), { refused: true, status: [400], names: ["x-slap-seen"] });
       }),
-      runs(150),
+      runs(120),
     );
     const garbage = fc.oneof(
       nasty,
@@ -645,7 +645,7 @@ describe("the master's HTTP API under hostile input", () => {
         const e = ENDPOINTS[i]!;
         await probe("header authorization", { method: e.method, url: e.url(), headers: { authorization }, ...(e.body === undefined ? {} : { body: e.body.valid() }) }, { refused: true, status: [401] });
       }),
-      runs(250),
+      runs(200),
     );
     for (const e of ENDPOINTS) await probe("header authorization", { method: e.method, url: e.url(), headers: {} }, { refused: true, status: [401] });
     const partition = fc
