@@ -464,7 +464,8 @@ export class Node {
     let manifestProfile: string;
     try {
       const manifest = await readManifest(software);
-      const profile = manifest.profiles[instance.softwareType];
+      // Own keys only: a software type named like a property of every object (constructor) is not a profile.
+      const profile = Object.hasOwn(manifest.profiles, instance.softwareType) ? manifest.profiles[instance.softwareType] : undefined;
       if (profile === undefined) return await fail(`the release has no profile for software type ${instance.softwareType}`);
       manifestProfile = profile;
       const checked = checkParameters(instance.parameters, manifest.parameters);
