@@ -4,7 +4,7 @@
  * cleanly on SIGINT/SIGTERM (services stopped). Run directly (`tsx services/node/src/main.ts`)
  * it reads its configuration from the environment (`configFromEnv`).
  */
-import { readFile } from "node:fs/promises";
+import { open } from "node:fs/promises";
 import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { Token, type EventStore } from "@slap/events";
@@ -179,12 +179,19 @@ export async function runNode(input: NodeConfig, options: RunNodeOptions = {}): 
 async function readToken(path: string): Promise<string> {
   let text: string;
   try {
-    text = await readFile(path, "utf8");
+    // The first 4 KiB at most: a token is a line, and /dev/zero is a file too.
+    const file = await open(path, "r");
+    try {
+      const { buffer, bytesRead } = await file.read(Buffer.alloc(4_096), 0, 4_096, null);
+      text = buffer.subarray(0, bytesRead).toString("utf8");
+    } finally {
+      await file.close();
+    }
   } catch (error) {
-    throw new NodeConfigError(`invalid node configuration: tokenFile: cannot read ${path}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`, { cause: error });
+    throw new NodeConfigError(`invalid node configuration: tokenFile: cannot read ${JSON.stringify(path)}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`, { cause: error });
   }
   const token = text.split("\n")[0]!.trim();
-  if (!/^[\x21-\x7e]{16,512}$/.test(token)) throw new NodeConfigError(`invalid node configuration: tokenFile: ${path} does not hold a token (16-512 printable characters on its first line)`);
+  if (!/^[\x21-\x7e]{16,512}$/.test(token)) throw new NodeConfigError(`invalid node configuration: tokenFile: ${JSON.stringify(path)} does not hold a token (16-512 printable characters on its first line)`);
   return token;
 }
 

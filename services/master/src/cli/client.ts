@@ -1,8 +1,8 @@
-import { existsSync, readFileSync } from "node:fs";
+import { closeSync, existsSync, openSync, readSync } from "node:fs";
 import { join } from "node:path";
 import { z } from "zod";
 import { Requester, RequestedState } from "@slap/events";
-import { CliError, HELP, UsageError, fromEnv, splitArgv, validate, type Io, type OptionSpec } from "./args.js";
+import { CliError, HELP, UsageError, fromEnv, quoted, splitArgv, validate, type Io, type OptionSpec } from "./args.js";
 
 /** An API token as the master accepts it (see services/master/src/shell/auth.ts). */
 const ApiToken = z
@@ -229,10 +229,17 @@ export function connectionOf(values: { master?: unknown; "token-file"?: unknown 
 
 /** The token in a file (its first line); a missing or unreadable file is a usage error naming `where`. */
 export function readTokenFile(path: string, where: string): string {
+  // The first 4 KiB at most: a token is a line, and /dev/zero is a file too.
+  const buffer = Buffer.alloc(4_096);
+  let fd: number | undefined;
   try {
-    return readFileSync(path, "utf8").split("\n")[0]!.trim();
+    fd = openSync(path, "r");
+    const read = readSync(fd, buffer, 0, buffer.length, null);
+    return buffer.subarray(0, read).toString("utf8").split("\n")[0]!.trim();
   } catch (error) {
-    throw new UsageError(`${where}: cannot read ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+    throw new UsageError(`${where}: cannot read ${quoted(path)}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+  } finally {
+    if (fd !== undefined) closeSync(fd);
   }
 }
 

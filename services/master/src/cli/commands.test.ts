@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { HELP } from "./args.js";
+import { HELP, quoted } from "./args.js";
 import { parseSupplyArgs } from "./computers.js";
 import { parseListingArgs } from "./client.js";
 import { parseEventsArgs } from "./events.js";
@@ -95,9 +95,9 @@ describe("slap request arguments", () => {
 
   it("names the --token-file or SLAP_TOKEN_FILE it cannot read", () => {
     const missing = join(scratch, "missing.token");
-    assert.throws(() => parseRequestArgs(["r", "x", "--token-file", missing], envOf()), { name: "UsageError", message: `--token-file: cannot read ${missing}: ENOENT` });
-    assert.throws(() => parseRequestArgs(["r", "x"], envOf({ SLAP_TOKEN_FILE: missing })), { name: "UsageError", message: `SLAP_TOKEN_FILE: cannot read ${missing}: ENOENT` });
-    assert.throws(() => parseRequestArgs(["r", "x", "--token-file", scratch], envOf()), { name: "UsageError", message: `--token-file: cannot read ${scratch}: EISDIR` });
+    assert.throws(() => parseRequestArgs(["r", "x", "--token-file", missing], envOf()), { name: "UsageError", message: `--token-file: cannot read ${quoted(missing)}: ENOENT` });
+    assert.throws(() => parseRequestArgs(["r", "x"], envOf({ SLAP_TOKEN_FILE: missing })), { name: "UsageError", message: `SLAP_TOKEN_FILE: cannot read ${quoted(missing)}: ENOENT` });
+    assert.throws(() => parseRequestArgs(["r", "x", "--token-file", scratch], envOf()), { name: "UsageError", message: `--token-file: cannot read ${quoted(scratch)}: EISDIR` });
     assert.throws(() => parseRequestArgs(["r", "x", "--user", "alice"], envOf()), { name: "UsageError", message: /--user/ }, "--user is gone: a token says who you are");
   });
 

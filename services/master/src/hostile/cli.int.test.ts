@@ -337,7 +337,6 @@ describe("slap under hostile command lines", () => {
 
   it(
     "refuses an unreadable --token-file (or SLAP_TOKEN_FILE) naming it, without echoing control characters in its path",
-    { todo: "client.ts (lead's file): readTokenFile puts the path in the message as it is (an escape sequence in it reaches the terminal); it also reads the whole file with readFileSync, so --token-file /dev/zero never ends (not tried here)" },
     async () => {
       await fc.assert(
         fc.asyncProperty(nasty.filter((v) => noNul(v) && v !== "").map((v) => join(scratch, "missing", v)), fc.boolean(), async (path, viaEnv) => {

@@ -1,3 +1,4 @@
+import type { Duplex } from "node:stream";
 import Fastify, { LogController, type FastifyReply, type FastifyRequest } from "fastify";
 import { z } from "zod";
 import {
@@ -76,8 +77,28 @@ class HttpError extends Error {
   }
 }
 
+/** The body of a route that takes none: absent or `{}`. */
+const EmptyBody = z.object({}).strict();
+
+/**
+ * A request the HTTP parser refuses (a bad request line, a control character in a header,
+ * headers too large) answered in the API's error shape, then the connection closed.
+ */
+function answerClientError(error: Error & { code?: string }, socket: Duplex): void {
+  if (!socket.writable) {
+    socket.destroy();
+    return;
+  }
+  const status = error.code === "HPE_HEADER_OVERFLOW" ? 431 : 400;
+  const body = JSON.stringify({ error: { code: "BadRequest", message: `malformed HTTP request (${error.code ?? error.message})` } });
+  socket.end(
+    `HTTP/1.1 ${status} ${status === 431 ? "Request Header Fields Too Large" : "Bad Request"}\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+  );
+}
+
 function parse<T extends z.ZodType>(schema: T, value: unknown, where: string): z.infer<T> {
-  const parsed = schema.safeParse(value ?? {});
+  // An absent body or query is empty; a JSON `null` is not (it is refused as not an object).
+  const parsed = schema.safeParse(value === undefined ? {} : value);
   if (parsed.success) return parsed.data;
   const issues = parsed.error.issues.map((i) => ({ path: i.path.map(String).join("."), message: i.message }));
   throw new HttpError(400, "BadRequest", `invalid ${where}: ${issues.map((i) => `${i.path || "(root)"}: ${i.message}`).join("; ")}`, issues);
@@ -126,6 +147,13 @@ export function buildHttpApi(master: Master, logger: Logger, options: { credenti
     loggerInstance: logger,
     bodyLimit: 1024 * 1024,
     forceCloseConnections: true,
+    // References may be 512 characters, and percent-encoded up to three times longer.
+    routerOptions: { maxParamLength: 2_048 },
+    // The router's and the HTTP parser's own refusals in the API's error shape.
+    frameworkErrors: (error, _request, reply) => {
+      void (reply as FastifyReply).code(error.statusCode ?? 400).send({ error: { code: "BadRequest", message: error.message } });
+    },
+    clientErrorHandler: answerClientError,
     // Heartbeats (one per node every few seconds) are not logged as requests; their failures still are.
     logController: new LogController({ disableRequestLogging: (request) => request.method === "POST" && HEARTBEAT_URL.test(request.url) }),
   });
@@ -362,7 +390,10 @@ export function buildHttpApi(master: Master, logger: Logger, options: { credenti
   );
   app.post(
     "/v1/instances/:instanceId/destroyed",
-    executeOn((_request, actor, id) => master.execute(actor, (ctx) => decideDestroyed(id, ctx))),
+    executeOn((request, actor, id) => {
+      parse(EmptyBody, request.body, "body");
+      return master.execute(actor, (ctx) => decideDestroyed(id, ctx));
+    }),
   );
 
   app.post("/v1/computers", async (request) => {
@@ -388,6 +419,7 @@ export function buildHttpApi(master: Master, logger: Logger, options: { credenti
   app.post("/v1/computers/:computerId/heartbeat", (request) => {
     const actor = actorOf(request);
     const { computerId } = parse(ComputerIdParam, request.params, "path");
+    parse(EmptyBody, request.body, "body");
     if ((actor.kind !== "node" && actor.kind !== "partition") || actor.computerId !== computerId) {
       throw new HttpError(403, "Forbidden", `only the node of computer ${computerId} may send its heartbeat`);
     }

@@ -15,7 +15,7 @@ const json = (schema: z.ZodType) => z.toJSONSchema(schema, { io: "input", unrepr
 
 const ErrorBody = z.object({
   error: z.object({
-    code: z.enum(["BadRequest", "Forbidden", "NotFound", "Conflict", "Internal"]),
+    code: z.enum(["BadRequest", "Unauthorized", "Forbidden", "NotFound", "Conflict", "Internal"]),
     message: z.string(),
     issues: z.array(z.object({ path: z.string(), message: z.string() })).optional(),
   }),
