@@ -27,6 +27,7 @@ const Service = z.looseObject({
   depends_on: z.union([Strings, z.record(z.string(), z.looseObject({ condition: z.string().optional() }))]).optional(),
   healthcheck: z.looseObject({ test: z.union([z.string(), Strings]) }).optional(),
   secrets: z.array(z.union([z.string(), z.looseObject({ source: z.string(), target: z.string().optional() })])).optional(),
+  env_file: z.union([z.string(), Strings]).optional(),
 });
 type Service = z.infer<typeof Service>;
 
@@ -65,6 +66,8 @@ export function checkCompose(document: unknown, context: ComposeContext): string
   const problems: string[] = [];
   const listening = new Map<string, number>(); // service → the port its clients use
   const entrypoints = new Map<string, string[]>();
+  /** Whether nats-server runs with a configuration (its users): then every slap service needs its credentials. */
+  let isNatsAuthenticated = false;
 
   // First pass: what each service is, and where it listens.
   for (const [name, service] of Object.entries(services)) {
@@ -80,7 +83,10 @@ export function checkCompose(document: unknown, context: ComposeContext): string
       else entrypoints.set(name, entrypointOf(text));
     }
     const command = argvOf(service.command);
-    if (isNats(service)) listening.set(name, Number(flagValue(command, "-p", "--port") ?? NATS_CLIENT_PORT));
+    if (isNats(service)) {
+      listening.set(name, Number(flagValue(command, "-p", "--port") ?? NATS_CLIENT_PORT));
+      if (flagValue(command, "-c", "--config") !== undefined) isNatsAuthenticated = true;
+    }
     if (command[0] === "master") {
       try {
         const master = parseMasterArgs(command.slice(1), environmentOf(service));
@@ -118,6 +124,9 @@ export function checkCompose(document: unknown, context: ComposeContext): string
 
     if (isNats(service)) {
       const store = flagValue(command, "-sd", "--store_dir");
+      const config = flagValue(command, "-c", "--config");
+      if (config === undefined) say("nats-server runs without a configuration (-c): no users, anyone may publish on the log");
+      else if (!secrets.has(config)) say(`its configuration ${config} is not one of its secrets (${[...secrets].join(", ") || "none"})`);
       if (!command.includes("-js") && !command.includes("--jetstream")) say("nats-server runs without JetStream (-js)");
       if (store === undefined) say("nats-server has no JetStream store directory (-sd)");
       else if (!mounts.has(store)) say(`the JetStream store ${store} is not on a volume`);
@@ -180,6 +189,8 @@ export function checkCompose(document: unknown, context: ComposeContext): string
       say(`publishes ports ${JSON.stringify(service.ports)} but slap ${slap.name} listens on none`);
     }
     if (slap.name === "allocator" && config.nats !== undefined && !mounts.has(String(config.data))) say(`its checkpoints (${String(config.data)}) are not on a volume`);
+    const envFiles = typeof service.env_file === "string" ? [service.env_file] : (service.env_file ?? []);
+    if (isNatsAuthenticated && envFiles.length === 0) say("no env_file with its NATS credentials (NATS_USER, NATS_PASSWORD): nats-server requires a user");
     if (slap.name === "master" && config.tokens === undefined) say(`no SLAP_TOKENS: it would create its token file in ${String(config.data)}, inside the container`);
     if (slap.name === "node") {
       if (!mounts.has(String(config.root))) say(`its root ${String(config.root)} is not on a volume`);

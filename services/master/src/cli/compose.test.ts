@@ -30,6 +30,7 @@ interface Service {
   depends_on: Record<string, { condition?: string }>;
   healthcheck?: { test: string[] };
   secrets?: string[];
+  env_file?: string[];
 }
 interface Compose {
   services: Record<string, Service>;
@@ -98,6 +99,9 @@ describe("docker-compose.yml and the Dockerfile", () => {
     ["a secret that is not declared", (d) => delete d.secrets["node-1-token"], /node-1: secret node-1-token: not declared under secrets/],
     ["a token written in the compose file", (d) => (service(d, "node-1").environment.SLAP_TOKEN = "slap_0123456789abcdef"), /node-1: SLAP_TOKEN holds a token in the compose file/],
     ["a master without its token file", (d) => delete service(d, "master").environment.SLAP_TOKENS, /master: no SLAP_TOKENS/],
+    ["nats-server without its users", (d) => (service(d, "nats").command = ["-js", "-sd", "/data", "-m", "8222"]), /nats: nats-server runs without a configuration \(-c\)/],
+    ["a nats configuration that is not a secret", (d) => (service(d, "nats").secrets = []), /nats: its configuration \/run\/secrets\/nats-conf is not one of its secrets/],
+    ["a node without its NATS credentials", (d) => delete service(d, "node-1").env_file, /node-1: no env_file with its NATS credentials/],
     ["a build without its Dockerfile", (d) => (service(d, "master").build.dockerfile = "Dockerfile.missing"), /master: build: no Dockerfile\.missing in \./],
   ];
   for (const [what, edit, expected] of broken) {
