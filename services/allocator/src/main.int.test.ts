@@ -81,6 +81,9 @@ describe("runAllocator", () => {
       replica: "allocator-2",
       logLevel: "",
       maxInFlight: undefined,
+      natsUser: undefined,
+      natsPassword: undefined,
+      replicas: undefined,
     });
   });
 });

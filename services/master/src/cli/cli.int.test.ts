@@ -172,7 +172,7 @@ describe("slap as a process, against a fake master", () => {
     const missing = join(data.path, "missing.token");
     const run = await slap(["instances", "--token-file", missing], { SLAP_MASTER: master.url });
     assert.equal(run.code, 2);
-    assert.equal(run.stderr, `slap instances: --token-file: cannot read ${missing}: ENOENT (see slap instances --help)\n`);
+    assert.equal(run.stderr, `slap instances: --token-file: cannot read "${missing}": ENOENT (see slap instances --help)\n`);
   });
 
   it("a master that cannot be reached is one line and exit 1", async () => {
