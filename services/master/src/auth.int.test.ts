@@ -332,6 +332,67 @@ describe("a node's token", () => {
   });
 });
 
+describe("what a user learns of others' instances", () => {
+  const tenant = instanceIdFor({ kind: "user", userId: "alice" }, "tenant");
+
+  before(async () => {
+    // Bob's db becomes a ready host; alice attaches a shared instance to it (she can compute its id).
+    await ok("POST", `/v1/instances/${b2}/connection`, holderOf(b2), { parameters: { url: "http://b2" } });
+    await ok("POST", "/v1/requests", alice, { releaseUrl: RELEASE, reference: "tenant", shared: true, parameters: { api_key: "alice-key" }, sla: { instance_guid: b2 } });
+    const deadline = Date.now() + 15_000;
+    while (((await ok("GET", `/v1/instances/${tenant}`, alice)).instance as { host: unknown }).host === null) {
+      if (Date.now() > deadline) assert.fail("alice's shared instance was not attached to bob's host");
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  });
+
+  it("the host's owner does not see other users' shared instances on it, nor their parameters", async () => {
+    const shown = await ok("GET", `/v1/instances/${b2}?secrets=1`, bob);
+    assert.deepEqual(shown.sharedInstances, [], JSON.stringify(shown.sharedInstances));
+    assert.ok(!JSON.stringify(shown).includes("alice-key"));
+    const own = await ok("GET", `/v1/instances/${tenant}`, alice);
+    assert.equal((own.instance as { host: { instanceId: string } }).host.instanceId, b2, "alice's instance is on bob's host");
+  });
+
+  it("the computers show that others' partitions are held, not by which instance", async () => {
+    const partitionsOf = async (headers: Headers) => {
+      const { computers } = (await ok("GET", "/v1/computers", headers)) as { computers: Array<{ computerId: string; partitions: Record<string, { instanceId: string | null }> }> };
+      return computers.find((c) => c.computerId === "COMP-2")!.partitions;
+    };
+    const byAlice = JSON.stringify(await partitionsOf(alice));
+    assert.ok(!byAlice.includes(b2) && !byAlice.includes(b3), byAlice);
+    assert.match(byAlice, /\(another tree\)/);
+    assert.ok(JSON.stringify(await partitionsOf(bob)).includes(b2), "bob sees his own");
+    assert.ok(JSON.stringify(await partitionsOf(admin)).includes(b2), "admin sees all");
+    const one = (await ok("GET", "/v1/computers/COMP-2", alice)) as { computer: unknown };
+    assert.ok(!JSON.stringify(one).includes(b2));
+  });
+
+  it("reading the events of another's tree tells nothing: next is the head, as for a tree that does not exist", async () => {
+    const position = await head();
+    const bobs = await ok("GET", `/v1/events?filter=${encodeURIComponent(`tree.${b2}.>`)}`, alice);
+    const nobody = await ok("GET", `/v1/events?filter=${encodeURIComponent("tree.NOBODY.>")}`, alice);
+    assert.deepEqual(bobs, { events: [], next: position });
+    assert.deepEqual(nobody, { events: [], next: position });
+  });
+
+  it("a shared request naming another's instance as its host learns nothing of it from its pending reason", async () => {
+    const named = await ok("POST", "/v1/requests", alice, { releaseUrl: OTHER_RELEASE, reference: "probe", shared: true, sla: { instance_guid: b3 } });
+    const unknown = await ok("POST", "/v1/requests", alice, { releaseUrl: OTHER_RELEASE, reference: "probe-2", shared: true, sla: { instance_guid: "NOBODY" } });
+    assert.equal(named.status, "pending");
+    assert.equal(String(named.reason).replace(b3, "X"), String(unknown.reason).replace("NOBODY", "X"), `${String(named.reason)} / ${String(unknown.reason)}`);
+    assert.ok(!String(named.reason).includes("file://"), String(named.reason));
+  });
+
+  it("a caller without a token cannot hold a request open with x-slap-seen", async () => {
+    const warnings = () => lines.filter((line) => line.msg === "x-slap-seen names a position this master has not reached: answering anyway").length;
+    const before = warnings();
+    const answer = await call("GET", "/healthz", { "x-slap-seen": "999999999" });
+    assert.equal(answer.status, 200);
+    assert.equal(warnings(), before, "the header of an unauthenticated caller is not waited for");
+  });
+});
+
 describe("the allowed paths", () => {
   it("each token is who it says; alice and bob see their own; a partition speaks for what it holds; a node for its computer", async () => {
     assert.deepEqual((await ok("GET", "/v1/whoami", alice)).actor, { kind: "user", userId: "alice" });

@@ -174,8 +174,9 @@ export const clientOptions = {
 export const clientHelp = `connection:
   --master URL        the master (env SLAP_MASTER, default ${DEFAULT_MASTER})
   --token-file FILE   the file holding your API token (env SLAP_TOKEN_FILE); or the token
-                      itself in env SLAP_TOKEN; default: <SLAP_DATA or ./data>/admin.token
-                      when it exists (written by the master at its first start)`;
+                      itself in env SLAP_TOKEN; default, for a master on this host only:
+                      <SLAP_DATA or ./data>/admin.token when it exists (written by the
+                      master at its first start)`;
 
 /** `--as-of`: a past moment to read at, as the master's query (`asOf` for a time, `at` for a log position). */
 export type AsOfQuery = { asOf: string } | { at: number };
@@ -209,20 +210,22 @@ export type Connection = z.infer<typeof Connection>;
 
 /**
  * `--master`, falling back on `SLAP_MASTER`, then the default; the API token from `--token-file`,
- * else `SLAP_TOKEN`, else `SLAP_TOKEN_FILE`, else the master's `admin.token` in `SLAP_DATA`
+ * else `SLAP_TOKEN`, else `SLAP_TOKEN_FILE`, else (for a master on loopback only) the master's `admin.token` in `SLAP_DATA`
  * (./data) when that exists. Without any, calls go without a token and the master's 401 says so.
  */
 export function connectionOf(values: { master?: unknown; "token-file"?: unknown }, env: Io["env"]): Connection {
   // A flag first, then the environment (as for --master): --token-file, SLAP_TOKEN, SLAP_TOKEN_FILE, the data folder's admin token.
   const flag = typeof values["token-file"] === "string" ? values["token-file"] : undefined;
   const envFile = fromEnv(env, "SLAP_TOKEN_FILE");
+  const master = values.master ?? fromEnv(env, "SLAP_MASTER") ?? DEFAULT_MASTER;
   const token =
     flag !== undefined
       ? readTokenFile(flag, "--token-file")
-      : (fromEnv(env, "SLAP_TOKEN") ?? (envFile !== undefined ? readTokenFile(envFile, "SLAP_TOKEN_FILE") : defaultAdminToken(fromEnv(env, "SLAP_DATA") ?? "./data")));
+      : (fromEnv(env, "SLAP_TOKEN") ??
+        (envFile !== undefined ? readTokenFile(envFile, "SLAP_TOKEN_FILE") : isLoopback(master) ? defaultAdminToken(fromEnv(env, "SLAP_DATA") ?? "./data") : undefined));
   return validate(
     Connection,
-    { master: values.master ?? fromEnv(env, "SLAP_MASTER") ?? DEFAULT_MASTER, token },
+    { master, token },
     { master: "--master (or SLAP_MASTER)", token: "the API token (SLAP_TOKEN, --token-file or SLAP_TOKEN_FILE)" },
   );
 }
@@ -240,6 +243,16 @@ export function readTokenFile(path: string, where: string): string {
     throw new UsageError(`${where}: cannot read ${quoted(path)}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
   } finally {
     if (fd !== undefined) closeSync(fd);
+  }
+}
+
+/** Whether a master URL names this host: the data folder's admin token is sent only there, never to another machine. */
+function isLoopback(master: unknown): boolean {
+  try {
+    const host = new URL(String(master)).hostname;
+    return host === "localhost" || host === "[::1]" || /^127\.\d+\.\d+\.\d+$/.test(host);
+  } catch {
+    return false;
   }
 }
 

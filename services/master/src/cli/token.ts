@@ -1,11 +1,11 @@
-import { readFile } from "node:fs/promises";
+import { access, readFile } from "node:fs/promises";
 import { z } from "zod";
 import { ComputerId, UserId } from "@slap/events";
 import { newToken, sha256Of, TokenFile, writeSecretFile, type TokenEntry } from "../shell/auth.js";
 import { CliError, HELP, printHelp, splitArgv, validate, type Command } from "./args.js";
 
 const tokenArgv = {
-  options: { file: { type: "string" }, role: { type: "string" }, user: { type: "string" }, computer: { type: "string" }, name: { type: "string" } },
+  options: { file: { type: "string" }, role: { type: "string" }, user: { type: "string" }, computer: { type: "string" }, name: { type: "string" }, out: { type: "string" } },
 } as const;
 
 const TokenArgs = z
@@ -15,6 +15,7 @@ const TokenArgs = z
     user: UserId.optional(),
     computer: ComputerId.optional(),
     name: z.string().max(200).optional(),
+    out: z.string().min(1).optional(),
   })
   .superRefine((args, ctx) => {
     if (args.role === "user" && args.user === undefined) ctx.addIssue({ code: "custom", path: ["user"], message: "is required with --role user" });
@@ -27,33 +28,44 @@ const TokenArgs = z
 export const tokenCommand: Command = {
   name: "token",
   summary: "create an API token: its hash is added to the master's token file, the token printed once",
-  help: `usage: slap token --file FILE --role admin|user|node [--user ID] [--computer ID] [--name TEXT]
+  help: `usage: slap token --file FILE --role admin|user|node [--user ID] [--computer ID] [--name TEXT] [--out TOKEN_FILE]
 
 Creates a random API token, adds its SHA-256 to the token file FILE (created, mode 0600, when
-missing; the master reads it at start: slap master --tokens FILE) and prints the token on
-stdout — the only place it ever appears. Restart the master to accept it.
+missing; the master reads it at start: slap master --tokens FILE) and writes the token to
+TOKEN_FILE (mode 0600; refused if it exists), or prints it on stdout — the only place it ever
+appears. Restart the master to accept it.
 
   --role admin                 sees and changes everything
   --role user --user ID        sees and changes the trees it requests
   --role node --computer ID    the node agent of that computer (give it to the node: SLAP_TOKEN_FILE)
   --name TEXT                  a note kept beside the hash (who holds it)
 
-example: slap token --file config/tokens.json --role node --computer COMP-1 > config/node-1.token`,
+example: slap token --file config/tokens.json --role node --computer COMP-1 --out config/node-1.token`,
   async run(argv, io) {
     const split = splitArgv(tokenArgv, argv);
     if (split === HELP) return printHelp(io, tokenCommand);
     const args = validate(TokenArgs, split.values);
     const file = await existing(args.file);
+    if (args.out !== undefined && (await exists(args.out))) throw new CliError(`${args.out} exists: not overwritten (a token file is written once)`);
     const token = newToken();
     const secret = { sha256: sha256Of(token), ...(args.name === undefined ? {} : { name: args.name }) };
     const entry: TokenEntry =
       args.role === "admin" ? { role: "admin", ...secret } : args.role === "user" ? { role: "user", user: args.user!, ...secret } : { role: "node", computer: args.computer!, ...secret };
+    // The token first: if the token file cannot be written, no hash names a token nobody has.
+    if (args.out !== undefined) await writeSecretFile(args.out, `${token}\n`);
     await writeSecretFile(args.file, `${JSON.stringify({ tokens: [...file.tokens, entry] }, null, 2)}\n`);
-    io.stdout.write(`${token}\n`);
-    io.stderr.write(`added a ${args.role} token to ${args.file} (${file.tokens.length + 1} tokens); restart the master to accept it\n`);
+    if (args.out === undefined) io.stdout.write(`${token}\n`);
+    io.stderr.write(`added ${args.role === "admin" ? "an" : "a"} ${args.role} token to ${args.file} (${file.tokens.length + 1} tokens); restart the master to accept it\n`);
     return 0;
   },
 };
+
+async function exists(path: string): Promise<boolean> {
+  return access(path).then(
+    () => true,
+    () => false,
+  );
+}
 
 /** The token file as it is, or an empty one when missing; an invalid one is refused rather than overwritten. */
 async function existing(path: string): Promise<TokenFile> {

@@ -599,7 +599,7 @@ describe("the master's HTTP API under hostile input", () => {
   });
 
   it("refuses a bad path parameter with a 400 naming it, and an unknown one with a 404 (or 403)", async () => {
-    // Values of up to 100 characters once encoded: longer ones are refused by the router (see the todo below).
+    // Values of up to 100 characters once encoded (longer ones are covered by the router test below).
     const value = fc
       .oneof(fc.constantFrom(...PROTOTYPE_NAMES), fc.stringMatching(/^[A-Za-z0-9_-]{1,64}$/), nasty, tooLong(64), fc.constant(""))
       .filter((v) => encodable(v) && encodeURIComponent(v).length <= 100);

@@ -112,8 +112,9 @@ export class Credentials {
     let json: unknown;
     try {
       json = JSON.parse(text);
-    } catch (error) {
-      throw new TokenFileError(`the token file ${path} is not JSON: ${(error as Error).message}`, { cause: error });
+    } catch {
+      // Not the parser's message: it quotes the text around the error, which may be a token.
+      throw new TokenFileError(`the token file ${path} is not JSON`);
     }
     const parsed = TokenFile.safeParse(json);
     if (!parsed.success) {

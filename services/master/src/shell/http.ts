@@ -7,6 +7,7 @@ import {
   maskSecrets,
   type Actor,
   type Commit,
+  type ComputerView,
   type DomainEvent,
   type InstanceView,
 } from "@slap/events";
@@ -107,6 +108,9 @@ function parse<T extends z.ZodType>(schema: T, value: unknown, where: string): z
 /** `POST /v1/computers/:computerId/heartbeat`, not logged as a request (see `buildHttpApi`). */
 const HEARTBEAT_URL = /^\/v1\/computers\/[^/?]+\/heartbeat(\?|$)/;
 
+/** What a user is shown in place of the id of an instance it may not see. */
+const HIDDEN = "(another tree)";
+
 /** Routes anyone may call: health, the API description and the dashboard's static files (which carry no data). */
 const PUBLIC_ROUTES = new Set(["/healthz", "/openapi.json", ...DASHBOARD_PATHS]);
 
@@ -206,7 +210,8 @@ export function buildHttpApi(master: Master, logger: Logger, options: { credenti
   // include N — not refused because this master's projection is a few milliseconds behind.
   app.addHook("preHandler", async (request) => {
     const seen = request.headers["x-slap-seen"];
-    if (seen === undefined) return;
+    // Only for authenticated callers: a stranger must not hold requests open (public routes).
+    if (seen === undefined || !actors.has(request)) return;
     const position = parse(SeenHeader, seen, "header x-slap-seen");
     if (position <= master.position) return;
     await master.settledWithin(position, SEEN_WAIT_MS);
@@ -244,8 +249,31 @@ export function buildHttpApi(master: Master, logger: Logger, options: { credenti
     };
   };
   /** A computer as shown: in a live read, with `liveness`. */
-  const presentComputer = <C extends { computerId: string }>(computer: C, read: Read): C & { liveness?: Liveness } =>
-    read.asOf === undefined ? { ...computer, liveness: master.liveness(computer.computerId) } : computer;
+  /**
+   * A computer as the actor may see it: admin and nodes see who holds each partition; a user or a
+   * partition sees the instances it may see, and of others' only that the partition is held.
+   */
+  const presentComputer = (computer: ComputerView, read: Read, actor: Actor): ComputerView & { liveness?: Liveness } => {
+    const seesAll = actor.kind === "node" || (actor.kind === "user" && actor.userId === "admin");
+    const shown = (instanceId: string): boolean => {
+      const instance = read.views.instances.instances[instanceId];
+      return instance !== undefined && visible(actor, instance, read);
+    };
+    const partitions = seesAll
+      ? computer.partitions
+      : Object.fromEntries(
+          Object.entries(computer.partitions).map(([id, p]) => [
+            id,
+            {
+              ...p,
+              ...(p.instanceId !== null && !shown(p.instanceId) ? { instanceId: HIDDEN, treeId: HIDDEN } : {}),
+              ...(p.supersededClaim !== null && !shown(p.supersededClaim.instanceId) ? { supersededClaim: { instanceId: HIDDEN, treeId: HIDDEN } } : {}),
+            },
+          ]),
+        );
+    const masked = { ...computer, partitions };
+    return read.asOf === undefined ? { ...masked, liveness: master.liveness(computer.computerId) } : masked;
+  };
 
   /**
    * Whether the actor may see the instance in the read models. As of a past moment it must be
@@ -261,11 +289,24 @@ export function buildHttpApi(master: Master, logger: Logger, options: { credenti
     return instance;
   };
 
-  const details = (instance: InstanceView, show: boolean, read: Read = live()) => ({
+  /**
+   * A shared instance's pending reason names its host; when the SLA names (instance_guid) a host
+   * the actor may not see, the reason must not describe it (its release, state, placement).
+   */
+  const guardReason = (actor: Actor, instance: InstanceView, answer: Answer, read: Read = live()): Answer => {
+    const named = instance.shared ? instance.sla.instance_guid : undefined;
+    if (answer.status !== "pending" || named === undefined || named === "") return answer;
+    const host = read.views.instances.instances[named];
+    if (host !== undefined && visible(actor, host, read)) return answer;
+    return { ...answer, reason: `waiting for a host: instance_guid ${named} is not a ready host this requester may use` };
+  };
+
+  const details = (actor: Actor, instance: InstanceView, show: boolean, read: Read = live()) => ({
     instance: present(instance, show, nodeOf(read)),
-    answer: presentAnswer(master.answer(instance, read.views), show),
+    answer: presentAnswer(guardReason(actor, instance, master.answer(instance, read.views), read), show),
+    // Only those the actor may see: a host's owner does not see other users' shared instances on it.
     sharedInstances: Object.values(read.views.instances.instances)
-      .filter((i) => i.host?.instanceId === instance.instanceId)
+      .filter((i) => i.host?.instanceId === instance.instanceId && visible(actor, i, read))
       .map((i) => present(i, show, nodeOf(read))),
     ...asOfOf(read),
   });
@@ -290,7 +331,7 @@ export function buildHttpApi(master: Master, logger: Logger, options: { credenti
     const instanceId = result.instanceId!;
     const answer = await master.waitForAnswer(instanceId, wait);
     if (answer === undefined) throw new HttpError(500, "Internal", `instance ${instanceId} is missing from the read model`);
-    return sendAnswer(reply, answer);
+    return sendAnswer(reply, guardReason(actor, master.instance(instanceId)!, answer));
   });
 
   app.get("/v1/instances", async (request) => {
@@ -312,7 +353,7 @@ export function buildHttpApi(master: Master, logger: Logger, options: { credenti
     const { instanceId } = parse(InstanceIdParam, request.params, "path");
     const query = parse(ReadQuery, request.query, "query");
     const read = await readAt(query);
-    return details(found(actor, instanceId, read), query.secrets === "1" || query.secrets === "true", read);
+    return details(actor, found(actor, instanceId, read), query.secrets === "1" || query.secrets === "true", read);
   });
 
   app.get("/v1/references/:reference", async (request) => {
@@ -322,7 +363,7 @@ export function buildHttpApi(master: Master, logger: Logger, options: { credenti
     const read = await readAt(query);
     const requester = requesterOf({ ...master.context(actor), ...read.views });
     if ("ok" in requester) throw new CommandRejected(requester);
-    return details(found(actor, keyOf(requester, reference).instanceId, read), query.secrets === "1" || query.secrets === "true", read);
+    return details(actor, found(actor, keyOf(requester, reference).instanceId, read), query.secrets === "1" || query.secrets === "true", read);
   });
 
   app.get("/v1/instances/:instanceId/watch", (request, reply) => {
@@ -336,7 +377,7 @@ export function buildHttpApi(master: Master, logger: Logger, options: { credenti
     const push = (): void => {
       const instance = master.instance(instanceId);
       if (instance === undefined) return;
-      const answer = JSON.stringify(presentAnswer(master.answer(instance), show));
+      const answer = JSON.stringify(presentAnswer(guardReason(actor, instance, master.answer(instance)), show));
       if (answer !== last) {
         last = answer;
         void stream.send("answer", answer);
@@ -364,7 +405,8 @@ export function buildHttpApi(master: Master, logger: Logger, options: { credenti
     const { state } = parse(ChangeRequestedState, request.body, "body");
     found(actor, instanceId);
     await master.execute(actor, (ctx) => decideStateChange(instanceId, state, ctx));
-    return sendAnswer(reply, master.answer(master.instance(instanceId)!));
+    const instance = master.instance(instanceId)!;
+    return sendAnswer(reply, guardReason(actor, instance, master.answer(instance)));
   });
   app.post(
     "/v1/instances/:instanceId/bang",
@@ -403,17 +445,17 @@ export function buildHttpApi(master: Master, logger: Logger, options: { credenti
     return { computerId: command.computerId, position: result.position };
   });
   app.get("/v1/computers", async (request) => {
-    actorOf(request);
+    const actor = actorOf(request);
     const read = await readAt(parse(MomentQuery, request.query, "query"));
-    return { computers: Object.values(read.views.computers.computers).map((c) => presentComputer(c, read)), ...asOfOf(read) };
+    return { computers: Object.values(read.views.computers.computers).map((c) => presentComputer(c, read, actor)), ...asOfOf(read) };
   });
   app.get("/v1/computers/:computerId", async (request) => {
-    actorOf(request);
+    const actor = actorOf(request);
     const { computerId } = parse(ComputerIdParam, request.params, "path");
     const read = await readAt(parse(MomentQuery, request.query, "query"));
     const computer = read.views.computers.computers[computerId];
     if (computer === undefined) throw new HttpError(404, "NotFound", `no computer ${computerId}`);
-    return { computer: presentComputer(computer, read), ...asOfOf(read) };
+    return { computer: presentComputer(computer, read, actor), ...asOfOf(read) };
   });
   // A node's sign of life (recorded by the onRequest hook, as for any call with its token).
   app.post("/v1/computers/:computerId/heartbeat", (request) => {
@@ -505,16 +547,24 @@ export function buildHttpApi(master: Master, logger: Logger, options: { credenti
     const actor = actorOf(request);
     const query = parse(EventsQuery, request.query, "query");
     const events: Array<{ position: number; streamKey: string; event: DomainEvent }> = [];
+    // Read to the end, `next` is the log's head, not the last commit the filter matched: it must
+    // not tell whether someone else's tree or instance has events.
+    const head = await master.store.head();
+    if (head > master.position) await master.settledWithin(head, SEEN_WAIT_MS);
     let next = query.after;
+    let complete = true;
     for await (const commit of master.store.readAll({ after: query.after, ...(query.filter === undefined ? {} : { filter: query.filter }) })) {
       for (const event of commit.events) {
         const shown = readable(actor, query, event);
         if (shown !== undefined) events.push({ position: commit.position, streamKey: commit.streamKey, event: shown });
       }
       next = commit.position;
-      if (events.length >= query.limit) break;
+      if (events.length >= query.limit) {
+        complete = false;
+        break;
+      }
     }
-    return { events, next };
+    return { events, next: complete ? Math.max(next, head) : next };
   });
 
   app.get("/v1/events/stream", (request, reply) => {
@@ -526,6 +576,9 @@ export function buildHttpApi(master: Master, logger: Logger, options: { credenti
     void (async () => {
       try {
         for await (const commit of subscription as AsyncIterable<Commit>) {
+          // Who may read an event depends on the read models (whose tree is it?): they must have
+          // this commit, or a user's own new tree would be taken for someone else's.
+          if (commit.position > master.position) await master.settledWithin(commit.position, SEEN_WAIT_MS);
           for (const event of commit.events) {
             const shown = readable(actor, query, event);
             // Backpressure: a slow reader pauses the subscription instead of buffering the log in memory.

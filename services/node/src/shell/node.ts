@@ -442,6 +442,8 @@ export class Node {
    * instances it interrupted without their connection parameters or status for a minute or two).
    */
   private retryLater(slot: Slot, error: unknown, log: Logger): void {
+    // A processing that fails while the node stops must not leave a timer that keeps the process alive.
+    if (this.stopping) return;
     const delayMs = Math.min(MASTER_RETRY_MAX_MS, MASTER_RETRY_MS * 2 ** Math.min(slot.masterFailures, 10));
     slot.masterFailures++;
     log.warn({ err: error, retryInMs: delayMs }, "the master did not take the processing; processing again later");
@@ -472,7 +474,11 @@ export class Node {
       if (!checked.ok) return await fail(`bad parameter ${checked.parameter}: ${checked.message}`);
       const built = this.buildSlap(slot, instance, partition, software, checked.parameters, log, false);
       declarations = built.declarations;
-      await runProfile(insidePartition(software, manifestProfile), built.slap, this.options.profileTimeoutMs ?? PROFILE_TIMEOUT_MS);
+      try {
+        await runProfile(insidePartition(software, manifestProfile), built.slap, this.options.profileTimeoutMs ?? PROFILE_TIMEOUT_MS);
+      } finally {
+        built.close();
+      }
     } catch (error) {
       if (error instanceof Waiting) {
         log.info({ waitingFor: error.reference }, "waiting for a requested instance");
@@ -572,8 +578,12 @@ export class Node {
         const manifest = await readManifest(software);
         if (manifest.destroy !== undefined) {
           const checked = checkParameters(instance.parameters, manifest.parameters);
-          const { slap } = this.buildSlap(slot, instance, partition, software, checked.ok ? checked.parameters : instance.parameters, log, true);
-          await runProfile(insidePartition(software, manifest.destroy), slap, this.options.profileTimeoutMs ?? PROFILE_TIMEOUT_MS);
+          const built = this.buildSlap(slot, instance, partition, software, checked.ok ? checked.parameters : instance.parameters, log, true);
+          try {
+            await runProfile(insidePartition(software, manifest.destroy), built.slap, this.options.profileTimeoutMs ?? PROFILE_TIMEOUT_MS);
+          } finally {
+            built.close();
+          }
         }
       }
     } catch (error) {

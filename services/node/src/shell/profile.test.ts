@@ -28,6 +28,32 @@ before(async () => {
 after(() => dir.dispose());
 
 describe("the slap object a profile gets", () => {
+  it("acts no more once its processing is over: a profile left running after a timeout cannot write, request or declare", async () => {
+    let requests = 0;
+    const built = createSlap({
+      parameters: {},
+      instance: { instanceId: "I9", treeId: "I9", reference: "late", softwareType: "default", releaseUrl: "file:///r" },
+      partition: { computerId: "C", partitionId: "slappart9", path: dir.path, address: "127.0.0.1", ports: { from: 20_900, to: 20_999 } },
+      software: dir.path,
+      sharedInstances: [],
+      destroying: false,
+      log: captureLogger().logger,
+      request: () => {
+        requests++;
+        return Promise.resolve(answer);
+      },
+    });
+    await built.slap.write("etc/before.conf", "ok\n");
+    built.close();
+    await assert.rejects(built.slap.write("etc/late.conf", "x"), /slap\.write: this processing of I9 is over/);
+    assert.throws(() => built.slap.secret("late"), /slap\.secret: .* is over/);
+    await assert.rejects(built.slap.request("file:///r", "someone-elses"), /slap\.request: .* is over/);
+    assert.throws(() => built.slap.service("s", { command: ["sleep", "1"] }), /slap\.service: .* is over/);
+    assert.throws(() => built.slap.publish({ url: "x" }), /slap\.publish: .* is over/);
+    assert.equal(requests, 0);
+    await assert.rejects(readFile(join(dir.path, "etc", "late.conf")), { code: "ENOENT" });
+  });
+
   it("refuses to write, render or create files outside the partition, naming the path", async () => {
     await assert.rejects(slap.write("../escape", "x"), /"\.\.\/escape" escapes the partition/);
     await assert.rejects(slap.write("/etc/passwd", "x"), /"\/etc\/passwd" escapes the partition/);

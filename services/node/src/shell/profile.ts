@@ -101,10 +101,21 @@ async function writeIfChanged(file: string, content: string | Uint8Array, mode?:
   }
 }
 
-export function createSlap(context: SlapContext): { slap: Slap; declarations: Declarations } {
+/**
+ * The `slap` object of one processing, its declarations, and `close()`: once the processing is
+ * over (done, failed or timed out), every method throws, so a profile still running in the
+ * background cannot write into a partition that may belong to someone else by then, nor request
+ * as it.
+ */
+export function createSlap(context: SlapContext): { slap: Slap; declarations: Declarations; close(): void } {
   const root = context.partition.path;
+  let closed = false;
+  const open = (what: string): void => {
+    if (closed) throw new Error(`slap.${what}: this processing of ${context.instance.instanceId} is over (done or timed out); the profile may not act any more`);
+  };
   const declarations: Declarations = { services: new Map(), runs: new Map(), promises: new Map(), published: undefined, publishedShared: new Map() };
   const once = async (path: string, create: () => string | Uint8Array | Promise<string | Uint8Array>, mode?: number): Promise<string> => {
+    open("once");
     const file = insidePartition(root, path);
     const existing = await readFile(file, "utf8").catch((error: NodeJS.ErrnoException) => {
       if (error.code === "ENOENT") return undefined;
@@ -125,11 +136,13 @@ export function createSlap(context: SlapContext): { slap: Slap; declarations: De
     destroying: context.destroying,
     log: context.log,
     async write(path, content, options = {}) {
+      open("write");
       const file = insidePartition(root, path);
       await writeIfChanged(file, content, options.mode);
       return file;
     },
     async render(template, path, values) {
+      open("render");
       const source = insidePartition(context.software, template);
       const text = await readFile(source, "utf8");
       const rendered = text.replace(/\{\{\s*([A-Za-z0-9_.-]+)\s*\}\}/g, (match, name: string) => {
@@ -141,23 +154,28 @@ export function createSlap(context: SlapContext): { slap: Slap; declarations: De
     },
     once: (path, create) => once(path, create),
     secret(name, options = {}) {
+      open("secret");
       checkName("secret", name);
       const length = options.length ?? 24;
       return once(join("etc", "secrets", name), () => randomBytes(length).toString("base64url").slice(0, length), 0o600);
     },
     service(name, declaration) {
+      open("service");
       checkDeclaration("service", name, declaration);
       declarations.services.set(name, declaration);
     },
     run(name, declaration) {
+      open("run");
       checkDeclaration("run", name, declaration);
       declarations.runs.set(name, declaration);
     },
     promise(name, check) {
+      open("promise");
       checkName("promise", name);
       declarations.promises.set(name, check);
     },
     async request(releaseUrl, reference, options = {}) {
+      open("request");
       const answer = await context.request({
         releaseUrl,
         reference,
@@ -172,14 +190,22 @@ export function createSlap(context: SlapContext): { slap: Slap; declarations: De
       throw new Waiting(reference, answer.reason);
     },
     publish(parameters) {
+      open("publish");
       declarations.published = { ...declarations.published, ...stringMap(parameters) };
     },
     publishShared(instanceId, parameters) {
+      open("publishShared");
       if (!context.sharedInstances.some((s) => s.instanceId === instanceId)) throw new Error(`${instanceId} is not a shared instance attached to this instance`);
       declarations.publishedShared.set(instanceId, { ...declarations.publishedShared.get(instanceId), ...stringMap(parameters) });
     },
   };
-  return { slap, declarations };
+  return {
+    slap,
+    declarations,
+    close() {
+      closed = true;
+    },
+  };
 }
 
 /** A profile that did not finish in time: processing ends in error; the run cannot be cancelled. */
