@@ -79,6 +79,9 @@ describe("slap request arguments", () => {
       return args === HELP ? undefined : args.connection.token;
     };
     assert.equal(tokenOf({}), "slap_admin-token-from-the-master");
+    assert.equal(tokenOf({ SLAP_MASTER: "http://localhost:9000" }), "slap_admin-token-from-the-master");
+    assert.equal(tokenOf({ SLAP_MASTER: "http://master.example:8080" }), undefined, "the local admin token never goes to another host");
+    assert.equal(tokenOf({ SLAP_MASTER: "http://127.0.0.1.example.com:8080" }), undefined);
     assert.equal(tokenOf({ SLAP_TOKEN: ALICE }), ALICE);
     assert.equal(tokenOf({ SLAP_TOKEN_FILE: tokenIn("bob2.token", BOB) }), BOB);
   });
