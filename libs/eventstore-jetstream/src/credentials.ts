@@ -62,3 +62,8 @@ export function natsConnectOptions(config: { natsUser?: string | undefined; nats
     ...(config.replicas === undefined ? {} : { replicas: config.replicas }),
   };
 }
+
+/** The reply-subject prefix of a NATS user: `_INBOX_<user>`. The store connects with it (`inboxPrefix`); the server lets each user read its own only. */
+export function inboxPrefixOf(user: string): string {
+  return `_INBOX_${user}`;
+}

@@ -6,7 +6,7 @@ export {
   deadLetterSubjectPrefix,
   type JetStreamStoreOptions,
 } from "./store.js";
-export { natsConfigFields, natsConnectOptions, natsCredentialsFromEnv, NatsCredentialsError, type NatsCredentials } from "./credentials.js";
+export { inboxPrefixOf, natsConfigFields, natsConnectOptions, natsCredentialsFromEnv, NatsCredentialsError, type NatsCredentials } from "./credentials.js";
 export {
   NatsConfigSpec,
   logReaderApi,

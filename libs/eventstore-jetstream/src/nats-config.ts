@@ -1,6 +1,7 @@
 import { DEFAULT_SUBJECT_PREFIX } from "@slap/events";
 import { z } from "zod";
 import { DEFAULT_STREAM_NAME, deadLetterStreamName, deadLetterSubjectPrefix } from "./store.js";
+import { inboxPrefixOf } from "./credentials.js";
 
 /**
  * What one NATS user may do: nats-server `permissions`. Anything not in an `allow` list is
@@ -21,13 +22,14 @@ export interface NatsLogNames {
 
 export type NatsRole = "master" | "allocator" | "node";
 
+
 /**
  * The JetStream API requests `JetStreamEventStore` makes to read the log (traced against
  * nats-server 2.9 with @nats-io/jetstream 3): account info (its API check on connect), stream
  * info (`connect`, `head`), one message by subject (`readStream`), and ordered consumers
  * (named create with the filter subject in the API subject, info, pull, delete when a read
  * ends). Ordered consumers do not acknowledge and pull consumers have no flow control, so no
- * `$JS.ACK` subject is needed; replies come back on `_INBOX.>`.
+ * `$JS.ACK` subject is needed; replies come back on the user's own inbox (`inboxPrefixOf`).
  *
  * Not included, hence refused: stream create/update/delete/purge, message delete, stream and
  * consumer listings, the legacy `CONSUMER.DURABLE.CREATE` subject, direct get (the log's stream
@@ -57,11 +59,12 @@ export function logReaderApi(streamName: string = DEFAULT_STREAM_NAME): string[]
  * - **node**: reads the log, nothing else. It publishes on no log subject at all (its reports
  *   and its partitions' requests go to the master over HTTP) and writes no dead letters.
  */
-export function natsPermissions(role: NatsRole, names: NatsLogNames = {}): NatsPermissions {
+export function natsPermissions(role: NatsRole, names: NatsLogNames = {}, user?: string): NatsPermissions {
   const streamName = names.streamName ?? DEFAULT_STREAM_NAME;
   const prefix = names.subjectPrefix ?? DEFAULT_SUBJECT_PREFIX;
   const dead = `${deadLetterSubjectPrefix(streamName)}.>`;
-  const inbox = { allow: ["_INBOX.>"] };
+  // Each user its own reply subjects: no one reads another's replies (and learns, say, its consumers' names).
+  const inbox = { allow: [`${user === undefined ? "_INBOX" : inboxPrefixOf(user)}.>`] };
   switch (role) {
     case "master":
       return { publish: { allow: ["$JS.API.>", `${prefix}.>`, dead] }, subscribe: inbox };
@@ -147,7 +150,7 @@ export function renderNatsConfig(input: NatsConfigSpec): string {
   ];
   const list = (items: readonly string[]): string => `[${items.map((s) => JSON.stringify(s)).join(", ")}]`;
   const rendered = users.map(({ comment, user, password, role }) => {
-    const p = natsPermissions(role, names);
+    const p = natsPermissions(role, names, user);
     const publish = `allow: ${list(p.publish.allow)}${p.publish.deny === undefined ? "" : `, deny: ${list(p.publish.deny)}`}`;
     return [
       `    # ${comment}`,

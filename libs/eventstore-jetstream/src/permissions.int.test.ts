@@ -9,6 +9,7 @@ import { PermissionViolationError, connect, type NatsConnection } from "@nats-io
 import { EventStoreError, ProjectionRunner, computersProjection, encodeCommit, type Commit, type DomainEvent } from "@slap/events";
 import { captureLogger, fixtures, startNatsServer, tempDir, type NatsServer } from "@slap/testkit";
 import { bcryptHash } from "./bcrypt.js";
+import { inboxPrefixOf } from "./credentials.js";
 import { renderNatsConfig } from "./nats-config.js";
 import { DEFAULT_STREAM_NAME, JetStreamEventStore, deadLetterStreamName } from "./store.js";
 
@@ -39,7 +40,7 @@ describe("NATS users of a deployment, on a nats-server started with the generate
   let denials = 0;
 
   const as = async (who: { user: string; pass: string }): Promise<NatsConnection> => {
-    const nc = await connect({ servers: server.url, user: who.user, pass: who.pass, reconnect: false });
+    const nc = await connect({ servers: server.url, user: who.user, pass: who.pass, inboxPrefix: inboxPrefixOf(who.user), reconnect: false });
     toClose.push(nc);
     return nc;
   };
@@ -196,6 +197,26 @@ describe("NATS users of a deployment, on a nats-server started with the generate
     assert.equal(info.state.messages, 3);
     assert.equal(info.config.max_msgs, -1);
     t.diagnostic(`node administration refused: ${denials - before}`);
+  });
+
+  it("keeps each user's replies its own: a node cannot subscribe to the shared inbox nor to another user's", async (t) => {
+    const nc = await as(users.nodeA);
+    for (const subject of ["_INBOX.>", `${inboxPrefixOf(users.master.user)}.>`, `${inboxPrefixOf(users.nodeB.user)}.>`, ">"]) {
+      const reported = (async () => {
+        for await (const s of nc.status()) {
+          if (s.type === "error" && s.error instanceof PermissionViolationError && s.error.operation === "subscription" && s.error.subject === subject) return true;
+        }
+        return false;
+      })();
+      nc.subscribe(subject);
+      await nc.flush();
+      assert.ok(await Promise.race([reported, sleep(5_000).then(() => false)]), `subscribing to ${subject} is a permissions violation`);
+      denials++;
+    }
+    // Its own inbox works: the request-reply of the JetStream API above went through it.
+    const store = await storeAs(users.nodeA, { deadLetters: false });
+    assert.ok((await store.store.head()) >= 0);
+    t.diagnostic("inbox subscriptions refused: 4");
   });
 
   it("lets a node create a named durable consumer (the server cannot tell it from an ephemeral one by subject), which steals nothing: the log keeps every message for everyone", async () => {

@@ -38,6 +38,7 @@ import {
   type Subscription,
   type ValidationIssue,
 } from "@slap/events";
+import { inboxPrefixOf } from "./credentials.js";
 import type { Logger } from "pino";
 
 export interface JetStreamStoreOptions {
@@ -188,7 +189,7 @@ export class JetStreamEventStore implements EventStore {
         nc = await natsConnect({
           ...(options.servers === undefined ? {} : { servers: options.servers }),
           name: "slap-event-store",
-          ...(options.user === undefined ? {} : { user: options.user }),
+          ...(options.user === undefined ? {} : { user: options.user, inboxPrefix: inboxPrefixOf(options.user) }),
           ...(options.pass === undefined ? {} : { pass: options.pass }),
           maxReconnectAttempts: -1,
           noAsyncTraces: true,

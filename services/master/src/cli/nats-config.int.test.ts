@@ -5,7 +5,7 @@ import { after, before, describe, it } from "node:test";
 import { jetstream } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
 import { encodeCommit } from "@slap/events";
-import { JetStreamEventStore, natsCredentialsFromEnv } from "@slap/eventstore-jetstream";
+import { JetStreamEventStore, inboxPrefixOf, natsCredentialsFromEnv } from "@slap/eventstore-jetstream";
 import { captureLogger, fixtures, startNatsServer, tempDir, type NatsServer } from "@slap/testkit";
 import { fakeIo } from "./io.fixture.js";
 import { main } from "./main.js";
@@ -49,7 +49,7 @@ describe("slap nats-config output on a real nats-server", () => {
       const node = stores[3]!;
       await assert.rejects(node.append([fixtures.softwareStatus("COMP-1", "file:///sr/a", "available")], { expectedVersion: "any" }), /refused: this NATS user may not publish/);
 
-      const nc = await connect({ servers: server.url, ...(await credentials("node-COMP-1.env")), reconnect: false });
+      const nc = await connect({ servers: server.url, ...(await credentials("node-COMP-1.env")), inboxPrefix: inboxPrefixOf("COMP-1"), reconnect: false });
       try {
         await assert.rejects(jetstream(nc).publish("slap.ev.computer.COMP-1.computer", encodeCommit([fixtures.computerRegistered("COMP-1")])), /Permissions Violation for Publish to "slap\.ev\.computer\.COMP-1\.computer"/);
       } finally {
