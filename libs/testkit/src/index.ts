@@ -5,3 +5,4 @@ export * as fixtures from "./fixtures.js";
 export { DEFAULT_FAULT_SEED, faultSeed, seededRandom, type SeededRandom } from "./seeded.js";
 export { as, testToken, tokenFile } from "./tokens.js";
 export { startNatsCluster, type ClusterServer, type NatsCluster, type StartNatsClusterOptions } from "./nats-cluster.js";
+export { eventually } from "./eventually.js";

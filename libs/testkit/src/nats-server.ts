@@ -112,7 +112,8 @@ async function readPort(portsDir: string): Promise<number> {
   }
 }
 
-function accepts(port: number): Promise<boolean> {
+/** Whether something accepts TCP connections on 127.0.0.1:`port`. */
+export function accepts(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = tcpConnect({ host: "127.0.0.1", port });
     socket.once("connect", () => {

@@ -11,6 +11,7 @@ export { insidePartition, PathEscapeError } from "./core/paths.js";
 export { DeployedState, RETRY_ERROR_AFTER_MS, decideProcessing, parametersHash, sameDeployment, type ProcessDecision, type Wanted } from "./core/state.js";
 export { BACKOFF, nextRestart } from "./core/backoff.js";
 export { softwareDir } from "./shell/software.js";
+export { readTail } from "./shell/supervisor.js";
 export { Waiting, type Slap, type PromiseCheck, type ProcessDeclaration } from "./shell/profile.js";
 export { MasterClient, MasterError } from "./shell/master-client.js";
 export { partitionUserName, partitionUsersEnabled, removePartitionUsers, type PartitionUser, type PartitionUsersOption } from "./shell/users.js";

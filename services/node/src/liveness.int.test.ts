@@ -8,7 +8,7 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 import { pino } from "pino";
 import { Allocator } from "@slap/allocator";
 import { JetStreamEventStore } from "@slap/eventstore-jetstream";
-import { as, callJson, startNatsServer, tempDir, testToken, tokenFile, type NatsServer } from "@slap/testkit";
+import { eventually, as, callJson, startNatsServer, tempDir, testToken, tokenFile, type NatsServer } from "@slap/testkit";
 import { runMaster, type RunningMaster } from "@slap/master";
 import { softwareDir } from "./shell/software.js";
 
@@ -40,20 +40,6 @@ let servicePid = 0;
 
 const call = (method: string, path: string, headers: Record<string, string>, body?: unknown, url = master.url) => callJson(`${url}${path}`, method, headers, body);
 
-async function eventually<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const value = await probe();
-      if (value !== undefined) return value;
-    } catch (error) {
-      last = error;
-    }
-    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}${last === undefined ? "" : `: ${last instanceof Error ? last.message : JSON.stringify(last)}`}\n--- node log ---\n${childLog.slice(-3_000)}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 interface Liveness {
   state: string;

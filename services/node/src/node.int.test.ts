@@ -7,7 +7,7 @@ import { after, before, describe, it } from "node:test";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { Allocator } from "@slap/allocator";
 import { JetStreamEventStore } from "@slap/eventstore-jetstream";
-import { as, callJson, captureLogger, startNatsServer, tempDir, testToken, tokenFile, type NatsServer } from "@slap/testkit";
+import { eventually as poll, as, callJson, captureLogger, startNatsServer, tempDir, testToken, tokenFile, type NatsServer } from "@slap/testkit";
 // The master package exports no runner yet; its main module is the one way to start one in a test.
 import { runMaster, type RunningMaster } from "@slap/master";
 import { Node } from "./shell/node.js";
@@ -56,20 +56,8 @@ async function details(instanceId: string): Promise<Details> {
   return body as unknown as Details;
 }
 
-async function eventually<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const value = await probe();
-      if (value !== undefined) return value;
-    } catch (error) {
-      last = error;
-    }
-    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}${last === undefined ? "" : `: ${last instanceof Error ? last.message : JSON.stringify(last)}`}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+/** Polls until the probe answers (testkit's `eventually`, 15_000 ms by default here). */
+const eventually = <T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 15_000): Promise<T> => poll(what, probe, timeoutMs);
 
 const untilInstance = (instanceId: string, what: string, check: (d: Details) => boolean, timeoutMs?: number): Promise<Details> =>
   eventually(what, async () => {

@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { pino } from "pino";
-import { as, callJson, tempDir, testToken, tokenFile } from "@slap/testkit";
+import { eventually, as, callJson, tempDir, testToken, tokenFile } from "@slap/testkit";
 import { runMaster, type RunningMaster } from "@slap/master";
 import { Node } from "./shell/node.js";
 
@@ -42,20 +42,6 @@ async function details(instanceId: string): Promise<Details> {
   return body as unknown as Details;
 }
 
-async function eventually<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const value = await probe();
-      if (value !== undefined) return value;
-    } catch (error) {
-      last = error;
-    }
-    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}${last === undefined ? "" : `: ${last instanceof Error ? last.message : JSON.stringify(last)}`}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 const untilStatus = (instanceId: string, status: string, after = 0): Promise<Details> =>
   eventually(`${instanceId} to report ${status}`, async () => {

@@ -10,6 +10,7 @@ import { closeSync, openSync } from "node:fs";
 import { open, readFile, readdir, stat } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
 import { setTimeout as sleep } from "node:timers/promises";
+import { readTail } from "@slap/node";
 
 const REPO = fileURLToPath(new URL("../../../../", import.meta.url));
 const BIN = `${REPO}bin/slap.mjs`;
@@ -124,7 +125,7 @@ export class ServiceProcess {
 
   /** The last lines of its log (every start). */
   async tail(lines = 30): Promise<string> {
-    const text = await readTail(this.spec.logFile, 16_384);
+    const text = (await readTail(this.spec.logFile, 16_384)) ?? "(no log)";
     return `--- ${this.name}: ${this.spec.logFile} (end) ---\n${text.split("\n").slice(-lines).join("\n")}`;
   }
 
@@ -175,22 +176,6 @@ async function sizeOf(path: string): Promise<number> {
   }
 }
 
-async function readTail(path: string, bytes: number): Promise<string> {
-  try {
-    const handle = await open(path, "r");
-    try {
-      const { size } = await handle.stat();
-      const length = Math.min(size, bytes);
-      const buffer = Buffer.alloc(length);
-      await handle.read(buffer, 0, length, size - length);
-      return buffer.toString("utf8");
-    } finally {
-      await handle.close();
-    }
-  } catch {
-    return "(no log)";
-  }
-}
 
 /** A process's argv from `/proc/<pid>/cmdline`; undefined when it is gone (or a zombie, whose cmdline is empty). */
 export async function commandLine(pid: number): Promise<string[] | undefined> {

@@ -195,21 +195,26 @@ export class Supervisor {
     this.logger.info({ serviceName: service.name }, "service stopped");
   }
 
-  private async tail(name: string, bytes = 2_048): Promise<string> {
+  private tail(name: string, bytes = 2_048): Promise<string> {
+    return readTail(this.logPath(name), bytes).then((text) => text ?? "");
+  }
+}
+
+/** The last `bytes` of a file (a process's log), or undefined when it cannot be read. */
+export async function readTail(path: string, bytes: number): Promise<string | undefined> {
+  try {
+    const handle = await open(path, "r");
     try {
-      const handle = await open(this.logPath(name), "r");
-      try {
-        const { size } = await handle.stat();
-        const length = Math.min(size, bytes);
-        const buffer = Buffer.alloc(length);
-        await handle.read(buffer, 0, length, size - length);
-        return buffer.toString("utf8");
-      } finally {
-        await handle.close();
-      }
-    } catch {
-      return "";
+      const { size } = await handle.stat();
+      const length = Math.min(size, bytes);
+      const buffer = Buffer.alloc(length);
+      await handle.read(buffer, 0, length, size - length);
+      return buffer.toString("utf8");
+    } finally {
+      await handle.close();
     }
+  } catch {
+    return undefined;
   }
 }
 
