@@ -11,7 +11,7 @@
  */
 import assert from "node:assert/strict";
 import { randomBytes, randomInt } from "node:crypto";
-import { mkdir, readFile, writeFile } from "node:fs/promises";
+import { mkdir, readFile, readlink, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import { join } from "node:path";
 import { after, before, describe, it, type TestContext } from "node:test";
@@ -513,7 +513,11 @@ describe("crashes: kill -9 of nats-server, the master, an allocator and a node d
     const strays = running.filter((pid) => !pids.has(pid));
     assert.deepEqual(serviceProblems.slice(0, 10), [], `every instance's service runs as its pid file says ${replay()}`);
     assert.equal(pids.size, REQUESTS, `one distinct service process per instance ${replay()}`);
-    assert.deepEqual(strays, [], `no service process besides the instances' own (sleep ${SLEEP_ARG}) ${replay()}`);
+    if (strays.length > 0) {
+      // Whose is it: its partition (cwd), its parent (a node, or init for an orphan), and the faults.
+      const described = await Promise.all(strays.map(async (pid) => `${pid}: ${await describeProcess(pid)}`));
+      assert.fail(`no service process besides the instances' own (sleep ${SLEEP_ARG}): ${described.join("; ")}; faults: ${JSON.stringify(faults)} ${replay()}`);
+    }
     assert.equal(running.length, REQUESTS, `exactly ${REQUESTS} service processes ${replay()}`);
 
     const byKind = Object.fromEntries(KINDS.map((k) => [k, faults.filter((f) => f.kind === k).length]));
@@ -582,4 +586,13 @@ function sortKeys(value: unknown): unknown {
     return Object.fromEntries(Object.entries(value as Record<string, unknown>).sort(([a], [b]) => a.localeCompare(b)).map(([k, v]) => [k, sortKeys(v)]));
   }
   return value;
+}
+
+/** A process's parent, age and working folder, for a failure message. */
+async function describeProcess(pid: number): Promise<string> {
+  const stat = await readFile(`/proc/${pid}/stat`, "utf8").catch(() => "");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  const cwd = await readlink(`/proc/${pid}/cwd`).catch(() => "?");
+  const pidFile = await readFile(join(cwd, "var", "run", `${SERVICE}.pid`), "utf8").catch(() => "(no pid file)");
+  return `ppid ${fields[1] ?? "?"}, started at tick ${fields[19] ?? "?"}, cwd ${cwd}, its partition's pid file: ${pidFile.trim().slice(0, 200)}`;
 }

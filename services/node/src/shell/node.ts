@@ -10,7 +10,7 @@ import { checkPromise, RUN_TIMEOUT_MS, runOnce } from "./checks.js";
 import { MasterClient, MasterError, type PromiseReport, type StatusReport } from "./master-client.js";
 import { createSlap, PROFILE_TIMEOUT_MS, runProfile, Waiting, type Declarations, type ProcessDeclaration } from "./profile.js";
 import { install, InstallError, isInstalled, readManifest, softwareDir } from "./software.js";
-import { reapLeftovers, Supervisor, type ServiceExit, type ServiceSpec } from "./supervisor.js";
+import { markedServices, reapLeftovers, Supervisor, type ServiceExit, type ServiceSpec } from "./supervisor.js";
 import { ensureUser, makeReadable, ownTree, partitionUserName, partitionUsersEnabled, type PartitionUser, type PartitionUsersOption } from "./users.js";
 
 export interface NodeOptions {
@@ -179,6 +179,8 @@ export class Node {
     const base = this.options.portBase ?? 20_000;
     const per = this.options.portsPerPartition ?? 100;
     const specs = [];
+    // Services a killed run of this node left behind, found by their mark (see reapLeftovers).
+    const marked = await markedServices();
     for (const [n, slot] of [...this.slots.values()].entries()) {
       await mkdir(slot.path, { recursive: true, mode: 0o750 });
       if (users) {
@@ -187,7 +189,7 @@ export class Node {
         await ownTree(slot.path, slot.user, NODE_OWNED);
       }
       await chmod(slot.path, 0o750);
-      await reapLeftovers(slot.path, this.logger.child({ partitionId: slot.partitionId }));
+      await reapLeftovers(slot.path, this.logger.child({ partitionId: slot.partitionId }), marked.get(slot.path));
       specs.push({ partitionId: slot.partitionId, address, ports: { from: base + n * per, to: base + n * per + per - 1 } });
     }
     await this.runner.start();

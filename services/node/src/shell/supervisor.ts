@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from "node:child_process";
-import { closeSync, fchownSync, openSync, rmSync, writeFileSync } from "node:fs";
+import { closeSync, fchownSync, openSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { chown, mkdir, open, readdir, readFile, rm } from "node:fs/promises";
 import { join } from "node:path";
 import type { Logger } from "pino";
@@ -39,6 +39,13 @@ interface Service {
 }
 
 const KILL_AFTER_MS = 5_000;
+
+/**
+ * The environment variable every service is started with: `<partition folder>#<service name>`.
+ * A node killed between starting a service and recording its pid leaves a process no pid file
+ * names; its restart finds it by this mark (`markedServices`) and stops it.
+ */
+export const SERVICE_MARK = "SLAP_SERVICE";
 
 /**
  * Keeps one partition's services running: `apply(declared)` stops the ones no longer declared,
@@ -138,7 +145,7 @@ export class Supervisor {
       if (owner !== undefined) fchownSync(fd, owner.uid, owner.gid);
       child = spawn(file, args, {
         cwd: service.spec.cwd,
-        env: service.spec.env,
+        env: { ...service.spec.env, [SERVICE_MARK]: `${this.partitionPath}#${service.name}` },
         stdio: ["ignore", fd, fd],
         ...(owner === undefined ? {} : { uid: owner.uid, gid: owner.gid }),
       });
@@ -147,7 +154,11 @@ export class Supervisor {
     }
     service.child = child;
     const pidFile = join(this.partitionPath, "var", "run", `${service.name}.pid`);
-    if (child.pid !== undefined) writeFileSync(pidFile, `${JSON.stringify({ pid: child.pid, command: service.spec.command })}\n`);
+    if (child.pid !== undefined) {
+      // Written whole or not at all (a node killed mid-write must not leave half a pid file).
+      writeFileSync(`${pidFile}.tmp`, `${JSON.stringify({ pid: child.pid, command: service.spec.command })}\n`);
+      renameSync(`${pidFile}.tmp`, pidFile);
+    }
     service.state = "running";
     service.startedAt = Date.now();
     service.exitCode = undefined;
@@ -219,11 +230,51 @@ export async function readTail(path: string, bytes: number): Promise<string | un
 }
 
 /**
+ * The processes started as services of a node (by `SERVICE_MARK` in their environment, read in
+ * /proc), by partition folder: pid and service name. Read once when a node starts, so that
+ * `reapLeftovers` also stops a service whose pid was never recorded.
+ */
+export async function markedServices(): Promise<Map<string, Array<{ pid: number; name: string }>>> {
+  const found = new Map<string, Array<{ pid: number; name: string }>>();
+  const entries = await readdir("/proc").catch(() => [] as string[]);
+  for (const entry of entries) {
+    if (!/^\d+$/.test(entry)) continue;
+    const mark = markOf(await readFile(`/proc/${entry}/environ`, "utf8").catch(() => ""));
+    if (mark === undefined) continue;
+    const list = found.get(mark.partition) ?? [];
+    list.push({ pid: Number(entry), name: mark.name });
+    found.set(mark.partition, list);
+  }
+  return found;
+}
+
+function markOf(environ: string): { partition: string; name: string } | undefined {
+  const entry = environ.split("\0").find((e) => e.startsWith(`${SERVICE_MARK}=`));
+  if (entry === undefined) return undefined;
+  const value = entry.slice(SERVICE_MARK.length + 1);
+  const at = value.lastIndexOf("#");
+  return at < 0 ? undefined : { partition: value.slice(0, at), name: value.slice(at + 1) };
+}
+
+/** SIGTERM, then SIGKILL after 5 s while `runs()` still holds (a zombie, never reaped here, counts as gone). */
+async function stopProcess(pid: number, runs: () => Promise<boolean>): Promise<void> {
+  try {
+    process.kill(pid, "SIGTERM");
+  } catch {
+    return;
+  }
+  const deadline = Date.now() + KILL_AFTER_MS;
+  while (Date.now() < deadline && (await runs())) await new Promise((r) => setTimeout(r, 50));
+  if (await runs()) process.kill(pid, "SIGKILL");
+}
+
+/**
  * Stops the services a previous run of the node left behind (the node was killed and its
  * children survived): every `var/run/<name>.pid` whose process still runs the recorded command
- * (checked in /proc, so a reused pid is never killed) gets SIGTERM, then SIGKILL after 5 s.
+ * (checked in /proc, so a reused pid is never killed) gets SIGTERM, then SIGKILL after 5 s; and
+ * so does every process `marked` as a service of this partition (its pid never recorded).
  */
-export async function reapLeftovers(partitionPath: string, logger: Logger): Promise<number> {
+export async function reapLeftovers(partitionPath: string, logger: Logger, marked: ReadonlyArray<{ pid: number; name: string }> = []): Promise<number> {
   const dir = join(partitionPath, "var", "run");
   const files = await readdir(dir).catch(() => [] as string[]);
   let reaped = 0;
@@ -234,21 +285,23 @@ export async function reapLeftovers(partitionPath: string, logger: Logger): Prom
       const cmdline = await readFile(`/proc/${pid}/cmdline`, "utf8").catch(() => undefined);
       if (cmdline !== undefined && cmdline.split("\0").filter((a) => a !== "").join("\0") === command.join("\0")) {
         logger.warn({ pid, command, serviceName: file.slice(0, -4) }, "stopping a service left running by a previous run of the node");
-        process.kill(pid, "SIGTERM");
-        const deadline = Date.now() + KILL_AFTER_MS;
         // Gone once its command line no longer matches: a zombie (an orphan its new parent has not
         // reaped yet, as under an init that does not reap) has an empty one, and never goes away.
         const runs = async (): Promise<boolean> => (await readFile(`/proc/${pid}/cmdline`, "utf8").catch(() => "")).split("\0").filter((a) => a !== "").join("\0") === command.join("\0");
-        while (Date.now() < deadline && (await runs())) {
-          await new Promise((r) => setTimeout(r, 50));
-        }
-        if (await runs()) process.kill(pid, "SIGKILL");
+        await stopProcess(pid, runs);
         reaped++;
       }
     } catch (error) {
       logger.warn({ err: error, file: path }, "could not check a leftover pid file");
     }
     await rm(path, { force: true });
+  }
+  for (const { pid, name } of marked) {
+    const stillMarked = async (): Promise<boolean> => markOf(await readFile(`/proc/${pid}/environ`, "utf8").catch(() => ""))?.partition === partitionPath;
+    if (!(await stillMarked())) continue;
+    logger.warn({ pid, serviceName: name }, "stopping a service left running by a previous run of the node, whose pid it had not recorded");
+    await stopProcess(pid, stillMarked);
+    reaped++;
   }
   return reaped;
 }
