@@ -1,4 +1,4 @@
-export { Token, ComputerId, PartitionId, InstanceId, TreeId, UserId, EventId, instanceIdFor } from "./ids.js";
+export { ApiToken, Token, ComputerId, PartitionId, InstanceId, TreeId, UserId, EventId, instanceIdFor } from "./ids.js";
 export {
   Actor,
   Aggregate,
@@ -94,3 +94,4 @@ export {
   type AsOf,
   type AsOfState,
 } from "./asof.js";
+export { startService, type Startable, type StartOptions } from "./service.js";

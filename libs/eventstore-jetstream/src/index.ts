@@ -6,7 +6,8 @@ export {
   deadLetterSubjectPrefix,
   type JetStreamStoreOptions,
 } from "./store.js";
-export { inboxPrefixOf, natsConfigFields, natsConnectOptions, natsCredentialsFromEnv, NatsCredentialsError, type NatsCredentials } from "./credentials.js";
+export { connectServiceLog, type ServiceLogConfig } from "./service.js";
+export { inboxPrefixOf, natsConfigFields, natsCredentialsFromEnv, NatsCredentialsError, type NatsCredentials } from "./credentials.js";
 export {
   NatsConfigSpec,
   logReaderApi,

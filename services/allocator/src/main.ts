@@ -5,9 +5,9 @@
  * its configuration from the environment (`configFromEnv`).
  */
 import { pathToFileURL } from "node:url";
-import { Token, type EventStore } from "@slap/events";
+import { Token, startService, type EventStore } from "@slap/events";
 import { EmbeddedEventStore } from "@slap/eventstore-embedded";
-import { JetStreamEventStore, natsConfigFields, natsConnectOptions } from "@slap/eventstore-jetstream";
+import { connectServiceLog, natsConfigFields } from "@slap/eventstore-jetstream";
 import { pino, type Logger } from "pino";
 import { z } from "zod";
 import { Allocator } from "./shell/allocator.js";
@@ -88,47 +88,19 @@ export async function runAllocator(input: AllocatorConfig, options: RunOptions =
     ...(config.maxInFlight === undefined ? {} : { maxInFlight: config.maxInFlight }),
   });
 
-  let stopping: Promise<void> | undefined;
-  let keepAlive: NodeJS.Timeout | undefined;
-  const onSignal = (signal: NodeJS.Signals): void => {
-    logger.info({ signal }, "stopping");
-    void stop();
-  };
-  const stop = (): Promise<void> => {
-    stopping ??= (async () => {
-      process.off("SIGINT", onSignal);
-      process.off("SIGTERM", onSignal);
-      clearInterval(keepAlive);
-      try {
-        await allocator.stop();
-      } finally {
-        if (owned) await store.close();
-      }
-    })();
-    return stopping;
-  };
-  if (options.handleSignals !== false) {
-    process.on("SIGINT", onSignal);
-    process.on("SIGTERM", onSignal);
-    keepAlive = setInterval(() => undefined, 2 ** 30);
-  }
-  try {
-    await allocator.start();
-  } catch (error) {
-    await stop().catch(() => undefined);
-    throw error;
-  }
+  const stop = await startService(allocator, {
+    logger,
+    ...(owned ? { close: () => store.close() } : {}),
+    ...(options.handleSignals === undefined ? {} : { handleSignals: options.handleSignals }),
+    // The embedded log holds no handle of its own while it waits for commits.
+    keepAlive: true,
+  });
   return { allocator, stop };
 }
 
 async function openStore(config: z.output<typeof AllocatorConfig>, logger: Logger): Promise<EventStore> {
   if (config.nats !== undefined) {
-    return JetStreamEventStore.connect({
-      servers: config.nats.split(",").map((s) => s.trim()),
-      ...(config.streamName === undefined ? {} : { streamName: config.streamName }),
-      ...natsConnectOptions(config),
-      logger,
-    });
+    return connectServiceLog({ ...config, nats: config.nats }, logger);
   }
   return EmbeddedEventStore.open({ dir: config.data ?? "./data", logger });
 }

@@ -3,7 +3,7 @@ import { z } from "zod";
 import { pino, type Logger } from "pino";
 import type { EventStore } from "@slap/events";
 import { EmbeddedEventStore } from "@slap/eventstore-embedded";
-import { JetStreamEventStore, natsConfigFields, natsConnectOptions } from "@slap/eventstore-jetstream";
+import { connectServiceLog, natsConfigFields } from "@slap/eventstore-jetstream";
 import type { ExplainUnplaced } from "./core/answer.js";
 import { openOrCreateTokenFile, type Credentials } from "./shell/auth.js";
 import { buildHttpApi } from "./shell/http.js";
@@ -67,12 +67,7 @@ export async function runMaster(config: MasterConfig, dependencies: MasterDepend
     dependencies.store ??
     (parsed.nats === undefined
       ? await EmbeddedEventStore.open({ dir: parsed.data, logger })
-      : await JetStreamEventStore.connect({
-          servers: parsed.nats.split(",").map((s) => s.trim()),
-          logger,
-          ...(parsed.streamName === undefined ? {} : { streamName: parsed.streamName }),
-          ...natsConnectOptions(parsed),
-        }));
+      : await connectServiceLog({ ...parsed, nats: parsed.nats }, logger));
   const explain = dependencies.explain ?? (await defaultExplain());
   const master = new Master(store, logger, explain, {
     ...(dependencies.clock === undefined ? {} : { clock: dependencies.clock }),

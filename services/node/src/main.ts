@@ -7,8 +7,8 @@
 import { open } from "node:fs/promises";
 import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
-import { Token, type EventStore } from "@slap/events";
-import { JetStreamEventStore, natsConfigFields, natsConnectOptions } from "@slap/eventstore-jetstream";
+import { ApiToken, Token, startService, type EventStore } from "@slap/events";
+import { connectServiceLog, natsConfigFields } from "@slap/eventstore-jetstream";
 import { pino, type Logger } from "pino";
 import { z } from "zod";
 import { Node } from "./shell/node.js";
@@ -118,14 +118,8 @@ export async function runNode(input: NodeConfig, options: RunNodeOptions = {}): 
   const owned = store === undefined;
   if (store === undefined) {
     if (config.nats === undefined) throw new NodeConfigError("invalid node configuration: nats (the event log's NATS URL) is required");
-    store = await JetStreamEventStore.connect({
-      servers: config.nats.split(",").map((s) => s.trim()),
-      ...(config.streamName === undefined ? {} : { streamName: config.streamName }),
-      ...natsConnectOptions(config),
-      // A node reads the log only (its NATS user may publish nothing); the master and allocators dead-letter.
-      deadLetters: false,
-      logger,
-    });
+    // A node reads the log only (its NATS user may publish nothing); the master and allocators dead-letter.
+    store = await connectServiceLog({ ...config, nats: config.nats }, logger, { deadLetters: false });
   }
   const openedStore = store;
   const node = new Node({
@@ -145,33 +139,11 @@ export async function runNode(input: NodeConfig, options: RunNodeOptions = {}): 
     ...(config.promiseTimeoutMs === undefined ? {} : { promiseTimeoutMs: config.promiseTimeoutMs }),
     logger,
   });
-  let stopping: Promise<void> | undefined;
-  const onSignal = (signal: NodeJS.Signals): void => {
-    logger.info({ signal }, "stopping");
-    void stop();
-  };
-  const stop = (): Promise<void> => {
-    stopping ??= (async () => {
-      process.off("SIGINT", onSignal);
-      process.off("SIGTERM", onSignal);
-      try {
-        await node.stop();
-      } finally {
-        if (owned) await openedStore.close();
-      }
-    })();
-    return stopping;
-  };
-  if (options.handleSignals !== false) {
-    process.on("SIGINT", onSignal);
-    process.on("SIGTERM", onSignal);
-  }
-  try {
-    await node.start();
-  } catch (error) {
-    await stop().catch(() => undefined);
-    throw error;
-  }
+  const stop = await startService(node, {
+    logger,
+    ...(owned ? { close: () => openedStore.close() } : {}),
+    ...(options.handleSignals === undefined ? {} : { handleSignals: options.handleSignals }),
+  });
   return { node, stop };
 }
 
@@ -191,7 +163,7 @@ async function readToken(path: string): Promise<string> {
     throw new NodeConfigError(`invalid node configuration: tokenFile: cannot read ${JSON.stringify(path)}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`, { cause: error });
   }
   const token = text.split("\n")[0]!.trim();
-  if (!/^[\x21-\x7e]{16,512}$/.test(token)) throw new NodeConfigError(`invalid node configuration: tokenFile: ${JSON.stringify(path)} does not hold a token (16-512 printable characters on its first line)`);
+  if (!ApiToken.safeParse(token).success) throw new NodeConfigError(`invalid node configuration: tokenFile: ${JSON.stringify(path)} does not hold a token (16-512 printable characters on its first line)`);
   return token;
 }
 
