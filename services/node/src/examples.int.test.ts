@@ -3,12 +3,9 @@ import { randomBytes } from "node:crypto";
 import { connect } from "node:net";
 import { after, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
-import { Allocator } from "@slap/allocator";
-import { JetStreamEventStore } from "@slap/eventstore-jetstream";
-import { as, captureLogger, startNatsServer, tempDir, testToken, tokenFile, type NatsServer } from "@slap/testkit";
-import { runMaster, type RunningMaster } from "@slap/master";
-import { Node } from "./shell/node.js";
-import { removePartitionUsers } from "./shell/users.js";
+import { as, captureLogger } from "@slap/testkit";
+import type { RunningMaster } from "@slap/master";
+import { startDeployment, type Deployment } from "./deployment.fixture.js";
 
 /** The repository root: the example releases' default URLs are relative to it. */
 const REPO = fileURLToPath(new URL("../../../", import.meta.url));
@@ -48,47 +45,19 @@ function redisPing(host: string, port: number, password: string): Promise<string
 }
 
 describe("the example releases on a real node (webapp requests its kvdb; redis)", () => {
-  let server: NatsServer;
+  let deployment: Deployment;
   let master: RunningMaster;
-  let stores: JetStreamEventStore[] = [];
-  let allocator: Allocator;
-  let node: Node;
-  let root: { path: string; dispose(): Promise<void> };
-  let tokens: { path: string; dispose(): Promise<void> };
   const { logger } = captureLogger();
   // Unique: as root the node makes one unix user per partition, named from the computer id (removed in after()).
   const computer = `COMP-EX-${randomBytes(4).toString("hex")}`;
   const alice = { ...as.user("alice"), "content-type": "application/json" };
 
   before(async () => {
-    server = await startNatsServer();
-    root = await tempDir("slap-node-examples-");
-    tokens = await tempDir("slap-node-examples-tokens-");
-    stores = await Promise.all([1, 2, 3].map(() => JetStreamEventStore.connect({ servers: server.url, logger })));
-    master = await runMaster(
-      { port: 0, host: "127.0.0.1", tokens: tokenFile(tokens.path, { users: ["alice"], computers: [computer] }) },
-      { store: stores[0]!, logger },
-    );
-    allocator = new Allocator({ store: stores[1]!, logger });
-    await allocator.start();
-    node = new Node({ store: stores[2]!, masterUrl: master.url, token: testToken.node(computer), computerId: computer, partitions: 3, root: root.path, portBase: 32_000, cwd: REPO, logger });
-    await node.start();
-    for (const releaseUrl of [KVDB, WEBAPP, REDIS]) {
-      const response = await fetch(`${master.url}/v1/computers/${computer}/supply`, { method: "POST", headers: { ...as.admin(), "content-type": "application/json" }, body: JSON.stringify({ releaseUrl }) });
-      assert.equal(response.status, 200);
-    }
+    deployment = await startDeployment({ computer, node: { partitions: 3, portBase: 32_000, cwd: REPO }, releases: [KVDB, WEBAPP, REDIS], logger });
+    master = deployment.master;
   });
 
-  after(async () => {
-    await node.stop();
-    await allocator.stop();
-    await master.stop();
-    for (const store of stores) await store.close();
-    await server.dispose();
-    await root.dispose();
-    await tokens.dispose();
-    await removePartitionUsers(computer, 3);
-  });
+  after(() => deployment.stop());
 
   it("deploys the webapp and its kvdb; the page counts visits in the kvdb", async () => {
     let answer: { status: string; connection?: Record<string, string> } = { status: "pending" };

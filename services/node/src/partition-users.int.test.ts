@@ -5,13 +5,12 @@ import { readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { fileURLToPath, pathToFileURL } from "node:url";
-import { Allocator } from "@slap/allocator";
-import { JetStreamEventStore } from "@slap/eventstore-jetstream";
-import { as, captureLogger, startNatsServer, tempDir, testToken, tokenFile, type NatsServer } from "@slap/testkit";
-import { runMaster, type RunningMaster } from "@slap/master";
+import { as, captureLogger, testToken } from "@slap/testkit";
+import type { RunningMaster } from "@slap/master";
+import { startDeployment, type Deployment } from "./deployment.fixture.js";
 import { Node } from "./shell/node.js";
 import { softwareDir } from "./shell/software.js";
-import { partitionUserName, partitionUsersEnabled, removePartitionUsers } from "./shell/users.js";
+import { partitionUserName, partitionUsersEnabled } from "./shell/users.js";
 
 const WEB = pathToFileURL(join(fileURLToPath(new URL("../test-releases/", import.meta.url)), "web")).href;
 // Unique: the partition users are named from the computer id; removed in after().
@@ -20,13 +19,10 @@ const PARTITIONS = 2;
 const ROOT = process.getuid?.() === 0;
 const alice = { ...as.user("alice"), "content-type": "application/json" };
 
-let server: NatsServer;
+let deployment: Deployment;
 let master: RunningMaster;
-let stores: JetStreamEventStore[] = [];
-let allocator: Allocator;
 let node: Node;
-let root: { path: string; dispose(): Promise<void> };
-let tokens: { path: string; dispose(): Promise<void> };
+let root: { path: string };
 const { logger } = captureLogger();
 
 interface Answer {
@@ -67,31 +63,13 @@ function runAs(uid: number, gid: number, argv: [string, ...string[]]): Promise<{
 }
 
 before(async () => {
-  server = await startNatsServer();
-  root = await tempDir("slap-node-users-");
-  tokens = await tempDir("slap-node-users-tokens-");
-  stores = await Promise.all([1, 2, 3].map(() => JetStreamEventStore.connect({ servers: server.url, logger })));
-  master = await runMaster(
-    { port: 0, host: "127.0.0.1", tokens: tokenFile(tokens.path, { users: ["alice"], computers: [COMPUTER] }) },
-    { store: stores[0]!, logger },
-  );
-  allocator = new Allocator({ store: stores[1]!, logger });
-  await allocator.start();
-  node = new Node({ store: stores[2]!, masterUrl: master.url, token: testToken.node(COMPUTER), computerId: COMPUTER, partitions: PARTITIONS, root: root.path, portBase: 30_000, logger, promiseTimeoutMs: 5_000 });
-  await node.start();
-  const response = await fetch(`${master.url}/v1/computers/${COMPUTER}/supply`, { method: "POST", headers: { ...as.admin(), "content-type": "application/json" }, body: JSON.stringify({ releaseUrl: WEB }) });
-  assert.equal(response.status, 200);
+  deployment = await startDeployment({ computer: COMPUTER, node: { partitions: PARTITIONS, portBase: 30_000, promiseTimeoutMs: 5_000 }, releases: [WEB], logger });
+  ({ master, node } = deployment);
+  root = { path: deployment.root };
 });
 
 after(async () => {
-  await node.stop();
-  await allocator.stop();
-  await master.stop();
-  for (const store of stores) await store.close();
-  await server.dispose();
-  await root.dispose();
-  await tokens.dispose();
-  await removePartitionUsers(COMPUTER, PARTITIONS);
+  await deployment.stop();
   if (ROOT) {
     for (let n = 0; n < PARTITIONS; n++) assert.notEqual(spawnSync("id", ["-u", partitionUserName(COMPUTER, `slappart${n}`)]).status, 0, "the test's users are removed");
   }
@@ -106,7 +84,7 @@ describe("partition users", () => {
     assert.equal(partitionUsersEnabled("off"), false);
     assert.equal(partitionUsersEnabled("auto"), ROOT);
     assert.equal(partitionUsersEnabled(undefined), ROOT);
-    const off = new Node({ store: stores[2]!, masterUrl: master.url, token: testToken.node(`${COMPUTER}-OFF`), computerId: `${COMPUTER}-OFF`, partitions: 1, root: root.path, logger, partitionUsers: "off" });
+    const off = new Node({ store: deployment.store, masterUrl: master.url, token: testToken.node(`${COMPUTER}-OFF`), computerId: `${COMPUTER}-OFF`, partitions: 1, root: root.path, logger, partitionUsers: "off" });
     assert.equal(off.partitionUsers, false);
     assert.equal(off.partitionUser("slappart0"), undefined);
   });
