@@ -26,6 +26,16 @@ export const Token = z
   .refine(isSafeKey, SAFE_KEY_MESSAGE);
 export type Token = z.infer<typeof Token>;
 
+/**
+ * An API token of the master (services/master/src/shell/auth.ts): 16 to 512 printable ASCII
+ * characters without spaces, as the master's token file, the CLI and the node read it.
+ */
+export const ApiToken = z
+  .string()
+  .min(16, "must be at least 16 characters")
+  .max(512, "must be at most 512 characters")
+  .regex(/^[\x21-\x7e]+$/, "must be printable ASCII without spaces");
+
 export const ComputerId = Token.describe("computer id");
 export type ComputerId = z.infer<typeof ComputerId>;
 export const PartitionId = Token.describe("partition id");

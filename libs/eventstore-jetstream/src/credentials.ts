@@ -13,44 +13,37 @@ export class NatsCredentialsError extends Error {
 
 const emptyAsAbsent = (value: unknown): unknown => (value === "" ? undefined : value);
 
-const CredentialsEnv = z
-  .object({
-    NATS_USER: z.preprocess(emptyAsAbsent, z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, "must be 1-64 characters of A-Z, a-z, 0-9, _ or -").optional()),
-    NATS_PASSWORD: z.preprocess(emptyAsAbsent, z.string().max(1_024, "must be at most 1,024 characters").optional()),
-  })
-  .refine((env) => (env.NATS_USER === undefined) === (env.NATS_PASSWORD === undefined), {
-    message: "NATS_USER and NATS_PASSWORD go together: set both or neither",
-  });
-
-/**
- * The NATS user and password from `NATS_USER` and `NATS_PASSWORD` (written by `slap nats-config`
- * into each service's env file). Both unset (or empty): `{}`, a server without authentication.
- * The NATS client ignores credentials in a `nats://user:pass@host` URL, hence these variables.
- * @throws NatsCredentialsError when only one is set or the user name is not a token.
- */
-export function natsCredentialsFromEnv(env: Readonly<Record<string, string | undefined>> = process.env): NatsCredentials {
-  const parsed = CredentialsEnv.safeParse({ NATS_USER: env.NATS_USER, NATS_PASSWORD: env.NATS_PASSWORD });
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    const where = issue.path.length === 0 ? "" : `${issue.path.join(".")}: `;
-    throw new NatsCredentialsError(`invalid NATS credentials: ${where}${issue.message}`);
-  }
-  const { NATS_USER: user, NATS_PASSWORD: pass } = parsed.data;
-  return user === undefined || pass === undefined ? {} : { user, pass };
-}
-
-const emptyAsNone = (value: unknown): unknown => (value === "" ? undefined : value);
-
 /**
  * The NATS settings every service's configuration shares (spread into its zod object): the NATS
  * user and password (from `NATS_USER`/`NATS_PASSWORD`; both or neither) and the replicas of the
  * streams when they are created (`SLAP_REPLICAS`: 1, 3 or 5; an existing stream keeps its own).
  */
 export const natsConfigFields = {
-  natsUser: z.preprocess(emptyAsNone, z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, "must be 1-64 characters of A-Z, a-z, 0-9, _ or -").optional()),
-  natsPassword: z.preprocess(emptyAsNone, z.string().max(1_024, "must be at most 1,024 characters").optional()),
-  replicas: z.preprocess(emptyAsNone, z.coerce.number().pipe(z.union([z.literal(1), z.literal(3), z.literal(5)], { error: "must be 1, 3 or 5" })).optional()),
+  natsUser: z.preprocess(emptyAsAbsent, z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, "must be 1-64 characters of A-Z, a-z, 0-9, _ or -").optional()),
+  natsPassword: z.preprocess(emptyAsAbsent, z.string().max(1_024, "must be at most 1,024 characters").optional()),
+  replicas: z.preprocess(emptyAsAbsent, z.coerce.number().pipe(z.union([z.literal(1), z.literal(3), z.literal(5)], { error: "must be 1, 3 or 5" })).optional()),
 };
+
+const CredentialsConfig = z.object({ natsUser: natsConfigFields.natsUser, natsPassword: natsConfigFields.natsPassword });
+const ENV_NAMES: Readonly<Record<string, string>> = { natsUser: "NATS_USER", natsPassword: "NATS_PASSWORD" };
+
+/**
+ * The NATS user and password from `NATS_USER` and `NATS_PASSWORD` (written by `slap nats-config`
+ * into each service's env file), checked as the services check them. Both unset (or empty):
+ * `{}`, a server without authentication. The NATS client ignores credentials in a
+ * `nats://user:pass@host` URL, hence these variables.
+ * @throws NatsCredentialsError when only one is set or the user name is not a token.
+ */
+export function natsCredentialsFromEnv(env: Readonly<Record<string, string | undefined>> = process.env): NatsCredentials {
+  const parsed = CredentialsConfig.safeParse({ natsUser: env.NATS_USER, natsPassword: env.NATS_PASSWORD });
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    const name = issue.path.length === 0 ? undefined : ENV_NAMES[String(issue.path[0])];
+    throw new NatsCredentialsError(`invalid NATS credentials: ${name === undefined ? "" : `${name}: `}${issue.message}`);
+  }
+  const { user, pass } = natsConnectOptions(parsed.data);
+  return user === undefined || pass === undefined ? {} : { user, pass };
+}
 
 /** The `JetStreamStoreOptions` of the shared settings; throws `NatsCredentialsError` when only one of user and password is set. */
 export function natsConnectOptions(config: { natsUser?: string | undefined; natsPassword?: string | undefined; replicas?: 1 | 3 | 5 | undefined }): NatsCredentials & { replicas?: number } {

@@ -1,15 +1,8 @@
 import { closeSync, existsSync, openSync, readSync } from "node:fs";
 import { join } from "node:path";
 import { z } from "zod";
-import { Requester, RequestedState } from "@slap/events";
+import { ApiToken, Requester, RequestedState } from "@slap/events";
 import { CliError, HELP, UsageError, fromEnv, quoted, splitArgv, validate, type Io, type OptionSpec } from "./args.js";
-
-/** An API token as the master accepts it (see services/master/src/shell/auth.ts). */
-const ApiToken = z
-  .string()
-  .min(16, "must be at least 16 characters")
-  .max(512, "must be at most 512 characters")
-  .regex(/^[\x21-\x7e]+$/, "must be printable ASCII without spaces");
 
 // ---------------------------------------------------------------------------------------------
 // Answers of the master (API.md), parsed at the boundary like every other input.

@@ -422,9 +422,8 @@ async function natsAuth(dir: string, computers: readonly string[]): Promise<{ co
   await mkdir(dir, { recursive: true, mode: 0o700 });
   for (const { name, text } of files) await writeSecretFile(join(dir, name), text);
   const credentials = (file: string): Record<string, string> => {
-    const text = files.find((f) => f.name === file)?.text ?? "";
-    const value = (key: string) => new RegExp(`^${key}=(.*)$`, "m").exec(text)?.[1] ?? "";
-    return { NATS_USER: value("NATS_USER"), NATS_PASSWORD: value("NATS_PASSWORD") };
+    const env = files.find((f) => f.name === file)?.env ?? {};
+    return { NATS_USER: env.NATS_USER ?? "", NATS_PASSWORD: env.NATS_PASSWORD ?? "" };
   };
   const env = new Map<string, Record<string, string>>([
     ["master", credentials("master.env")],

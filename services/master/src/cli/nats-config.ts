@@ -66,10 +66,11 @@ export function parseNatsConfigArgs(argv: readonly string[], env: Io["env"]): Na
   return streamName === undefined ? rest : { ...rest, streamName };
 }
 
-/** One file to write: its name in the output folder and its text. */
+/** One file to write: its name in the output folder and its text; for an env file, its variables. */
 interface Output {
   name: string;
   text: string;
+  env?: Record<string, string>;
 }
 
 /**
@@ -81,12 +82,11 @@ export function natsConfigFiles(args: Pick<NatsConfigArgs, "computers" | "alloca
     const password = Buffer.from(random(24)).toString("base64url");
     return { password, hash: bcryptHash(password, random(16), BCRYPT_COST) };
   };
-  const envFile = (service: string, lines: Record<string, string>): string =>
-    [
-      `# NATS credentials of ${service} (written by slap nats-config): keep this file private.`,
-      ...Object.entries(lines).map(([key, value]) => `${key}=${value}`),
-      "",
-    ].join("\n");
+  const envFile = (name: string, service: string, env: Record<string, string>): Output => ({
+    name,
+    text: [`# NATS credentials of ${service} (written by slap nats-config): keep this file private.`, ...Object.entries(env).map(([key, value]) => `${key}=${value}`), ""].join("\n"),
+    env,
+  });
   const master = credential();
   const allocators = Array.from({ length: args.allocators }, (_, i) => ({ user: `allocator-${i + 1}`, ...credential() }));
   const nodes = args.computers.map((computerId) => ({ computerId, ...credential() }));
@@ -98,15 +98,9 @@ export function natsConfigFiles(args: Pick<NatsConfigArgs, "computers" | "alloca
   });
   return [
     { name: "nats.conf", text: config },
-    { name: "master.env", text: envFile("the master", { NATS_USER: "master", NATS_PASSWORD: master.password }) },
-    ...allocators.map((a) => ({
-      name: `${a.user}.env`,
-      text: envFile(`allocator ${a.user}`, { NATS_USER: a.user, NATS_PASSWORD: a.password, ALLOCATOR_REPLICA: a.user }),
-    })),
-    ...nodes.map((n) => ({
-      name: `node-${n.computerId}.env`,
-      text: envFile(`the node of ${n.computerId}`, { NATS_USER: n.computerId, NATS_PASSWORD: n.password, SLAP_COMPUTER: n.computerId }),
-    })),
+    envFile("master.env", "the master", { NATS_USER: "master", NATS_PASSWORD: master.password }),
+    ...allocators.map((a) => envFile(`${a.user}.env`, `allocator ${a.user}`, { NATS_USER: a.user, NATS_PASSWORD: a.password, ALLOCATOR_REPLICA: a.user })),
+    ...nodes.map((n) => envFile(`node-${n.computerId}.env`, `the node of ${n.computerId}`, { NATS_USER: n.computerId, NATS_PASSWORD: n.password, SLAP_COMPUTER: n.computerId })),
   ];
 }
 

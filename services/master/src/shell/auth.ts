@@ -2,7 +2,7 @@ import { createHash, randomBytes } from "node:crypto";
 import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { z } from "zod";
-import { ComputerId, PartitionId, UserId, type Actor } from "@slap/events";
+import { ApiToken, ComputerId, PartitionId, UserId, type Actor } from "@slap/events";
 
 /**
  * API tokens: who a caller of the master's HTTP API is.
@@ -14,14 +14,9 @@ import { ComputerId, PartitionId, UserId, type Actor } from "@slap/events";
  * (`token`); the master keeps only hashes in memory either way.
  */
 
-const Secret = z
-  .string()
-  .min(16, "must be at least 16 characters")
-  .max(512, "must be at most 512 characters")
-  .regex(/^[\x21-\x7e]+$/, "must be printable ASCII without spaces");
 const Sha256 = z.string().regex(/^[0-9a-f]{64}$/, "must be 64 lowercase hex digits (the token's SHA-256)");
 
-const secretFields = { token: Secret.optional(), sha256: Sha256.optional(), name: z.string().max(200).optional() };
+const secretFields = { token: ApiToken.optional(), sha256: Sha256.optional(), name: z.string().max(200).optional() };
 const oneSecret = {
   check: (entry: { token?: string | undefined; sha256?: string | undefined }) => (entry.token === undefined) !== (entry.sha256 === undefined),
   issue: { message: "give exactly one of token or sha256" },
