@@ -3,5 +3,5 @@
 import { register } from "tsx/esm/api";
 
 register();
-const { run } = await import("../services/master/src/cli/main.ts");
+const { run } = await import("../apps/cli/src/main.ts");
 await run();

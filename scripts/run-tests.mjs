@@ -1,11 +1,11 @@
 #!/usr/bin/env node
-// Finds every *.test.ts under libs/, services/, bench/ and examples/ and runs them with node's test runner
+// Finds every *.test.ts under libs/, services/, apps/, tests/, bench/ and examples/ and runs them with node's test runner
 // (Node 20 has no glob support in --test). Usage: node scripts/run-tests.mjs [--unit|--int] [filter...]
 import { spawnSync } from "node:child_process";
 import { readdirSync } from "node:fs";
 import { join } from "node:path";
 
-const roots = ["libs", "services", "bench", "examples"];
+const roots = ["libs", "services", "apps", "tests", "bench", "examples"];
 const args = process.argv.slice(2);
 const only = args.includes("--unit") ? "unit" : args.includes("--int") ? "int" : "all";
 const filters = args.filter((a) => !a.startsWith("--"));

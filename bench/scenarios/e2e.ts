@@ -69,7 +69,7 @@ async function withFlow<T>(ctx: ScenarioContext, instances: number, fn: (master:
       }),
     );
     const tokens = tokenFile(await ctx.tempDir(), { users: ["bench"], computers });
-    const master = await runMaster({ port: 0, host: "127.0.0.1", allocator: false, tokens }, { store: masterStore, logger: ctx.logger });
+    const master = await runMaster({ port: 0, host: "127.0.0.1", tokens }, { store: masterStore, logger: ctx.logger });
     cleanup.push(() => master.stop());
     const allocator = new Allocator({ store: allocatorStore, logger: ctx.logger, replica: "allocator-0" });
     await allocator.start();

@@ -4,7 +4,7 @@
  * prints one JSON line `{ events, ms, maxRssMb, heapUsedMb, instances }`.
  */
 import { pino } from "pino";
-import { allocatorViewProjection } from "@slap/allocator";
+import { cloudProjection } from "@slap/events";
 import { rebuild, type EventStore } from "@slap/events";
 import { EmbeddedEventStore } from "@slap/eventstore-embedded";
 import { JetStreamEventStore } from "@slap/eventstore-jetstream";
@@ -20,10 +20,10 @@ async function main(): Promise<void> {
   try {
     let events = 0;
     const counted = {
-      ...allocatorViewProjection,
-      evolve: (state: Parameters<typeof allocatorViewProjection.evolve>[0], event: Parameters<typeof allocatorViewProjection.evolve>[1], position: number) => {
+      ...cloudProjection,
+      evolve: (state: Parameters<typeof cloudProjection.evolve>[0], event: Parameters<typeof cloudProjection.evolve>[1], position: number) => {
         events++;
-        return allocatorViewProjection.evolve(state, event, position);
+        return cloudProjection.evolve(state, event, position);
       },
     };
     const t0 = performance.now();

@@ -82,6 +82,7 @@ export {
   type InstanceStatusView,
   type TreeView,
 } from "./projections/instances.js";
+export { cloudProjection, type CloudView } from "./projections/cloud.js";
 export { MASK, maskSecrets } from "./secrets.js";
 export {
   asOfBound,

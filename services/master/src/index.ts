@@ -1,4 +1,19 @@
-export { demoStory } from "./demo.js";
+/**
+ * @slap/master: the authority. Pure deciders and the answer in `core/`; the read models, the
+ * token file and the HTTP API in `shell/`; the process in `main.ts`.
+ */
 export { runMaster, MasterConfig, type RunningMaster, type MasterDependencies } from "./main.js";
 export { Master, CommandRejected } from "./shell/master.js";
+export { buildHttpApi } from "./shell/http.js";
+export {
+  Credentials,
+  TokenEntry,
+  TokenFile,
+  TokenFileError,
+  newToken,
+  openOrCreateTokenFile,
+  sha256Of,
+  writeSecretFile,
+  type Identity,
+} from "./shell/auth.js";
 export type { Answer } from "./core/answer.js";

@@ -9,16 +9,28 @@ import {
   type DomainEvent,
   type EventStore,
   type InstanceView,
+  cloudProjection,
+  type CloudView,
 } from "@slap/events";
 import type { Logger } from "pino";
 import { monotonicFactory } from "ulid";
-import { CapacityIndex } from "../core/capacity.js";
-import { partitionAllocatedEvent, sharedInstanceAttachedEvent, supersededReleasedEvent, type EventMeta } from "../core/events.js";
-import type { PendingReason } from "../core/explain.js";
-import { attachHost, HostIndex, hostUnreadiness, type Attachment } from "../core/hosts.js";
-import { ringOffset, rotationOf } from "../core/order.js";
-import { place, type Placement } from "../core/placement.js";
-import { allocatorViewProjection, isPending, type AllocatorView } from "../core/view.js";
+import {
+  CapacityIndex,
+  HostIndex,
+  attachHost,
+  hostUnreadiness,
+  isPending,
+  partitionAllocatedEvent,
+  place,
+  ringOffset,
+  rotationOf,
+  sharedInstanceAttachedEvent,
+  supersededReleasedEvent,
+  type Attachment,
+  type EventMeta,
+  type PendingReason,
+  type Placement,
+} from "@slap/placement";
 import { Deferrals } from "./deferrals.js";
 
 export interface AllocatorOptions {
@@ -131,7 +143,7 @@ export class Allocator {
 
   private readonly store: EventStore;
   private readonly logger: Logger;
-  private readonly runner: ProjectionRunner<AllocatorView>;
+  private readonly runner: ProjectionRunner<CloudView>;
   private readonly maxInFlight: number;
   private readonly conflictRetryMs: number;
   /** How long fresh work waits before this replica considers it (0 for rotation 0). */
@@ -188,14 +200,14 @@ export class Allocator {
     this.maxInFlight = options.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT;
     this.conflictRetryMs = options.conflictRetryMs ?? DEFAULT_CONFLICT_RETRY_MS;
     this.standbyDelayMs = this.rotation === 0 ? 0 : (options.standbyMs ?? DEFAULT_STANDBY_MS) * Math.min(this.rotation, 5);
-    this.runner = new ProjectionRunner(this.store, allocatorViewProjection, {
+    this.runner = new ProjectionRunner(this.store, cloudProjection, {
       logger: this.logger,
       ...(options.checkpoints === undefined ? {} : { checkpoints: options.checkpoints, checkpointEvery: 100_000 }),
     });
   }
 
   /** The read model this replica decides on. Read-only. */
-  get view(): AllocatorView {
+  get view(): CloudView {
     return this.runner.state;
   }
 

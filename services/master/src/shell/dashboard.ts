@@ -1,42 +1,64 @@
-import { readFile } from "node:fs/promises";
+import { readFile, readdir } from "node:fs/promises";
+import { extname, join } from "node:path";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { FastifyBaseLogger, FastifyInstance, RawServerDefault } from "fastify";
 
-/** The dashboard's files, shipped in the repository next to this folder (no bundler, no build step). */
-const DASHBOARD_DIR = new URL("../dashboard/", import.meta.url);
-
-/** Each file the dashboard serves, by URL path: the page itself under `/` and `/dashboard`. */
-const ASSETS: Record<string, { file: string; type: string }> = {
-  "/": { file: "index.html", type: "text/html; charset=utf-8" },
-  "/dashboard": { file: "index.html", type: "text/html; charset=utf-8" },
-  "/dashboard/dashboard.mjs": { file: "dashboard.mjs", type: "text/javascript; charset=utf-8" },
-  "/dashboard/dashboard.css": { file: "dashboard.css", type: "text/css; charset=utf-8" },
+/** The content types of the files a dashboard folder may serve; any other file is not served. */
+const TYPES: Record<string, string> = {
+  ".html": "text/html; charset=utf-8",
+  ".js": "text/javascript; charset=utf-8",
+  ".mjs": "text/javascript; charset=utf-8",
+  ".css": "text/css; charset=utf-8",
 };
 
-/** The paths of the dashboard's static files: public, since they carry no data (the page asks for a token). */
-export const DASHBOARD_PATHS: readonly string[] = Object.keys(ASSETS);
+/** Whether a URL path is one of the dashboard's: public, since its files carry no data (the page asks for a token). */
+export function isDashboardPath(url: string): boolean {
+  const path = url.split("?", 1)[0] ?? url;
+  return path === "/" || path === "/dashboard" || path.startsWith("/dashboard/");
+}
+
+/** A dashboard folder as listed at start: the files it may serve. */
+export interface DashboardFolder {
+  dir: string;
+  names: readonly string[];
+}
+
+/** Lists a dashboard folder: it must hold an `index.html`; files of other types than TYPES' are left out. */
+export async function readDashboardFolder(dir: string): Promise<DashboardFolder> {
+  const names = (await readdir(dir).catch((error: Error) => {
+    throw new Error(`cannot read the dashboard folder ${dir}: ${error.message}`);
+  })).filter((name) => TYPES[extname(name)] !== undefined && !name.endsWith(".d.ts"));
+  if (!names.includes("index.html")) throw new Error(`the dashboard folder ${dir} has no index.html`);
+  return { dir, names };
+}
 
 /**
- * Serves the live dashboard: one static page and its script and style. The page reads the same
- * API as the CLI (`/v1/instances`, `/v1/computers`, `/v1/events/stream`) with the identity of
- * its `?user=` (default admin), so it sees what that user may see, secrets masked. Files are
- * read on first request and kept.
+ * Serves a dashboard's static files from `dir` (the `@slap/dashboard` app in `slap up`): its
+ * `index.html` under `/` and `/dashboard`, each other file of the folder as `/dashboard/<name>`.
+ * The page reads the same API as the CLI with the token it is given, so it sees what that
+ * token may see. Files are read on first request and kept.
  */
-export function registerDashboard<L extends FastifyBaseLogger>(app: FastifyInstance<RawServerDefault, IncomingMessage, ServerResponse, L>): void {
+export function registerDashboard<L extends FastifyBaseLogger>(
+  app: FastifyInstance<RawServerDefault, IncomingMessage, ServerResponse, L>,
+  { dir, names }: DashboardFolder,
+): void {
   const loaded = new Map<string, Promise<Buffer>>();
-  const load = (file: string): Promise<Buffer> => {
-    let content = loaded.get(file);
+  const load = (name: string): Promise<Buffer> => {
+    let content = loaded.get(name);
     if (content === undefined) {
-      content = readFile(new URL(file, DASHBOARD_DIR));
+      content = readFile(join(dir, name));
       // A failed read is not kept: the next request tries again.
-      content.catch(() => loaded.delete(file));
-      loaded.set(file, content);
+      content.catch(() => loaded.delete(name));
+      loaded.set(name, content);
     }
     return content;
   };
-  for (const [path, asset] of Object.entries(ASSETS)) {
+  const serve = (path: string, name: string): void => {
     app.get(path, async (_request, reply) =>
-      reply.header("content-type", asset.type).header("cache-control", "no-cache").send(await load(asset.file)),
+      reply.header("content-type", TYPES[extname(name)]).header("cache-control", "no-cache").send(await load(name)),
     );
-  }
+  };
+  serve("/", "index.html");
+  serve("/dashboard", "index.html");
+  for (const name of names) if (name !== "index.html") serve(`/dashboard/${name}`, name);
 }

@@ -12,7 +12,7 @@ import {
   type InstanceView,
 } from "@slap/events";
 import type { Logger } from "pino";
-import type { AllocatorView } from "@slap/allocator";
+import type { CloudView } from "@slap/events";
 import {
   AsOfQuery,
   Bang,
@@ -47,7 +47,7 @@ import {
 } from "../core/decide.js";
 import { CommandRejected, type Master } from "./master.js";
 import { openApiDocument } from "./openapi.js";
-import { DASHBOARD_PATHS, registerDashboard } from "./dashboard.js";
+import { isDashboardPath, registerDashboard, type DashboardFolder } from "./dashboard.js";
 import { authenticate, type Credentials } from "./auth.js";
 
 /** A log position the caller has seen; the answer waits (at most `SEEN_WAIT_MS`) for the read models to include it. */
@@ -112,7 +112,7 @@ const HEARTBEAT_URL = /^\/v1\/computers\/[^/?]+\/heartbeat(\?|$)/;
 const HIDDEN = "(another tree)";
 
 /** Routes anyone may call: health, the API description and the dashboard's static files (which carry no data). */
-const PUBLIC_ROUTES = new Set(["/healthz", "/openapi.json", ...DASHBOARD_PATHS]);
+const PUBLIC_ROUTES = new Set(["/healthz", "/openapi.json"]);
 
 function maskMap(map: Record<string, string> | null, show: boolean): Record<string, string> | null {
   return map === null || show ? map : maskSecrets(map);
@@ -146,7 +146,7 @@ function sendAnswer(reply: FastifyReply, answer: Answer): FastifyReply {
  * The master's HTTP API (see API.md). Every body, query and header is parsed with zod; errors
  * answer `{ error: { code, message, issues? } }` with 400/403/404/409, never a stack trace.
  */
-export function buildHttpApi(master: Master, logger: Logger, options: { credentials: Credentials }) {
+export function buildHttpApi(master: Master, logger: Logger, options: { credentials: Credentials; dashboard?: DashboardFolder }) {
   const app = Fastify({
     loggerInstance: logger,
     bodyLimit: 1024 * 1024,
@@ -165,7 +165,8 @@ export function buildHttpApi(master: Master, logger: Logger, options: { credenti
   // Every route but the public ones needs a token (see auth.ts); the actor it names is kept per request.
   const actors = new WeakMap<FastifyRequest, Actor>();
   app.addHook("onRequest", (request, _reply, done) => {
-    if (request.routeOptions.url !== undefined && PUBLIC_ROUTES.has(request.routeOptions.url)) return done();
+    const route = request.routeOptions.url;
+    if (route !== undefined && (PUBLIC_ROUTES.has(route) || isDashboardPath(route))) return done();
     const header = (name: string): string | undefined => {
       const v = request.headers[name];
       return Array.isArray(v) ? v[0] : v;
@@ -224,7 +225,7 @@ export function buildHttpApi(master: Master, logger: Logger, options: { credenti
 
   /** The read models a read is answered from: the live ones, or (`asOf`, `at`) fresh ones folded up to that moment. */
   interface Read {
-    views: AllocatorView;
+    views: CloudView;
     asOf?: { time: string | null; position: number };
   }
   const live = (): Read => ({ views: master.view.state });
@@ -321,7 +322,7 @@ export function buildHttpApi(master: Master, logger: Logger, options: { credenti
     return master.audit();
   });
   app.get("/openapi.json", () => openApiDocument());
-  registerDashboard(app);
+  if (options.dashboard !== undefined) registerDashboard(app, options.dashboard);
 
   app.post("/v1/requests", async (request, reply) => {
     const actor = actorOf(request);

@@ -10,7 +10,7 @@ import {
   type EventStore,
   type InstanceView,
 } from "@slap/events";
-import { allocatorViewProjection, type AllocatorView } from "@slap/allocator";
+import { cloudProjection, type CloudView } from "@slap/events";
 import type { Logger } from "pino";
 import { monotonicFactory } from "ulid";
 import { answerFor, type Answer, type ExplainUnplaced } from "../core/answer.js";
@@ -50,7 +50,7 @@ export const DEFAULT_STALE_AFTER_MS = 30_000;
 
 /** The read models as of a past moment (see `Master.asOf`). */
 export interface AsOfRead {
-  views: AllocatorView;
+  views: CloudView;
   /** The time asked for; when asked by position, the time of the commit at that position (null at 0). */
   time: string | null;
   /** The last log position folded into `views` (0: none). */
@@ -66,7 +66,7 @@ export interface AsOfRead {
  */
 export class Master {
   /** The computers and instances read models, folded by one runner so they are always at the same position. */
-  readonly view: ProjectionRunner<AllocatorView>;
+  readonly view: ProjectionRunner<CloudView>;
   private readonly newId = monotonicFactory();
   private readonly listeners = new Set<(commit: Commit) => void>();
   /**
@@ -81,7 +81,7 @@ export class Master {
    * Recent as-of read models by bound position, least recently used first. Promises: concurrent
    * reads of one moment share one fold.
    */
-  private readonly asOfCache = new Map<number, Promise<{ views: AllocatorView; position: number; time: string | null }>>();
+  private readonly asOfCache = new Map<number, Promise<{ views: CloudView; position: number; time: string | null }>>();
   /** Folds for as-of reads run one at a time: memory holds at most one fold in progress besides the cache. */
   private asOfQueue: Promise<unknown> = Promise.resolve();
   /** When the master last heard from each computer's node (ms, by the master's clock): in memory only, never an event. */
@@ -100,7 +100,7 @@ export class Master {
     this.asOfCacheSize = options.asOfCacheSize ?? 4;
     this.staleAfterMs = options.staleAfterMs ?? DEFAULT_STALE_AFTER_MS;
     this.startedAt = this.clock().getTime();
-    this.view = new ProjectionRunner(store, allocatorViewProjection, { logger });
+    this.view = new ProjectionRunner(store, cloudProjection, { logger });
     this.view.onCommit((_state, commit) => {
       for (const listener of this.listeners) listener(commit);
       if (this.answerWaiters.size > 0) {
@@ -121,11 +121,11 @@ export class Master {
     await this.view.stop();
   }
 
-  get computers(): AllocatorView["computers"] {
+  get computers(): CloudView["computers"] {
     return this.view.state.computers;
   }
 
-  get instances(): AllocatorView["instances"] {
+  get instances(): CloudView["instances"] {
     return this.view.state.instances;
   }
 
@@ -208,7 +208,7 @@ export class Master {
     const position = this.view.position;
     const live = structuredClone(this.view.state);
     const started = performance.now();
-    const rebuilt = await rebuild(this.store, allocatorViewProjection, { upTo: position, logger: this.logger });
+    const rebuilt = await rebuild(this.store, cloudProjection, { upTo: position, logger: this.logger });
     const rebuildMs = Math.round(performance.now() - started);
     const models = [
       { name: "computers", differences: differences(live.computers, rebuilt.state.computers) },
@@ -232,7 +232,7 @@ export class Master {
   }
 
   /** The answer a request for `instance` gets from `views` (default: the live read models). */
-  answer(instance: InstanceView, views: AllocatorView = this.view.state): Answer {
+  answer(instance: InstanceView, views: CloudView = this.view.state): Answer {
     return answerFor(instance, views, this.explain);
   }
 
@@ -249,7 +249,7 @@ export class Master {
     if (pending === undefined) {
       const fold = async () => {
         const started = performance.now();
-        const folded = await rebuildUpTo(this.store, allocatorViewProjection, bound, { logger: this.logger });
+        const folded = await rebuildUpTo(this.store, cloudProjection, bound, { logger: this.logger });
         this.logger.debug({ asOf, bound, position: folded.position, foldMs: Math.round(performance.now() - started) }, "as-of read models folded");
         return { views: folded.state, position: folded.position, time: folded.time };
       };

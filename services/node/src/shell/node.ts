@@ -1,6 +1,6 @@
 import { chmod, mkdir, readFile, readdir, rm, writeFile } from "node:fs/promises";
 import { dirname, isAbsolute, join } from "node:path";
-import { allocatorViewProjection, type AllocatorView } from "@slap/allocator";
+import { cloudProjection, type CloudView } from "@slap/events";
 import { ProjectionRunner, type EventStore, type InstanceView, type PartitionView } from "@slap/events";
 import type { Logger } from "pino";
 import { checkParameters } from "../core/parameters.js";
@@ -102,7 +102,7 @@ export const DEFAULT_HEARTBEAT_MS = 10_000;
  * master's HTTP API. See DESIGN.md and README.md.
  */
 export class Node {
-  private readonly runner: ProjectionRunner<AllocatorView>;
+  private readonly runner: ProjectionRunner<CloudView>;
   private readonly client: MasterClient;
   private readonly slots = new Map<string, Slot>();
   private readonly software = new Map<string, SoftwareState>();
@@ -119,7 +119,7 @@ export class Node {
 
   constructor(private readonly options: NodeOptions) {
     this.logger = options.logger.child({ computerId: options.computerId });
-    this.runner = new ProjectionRunner(options.store, allocatorViewProjection, { logger: this.logger });
+    this.runner = new ProjectionRunner(options.store, cloudProjection, { logger: this.logger });
     this.client = new MasterClient(options.masterUrl, options.computerId, options.token, () => this.runner.position);
     this.maxPeriodicityMs = options.maxPeriodicityMs ?? 86_400_000;
     for (let n = 0; n < options.partitions; n++) {
@@ -145,7 +145,7 @@ export class Node {
   }
 
   /** The read model the node follows (computers and instances). */
-  get view(): AllocatorView {
+  get view(): CloudView {
     return this.runner.state;
   }
 

@@ -1,0 +1,210 @@
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { z } from "zod";
+import { pino } from "pino";
+import type { InstanceView } from "@slap/events";
+import { newToken, openOrCreateTokenFile } from "@slap/master";
+import { CliError, HELP, fromEnv, logLevelOf, printHelp, splitArgv, until, validate, type Command, type Io } from "./args.js";
+
+const upArgv = {
+  options: {
+    data: { type: "string" },
+    port: { type: "string" },
+    partitions: { type: "string" },
+    computer: { type: "string" },
+    "port-base": { type: "string" },
+  },
+} as const;
+
+const UpArgs = z.object({
+  data: z.string().min(1),
+  port: z.coerce.number({ error: "must be a port number" }).int().min(0).max(65_535),
+  partitions: z.coerce.number({ error: "must be a number" }).int().min(2).max(1_000),
+  computer: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, "must be 1-64 characters of A-Z, a-z, 0-9, _ or -"),
+  portBase: z.coerce.number({ error: "must be a port number" }).int().min(1_024).max(60_000),
+});
+type UpArgs = z.infer<typeof UpArgs>;
+
+/** The releases `slap up` supplies, and what it requests: the tutorial's pair. */
+export const UP_RELEASES = ["examples/software/kvdb", "examples/software/webapp"] as const;
+export const UP_REFERENCE = "my-webapp";
+/** Who requests the pair: the admin of the data folder's token file, so `npx slap show my-webapp` finds it afterwards. */
+export const UP_USER = "admin";
+const USER = UP_USER;
+
+export function parseUpArgs(argv: readonly string[], env: Io["env"]): UpArgs | typeof HELP {
+  const split = splitArgv(upArgv, argv);
+  if (split === HELP) return HELP;
+  const { values } = split;
+  return validate(
+    UpArgs,
+    {
+      data: values.data ?? fromEnv(env, "SLAP_DATA") ?? "./data",
+      port: values.port ?? fromEnv(env, "PORT") ?? "8080",
+      partitions: values.partitions ?? fromEnv(env, "SLAP_PARTITIONS") ?? "10",
+      computer: values.computer ?? fromEnv(env, "SLAP_COMPUTER") ?? "COMP-0",
+      portBase: values["port-base"] ?? "20000",
+    },
+    { data: "--data (or SLAP_DATA)", port: "--port (or PORT)", partitions: "--partitions (or SLAP_PARTITIONS)", computer: "--computer (or SLAP_COMPUTER)", portBase: "--port-base" },
+  );
+}
+
+/** Whether `url` answers HTTP 200 within two minutes (asked every 100 ms), unless stopped first. */
+export async function answers(url: string, stop: AbortSignal): Promise<boolean> {
+  const deadline = Date.now() + 120_000;
+  while (!stop.aborted && Date.now() < deadline) {
+    try {
+      const response = await fetch(url, { signal: AbortSignal.timeout(2_000) });
+      await response.body?.cancel();
+      if (response.ok) return true;
+    } catch {
+      // not listening yet
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  return false;
+}
+
+function describe(instance: InstanceView, answer: { status: string; reason?: string }): string {
+  const where = instance.placement === null ? "" : ` on ${instance.placement.computerId}/${instance.placement.partitionId}`;
+  return answer.status === "pending" ? `pending${where}: ${answer.reason ?? ""}` : `${answer.status}${where}`;
+}
+
+/**
+ * `slap up`: the whole system in one process over the embedded log — master (with its
+ * allocator) and a node — with the tutorial's pair deployed: the example webapp, which requests
+ * its kvdb. Progress is printed as events happen; Ctrl-C stops everything; the next start picks
+ * up the same state (the supplies and the request are idempotent: nothing is re-created).
+ */
+export const upCommand: Command = {
+  name: "up",
+  summary: "run everything in one process (embedded log) and deploy the example webapp with its kvdb",
+  help: `usage: slap up [--data DIR] [--port N] [--partitions N] [--computer ID] [--port-base N]
+
+Runs the master (HTTP API, with its allocator) and a node with N partitions in one process, over
+the embedded event log in DIR (kept across restarts; the node's partitions and software live in
+DIR/srv). It supplies the example releases ${UP_RELEASES.join(" and ")}, requests the webapp
+(${UP_REFERENCE}, which requests its kvdb), prints progress as events happen, then the URLs of
+the master's API, of its live dashboard and of the running web app. Ctrl-C (SIGINT) or SIGTERM
+stops every process cleanly; the next start picks up the same state without re-creating
+anything. Run it from the repository root (the example releases are found there). Nothing but
+Node and npm is needed.
+
+options:
+  --data DIR        event log, partitions, software (env SLAP_DATA, default ./data)
+  --port N          the master's HTTP port (env PORT, default 8080; 0 picks a free one)
+  --partitions N    partitions of the node (env SLAP_PARTITIONS, default 10)
+  --computer ID     the node's computer id (env SLAP_COMPUTER, default COMP-0)
+  --port-base N     first port of the partitions' port blocks (default 20000; 100 per partition)
+
+LOG_LEVEL (default warn) sets the level of the services' JSON logs (on stderr).`,
+  async run(argv, io) {
+    const args = parseUpArgs(argv, io.env);
+    if (args === HELP) return printHelp(io, upCommand);
+    const [{ runMaster }, { runNode }, { DASHBOARD_DIR }, { withAllocator }] = await Promise.all([
+      import("@slap/master"),
+      import("@slap/node"),
+      import("@slap/dashboard"),
+      import("./alongside.js"),
+    ]);
+    const stop = io.stopSignal();
+    const logger = pino({ level: logLevelOf(io.env) }, pino.destination(2));
+    const say = (line: string): void => {
+      io.stdout.write(`[${new Date().toISOString().slice(11, 19)}] ${line}\n`);
+    };
+
+    // The token file of the data folder (created with an admin token in admin.token at first
+    // start), plus tokens that live only as long as this process: its node's, and an admin one
+    // when admin.token is gone (the operator keeps it elsewhere).
+    let master: Awaited<ReturnType<typeof runMaster>>;
+    let adminToken: string | undefined;
+    const tokens = { node: newToken(), user: newToken() };
+    try {
+      const { credentials } = await openOrCreateTokenFile(join(args.data, "tokens.json"));
+      adminToken = await readFile(join(args.data, "admin.token"), "utf8").then((text) => text.trim(), () => undefined);
+      if (adminToken !== undefined && credentials.identify(adminToken)?.role === "admin") tokens.user = adminToken;
+      else adminToken = undefined;
+      master = await runMaster(
+        { data: args.data, port: args.port, host: "127.0.0.1", logLevel: "warn", dashboard: DASHBOARD_DIR },
+        {
+          logger,
+          alongside: withAllocator,
+          credentials: credentials.with([
+            { role: "node", computer: args.computer, token: tokens.node },
+            { role: "admin", token: tokens.user },
+          ]),
+        },
+      );
+    } catch (error) {
+      throw new CliError(`cannot start the master: ${(error as Error).message}`);
+    }
+    const headBefore = await master.master.store.head();
+    say(`master: ${master.url} (API, OpenAPI at ${master.url}/openapi.json); event log in ${args.data} (${headBefore} commits)`);
+    // Shown at once: the dashboard is most useful while the deployment is under way.
+    say(
+      adminToken === undefined
+        ? `dashboard: ${master.url}/dashboard (instances, computers and events, live; it asks for a token of ${join(args.data, "tokens.json")})`
+        : `dashboard: ${master.url}/dashboard#token=${adminToken} (instances, computers and events, live; as admin)`,
+    );
+    if (adminToken !== undefined) say(`CLI: npx slap instances (reads the admin token from ${join(args.data, "admin.token")})`);
+
+    // Progress: every change of the answer of an instance of the user's trees, as events happen.
+    const seen = new Map<string, string>();
+    const report = (): void => {
+      for (const instance of Object.values(master.master.instances.instances)) {
+        const root = master.master.instance(instance.treeId);
+        if (root?.requester.kind !== "user" || root.requester.userId !== USER) continue;
+        const answer = master.master.answer(instance);
+        const line = describe(instance, answer);
+        if (seen.get(instance.instanceId) !== line) {
+          seen.set(instance.instanceId, line);
+          say(`${instance.reference}: ${line}`);
+        }
+      }
+    };
+    const unsubscribe = master.master.onChange(report);
+
+    let node: Awaited<ReturnType<typeof runNode>> | undefined;
+    try {
+      node = await runNode(
+        { master: master.url, token: tokens.node, computer: args.computer, partitions: args.partitions, root: join(args.data, "srv"), portBase: args.portBase, logLevel: "warn" },
+        { store: master.master.store, logger, handleSignals: false },
+      );
+      say(`node ${args.computer}: ${args.partitions} partitions in ${join(args.data, "srv")}`);
+      const call = async (path: string, body: unknown): Promise<{ status: number; body: unknown }> => {
+        const response = await fetch(`${master.url}${path}`, {
+          method: "POST",
+          headers: { authorization: `Bearer ${tokens.user}`, "content-type": "application/json" },
+          body: JSON.stringify(body),
+        });
+        return { status: response.status, body: await response.json() };
+      };
+      for (const releaseUrl of UP_RELEASES) {
+        const supplied = await call(`/v1/computers/${args.computer}/supply`, { releaseUrl });
+        if (supplied.status !== 200) throw new CliError(`cannot supply ${releaseUrl}: ${JSON.stringify(supplied.body)}`);
+      }
+      const requested = await call("/v1/requests", { releaseUrl: UP_RELEASES[1], reference: UP_REFERENCE, parameters: { title: "slap up" } });
+      if (requested.status !== 200 && requested.status !== 202) throw new CliError(`cannot request the webapp: ${JSON.stringify(requested.body)}`);
+      const created = (await master.master.store.head()) - headBefore;
+      say(headBefore > 0 && created === 0 ? "same state as last time: nothing re-created" : `${created} new events`);
+      report();
+
+      const instanceId = (requested.body as { instanceId: string }).instanceId;
+      const ready = await Promise.race([master.master.waitForAnswer(instanceId, 120_000), until(stop).then(() => undefined)]);
+      const url = ready?.status === "ready" ? ready.connection.url : undefined;
+      // After a restart the answer is ready at once (its parameters were published last time):
+      // say so only once the node has brought the service back and it answers (its health check,
+      // which also proves its kvdb connection; `/` would count a visit).
+      if (url !== undefined && (await answers(new URL("/healthz", url).href, stop))) say(`ready: the web app is at ${url}`);
+      else if (!stop.aborted) say("the web app is not ready after 2 minutes; it goes on (see the progress above)");
+      say("Ctrl-C stops everything");
+      await until(stop);
+      say("stopping");
+    } finally {
+      unsubscribe();
+      await node?.stop();
+      await master.stop();
+    }
+    return 0;
+  },
+};
