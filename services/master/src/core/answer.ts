@@ -1,15 +1,7 @@
-import type { ComputersView, InstancesView, InstanceView, StringMap } from "@slap/events";
+import type { Answer } from "@slap/api";
+import type { ComputersView, InstancesView, InstanceView } from "@slap/events";
 
-/**
- * The answer to a request, as in SlapOS's asynchronous flow: `pending` (HTTP 202, "ask again",
- * with the reason and a retry hint) until the instance is placed and has published its
- * connection parameters, then `ready` (HTTP 200) with them. A destroyed instance answers
- * `destroyed` once its node has wiped it.
- */
-export type Answer =
-  | { status: "pending"; instanceId: string; reference: string; reason: string; retryAfterMs: number }
-  | { status: "ready"; instanceId: string; reference: string; connection: StringMap }
-  | { status: "destroyed"; instanceId: string; reference: string };
+export type { Answer };
 
 /** Why an instance that is not placed (or a shared one not attached) is not, yet: the allocator's own explanation. */
 export type ExplainUnplaced = (instance: InstanceView, views: { computers: ComputersView; instances: InstancesView }) => string;

@@ -1,4 +1,7 @@
 import { z } from "zod";
+import { Answer } from "@slap/api";
+
+export { Answer };
 
 /** The master answered with an error (4xx/5xx) or something that is not the expected shape. */
 export class MasterError extends Error {
@@ -17,12 +20,6 @@ const Position = z.object({ position: z.number().int().nonnegative() });
 const Heartbeat = z.looseObject({ computerId: z.string() });
 const ErrorBody = z.object({ error: z.object({ code: z.string(), message: z.string() }) });
 
-export const Answer = z.discriminatedUnion("status", [
-  z.object({ status: z.literal("pending"), instanceId: z.string(), reference: z.string(), reason: z.string(), retryAfterMs: z.number() }),
-  z.object({ status: z.literal("ready"), instanceId: z.string(), reference: z.string(), connection: z.record(z.string(), z.string()) }),
-  z.object({ status: z.literal("destroyed"), instanceId: z.string(), reference: z.string() }),
-]);
-export type Answer = z.infer<typeof Answer>;
 
 export interface ProcessReport {
   name: string;
