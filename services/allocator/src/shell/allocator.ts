@@ -19,6 +19,7 @@ import {
 import { ClaimAppender, REFUSED_RETRY_MS, type Attempt } from "./claim-appender.js";
 import { StoreClaimWriter, type ClaimWriter } from "./claim-writer.js";
 import { Deferrals } from "./deferrals.js";
+import { PassScheduler } from "./passes.js";
 import { PendingSet, type PendingInfo } from "./pending.js";
 import { AllocatorReadModel } from "./read-model.js";
 
@@ -106,7 +107,8 @@ type NoFit = Map<string, { epoch: number; rejection: Extract<Placement, { ok: fa
  * The jobs are apart: the read model and its indexes (`AllocatorReadModel`), who waits for
  * what (`PendingSet`), writing claims (`ClaimAppender` through a `ClaimWriter`: the allocator
  * proposes, the writer disposes), and work deferred to a log position or a deadline
- * (`Deferrals`). This class decides and routes between them.
+ * (`Deferrals`), and running one allocation pass at a time (`PassScheduler`). This class decides
+ * and routes between them.
  *
  * Correctness never rests on this replica's memory: the expected versions and the read
  * models' first-claim rule guarantee that no partition holds two instances and no instance is
@@ -132,11 +134,7 @@ export class Allocator {
   private readonly releasing = new Set<string>();
   /** Partition stream keys with a janitor release scheduled after the standby delay. */
   private readonly janitorLater = new Set<string>();
-  private passScheduled = false;
-  /** No pass before this time (epoch ms): a standby replica's start. */
-  private holdUntil = 0;
-  private holdTimer: NodeJS.Timeout | undefined;
-  private pass: Promise<void> | undefined;
+  private readonly passes: PassScheduler;
   private ready = false;
   private stopping = false;
   private started = false;
@@ -154,6 +152,7 @@ export class Allocator {
       deferrals: this.deferrals,
       onQueued: () => this.schedulePass(),
     });
+    this.passes = new PassScheduler({ run: () => this.runPass(), pending: () => this.pending.size > 0, logger: this.logger });
     this.claims = new ClaimAppender({
       writer: options.writer ?? new StoreClaimWriter(options.store),
       logger: this.logger,
@@ -210,7 +209,7 @@ export class Allocator {
       }
     }
     this.ready = true;
-    this.holdUntil = Date.now() + this.standbyDelayMs;
+    this.passes.open(this.standbyDelayMs);
     this.timer = setInterval(() => this.tick(), TICK_MS);
     this.timer.unref();
     this.logger.info(
@@ -226,8 +225,7 @@ export class Allocator {
     this.stopping = true;
     this.claims.stop();
     if (this.timer !== undefined) clearInterval(this.timer);
-    if (this.holdTimer !== undefined) clearTimeout(this.holdTimer);
-    await this.pass;
+    await this.passes.close();
     await this.claims.drain();
     this.deferrals.clear();
     await this.model.stop();
@@ -334,26 +332,8 @@ export class Allocator {
   // --- allocation passes ------------------------------------------------------------------
 
   private schedulePass(): void {
-    if (this.passScheduled || this.stopping || !this.ready) return;
-    const hold = this.holdUntil - Date.now();
-    if (hold > 0) {
-      this.holdTimer ??= setTimeout(() => {
-        this.holdTimer = undefined;
-        this.schedulePass();
-      }, hold);
-      return;
-    }
-    this.passScheduled = true;
-    setImmediate(() => {
-      this.passScheduled = false;
-      if (this.pass !== undefined || this.stopping) return;
-      this.pass = this.runPass()
-        .catch((error: unknown) => this.logger.error({ err: error }, "allocation pass failed; the next commit or tick retries"))
-        .finally(() => {
-          this.pass = undefined;
-          if (this.pending.size > 0) this.schedulePass();
-        });
-    });
+    if (this.stopping || !this.ready) return;
+    this.passes.request();
   }
 
   /**
