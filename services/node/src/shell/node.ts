@@ -65,6 +65,10 @@ export const DEFAULT_HEARTBEAT_MS = 10_000;
  * The node agent of one computer: formats its partitions, installs supplied releases, processes
  * the instances placed on it, supervises their services. Reads the log, writes through the
  * master's HTTP API. See DESIGN.md and README.md.
+ *
+ * The node keeps what is the computer's (registration, software, heartbeats, the read model);
+ * each partition's work is its `PartitionRunner`'s, to which `scan` routes what the read model
+ * wants of that partition.
  */
 export class Node {
   private readonly runner: ProjectionRunner<CloudView>;

@@ -1,16 +1,17 @@
 import { chmod, mkdir, readdir, rm } from "node:fs/promises";
-import { dirname, isAbsolute, join } from "node:path";
+import { join } from "node:path";
 import type { CloudView, InstanceView, PartitionView } from "@slap/events";
 import type { Logger } from "pino";
 import { checkParameters } from "../core/parameters.js";
 import { insidePartition } from "../core/paths.js";
 import { decideProcessing, parametersHash, sameDeployment, type DeployedState, type ProcessDecision } from "../core/state.js";
-import { checkPromise, RUN_TIMEOUT_MS, runOnce } from "./checks.js";
+import { checkPromise } from "./checks.js";
+import { applyDeclarations, baseEnv } from "./declarations.js";
 import { MasterError, type MasterClient, type PromiseReport, type StatusReport } from "./master-client.js";
-import { NODE_OWNED, readDeployedState, syncFolder, writeDeployedState } from "./partition-state.js";
-import { createSlap, PROFILE_TIMEOUT_MS, runProfile, Waiting, type Declarations, type ProcessDeclaration } from "./profile.js";
+import { NODE_OWNED, readDeployedState, writeDeployedState } from "./partition-state.js";
+import { createSlap, PROFILE_TIMEOUT_MS, runProfile, Waiting, type Declarations } from "./profile.js";
 import { isInstalled, readManifest, softwareDir } from "./software.js";
-import { reapLeftovers, Supervisor, type ServiceExit, type ServiceSpec } from "./supervisor.js";
+import { reapLeftovers, Supervisor, type ServiceExit } from "./supervisor.js";
 import { ensureUser, ownTree, partitionUserName, type PartitionUser } from "./users.js";
 
 export interface PartitionRunnerOptions {
@@ -316,12 +317,12 @@ export class PartitionRunner {
       return fail(error instanceof Error ? error.message : String(error));
     }
     try {
-      await this.applyDeclarations(declarations);
+      await applyDeclarations({ path: this.path, user: this.user, supervisor: this.supervisor }, declarations, this.options.runTimeoutMs);
     } catch (error) {
       return fail(error instanceof Error ? error.message : String(error));
     }
     // Promises first, so that a requester sees the connection parameters once the services answer.
-    const env = this.baseEnv();
+    const env = baseEnv(this.path);
     const promises: PromiseReport[] = await Promise.all(
       [...declarations.promises].map(([name, check]) => checkPromise(name, check, { cwd: this.path, env, timeoutMs: this.options.promiseTimeoutMs ?? 20_000, owner: this.user })),
     );
@@ -370,30 +371,6 @@ export class PartitionRunner {
       log: log.child({ profile: instance.softwareType }),
       request: (body) => this.client.request(this.partitionId, body),
     });
-  }
-
-  private baseEnv(): Record<string, string> {
-    const path = [dirname(process.execPath), process.env.PATH ?? "/usr/local/bin:/usr/bin:/bin"].join(":");
-    return { PATH: path, HOME: this.path, TMPDIR: join(this.path, "tmp"), LANG: "C.UTF-8" };
-  }
-
-  private spec(declaration: ProcessDeclaration): ServiceSpec {
-    const cwd = declaration.cwd === undefined ? this.path : isAbsolute(declaration.cwd) ? declaration.cwd : insidePartition(this.path, declaration.cwd);
-    return { command: [...declaration.command], env: { ...this.baseEnv(), ...(declaration.env ?? {}) }, cwd };
-  }
-
-  /** Writes etc/service, etc/run, etc/promise; runs the one-shots; starts/stops services. */
-  private async applyDeclarations(declarations: Declarations): Promise<void> {
-    await mkdir(join(this.path, "tmp"), { recursive: true });
-    const services = new Map([...declarations.services].map(([name, d]) => [name, this.spec(d)]));
-    const runs = new Map([...declarations.runs].map(([name, d]) => [name, this.spec(d)]));
-    await syncFolder(join(this.path, "etc", "service"), services);
-    await syncFolder(join(this.path, "etc", "run"), runs);
-    await syncFolder(join(this.path, "etc", "promise"), declarations.promises);
-    // What the profile (run by the node) wrote in the partition becomes its user's, before any of its processes start.
-    if (this.user !== undefined) await ownTree(this.path, this.user, NODE_OWNED);
-    for (const [name, spec] of runs) await runOnce(this.path, name, spec, this.user, this.options.runTimeoutMs ?? RUN_TIMEOUT_MS);
-    await this.supervisor.apply(services);
   }
 
   private async destroy(instance: InstanceView, partition: PartitionView, log: Logger): Promise<void> {
