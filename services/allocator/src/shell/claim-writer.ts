@@ -70,9 +70,14 @@ export type ClaimScript = (event: DomainEvent, expectedVersion: number, inner: C
 export class ClaimWriterHarness implements ClaimWriter {
   readonly proposals: Proposal[] = [];
   private readonly scripts: Array<{ script: ClaimScript; times: number; match: (event: DomainEvent) => boolean }> = [];
-  streamVersionReads = 0;
+  private reads = 0;
 
   constructor(private readonly inner: ClaimWriter) {}
+
+  /** How many times the allocator re-read a stream's version from the store (after repeated conflicts). */
+  get streamVersionReads(): number {
+    return this.reads;
+  }
 
   /** Answers the next `times` matching proposals with `script` (`times` Infinity: every one). */
   on(script: ClaimScript, options: { times?: number; match?: (event: DomainEvent) => boolean } = {}): this {
@@ -110,7 +115,7 @@ export class ClaimWriterHarness implements ClaimWriter {
   }
 
   streamVersion(streamKey: string): Promise<number> {
-    this.streamVersionReads++;
+    this.reads++;
     return this.inner.streamVersion(streamKey);
   }
 
