@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { DomainEvent, EventOf, InstanceView } from "@slap/events";
-import { fixtures } from "@slap/testkit";
+import { deciderSpecification, fixtures, foldEvents } from "@slap/testkit";
 import { CapacityIndex } from "./capacity.js";
 import { explain, explainUnplaced } from "./explain.js";
 import { attachHost, HostIndex } from "./hosts.js";
@@ -14,14 +14,8 @@ import { isPending } from "./view.js";
 const KVDB = "file:///software/kvdb";
 const WEB = "file:///software/webapp";
 
-/** Folds events (each its own commit) into the allocator's view. */
-function viewOf(events: readonly DomainEvent[]): CloudView {
-  let state = cloudProjection.initial();
-  events.forEach((event, i) => {
-    state = cloudProjection.evolve(state, event, i + 1);
-  });
-  return state;
-}
+/** The allocator's view of events, each its own commit. */
+const viewOf = (events: readonly DomainEvent[]): CloudView => foldEvents(cloudProjection, events);
 
 function computer(computerId: string, options: { partitions?: number; network?: string | null; releases?: string[] } = {}): DomainEvent[] {
   const registered = fixtures.computerRegistered(computerId, options.partitions ?? 2);
@@ -56,25 +50,34 @@ function instance(view: CloudView, instanceId: string): InstanceView {
   return found;
 }
 
-function placed(result: Placement): { computerId: string; partitionId: string } {
-  assert.ok(result.ok, `expected a placement, got ${JSON.stringify(result)}`);
-  return { computerId: result.computerId, partitionId: result.partitionId };
+/** Place this instance (with this replica's rotation, or its capacity index). */
+interface PlaceCommand {
+  instanceId: string;
+  rotation?: number;
+  capacity?: CapacityIndex;
 }
 
-function rejected(result: Placement): { reason: string; detail: string } {
-  assert.ok(!result.ok, `expected a rejection, got ${JSON.stringify(result)}`);
-  return { reason: result.reason, detail: result.detail };
-}
+/** given(events) / when(place an instance) / then(the partition it gets) or thenRejects(reason, detail). */
+const placement = deciderSpecification({
+  fold: viewOf,
+  decide: ({ instanceId, ...options }: PlaceCommand, view: CloudView): Placement => place(instance(view, instanceId), view, options),
+  produced: (result) => ({ computerId: result.computerId, partitionId: result.partitionId }),
+});
 
-const placeIn = (events: DomainEvent[], id: string, options: { rotation?: number } = {}): Placement => {
-  const view = viewOf(events);
-  return place(instance(view, id), view, options);
-};
+/** given(events) / when(attach a shared instance) / then(its host) or thenRejects(reason, detail). */
+const attachment = deciderSpecification({
+  fold: viewOf,
+  decide: ({ instanceId, hosts }: { instanceId: string; hosts?: HostIndex }, view: CloudView) =>
+    attachHost(instance(view, instanceId), view, hosts === undefined ? {} : { hosts }),
+  produced: (result) => ({ hostInstanceId: result.hostInstanceId, hostTreeId: result.hostTreeId, version: result.version }),
+});
 
 describe("place: release availability", () => {
   it("places on a computer where the release is supplied and available", () => {
-    const result = placeIn([...computer("COMP-1"), request("i1")], "i1");
-    assert.deepEqual(result, { ok: true, computerId: "COMP-1", partitionId: "slappart0", version: 0 });
+    placement
+      .given([...computer("COMP-1"), request("i1")])
+      .when({ instanceId: "i1" })
+      .then((_place, result) => assert.deepEqual(result, { ok: true, computerId: "COMP-1", partitionId: "slappart0", version: 0 }));
   });
 
   it("does not place where the release is building, in error, or only reported available without a supply", () => {
@@ -89,10 +92,7 @@ describe("place: release availability", () => {
       fixtures.softwareStatus("COMP-3", KVDB, "available"),
       request("i1"),
     ];
-    assert.deepEqual(rejected(placeIn(events, "i1")), {
-      reason: "NoComputerWithRelease",
-      detail: `no computer has ${KVDB} available (supplied: building on 1, error on 1)`,
-    });
+    placement.given(events).when({ instanceId: "i1" }).thenRejects("NoComputerWithRelease", `no computer has ${KVDB} available (supplied: building on 1, error on 1)`);
   });
 
   it("does not place where the release was unsupplied, even if it is still installed", () => {
@@ -101,12 +101,14 @@ describe("place: release availability", () => {
       { ...fixtures.softwareSupplied("COMP-1", KVDB), type: "SoftwareUnsupplied" },
       request("i1"),
     ];
-    assert.deepEqual(rejected(placeIn(events, "i1")), { reason: "NoComputerWithRelease", detail: `no computer has ${KVDB} available` });
+    placement.given(events).when({ instanceId: "i1" }).thenRejects("NoComputerWithRelease", `no computer has ${KVDB} available`);
   });
 
   it("does not place an instance of one release on a computer that only has another", () => {
-    const result = placeIn([...computer("COMP-1", { releases: [WEB] }), request("i1")], "i1");
-    assert.equal(rejected(result).reason, "NoComputerWithRelease");
+    placement
+      .given([...computer("COMP-1", { releases: [WEB] }), request("i1")])
+      .when({ instanceId: "i1" })
+      .thenRejects("NoComputerWithRelease");
   });
 });
 
@@ -114,21 +116,21 @@ describe("place: free partitions", () => {
   it("skips partitions that hold an instance and says so when none is left", () => {
     const base = [...computer("COMP-1"), ...computer("COMP-2", { releases: [KVDB, WEB] }), request("a"), request("b"), request("c")];
     const oneTaken = [...base, allocated("COMP-1", "slappart0", "a")];
-    assert.deepEqual(placed(placeIn(oneTaken, "b")), { computerId: "COMP-1", partitionId: "slappart1" });
+    placement.given(oneTaken).when({ instanceId: "b" }).then({ computerId: "COMP-1", partitionId: "slappart1" });
     const full = [...oneTaken, allocated("COMP-1", "slappart1", "b"), allocated("COMP-2", "slappart0", "x"), allocated("COMP-2", "slappart1", "y")];
-    assert.deepEqual(rejected(placeIn(full, "c")), {
-      reason: "NoFreePartition",
-      detail: `no free partition on the 2 computers that have ${KVDB} available`,
-    });
+    placement.given(full).when({ instanceId: "c" }).thenRejects("NoFreePartition", `no free partition on the 2 computers that have ${KVDB} available`);
   });
 
   it("answers the partition's version as the expected version of the claim", () => {
     const events = [...computer("COMP-1"), request("a"), request("b"), allocated("COMP-1", "slappart0", "a")];
     events.push(fixtures.partitionReleased("COMP-1", "slappart0", "a"));
-    const result = placeIn(events, "b");
-    assert.ok(result.ok);
-    assert.equal(result.partitionId, "slappart0");
-    assert.equal(result.version, events.length);
+    placement
+      .given(events)
+      .when({ instanceId: "b" })
+      .then((where, result) => {
+        assert.equal(where.partitionId, "slappart0");
+        assert.equal(result.version, events.length);
+      });
   });
 
   it("does not place on a partition that holds an unreleased superseded claim", () => {
@@ -139,21 +141,21 @@ describe("place: free partitions", () => {
       allocated("COMP-1", "slappart0", "a"),
       allocated("COMP-1", "slappart1", "a"), // a racing replica's losing claim
     ];
-    const view = viewOf(events);
-    assert.deepEqual(view.computers.computers["COMP-1"]?.partitions.slappart1?.supersededClaim, { instanceId: "a", treeId: "a" });
-    assert.deepEqual(rejected(place(instance(view, "b"), view)).reason, "NoFreePartition");
+    const given = placement.given(events);
+    assert.deepEqual(given.state.computers.computers["COMP-1"]?.partitions.slappart1?.supersededClaim, { instanceId: "a", treeId: "a" });
+    given.when({ instanceId: "b" }).thenRejects("NoFreePartition");
     const released = [...events, { ...fixtures.partitionReleased("COMP-1", "slappart1", "a"), data: { instanceId: "a", reason: "superseded" as const } }];
-    assert.deepEqual(placed(placeIn(released, "b")), { computerId: "COMP-1", partitionId: "slappart1" });
+    placement.given(released).when({ instanceId: "b" }).then({ computerId: "COMP-1", partitionId: "slappart1" });
   });
 });
 
 describe("place: ranking", () => {
   it("fills computers in natural id order, lowest free partition first", () => {
     const events = [...computer("COMP-10", { partitions: 12 }), ...computer("COMP-2", { partitions: 12 }), request("i")];
-    assert.deepEqual(placed(placeIn(events, "i")), { computerId: "COMP-2", partitionId: "slappart0" });
+    placement.given(events).when({ instanceId: "i" }).then({ computerId: "COMP-2", partitionId: "slappart0" });
     const taken = Array.from({ length: 10 }, (_, p) => allocated("COMP-2", `slappart${p}`, `x${p}`));
     // slappart10 comes after slappart9, not after slappart1
-    assert.deepEqual(placed(placeIn([...events, ...taken], "i")), { computerId: "COMP-2", partitionId: "slappart10" });
+    placement.given([...events, ...taken]).when({ instanceId: "i" }).then({ computerId: "COMP-2", partitionId: "slappart10" });
   });
 
   it("refills a freed partition of an earlier computer first", () => {
@@ -166,12 +168,12 @@ describe("place: ranking", () => {
       allocated("COMP-2", "slappart0", "c"),
       fixtures.partitionReleased("COMP-1", "slappart0", "a"),
     ];
-    assert.deepEqual(placed(placeIn(events, "i")), { computerId: "COMP-1", partitionId: "slappart0" });
+    placement.given(events).when({ instanceId: "i" }).then({ computerId: "COMP-1", partitionId: "slappart0" });
   });
 
   it("starts replicas with other rotations at other computers and partitions", () => {
     const events = [...Array.from({ length: 10 }, (_, c) => computer(`COMP-${c}`, { partitions: 10 })).flat(), request("i")];
-    const choices = [0, 1, 2, 3].map((rotation) => placed(placeIn(events, "i", { rotation })));
+    const choices = [0, 1, 2, 3].map((rotation) => placement.given(events).when({ instanceId: "i", rotation }).then(() => undefined));
     assert.deepEqual(choices[0], { computerId: "COMP-0", partitionId: "slappart0" });
     assert.equal(new Set(choices.map((c) => c.computerId)).size, 4, JSON.stringify(choices));
     assert.equal(new Set(choices.map((c) => c.partitionId)).size, 4, JSON.stringify(choices));
@@ -179,9 +181,9 @@ describe("place: ranking", () => {
 
   it("keeps a replica's start point while the computers before it fill up", () => {
     const computers = Array.from({ length: 10 }, (_, c) => computer(`COMP-${c}`, { partitions: 1 })).flat();
-    const start = placed(placeIn([...computers, request("i")], "i", { rotation: 1 })).computerId;
+    const start = placement.given([...computers, request("i")]).when({ instanceId: "i", rotation: 1 }).then(() => undefined).computerId;
     const fill = [allocated("COMP-0", "slappart0", "a"), allocated("COMP-1", "slappart0", "b")];
-    assert.equal(placed(placeIn([...computers, ...fill, request("i")], "i", { rotation: 1 })).computerId, start);
+    placement.given([...computers, ...fill, request("i")]).when({ instanceId: "i", rotation: 1 }).then((p) => assert.equal(p.computerId, start));
   });
 });
 
@@ -193,7 +195,7 @@ describe("place: SLA", () => {
   ];
 
   it("computer_guid places on that computer only", () => {
-    assert.deepEqual(placed(placeIn([...fleet, request("i", { sla: { computer_guid: "COMP-3" } })], "i")), {
+    placement.given([...fleet, request("i", { sla: { computer_guid: "COMP-3" } })]).when({ instanceId: "i" }).then({
       computerId: "COMP-3",
       partitionId: "slappart0",
     });
@@ -201,47 +203,34 @@ describe("place: SLA", () => {
 
   it("computer_guid naming a computer without the release (or none) leaves it pending with the SLA in the reason", () => {
     const events = [...fleet, ...computer("COMP-8", { releases: [WEB] }), request("i", { sla: { computer_guid: "COMP-9" } }), request("j", { sla: { computer_guid: "COMP-8" } })];
-    assert.deepEqual(rejected(placeIn(events, "i")), {
-      reason: "SlaUnsatisfiable",
-      detail: `SLA computer_guid=COMP-9: no such computer with ${KVDB} available`,
-    });
-    assert.equal(rejected(placeIn(events, "j")).detail, `SLA computer_guid=COMP-8: no such computer with ${KVDB} available`);
+    placement.given(events).when({ instanceId: "i" }).thenRejects("SlaUnsatisfiable", `SLA computer_guid=COMP-9: no such computer with ${KVDB} available`);
+    placement.given(events).when({ instanceId: "j" }).thenRejects((r) => assert.equal(r.detail, `SLA computer_guid=COMP-8: no such computer with ${KVDB} available`));
   });
 
   it("computer_guid on a full computer is NoFreePartition, naming the SLA", () => {
     const events = [...fleet, allocated("COMP-1", "slappart0", "a"), allocated("COMP-1", "slappart1", "b"), request("i", { sla: { computer_guid: "COMP-1" } })];
-    assert.deepEqual(rejected(placeIn(events, "i")), {
-      reason: "NoFreePartition",
-      detail: `no free partition on the 1 computer that has ${KVDB} available and matches SLA computer_guid=COMP-1`,
-    });
+    placement.given(events).when({ instanceId: "i" }).thenRejects("NoFreePartition", `no free partition on the 1 computer that has ${KVDB} available and matches SLA computer_guid=COMP-1`);
   });
 
   it("network_guid places on a computer of that network only", () => {
-    assert.equal(placed(placeIn([...fleet, request("i", { sla: { network_guid: "net-B" } })], "i")).computerId, "COMP-2");
-    assert.deepEqual(rejected(placeIn([...fleet, request("j", { sla: { network_guid: "net-Z" } })], "j")), {
-      reason: "SlaUnsatisfiable",
-      detail: `SLA network_guid=net-Z: no such computer with ${KVDB} available`,
-    });
+    placement.given([...fleet, request("i", { sla: { network_guid: "net-B" } })]).when({ instanceId: "i" }).then((p) => assert.equal(p.computerId, "COMP-2"));
+    placement.given([...fleet, request("j", { sla: { network_guid: "net-Z" } })]).when({ instanceId: "j" }).thenRejects("SlaUnsatisfiable", `SLA network_guid=net-Z: no such computer with ${KVDB} available`);
   });
 
   it("treats empty SLA values as no constraint", () => {
-    const result = placeIn([...fleet, request("i", { sla: { computer_guid: "", network_guid: "", mode: "" } })], "i");
-    assert.deepEqual(placed(result), { computerId: "COMP-1", partitionId: "slappart0" });
+    placement
+      .given([...fleet, request("i", { sla: { computer_guid: "", network_guid: "", mode: "" } })])
+      .when({ instanceId: "i" })
+      .then({ computerId: "COMP-1", partitionId: "slappart0" });
   });
 
   it("refuses an unknown SLA key or mode instead of ignoring it", () => {
-    assert.deepEqual(rejected(placeIn([...fleet, request("i", { sla: { computer_giud: "COMP-2" } })], "i")), {
-      reason: "UnknownSlaKey",
-      detail: "unknown SLA key computer_giud (known: computer_guid, network_guid, instance_guid, mode)",
-    });
-    assert.deepEqual(rejected(placeIn([...fleet, request("j", { sla: { mode: "unique_by_planet" } })], "j")), {
-      reason: "UnknownSlaKey",
-      detail: "unknown SLA mode=unique_by_planet (known: unique_by_network)",
-    });
+    placement.given([...fleet, request("i", { sla: { computer_giud: "COMP-2" } })]).when({ instanceId: "i" }).thenRejects("UnknownSlaKey", "unknown SLA key computer_giud (known: computer_guid, network_guid, instance_guid, mode)");
+    placement.given([...fleet, request("j", { sla: { mode: "unique_by_planet" } })]).when({ instanceId: "j" }).thenRejects("UnknownSlaKey", "unknown SLA mode=unique_by_planet (known: unique_by_network)");
   });
 
   it("ignores instance_guid for a non-shared instance", () => {
-    assert.equal(placed(placeIn([...fleet, request("i", { sla: { instance_guid: "H" } })], "i")).computerId, "COMP-1");
+    placement.given([...fleet, request("i", { sla: { instance_guid: "H" } })]).when({ instanceId: "i" }).then((p) => assert.equal(p.computerId, "COMP-1"));
   });
 
   it("mode=unique_by_network avoids networks where the tree already has an instance", () => {
@@ -253,14 +242,11 @@ describe("place: SLA", () => {
       request("other", { sla: unique }),
       allocated("COMP-1", "slappart0", "root"),
     ];
-    assert.equal(placed(placeIn(events, "child")).computerId, "COMP-2");
+    placement.given(events).when({ instanceId: "child" }).then((p) => assert.equal(p.computerId, "COMP-2"));
     // another tree is not constrained by this one
-    assert.equal(placed(placeIn(events, "other")).computerId, "COMP-1");
+    placement.given(events).when({ instanceId: "other" }).then((p) => assert.equal(p.computerId, "COMP-1"));
     const both = [...events, allocated("COMP-2", "slappart0", "child"), request("third", { treeId: "root", sla: unique })];
-    assert.deepEqual(rejected(placeIn(both, "third")), {
-      reason: "SlaUnsatisfiable",
-      detail: `SLA mode=unique_by_network: every network with ${KVDB} available already holds an instance of tree root`,
-    });
+    placement.given(both).when({ instanceId: "third" }).thenRejects("SlaUnsatisfiable", `SLA mode=unique_by_network: every network with ${KVDB} available already holds an instance of tree root`);
   });
 
   it("mode=unique_by_network counts this replica's claims in flight, and skips computers without a network", () => {
@@ -271,16 +257,15 @@ describe("place: SLA", () => {
       request("root", { sla: unique }),
       request("child", { treeId: "root", sla: unique }),
     ];
-    const view = viewOf(events);
-    const capacity = CapacityIndex.fromView(view.computers);
-    assert.equal(placed(place(instance(view, "root"), view, { capacity })).computerId, "COMP-1");
+    const given = placement.given(events);
+    const capacity = CapacityIndex.fromView(given.state.computers);
+    given.when({ instanceId: "root", capacity }).then((where) => assert.equal(where.computerId, "COMP-1"));
     capacity.reserve({ instanceId: "root", treeId: "root", computerId: "COMP-1", partitionId: "slappart0" });
-    assert.equal(placed(place(instance(view, "child"), view, { capacity })).computerId, "COMP-2");
-    const alone = viewOf([...computer("COMP-0", { network: null }), request("x", { sla: unique })]);
-    assert.deepEqual(rejected(place(instance(alone, "x"), alone)), {
-      reason: "SlaUnsatisfiable",
-      detail: `SLA mode=unique_by_network: no computer with ${KVDB} available belongs to a network`,
-    });
+    given.when({ instanceId: "child", capacity }).then((where) => assert.equal(where.computerId, "COMP-2"));
+    placement
+      .given([...computer("COMP-0", { network: null }), request("x", { sla: unique })])
+      .when({ instanceId: "x" })
+      .thenRejects("SlaUnsatisfiable", `SLA mode=unique_by_network: no computer with ${KVDB} available belongs to a network`);
   });
 });
 
@@ -352,7 +337,8 @@ describe("capacity index", () => {
     }
     const ms = performance.now() - t0;
     assert.equal(count, 100_000);
-    assert.equal(rejected(place({ ...probe, instanceId: "one-more" }, state, { capacity })).reason, "NoFreePartition");
+    const oneMore = place({ ...probe, instanceId: "one-more" }, state, { capacity });
+    assert.equal(!oneMore.ok && oneMore.reason, "NoFreePartition");
     assert.ok(ms < 5_000, `100,000 placements took ${ms.toFixed(0)} ms`);
   });
 });
@@ -367,9 +353,8 @@ describe("attachHost: shared instances", () => {
 
   it("attaches to a started, placed host of the same release and software type that published its connection parameters", () => {
     const events = [...fleet, ...ready("H1"), request("S", { shared: true })];
-    const view = viewOf(events);
-    const result = attachHost(instance(view, "S"), view);
-    assert.deepEqual(result, { ok: true, hostInstanceId: "H1", hostTreeId: "H1", version: instance(view, "S").version });
+    const given = attachment.given(events);
+    given.when({ instanceId: "S" }).then({ hostInstanceId: "H1", hostTreeId: "H1", version: instance(given.state, "S").version });
   });
 
   it("waits while no host is ready: unplaced, no connection parameters, stopped, other software type or release", () => {
@@ -384,27 +369,30 @@ describe("attachHost: shared instances", () => {
       request("web", { releaseUrl: WEB }),
       request("S", { shared: true }),
     ];
-    const view = viewOf(events);
-    const result = attachHost(instance(view, "S"), view);
-    assert.ok(!result.ok);
-    assert.equal(result.reason, "NoReadyHost");
-    assert.match(result.detail, /no ready host instance of file:\/\/\/software\/kvdb \(software type default\)/);
+    attachment
+      .given(events)
+      .when({ instanceId: "S" })
+      .thenRejects("NoReadyHost", /no ready host instance of file:\/\/\/software\/kvdb \(software type default\)/);
   });
 
   it("SLA instance_guid picks that host, and says why while it is not ready", () => {
     const events = [...fleet, ...ready("H1"), request("H2"), request("S", { shared: true, sla: { instance_guid: "H2" } })];
-    let view = viewOf(events);
-    assert.deepEqual(attachHost(instance(view, "S"), view), {
-      ok: false,
-      reason: "SlaUnsatisfiable",
-      detail: `SLA instance_guid=H2: not a ready host of ${KVDB} (software type default): it is not placed yet`,
-    });
-    view = viewOf([...events, allocated("COMP-2", "slappart0", "H2"), fixtures.connectionPublished("H2", { url: "x" })]);
-    const result = attachHost(instance(view, "S"), view);
-    assert.ok(result.ok);
-    assert.equal(result.hostInstanceId, "H2");
-    const missing = viewOf([...events.slice(0, -1), request("S", { shared: true, sla: { instance_guid: "NOPE" } })]);
-    assert.match(JSON.stringify(attachHost(instance(missing, "S"), missing)), /SLA instance_guid=NOPE: not a ready host .*: no such instance/);
+    attachment
+      .given(events)
+      .when({ instanceId: "S" })
+      .thenRejects((rejection) =>
+        assert.deepEqual(rejection, {
+          ok: false,
+          reason: "SlaUnsatisfiable",
+          detail: `SLA instance_guid=H2: not a ready host of ${KVDB} (software type default): it is not placed yet`,
+        }),
+      );
+    attachment
+      .given([...events, allocated("COMP-2", "slappart0", "H2"), fixtures.connectionPublished("H2", { url: "x" })])
+      .when({ instanceId: "S" })
+      .then((host) => assert.equal(host.hostInstanceId, "H2"));
+    const missing = attachment.given([...events.slice(0, -1), request("S", { shared: true, sla: { instance_guid: "NOPE" } })]).when({ instanceId: "S" });
+    assert.match(JSON.stringify(missing.decision), /SLA instance_guid=NOPE: not a ready host .*: no such instance/);
   });
 
   it("spreads shared instances over hosts: the one serving the fewest first, ties by id", () => {
@@ -414,29 +402,21 @@ describe("attachHost: shared instances", () => {
       data: { hostInstanceId: host, hostTreeId: host },
     });
     const events = [...fleet, ...ready("H2", "COMP-2"), ...ready("H1"), request("S1", { shared: true }), attachedTo("S1", "H1"), request("S2", { shared: true })];
-    const view = viewOf(events);
-    const hosts = HostIndex.fromView(view);
-    const first = attachHost(instance(view, "S2"), view, { hosts });
-    assert.ok(first.ok);
-    assert.equal(first.hostInstanceId, "H2");
+    const given = attachment.given(events);
+    const hosts = HostIndex.fromView(given.state);
+    given.when({ instanceId: "S2", hosts }).then((host) => assert.equal(host.hostInstanceId, "H2"));
     hosts.noteAttached("H2");
     hosts.noteAttached("H2");
-    const second = attachHost(instance(view, "S2"), view, { hosts });
-    assert.ok(second.ok);
-    assert.equal(second.hostInstanceId, "H1");
+    given.when({ instanceId: "S2", hosts }).then((host) => assert.equal(host.hostInstanceId, "H1"));
   });
 
   it("computer_guid and network_guid restrict hosts to those placed on such computers", () => {
     const events = [...fleet, ...ready("H1"), ...ready("H2", "COMP-2"), request("S", { shared: true, sla: { network_guid: "net-B" } }), request("T", { shared: true, sla: { computer_guid: "COMP-9" } })];
-    const view = viewOf(events);
-    const s = attachHost(instance(view, "S"), view);
-    assert.ok(s.ok);
-    assert.equal(s.hostInstanceId, "H2");
-    assert.deepEqual(attachHost(instance(view, "T"), view), {
-      ok: false,
-      reason: "SlaUnsatisfiable",
-      detail: `SLA computer_guid=COMP-9: none of the 2 ready hosts of ${KVDB} (software type default) is on such a computer`,
-    });
+    const given = attachment.given(events);
+    given.when({ instanceId: "S" }).then((host) => assert.equal(host.hostInstanceId, "H2"));
+    given
+      .when({ instanceId: "T" })
+      .thenRejects("SlaUnsatisfiable", `SLA computer_guid=COMP-9: none of the 2 ready hosts of ${KVDB} (software type default) is on such a computer`);
   });
 });
 

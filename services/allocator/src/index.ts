@@ -4,4 +4,12 @@
  * and the process (`main.ts`). See README.md.
  */
 export { Allocator, type AllocatorOptions, type AllocatorStats, type PendingInfo } from "./shell/allocator.js";
+export {
+  ClaimWriterHarness,
+  StoreClaimWriter,
+  type ClaimResult,
+  type ClaimScript,
+  type ClaimWriter,
+  type Proposal,
+} from "./shell/claim-writer.js";
 export { AllocatorConfig, ConfigError, configFromEnv, runAllocator, type RunOptions, type RunningAllocator } from "./main.js";

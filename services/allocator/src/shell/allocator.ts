@@ -1,22 +1,8 @@
-import { setImmediate as yieldToLoop, setTimeout as sleep } from "node:timers/promises";
-import {
-  EventStoreError,
-  ProjectionRunner,
-  WrongExpectedVersionError,
-  streamKeyOf,
-  type CheckpointStore,
-  type Commit,
-  type DomainEvent,
-  type EventStore,
-  type InstanceView,
-  cloudProjection,
-  type CloudView,
-} from "@slap/events";
+import { setImmediate as yieldToLoop } from "node:timers/promises";
+import { streamKeyOf, type CheckpointStore, type CloudView, type Commit, type DomainEvent, type EventStore, type InstanceView } from "@slap/events";
 import type { Logger } from "pino";
 import { monotonicFactory } from "ulid";
 import {
-  CapacityIndex,
-  HostIndex,
   attachHost,
   hostUnreadiness,
   isPending,
@@ -28,10 +14,16 @@ import {
   supersededReleasedEvent,
   type Attachment,
   type EventMeta,
-  type PendingReason,
   type Placement,
 } from "@slap/placement";
+import { ClaimAppender, REFUSED_RETRY_MS, type Attempt } from "./claim-appender.js";
+import { StoreClaimWriter, type ClaimWriter } from "./claim-writer.js";
 import { Deferrals } from "./deferrals.js";
+import { PassScheduler } from "./passes.js";
+import { PendingSet, type PendingInfo } from "./pending.js";
+import { AllocatorReadModel } from "./read-model.js";
+
+export type { PendingInfo } from "./pending.js";
 
 export interface AllocatorOptions {
   store: EventStore;
@@ -64,14 +56,11 @@ export interface AllocatorOptions {
    * all claim the same instance on different partitions. 0: eager.
    */
   standbyMs?: number;
-}
-
-/** Why an instance waits, as last found by this replica. */
-export interface PendingInfo {
-  reason: PendingReason;
-  detail: string;
-  /** When this reason was first found (ISO-8601). */
-  since: string;
+  /**
+   * Where claims go (default: a `StoreClaimWriter` over `store`). A test passes a
+   * `ClaimWriterHarness` to refuse or fail claims on demand.
+   */
+  writer?: ClaimWriter;
 }
 
 /** Counters since start. */
@@ -87,31 +76,14 @@ export interface AllocatorStats {
   storeErrors: number;
 }
 
-type Attempt =
-  | (AttemptBase & { kind: "place"; instance: InstanceView; computerId: string; partitionId: string })
-  | (AttemptBase & { kind: "attach"; instance: InstanceView; hostInstanceId: string })
-  | (AttemptBase & { kind: "release"; instanceId: string; computerId: string; partitionId: string });
-
-interface AttemptBase {
-  event: DomainEvent;
-  streamKey: string;
-  expectedVersion: number;
-  /** Fields of every log line about this attempt. */
-  fields: Record<string, unknown>;
-}
-
-const APPEND_TRIES = 5;
-const BACKOFF_MS = [50, 200, 800, 2_000];
 const DEFAULT_MAX_IN_FLIGHT = 128;
 const DEFAULT_CONFLICT_RETRY_MS = 1_000;
 const DEFAULT_STANDBY_MS = 100;
-/** An append whose outcome is unknown (store failure) is settled by the read model within this long. */
-const UNCERTAIN_MS = 5_000;
-/** A refused append (a bug: invalid event) is tried again after this long, with an error logged each time. */
-const REFUSED_RETRY_MS = 30_000;
 const TICK_MS = 50;
 /** Pending instances considered between two yields to the event loop. */
 const YIELD_EVERY = 1_000;
+
+type NoFit = Map<string, { epoch: number; rejection: Extract<Placement, { ok: false }> }>;
 
 /**
  * The allocator: follows the log into its read model (computers and instances, one
@@ -132,6 +104,12 @@ const YIELD_EVERY = 1_000;
  * - Shared instances are attached to a ready host (`attachHost()`) with
  *   `SharedInstanceAttached` on their own stream, at the instance's version.
  *
+ * The jobs are apart: the read model and its indexes (`AllocatorReadModel`), who waits for
+ * what (`PendingSet`), writing claims (`ClaimAppender` through a `ClaimWriter`: the allocator
+ * proposes, the writer disposes), and work deferred to a log position or a deadline
+ * (`Deferrals`), and running one allocation pass at a time (`PassScheduler`). This class decides
+ * and routes between them.
+ *
  * Correctness never rests on this replica's memory: the expected versions and the read
  * models' first-claim rule guarantee that no partition holds two instances and no instance is
  * bound twice, whatever replicas run; the memory only avoids wasted appends.
@@ -141,108 +119,89 @@ export class Allocator {
   readonly rotation: number;
   readonly stats: AllocatorStats = { placed: 0, attached: 0, released: 0, conflicts: 0, storeErrors: 0 };
 
-  private readonly store: EventStore;
   private readonly logger: Logger;
-  private readonly runner: ProjectionRunner<CloudView>;
-  private readonly maxInFlight: number;
-  private readonly conflictRetryMs: number;
+  private readonly model: AllocatorReadModel;
+  private readonly pending: PendingSet;
+  private readonly claims: ClaimAppender;
+  private readonly deferrals = new Deferrals();
   /** How long fresh work waits before this replica considers it (0 for rotation 0). */
   private readonly standbyDelayMs: number;
   private readonly nextId = monotonicFactory();
 
-  private capacity = new CapacityIndex();
-  private hosts: HostIndex | undefined;
-  /** Instances to consider in the next pass, in arrival order. */
-  private readonly queue = new Set<string>();
-  /** Instances that did not fit, by what would wake them (`p:` or `s:` + release URL). */
-  private readonly waiting = new Map<string, Set<string>>();
-  private readonly waitKeyOf = new Map<string, string>();
-  private readonly reasons = new Map<string, PendingInfo>();
-  /** Appends of this replica not yet seen in the read model, by event id. */
-  private readonly attempts = new Map<string, Attempt>();
-  /** Instances with an attempt in flight or a retry scheduled: not considered meanwhile. */
+  /** Instances with a claim in flight or a retry scheduled: not considered meanwhile. */
   private readonly busy = new Set<string>();
-  /** Fresh instances this standby replica leaves to others until then (epoch ms). */
-  private readonly eligibleAt = new Map<string, number>();
-  /** Fresh instances set aside until their `eligibleAt`. */
-  private readonly standby = new Set<string>();
   /** Partition stream keys with a janitor release in flight. */
   private readonly releasing = new Set<string>();
   /** Partition stream keys with a janitor release scheduled after the standby delay. */
   private readonly janitorLater = new Set<string>();
-  /** Stream versions learnt from the store that the read model does not show (malformed commits). */
-  private readonly overrides = new Map<string, number>();
-  /** Conflicts in a row per stream key. */
-  private readonly conflicts = new Map<string, number>();
-  private readonly deferrals = new Deferrals();
-  private readonly running = new Set<Promise<void>>();
-  private slotWaiters: Array<() => void> = [];
-  private appending = 0;
-  /** Grows whenever capacity grows: a cached "does not fit" from an older epoch is stale. */
-  private epoch = 0;
-  private passScheduled = false;
-  /** No pass before this time (epoch ms): a standby replica's start. */
-  private holdUntil = 0;
-  private holdTimer: NodeJS.Timeout | undefined;
-  private pass: Promise<void> | undefined;
+  private readonly passes: PassScheduler;
   private ready = false;
   private stopping = false;
   private started = false;
   private timer: NodeJS.Timeout | undefined;
-  private unsubscribe: (() => void) | undefined;
-  private readonly abort = new AbortController();
 
   constructor(options: AllocatorOptions) {
-    this.store = options.store;
     this.replica = options.replica ?? "allocator";
     this.rotation = options.rotation ?? rotationOf(options.replica);
     this.logger = options.logger.child({ component: "allocator", replica: this.replica });
-    this.maxInFlight = options.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT;
-    this.conflictRetryMs = options.conflictRetryMs ?? DEFAULT_CONFLICT_RETRY_MS;
     this.standbyDelayMs = this.rotation === 0 ? 0 : (options.standbyMs ?? DEFAULT_STANDBY_MS) * Math.min(this.rotation, 5);
-    this.runner = new ProjectionRunner(this.store, cloudProjection, {
+    this.model = new AllocatorReadModel(options.store, this.logger, options.checkpoints);
+    this.pending = new PendingSet({
       logger: this.logger,
-      ...(options.checkpoints === undefined ? {} : { checkpoints: options.checkpoints, checkpointEvery: 100_000 }),
+      standbyDelayMs: this.standbyDelayMs,
+      deferrals: this.deferrals,
+      onQueued: () => this.schedulePass(),
+    });
+    this.passes = new PassScheduler({ run: () => this.runPass(), pending: () => this.pending.size > 0, logger: this.logger });
+    this.claims = new ClaimAppender({
+      writer: options.writer ?? new StoreClaimWriter(options.store),
+      logger: this.logger,
+      maxInFlight: options.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT,
+      conflictRetryMs: options.conflictRetryMs ?? DEFAULT_CONFLICT_RETRY_MS,
+      deferrals: this.deferrals,
+      stats: this.stats,
+      position: () => this.position,
+      shownVersion: (attempt) => this.streamVersion(attempt),
+      settle: (eventId) => this.settle(eventId),
+      retry: (attempt) => this.retry(attempt),
     });
   }
 
   /** The read model this replica decides on. Read-only. */
   get view(): CloudView {
-    return this.runner.state;
+    return this.model.view;
   }
 
   /** The last log position folded into the view. */
   get position(): number {
-    return this.runner.position;
+    return this.model.position;
   }
 
   /** Resolves once the view includes `position`. */
   waitFor(position: number): Promise<void> {
-    return this.runner.waitFor(position);
+    return this.model.waitFor(position);
   }
 
   /** Why an instance waits, as last found by this replica; undefined when it does not wait (or was not tried yet). */
   pendingReason(instanceId: string): PendingInfo | undefined {
-    return this.reasons.get(instanceId);
+    return this.pending.reason(instanceId);
   }
 
   /** Every waiting instance with its reason. */
   pendingReasons(): ReadonlyMap<string, PendingInfo> {
-    return this.reasons;
+    return this.pending.allReasons();
   }
 
   /** Catches up with the log, then places what waits and keeps following. */
   async start(): Promise<void> {
     if (this.started) throw new Error("allocator already started");
     this.started = true;
-    this.unsubscribe = this.runner.onCommit((_state, commit) => this.onCommit(commit));
-    await this.runner.start();
+    await this.model.start((commit) => this.onCommit(commit));
     // Synchronous from here to the end: every commit folded so far is in the state read below,
     // and every later one reaches onCommit.
     const view = this.view;
-    this.capacity = CapacityIndex.fromView(view.computers);
     for (const instance of Object.values(view.instances.instances)) {
-      if (isPending(instance, view)) this.queue.add(instance.instanceId);
+      if (isPending(instance, view)) this.pending.add(instance.instanceId);
     }
     for (const computer of Object.values(view.computers.computers)) {
       for (const partition of Object.values(computer.partitions)) {
@@ -250,11 +209,11 @@ export class Allocator {
       }
     }
     this.ready = true;
-    this.holdUntil = Date.now() + this.standbyDelayMs;
+    this.passes.open(this.standbyDelayMs);
     this.timer = setInterval(() => this.tick(), TICK_MS);
     this.timer.unref();
     this.logger.info(
-      { position: this.position, rotation: this.rotation, pending: this.queue.size, computers: Object.keys(view.computers.computers).length },
+      { position: this.position, rotation: this.rotation, pending: this.pending.size, computers: Object.keys(view.computers.computers).length },
       "allocator started",
     );
     this.schedulePass();
@@ -264,15 +223,12 @@ export class Allocator {
   async stop(): Promise<void> {
     if (!this.started || this.stopping) return;
     this.stopping = true;
-    this.abort.abort();
+    this.claims.stop();
     if (this.timer !== undefined) clearInterval(this.timer);
-    if (this.holdTimer !== undefined) clearTimeout(this.holdTimer);
-    for (const wake of this.slotWaiters.splice(0)) wake();
-    await this.pass;
-    await Promise.allSettled([...this.running]);
-    this.unsubscribe?.();
+    await this.passes.close();
+    await this.claims.drain();
     this.deferrals.clear();
-    await this.runner.stop();
+    await this.model.stop();
     this.logger.info({ position: this.position, ...this.stats }, "allocator stopped");
   }
 
@@ -282,23 +238,22 @@ export class Allocator {
     if (!this.ready || this.stopping) return;
     for (const event of commit.events) this.apply(event);
     this.runDue(commit.position);
-    if (this.queue.size > 0) this.schedulePass();
+    if (this.pending.size > 0) this.schedulePass();
   }
 
   private apply(event: DomainEvent): void {
-    const view = this.view;
     switch (event.type) {
       case "ComputerRegistered":
       case "SoftwareSupplied":
       case "SoftwareUnsupplied":
       case "SoftwareReleaseStatusReported":
-        this.wake(this.capacity.syncComputer(view.computers, event.aggregate.computerId));
-        this.hosts = undefined;
+        this.pending.wakeForCapacity(this.model.syncComputer(event.aggregate.computerId));
+        this.model.hostsChanged();
         return;
       case "PartitionAllocated": {
         const { computerId, partitionId } = event.aggregate;
         this.settle(event.id);
-        this.wake(this.capacity.syncPartition(view.computers, computerId, partitionId));
+        this.pending.wakeForCapacity(this.model.syncPartition(computerId, partitionId));
         this.refresh(event.data.instanceId);
         this.janitor(computerId, partitionId, event);
         this.hostChanged(event.data.instanceId);
@@ -307,16 +262,17 @@ export class Allocator {
       case "PartitionReleased": {
         const { computerId, partitionId } = event.aggregate;
         this.settle(event.id);
-        this.wake(this.capacity.syncPartition(view.computers, computerId, partitionId));
+        this.pending.wakeForCapacity(this.model.syncPartition(computerId, partitionId));
         this.refresh(event.data.instanceId);
-        const instance = view.instances.instances[event.data.instanceId];
-        if (instance !== undefined) this.wakeTree(instance.treeId);
+        const instance = this.view.instances.instances[event.data.instanceId];
+        // An instance of the tree left its partition: a `unique_by_network` sibling may fit now.
+        if (instance !== undefined) this.pending.wakeAny(this.view.instances.trees[instance.treeId]?.instanceIds ?? []);
         this.hostChanged(event.data.instanceId);
         return;
       }
       case "SharedInstanceAttached":
         this.settle(event.id);
-        this.hosts = undefined;
+        this.model.hostsChanged();
         this.refresh(event.aggregate.instanceId);
         return;
       case "InstanceRequested":
@@ -343,29 +299,12 @@ export class Allocator {
   private refresh(instanceId: string): void {
     const instance = this.view.instances.instances[instanceId];
     if (instance === undefined || !isPending(instance, this.view)) {
-      this.queue.delete(instanceId);
-      this.unwait(instanceId);
-      this.reasons.delete(instanceId);
-      this.eligibleAt.delete(instanceId);
-      this.standby.delete(instanceId);
+      this.pending.forget(instanceId);
       return;
     }
     if (this.busy.has(instanceId)) return;
-    this.unwait(instanceId);
-    this.enqueue(instanceId);
-  }
-
-  /** Queues an instance after a live event: a standby replica lets the others try first. */
-  private enqueue(instanceId: string): void {
-    if (this.standbyDelayMs > 0 && !this.eligibleAt.has(instanceId)) this.eligibleAt.set(instanceId, Date.now() + this.standbyDelayMs);
-    this.queue.add(instanceId);
-  }
-
-  /** Capacity grew for these releases: the instances waiting for them are tried again. */
-  private wake(releases: readonly string[]): void {
-    if (releases.length === 0) return;
-    this.epoch++;
-    for (const url of releases) this.requeueWaiting(`p:${url}`);
+    this.pending.unwait(instanceId);
+    this.pending.enqueue(instanceId);
   }
 
   /**
@@ -375,37 +314,8 @@ export class Allocator {
   private hostChanged(instanceId: string): void {
     const instance = this.view.instances.instances[instanceId];
     if (instance === undefined || instance.shared) return;
-    this.hosts = undefined;
-    if (hostUnreadiness(instance, instance, this.view) === null) this.requeueWaiting(`s:${instance.releaseUrl}`);
-  }
-
-  /** An instance of the tree left its partition: a `unique_by_network` sibling may fit now. */
-  private wakeTree(treeId: string): void {
-    for (const id of this.view.instances.trees[treeId]?.instanceIds ?? []) {
-      if (this.waitKeyOf.has(id)) {
-        this.unwait(id);
-        this.enqueue(id);
-      }
-    }
-  }
-
-  private requeueWaiting(key: string): void {
-    const ids = this.waiting.get(key);
-    if (ids === undefined) return;
-    this.waiting.delete(key);
-    for (const id of ids) {
-      this.waitKeyOf.delete(id);
-      this.enqueue(id);
-    }
-  }
-
-  private unwait(instanceId: string): void {
-    const key = this.waitKeyOf.get(instanceId);
-    if (key === undefined) return;
-    this.waitKeyOf.delete(instanceId);
-    const ids = this.waiting.get(key);
-    ids?.delete(instanceId);
-    if (ids?.size === 0) this.waiting.delete(key);
+    this.model.hostsChanged();
+    if (hostUnreadiness(instance, instance, this.view) === null) this.pending.wakeForHost(instance.releaseUrl);
   }
 
   private runDue(position: number): void {
@@ -416,32 +326,14 @@ export class Allocator {
   private tick(): void {
     if (this.stopping) return;
     this.runDue(this.position);
-    if (this.queue.size > 0) this.schedulePass();
+    if (this.pending.size > 0) this.schedulePass();
   }
 
   // --- allocation passes ------------------------------------------------------------------
 
   private schedulePass(): void {
-    if (this.passScheduled || this.stopping || !this.ready) return;
-    const hold = this.holdUntil - Date.now();
-    if (hold > 0) {
-      this.holdTimer ??= setTimeout(() => {
-        this.holdTimer = undefined;
-        this.schedulePass();
-      }, hold);
-      return;
-    }
-    this.passScheduled = true;
-    setImmediate(() => {
-      this.passScheduled = false;
-      if (this.pass !== undefined || this.stopping) return;
-      this.pass = this.runPass()
-        .catch((error: unknown) => this.logger.error({ err: error }, "allocation pass failed; the next commit or tick retries"))
-        .finally(() => {
-          this.pass = undefined;
-          if (this.queue.size > 0) this.schedulePass();
-        });
-    });
+    if (this.stopping || !this.ready) return;
+    this.passes.request();
   }
 
   /**
@@ -450,23 +342,23 @@ export class Allocator {
    * is reused for the other ones of the same release in the same capacity epoch.
    */
   private async runPass(): Promise<void> {
-    const noFit = new Map<string, { epoch: number; rejection: Extract<Placement, { ok: false }> }>();
+    const noFit: NoFit = new Map();
     let sinceYield = 0;
-    while (this.queue.size > 0 && !this.stopping) {
-      const ids = [...this.queue];
+    while (this.pending.size > 0 && !this.stopping) {
+      const ids = this.pending.queued();
       const start = ringOffset(this.rotation, ids.length);
       for (let k = 0; k < ids.length && !this.stopping; k++) {
         const id = ids[(start + k) % ids.length]!;
-        if (!this.queue.delete(id)) continue;
+        if (!this.pending.take(id)) continue;
         try {
           this.consider(id, noFit);
         } catch (error) {
           // A bug, not a store failure: keep the instance, say so, try again later.
           this.logger.error({ err: error, instanceId: id }, `placement failed; trying again in ${REFUSED_RETRY_MS} ms`);
-          this.setAside(id, Date.now() + REFUSED_RETRY_MS);
+          this.pending.setAside(id, Date.now() + REFUSED_RETRY_MS);
         }
-        if (this.appending >= this.maxInFlight) {
-          await this.freeSlot();
+        if (this.claims.full) {
+          await this.claims.freeSlot();
           sinceYield = 0;
         } else if (++sinceYield >= YIELD_EVERY) {
           await yieldToLoop();
@@ -476,75 +368,42 @@ export class Allocator {
     }
   }
 
-  private consider(instanceId: string, noFit: Map<string, { epoch: number; rejection: Extract<Placement, { ok: false }> }>): void {
+  private consider(instanceId: string, noFit: NoFit): void {
     const view = this.view;
     const instance = view.instances.instances[instanceId];
     if (instance === undefined || !isPending(instance, view)) return this.refresh(instanceId);
     if (this.busy.has(instanceId)) return;
-    const eligibleAt = this.eligibleAt.get(instanceId);
-    if (eligibleAt !== undefined) {
-      if (eligibleAt > Date.now()) return this.setAside(instanceId, eligibleAt);
-      this.eligibleAt.delete(instanceId);
-    }
+    if (!this.pending.eligible(instanceId, Date.now())) return;
     if (instance.shared) {
-      this.hosts ??= HostIndex.fromView(view);
-      const attachment = attachHost(instance, view, { hosts: this.hosts });
+      const attachment = attachHost(instance, view, { hosts: this.model.hosts() });
       if (attachment.ok) this.attach(instance, attachment);
-      else this.wait(instance, attachment);
+      else this.pending.wait(instance, attachment);
       return;
     }
     const plain = Object.keys(instance.sla).length === 0;
     const known = plain ? noFit.get(instance.releaseUrl) : undefined;
-    if (known !== undefined && known.epoch === this.epoch) return this.wait(instance, known.rejection);
-    const placement = place(instance, view, { capacity: this.capacity, rotation: this.rotation });
+    if (known !== undefined && known.epoch === this.model.epoch) return this.pending.wait(instance, known.rejection);
+    const placement = place(instance, view, { capacity: this.model.capacity, rotation: this.rotation });
     if (placement.ok) return this.claim(instance, placement);
-    if (plain) noFit.set(instance.releaseUrl, { epoch: this.epoch, rejection: placement });
-    this.wait(instance, placement);
-  }
-
-  /** Leaves a fresh instance to the other replicas until `eligibleAt`, then queues it (if it still waits). */
-  private setAside(instanceId: string, eligibleAt: number): void {
-    if (this.standby.has(instanceId)) return;
-    this.standby.add(instanceId);
-    this.deferrals.add(Number.POSITIVE_INFINITY, eligibleAt, () => {
-      if (!this.standby.delete(instanceId)) return;
-      this.queue.add(instanceId);
-      this.schedulePass();
-    });
-  }
-
-  private wait(instance: InstanceView, rejection: { reason: PendingReason; detail: string }): void {
-    const key = `${instance.shared ? "s" : "p"}:${instance.releaseUrl}`;
-    this.unwait(instance.instanceId);
-    let ids = this.waiting.get(key);
-    if (ids === undefined) this.waiting.set(key, (ids = new Set()));
-    ids.add(instance.instanceId);
-    this.waitKeyOf.set(instance.instanceId, key);
-    const previous = this.reasons.get(instance.instanceId);
-    if (previous?.reason === rejection.reason && previous.detail === rejection.detail) return;
-    this.reasons.set(instance.instanceId, { reason: rejection.reason, detail: rejection.detail, since: new Date().toISOString() });
-    this.logger.debug(
-      { instanceId: instance.instanceId, correlationId: instance.correlationId, reason: rejection.reason, detail: rejection.detail },
-      "instance pending",
-    );
+    if (plain) noFit.set(instance.releaseUrl, { epoch: this.model.epoch, rejection: placement });
+    this.pending.wait(instance, placement);
   }
 
   private claim(instance: InstanceView, placement: Extract<Placement, { ok: true }>): void {
     const { computerId, partitionId } = placement;
     const event = partitionAllocatedEvent(instance, placement, this.meta());
     const streamKey = streamKeyOf(event.aggregate);
-    this.capacity.reserve({ instanceId: instance.instanceId, treeId: instance.treeId, computerId, partitionId });
+    this.model.reserve({ instanceId: instance.instanceId, treeId: instance.treeId, computerId, partitionId });
     this.busy.add(instance.instanceId);
-    this.unwait(instance.instanceId);
-    this.reasons.delete(instance.instanceId);
-    this.launch({
+    this.pending.claimed(instance.instanceId);
+    this.claims.launch({
       kind: "place",
       instance,
       computerId,
       partitionId,
       event,
       streamKey,
-      expectedVersion: this.expected(streamKey, placement.version),
+      expectedVersion: this.claims.expected(streamKey, placement.version),
       fields: { instanceId: instance.instanceId, correlationId: instance.correlationId, computerId, partitionId, eventId: event.id },
     });
   }
@@ -553,17 +412,16 @@ export class Allocator {
     const host = { instanceId: attachment.hostInstanceId, treeId: attachment.hostTreeId };
     const event = sharedInstanceAttachedEvent(instance, host, this.meta());
     const streamKey = streamKeyOf(event.aggregate);
-    this.hosts?.noteAttached(host.instanceId);
+    this.model.noteAttached(host.instanceId);
     this.busy.add(instance.instanceId);
-    this.unwait(instance.instanceId);
-    this.reasons.delete(instance.instanceId);
-    this.launch({
+    this.pending.claimed(instance.instanceId);
+    this.claims.launch({
       kind: "attach",
       instance,
       hostInstanceId: host.instanceId,
       event,
       streamKey,
-      expectedVersion: this.expected(streamKey, attachment.version),
+      expectedVersion: this.claims.expected(streamKey, attachment.version),
       fields: { instanceId: instance.instanceId, correlationId: instance.correlationId, hostInstanceId: host.instanceId, eventId: event.id },
     });
   }
@@ -598,127 +456,31 @@ export class Allocator {
           : { correlationId: meta.id, causationId: meta.id };
     const event = supersededReleasedEvent({ computerId, partitionId, instanceId: claim.instanceId }, story, meta);
     this.releasing.add(streamKey);
-    this.launch({
+    this.claims.launch({
       kind: "release",
       instanceId: claim.instanceId,
       computerId,
       partitionId,
       event,
       streamKey,
-      expectedVersion: this.expected(streamKey, partition.version),
+      expectedVersion: this.claims.expected(streamKey, partition.version),
       fields: { instanceId: claim.instanceId, correlationId: story.correlationId, computerId, partitionId, eventId: event.id },
     });
   }
 
-  // --- appending --------------------------------------------------------------------------
+  // --- the outcome of claims -------------------------------------------------------------
 
-  private launch(attempt: Attempt): void {
-    this.attempts.set(attempt.event.id, attempt);
-    this.appending++;
-    const run = this.execute(attempt).finally(() => {
-      this.appending--;
-      this.running.delete(run);
-      this.slotWaiters.shift()?.();
-    });
-    this.running.add(run);
-  }
-
-  private freeSlot(): Promise<void> {
-    if (this.appending < this.maxInFlight || this.stopping) return Promise.resolve();
-    return new Promise((resolve) => this.slotWaiters.push(resolve));
-  }
-
-  private async execute(attempt: Attempt): Promise<void> {
-    for (let tries = 1; ; tries++) {
-      try {
-        const result = await this.store.append([attempt.event], { expectedVersion: attempt.expectedVersion });
-        this.appended(attempt, result.position, result.duplicate);
-        return;
-      } catch (error) {
-        if (error instanceof WrongExpectedVersionError) return this.conflicted(attempt, error);
-        const retryable = error instanceof EventStoreError && error.retryable;
-        if (retryable) this.stats.storeErrors++;
-        if (!retryable || tries >= APPEND_TRIES || this.stopping) return this.failed(attempt, error, retryable);
-        this.logger.warn({ ...attempt.fields, err: error, tries }, "append failed; retrying the same commit");
-        await this.pause(BACKOFF_MS[Math.min(tries - 1, BACKOFF_MS.length - 1)]!);
-        if (this.stopping) return;
-      }
-    }
-  }
-
-  /** The append is stored; the attempt settles when the read model shows it (usually already has). */
-  private appended(attempt: Attempt, position: number, duplicate: boolean): void {
-    this.conflicts.delete(attempt.streamKey);
-    if (!this.attempts.has(attempt.event.id)) return;
-    if (this.logger.isLevelEnabled("debug")) this.logger.debug({ ...attempt.fields, position, duplicate }, `${attempt.kind} appended`);
-    this.deferrals.add(position, Date.now() + UNCERTAIN_MS, () => {
-      if (!this.attempts.has(attempt.event.id)) return;
-      this.logger.warn({ ...attempt.fields, position, seen: this.position }, "appended event not seen by the read model; settling it anyway");
-      this.settle(attempt.event.id);
-    });
-  }
-
-  /** Someone else changed the stream first: drop the attempt, retry once the read model has caught up. */
-  private conflicted(attempt: Attempt, error: WrongExpectedVersionError): void {
-    if (!this.attempts.has(attempt.event.id)) return;
-    this.stats.conflicts++;
-    const inARow = (this.conflicts.get(attempt.streamKey) ?? 0) + 1;
-    this.conflicts.set(attempt.streamKey, inARow);
-    this.logger.debug(
-      { ...attempt.fields, expected: error.expected, actual: error.actual, inARow },
-      attempt.kind === "release" ? "release lost: the partition changed" : `${attempt.kind} lost: the stream changed (another writer came first); retrying after catch-up`,
-    );
-    // The partition stays reserved until the read model shows what took it.
-    const until = error.actual ?? this.position + 1;
-    this.deferrals.add(until, Date.now() + this.conflictRetryMs, () => {
-      void this.afterConflict(attempt, error.actual, inARow);
-    });
-  }
-
-  private async afterConflict(attempt: Attempt, actual: number | undefined, inARow: number): Promise<void> {
-    const shown = this.streamVersion(attempt);
-    if (actual !== undefined && shown < actual && this.position >= actual) {
-      this.override(attempt, actual, "the read model skipped a commit of this stream");
-    } else if (inARow >= 2) {
-      try {
-        const { version } = await this.store.readStream(attempt.streamKey);
-        if (version > this.streamVersion(attempt)) this.override(attempt, version, "repeated conflicts");
-      } catch (error) {
-        this.logger.warn({ ...attempt.fields, err: error }, "cannot read the stream's version; retrying later");
-      }
-    }
-    this.retry(attempt);
-  }
-
-  /** The store failed (or refused the event): drop the attempt once its outcome is known, and retry. */
-  private failed(attempt: Attempt, error: unknown, retryable: boolean): void {
-    if (!this.attempts.has(attempt.event.id)) return;
-    if (this.stopping) return;
-    if (!retryable) {
-      this.logger.error({ ...attempt.fields, err: error }, `${attempt.kind} refused by the store; trying again in ${REFUSED_RETRY_MS} ms`);
-      this.deferrals.add(Number.POSITIVE_INFINITY, Date.now() + REFUSED_RETRY_MS, () => this.retry(attempt));
-      return;
-    }
-    // The commit may or may not be stored: the read model decides once it reaches the log's head.
-    this.logger.warn({ ...attempt.fields, err: error }, `${attempt.kind} failed after ${APPEND_TRIES} tries; the read model will tell whether it was stored`);
-    void this.store.head().then(
-      (head) => this.deferrals.add(head, Date.now() + UNCERTAIN_MS, () => this.retry(attempt)),
-      () => this.deferrals.add(Number.POSITIVE_INFINITY, Date.now() + UNCERTAIN_MS, () => this.retry(attempt)),
-    );
-  }
-
-  /** Drops an attempt that is not in the read model and considers its subject again. */
+  /** A claim was dropped (lost a race, not stored): its subject is considered again. */
   private retry(attempt: Attempt): void {
-    if (!this.attempts.delete(attempt.event.id) || this.stopping) return;
     switch (attempt.kind) {
       case "place":
-        this.wake(this.capacity.unreserve(this.view.computers, attempt.computerId, attempt.partitionId));
+        this.pending.wakeForCapacity(this.model.unreserve(attempt.computerId, attempt.partitionId));
         this.busy.delete(attempt.instance.instanceId);
         this.refresh(attempt.instance.instanceId);
         break;
       case "attach":
         this.busy.delete(attempt.instance.instanceId);
-        this.hosts = undefined;
+        this.model.hostsChanged();
         this.refresh(attempt.instance.instanceId);
         break;
       case "release":
@@ -726,19 +488,18 @@ export class Allocator {
         this.janitor(attempt.computerId, attempt.partitionId);
         break;
     }
-    if (this.queue.size > 0) this.schedulePass();
+    if (this.pending.size > 0) this.schedulePass();
   }
 
   /** The read model shows an event of ours: the attempt is over. */
   private settle(eventId: string): void {
-    const attempt = this.attempts.get(eventId);
+    const attempt = this.claims.take(eventId);
     if (attempt === undefined) return;
-    this.attempts.delete(eventId);
     const view = this.view;
     switch (attempt.kind) {
       case "place": {
         const { instanceId } = attempt.instance;
-        this.wake(this.capacity.unreserve(view.computers, attempt.computerId, attempt.partitionId));
+        this.pending.wakeForCapacity(this.model.unreserve(attempt.computerId, attempt.partitionId));
         this.busy.delete(instanceId);
         const binding = view.computers.bindings[instanceId];
         if (binding?.computerId === attempt.computerId && binding.partitionId === attempt.partitionId) {
@@ -773,28 +534,7 @@ export class Allocator {
 
   // --- helpers ----------------------------------------------------------------------------
 
-  /**
-   * The expected version of an append decided on a view where the stream is at `shown`. A
-   * version learnt from the store is used only once the view has folded every commit up to it:
-   * then the commits between `shown` and it were all malformed (skipped by every reader) and
-   * the view's state of the stream is exact; before that, a valid commit may still be on its
-   * way and the decision could be stale.
-   */
-  private expected(streamKey: string, shown: number): number {
-    const known = this.overrides.get(streamKey);
-    if (known === undefined) return shown;
-    if (shown >= known) {
-      this.overrides.delete(streamKey);
-      return shown;
-    }
-    return this.position >= known ? known : shown;
-  }
-
-  private override(attempt: Attempt, version: number, why: string): void {
-    this.overrides.set(attempt.streamKey, version);
-    this.logger.warn({ ...attempt.fields, streamKey: attempt.streamKey, version, why }, "using the stream version read from the store");
-  }
-
+  /** The version of the attempt's stream as the read model shows it. */
   private streamVersion(attempt: Attempt): number {
     if (attempt.kind === "attach") return this.view.instances.instances[attempt.instance.instanceId]?.version ?? 0;
     return this.view.computers.computers[attempt.computerId]?.partitions[attempt.partitionId]?.version ?? 0;
@@ -802,13 +542,5 @@ export class Allocator {
 
   private meta(): EventMeta {
     return { id: this.nextId(), time: new Date().toISOString() };
-  }
-
-  private async pause(ms: number): Promise<void> {
-    try {
-      await sleep(ms, undefined, { signal: this.abort.signal });
-    } catch {
-      // aborted by stop()
-    }
   }
 }

@@ -8,7 +8,7 @@ import {
   type DomainEvent,
   type EventType,
 } from "@slap/events";
-import { fixtures } from "@slap/testkit";
+import { deciderSpecification, fixtures, foldEvents } from "@slap/testkit";
 import { RequestInstance } from "./commands.js";
 import { answerFor } from "./answer.js";
 import {
@@ -27,101 +27,121 @@ const alice: Actor = { kind: "user", userId: "alice" };
 const KVDB = "file:///software/kvdb";
 const WEBAPP = "file:///software/webapp";
 
-/** given(events) → a decision context over the read models they build. */
-function given(events: DomainEvent[], actor: Actor = alice): DecisionContext {
-  let computers = computersProjection.initial();
-  let instances = instancesProjection.initial();
-  events.forEach((event, i) => {
-    computers = computersProjection.evolve(computers, event, i + 1);
-    instances = instancesProjection.evolve(instances, event, i + 1);
-  });
+/** A decider call over a context: the commands of these tests are the master's decide functions, applied. */
+type Command = (ctx: DecisionContext) => Decision;
+
+/** The decision context given events build: the read models they fold into, a fixed clock, counted ids. */
+function contextOf(events: readonly DomainEvent[], actor: Actor): DecisionContext {
   let n = 0;
-  return { actor, computers, instances, now: "2026-11-23T12:00:00.000Z", newId: () => `01JD00000000000000000000${String(n++).padStart(2, "0")}` };
+  return {
+    actor,
+    computers: foldEvents(computersProjection, events),
+    instances: foldEvents(instancesProjection, events),
+    now: "2026-11-23T12:00:00.000Z",
+    newId: () => `01JD00000000000000000000${String(n++).padStart(2, "0")}`,
+  };
 }
 
-function events(decision: Decision): DomainEvent[] {
-  assert.ok(decision.ok, JSON.stringify(decision));
-  return decision.appends.flatMap((a) => a.events);
-}
-const types = (decision: Decision): EventType[] => events(decision).map((e) => e.type);
+/** given(events) / when(command) / then(events), the commands decided by `actor`. */
+const decider = (actor: Actor = alice) =>
+  deciderSpecification({
+    fold: (events) => contextOf(events, actor),
+    decide: (command: Command, ctx: DecisionContext) => command(ctx),
+    produced: (decision): DomainEvent[] => decision.appends.flatMap((a) => a.events),
+  });
+const given = (events: DomainEvent[], actor: Actor = alice) => decider(actor).given(events);
+
+/** A `then` that checks the types of the events decided, in order. */
+const types =
+  (expected: EventType[]) =>
+  (events: DomainEvent[]): void =>
+    assert.deepEqual(
+      events.map((e) => e.type),
+      expected,
+    );
 
 const request = (over: Partial<RequestInstance> & { reference: string }) => RequestInstance.parse({ releaseUrl: WEBAPP, ...over });
 
-/** The event log after `decide` with `ctx`: what `given` needs to go on. */
-function then(ctx: DecisionContext, decision: Decision, history: DomainEvent[]): DomainEvent[] {
-  return [...history, ...events(decision)];
-}
-
 describe("request decider", () => {
   it("requests a root instance keyed by user and reference, with empty values dropped", () => {
-    const decision = decideRequest(request({ reference: "my app", parameters: { title: "hi", empty: "" }, sla: { computer_guid: "" } }), given([]));
-    const [event] = events(decision);
-    assert.equal(event?.type, "InstanceRequested");
-    const id = instanceIdFor({ kind: "user", userId: "alice" }, "my app");
-    assert.deepEqual(event?.aggregate, { kind: "instance", treeId: id, instanceId: id });
-    assert.ok(event?.type === "InstanceRequested");
-    assert.deepEqual(event.data.parameters, { title: "hi" });
-    assert.deepEqual(event.data.sla, {});
-    assert.equal(decision.ok && decision.appends[0]?.expectedVersion, 0);
+    given([])
+      .when((ctx) => decideRequest(request({ reference: "my app", parameters: { title: "hi", empty: "" }, sla: { computer_guid: "" } }), ctx))
+      .then(([event], decision) => {
+        assert.equal(event?.type, "InstanceRequested");
+        const id = instanceIdFor({ kind: "user", userId: "alice" }, "my app");
+        assert.deepEqual(event?.aggregate, { kind: "instance", treeId: id, instanceId: id });
+        assert.ok(event?.type === "InstanceRequested");
+        assert.deepEqual(event.data.parameters, { title: "hi" });
+        assert.deepEqual(event.data.sla, {});
+        assert.equal(decision.appends[0]?.expectedVersion, 0);
+      });
   });
 
   it("appends nothing for the same request again, an empty value being the same as an absent one", () => {
-    const first = given([]);
-    const history = then(first, decideRequest(request({ reference: "app", parameters: { a: "1" } }), first), []);
-    assert.deepEqual(types(decideRequest(request({ reference: "app", parameters: { a: "1", b: "" } }), given(history))), []);
+    const history = given([]).when((ctx) => decideRequest(request({ reference: "app", parameters: { a: "1" } }), ctx)).then(types(["InstanceRequested"]));
+    given(history)
+      .when((ctx) => decideRequest(request({ reference: "app", parameters: { a: "1", b: "" } }), ctx))
+      .then([]);
   });
 
   it("appends one change event when parameters change, with the version it was decided against", () => {
-    const first = given([]);
-    const history = then(first, decideRequest(request({ reference: "app", parameters: { a: "1" } }), first), []);
-    const decision = decideRequest(request({ reference: "app", parameters: { a: "2" } }), given(history));
-    assert.deepEqual(types(decision), ["InstanceParametersChanged"]);
-    assert.equal(decision.ok && decision.appends[0]?.expectedVersion, 1);
+    const history = given([]).when((ctx) => decideRequest(request({ reference: "app", parameters: { a: "1" } }), ctx)).then(types(["InstanceRequested"]));
+    given(history)
+      .when((ctx) => decideRequest(request({ reference: "app", parameters: { a: "2" } }), ctx))
+      .then((events, decision) => {
+        types(["InstanceParametersChanged"])(events);
+        assert.equal(decision.appends[0]?.expectedVersion, 1);
+      });
   });
 
   it("refuses another release under the same reference as a conflict", () => {
-    const first = given([]);
-    const history = then(first, decideRequest(request({ reference: "app" }), first), []);
-    const decision = decideRequest(request({ reference: "app", releaseUrl: KVDB }), given(history));
-    assert.equal(decision.ok, false);
-    assert.equal(!decision.ok && decision.reason, "Conflict");
+    const history = given([]).when((ctx) => decideRequest(request({ reference: "app" }), ctx)).then(types(["InstanceRequested"]));
+    given(history)
+      .when((ctx) => decideRequest(request({ reference: "app", releaseUrl: KVDB }), ctx))
+      .thenRejects("Conflict");
   });
 
   it("makes a partition the requester: the new instance joins its tree", () => {
     const root = fixtures.instanceRequested("ROOT", { releaseUrl: WEBAPP });
     const history = [fixtures.computerRegistered("C1"), root, fixtures.partitionAllocated("C1", "slappart0", "ROOT")];
-    const ctx = given(history, { kind: "partition", computerId: "C1", partitionId: "slappart0" });
-    const [event] = events(decideRequest(request({ reference: "kvdb", releaseUrl: KVDB }), ctx));
-    assert.ok(event?.type === "InstanceRequested");
-    assert.deepEqual(event.data.requester, { kind: "instance", instanceId: "ROOT", treeId: "ROOT" });
-    assert.deepEqual(event.aggregate, { kind: "instance", treeId: "ROOT", instanceId: instanceIdFor({ kind: "tree", treeId: "ROOT" }, "kvdb") });
+    given(history, { kind: "partition", computerId: "C1", partitionId: "slappart0" })
+      .when((ctx) => decideRequest(request({ reference: "kvdb", releaseUrl: KVDB }), ctx))
+      .then(([event]) => {
+        assert.ok(event?.type === "InstanceRequested");
+        assert.deepEqual(event.data.requester, { kind: "instance", instanceId: "ROOT", treeId: "ROOT" });
+        assert.deepEqual(event.aggregate, { kind: "instance", treeId: "ROOT", instanceId: instanceIdFor({ kind: "tree", treeId: "ROOT" }, "kvdb") });
+      });
   });
 
   it("refuses a request from a partition that holds nothing", () => {
-    const ctx = given([fixtures.computerRegistered("C1")], { kind: "partition", computerId: "C1", partitionId: "slappart1" });
-    const decision = decideRequest(request({ reference: "kvdb" }), ctx);
-    assert.equal(!decision.ok && decision.reason, "Forbidden");
+    given([fixtures.computerRegistered("C1")], { kind: "partition", computerId: "C1", partitionId: "slappart1" })
+      .when((ctx) => decideRequest(request({ reference: "kvdb" }), ctx))
+      .thenRejects("Forbidden");
   });
 
   it("stops a root's whole tree at once, and the same request again decides nothing", () => {
     const rootId = instanceIdFor({ kind: "user", userId: "alice" }, "app");
     const child = (id: string) =>
       fixtures.instanceRequested(id, { treeId: rootId, reference: id, requester: { kind: "instance", instanceId: rootId, treeId: rootId } });
-    const first = given([]);
-    const history = [...then(first, decideRequest(request({ reference: "app" }), first), []), child("A"), child("B")];
-    const stop = decideRequest(request({ reference: "app", state: "stopped" }), given(history));
-    assert.deepEqual(
-      events(stop).map((e) => [e.type, e.aggregate.kind === "instance" ? e.aggregate.instanceId : ""]),
-      [
-        ["InstanceRequestedStateChanged", rootId],
-        ["InstanceRequestedStateChanged", "A"],
-        ["InstanceRequestedStateChanged", "B"],
-      ],
-    );
+    const history = [...given([]).when((ctx) => decideRequest(request({ reference: "app" }), ctx)).then(types(["InstanceRequested"])), child("A"), child("B")];
+    const stop = (ctx: DecisionContext) => decideRequest(request({ reference: "app", state: "stopped" }), ctx);
+    const stopped = given(history)
+      .when(stop)
+      .then((events) =>
+        assert.deepEqual(
+          events.map((e) => [e.type, e.aggregate.kind === "instance" ? e.aggregate.instanceId : ""]),
+          [
+            ["InstanceRequestedStateChanged", rootId],
+            ["InstanceRequestedStateChanged", "A"],
+            ["InstanceRequestedStateChanged", "B"],
+          ],
+        ),
+      );
     // The same request again decides nothing, even for a child its parent restarted meanwhile.
-    const stopped = [...history, ...events(stop)];
     const restartedA = { ...fixtures.instanceBanged("A", rootId), type: "InstanceRequestedStateChanged" as const, data: { requestedState: "started" as const } };
-    assert.deepEqual(types(decideRequest(request({ reference: "app", state: "stopped" }), given([...stopped, restartedA]))), []);
+    given([...history, ...stopped, restartedA])
+      .when(stop)
+      .then([]);
   });
 });
 
@@ -148,21 +168,25 @@ describe("tree lifecycle", () => {
   const childPartition: Actor = { kind: "partition", computerId: "C1", partitionId: "slappart1" };
 
   it("frees a root's partition only once the rest of its tree no longer holds one", () => {
-    const early = decideDestroyed(rootId, given(placed, rootPartition));
-    assert.equal(!early.ok && early.reason, "Conflict");
-    const childGone = [...placed, ...events(decideDestroyed(childId, given(placed, childPartition)))];
-    assert.deepEqual(types(decideDestroyed(rootId, given(childGone, rootPartition))), ["InstanceDestroyed", "PartitionReleased"]);
+    given(placed, rootPartition)
+      .when((ctx) => decideDestroyed(rootId, ctx))
+      .thenRejects("Conflict");
+    const childGone = [...placed, ...given(placed, childPartition).when((ctx) => decideDestroyed(childId, ctx)).then(types(["InstanceDestroyed", "PartitionReleased"]))];
+    given(childGone, rootPartition)
+      .when((ctx) => decideDestroyed(rootId, ctx))
+      .then(types(["InstanceDestroyed", "PartitionReleased"]));
   });
 
   it("reports destroyed against the instance's version, so a racing re-request conflicts", () => {
-    const decision = decideDestroyed(childId, given(placed, childPartition));
-    assert.ok(decision.ok);
-    assert.equal(decision.appends[0]?.expectedVersion, 7);
+    given(placed, childPartition)
+      .when((ctx) => decideDestroyed(childId, ctx))
+      .then((_events, decision) => assert.equal(decision.appends[0]?.expectedVersion, 7));
   });
 
   it("refuses a new started instance in a tree that is being destroyed", () => {
-    const refused = decideRequest(request({ reference: "late", releaseUrl: KVDB }), given(placed, rootPartition));
-    assert.equal(!refused.ok && refused.reason, "Conflict");
+    given(placed, rootPartition)
+      .when((ctx) => decideRequest(request({ reference: "late", releaseUrl: KVDB }), ctx))
+      .thenRejects("Conflict");
   });
 
   it("lets a partition change its own instance and those it requested, not its tree's root", () => {
@@ -173,17 +197,31 @@ describe("tree lifecycle", () => {
       fixtures.partitionAllocated("C1", "slappart0", rootId),
       fixtures.partitionAllocated("C1", "slappart1", childId, rootId),
     ];
-    const byChild = decideStateChange(rootId, "destroyed", given(history, childPartition));
-    assert.equal(!byChild.ok && byChild.reason, "Forbidden");
-    assert.deepEqual(types(decideStateChange(childId, "stopped", given(history, rootPartition))), ["InstanceRequestedStateChanged"]);
-    assert.deepEqual(types(decideBang(childId, { message: "mine" }, given(history, childPartition))), ["InstanceBanged"]);
+    given(history, childPartition)
+      .when((ctx) => decideStateChange(rootId, "destroyed", ctx))
+      .thenRejects("Forbidden");
+    given(history, rootPartition)
+      .when((ctx) => decideStateChange(childId, "stopped", ctx))
+      .then(types(["InstanceRequestedStateChanged"]));
+    given(history, childPartition)
+      .when((ctx) => decideBang(childId, { message: "mine" }, ctx))
+      .then(types(["InstanceBanged"]));
   });
 
   it("records the real actor when an admin changes the state of someone's instance", () => {
     const history = [fixtures.computerRegistered("C1"), root];
-    const decision = decideStateChange(rootId, "stopped", given(history, { kind: "user", userId: "admin" }));
-    assert.deepEqual(events(decision).map((e) => e.actor), [{ kind: "user", userId: "admin" }]);
-    assert.deepEqual(events(decision).map((e) => e.aggregate), [{ kind: "instance", treeId: rootId, instanceId: rootId }]);
+    given(history, { kind: "user", userId: "admin" })
+      .when((ctx) => decideStateChange(rootId, "stopped", ctx))
+      .then((events) => {
+        assert.deepEqual(
+          events.map((e) => e.actor),
+          [{ kind: "user", userId: "admin" }],
+        );
+        assert.deepEqual(
+          events.map((e) => e.aggregate),
+          [{ kind: "instance", treeId: rootId, instanceId: rootId }],
+        );
+      });
   });
 
   it("accepts a shared instance's destruction only from its host's partition", () => {
@@ -196,9 +234,12 @@ describe("tree lifecycle", () => {
       { ...fixtures.instanceBanged("SH"), type: "SharedInstanceAttached" as const, data: { hostInstanceId: "HOST", hostTreeId: "HOST" } },
       { ...fixtures.instanceBanged("SH"), type: "InstanceRequestedStateChanged" as const, data: { requestedState: "destroyed" as const } },
     ];
-    const stranger = decideDestroyed("SH", given(history, { kind: "user", userId: "anonymous" }));
-    assert.equal(!stranger.ok && stranger.reason, "Forbidden");
-    assert.deepEqual(types(decideDestroyed("SH", given(history, { kind: "partition", computerId: "C1", partitionId: "slappart0" }))), ["InstanceDestroyed"]);
+    given(history, { kind: "user", userId: "anonymous" })
+      .when((ctx) => decideDestroyed("SH", ctx))
+      .thenRejects("Forbidden");
+    given(history, { kind: "partition", computerId: "C1", partitionId: "slappart0" })
+      .when((ctx) => decideDestroyed("SH", ctx))
+      .then(types(["InstanceDestroyed"]));
   });
 });
 
@@ -210,28 +251,33 @@ describe("publish and status deciders", () => {
   ];
 
   it("accepts connection parameters only from the partition that holds the instance", () => {
-    const holder = given(history, { kind: "partition", computerId: "C1", partitionId: "slappart0" });
-    assert.deepEqual(types(decidePublish("I1", { parameters: { url: "http://x" } }, holder)), ["ConnectionParametersPublished"]);
-    const other = given(history, { kind: "partition", computerId: "C1", partitionId: "slappart1" });
-    const refused = decidePublish("I1", { parameters: { url: "http://evil" } }, other);
-    assert.equal(!refused.ok && refused.reason, "Forbidden");
-    const user = decideStatus("I1", { status: "started" }, given(history));
-    assert.equal(!user.ok && user.reason, "Forbidden");
+    given(history, { kind: "partition", computerId: "C1", partitionId: "slappart0" })
+      .when((ctx) => decidePublish("I1", { parameters: { url: "http://x" } }, ctx))
+      .then(types(["ConnectionParametersPublished"]));
+    given(history, { kind: "partition", computerId: "C1", partitionId: "slappart1" })
+      .when((ctx) => decidePublish("I1", { parameters: { url: "http://evil" } }, ctx))
+      .thenRejects("Forbidden");
+    given(history)
+      .when((ctx) => decideStatus("I1", { status: "started" }, ctx))
+      .thenRejects("Forbidden");
   });
 
   it("publishes nothing when the parameters did not change", () => {
     const holder: Actor = { kind: "partition", computerId: "C1", partitionId: "slappart0" };
     const published = [...history, fixtures.connectionPublished("I1", { url: "http://x" })];
-    assert.deepEqual(types(decidePublish("I1", { parameters: { url: "http://x" } }, given(published, holder))), []);
+    given(published, holder)
+      .when((ctx) => decidePublish("I1", { parameters: { url: "http://x" } }, ctx))
+      .then([]);
   });
 
   it("destroys then frees the partition, and does not destroy twice on a retry", () => {
     const holder: Actor = { kind: "partition", computerId: "C1", partitionId: "slappart0" };
     const stopping = [...history, { ...fixtures.instanceBanged("I1"), type: "InstanceRequestedStateChanged" as const, data: { requestedState: "destroyed" as const } }];
-    const decision = decideDestroyed("I1", given(stopping, holder));
-    assert.deepEqual(types(decision), ["InstanceDestroyed", "PartitionReleased"]);
-    const retry = decideDestroyed("I1", given([...stopping, events(decision)[0]!], holder));
-    assert.deepEqual(types(retry), ["PartitionReleased"]);
+    const destroy = (ctx: DecisionContext) => decideDestroyed("I1", ctx);
+    const [destroyed] = given(stopping, holder).when(destroy).then(types(["InstanceDestroyed", "PartitionReleased"]));
+    given([...stopping, destroyed!], holder)
+      .when(destroy)
+      .then(types(["PartitionReleased"]));
   });
 });
 
@@ -239,17 +285,25 @@ describe("supply decider", () => {
   const admin: Actor = { kind: "user", userId: "admin" };
   it("supplies once and unsupplies once", () => {
     const history = [fixtures.computerRegistered("C1")];
-    const supply = decideSupply("C1", { releaseUrl: KVDB, state: "available" }, given(history, admin));
-    assert.deepEqual(types(supply), ["SoftwareSupplied"]);
-    const supplied = [...history, ...events(supply)];
-    assert.deepEqual(types(decideSupply("C1", { releaseUrl: KVDB, state: "available" }, given(supplied, admin))), []);
-    assert.deepEqual(types(decideSupply("C1", { releaseUrl: KVDB, state: "destroyed" }, given(supplied, admin))), ["SoftwareUnsupplied"]);
+    const supplied = [
+      ...history,
+      ...given(history, admin)
+        .when((ctx) => decideSupply("C1", { releaseUrl: KVDB, state: "available" }, ctx))
+        .then(types(["SoftwareSupplied"])),
+    ];
+    given(supplied, admin)
+      .when((ctx) => decideSupply("C1", { releaseUrl: KVDB, state: "available" }, ctx))
+      .then([]);
+    given(supplied, admin)
+      .when((ctx) => decideSupply("C1", { releaseUrl: KVDB, state: "destroyed" }, ctx))
+      .then(types(["SoftwareUnsupplied"]));
   });
   it("is the operator's order: a user, a node or a partition is refused", () => {
     const history = [fixtures.computerRegistered("C1")];
     for (const actor of [alice, { kind: "node", computerId: "C1" }, { kind: "partition", computerId: "C1", partitionId: "p0" }] satisfies Actor[]) {
-      const decision = decideSupply("C1", { releaseUrl: KVDB, state: "available" }, given(history, actor));
-      assert.equal(!decision.ok && decision.reason, "Forbidden", JSON.stringify(actor));
+      given(history, actor)
+        .when((ctx) => decideSupply("C1", { releaseUrl: KVDB, state: "available" }, ctx))
+        .thenRejects((rejection) => assert.equal(rejection.reason, "Forbidden", JSON.stringify(actor)));
     }
   });
 });
@@ -258,13 +312,13 @@ describe("request answer", () => {
   const explain = () => "no computer has file:///software/kvdb available";
   it("is pending with the allocator's reason, then with where it runs, then ready with the connection parameters", () => {
     const requested = [fixtures.computerRegistered("C1"), fixtures.instanceRequested("I1")];
-    const ctx = given(requested);
+    const ctx = given(requested).state;
     const i1 = () => ctx.instances.instances.I1!;
     assert.deepEqual(answerFor(i1(), ctx, explain), { status: "pending", instanceId: "I1", reference: "ref-I1", reason: explain(), retryAfterMs: 1000 });
-    const placed = given([...requested, fixtures.partitionAllocated("C1", "slappart0", "I1")]);
+    const placed = given([...requested, fixtures.partitionAllocated("C1", "slappart0", "I1")]).state;
     const a = answerFor(placed.instances.instances.I1!, placed, explain);
     assert.equal(a.status === "pending" && a.reason, "allocated to C1/slappart0, waiting for connection parameters");
-    const ready = given([...requested, fixtures.partitionAllocated("C1", "slappart0", "I1"), fixtures.connectionPublished("I1", { url: "http://x" })]);
+    const ready = given([...requested, fixtures.partitionAllocated("C1", "slappart0", "I1"), fixtures.connectionPublished("I1", { url: "http://x" })]).state;
     assert.deepEqual(answerFor(ready.instances.instances.I1!, ready, explain), { status: "ready", instanceId: "I1", reference: "ref-I1", connection: { url: "http://x" } });
   });
 });

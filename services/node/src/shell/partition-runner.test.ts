@@ -1,0 +1,149 @@
+import assert from "node:assert/strict";
+import { mkdir, readFile, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { afterEach, describe, it } from "node:test";
+import { cloudProjection, type CloudView, type DomainEvent } from "@slap/events";
+import { eventually, fixtures, foldEvents, tempDir } from "@slap/testkit";
+import { pino } from "pino";
+import { MasterError, type MasterClient } from "./master-client.js";
+import { PartitionRunner, type Desired } from "./partition-runner.js";
+import { STATE_FILE } from "./partition-state.js";
+import { INSTALLED_MARKER, softwareDir } from "./software.js";
+
+const RELEASE = "file:///software/runner-test";
+const silent = pino({ level: "silent" });
+
+/** A master that records what the runner tells it; `failPublish` times, publishing fails as a master that is down. */
+class FakeMaster {
+  readonly calls: string[] = [];
+  failPublish = 0;
+  reportStatus(partitionId: string, instanceId: string, report: { status: string }): Promise<{ position: number }> {
+    this.calls.push(`status ${partitionId} ${instanceId} ${report.status}`);
+    return Promise.resolve({ position: 1 });
+  }
+  publish(partitionId: string, instanceId: string, parameters: Record<string, string>): Promise<{ position: number }> {
+    if (this.failPublish > 0) {
+      this.failPublish--;
+      this.calls.push(`publish failed ${partitionId} ${instanceId}`);
+      return Promise.reject(new MasterError("master unavailable", 503, true));
+    }
+    this.calls.push(`publish ${partitionId} ${instanceId} ${JSON.stringify(parameters)}`);
+    return Promise.resolve({ position: 1 });
+  }
+  destroyed(partitionId: string, instanceId: string): Promise<{ position: number }> {
+    this.calls.push(`destroyed ${partitionId} ${instanceId}`);
+    return Promise.resolve({ position: 1 });
+  }
+  bang(partitionId: string, instanceId: string): Promise<{ position: number }> {
+    this.calls.push(`bang ${partitionId} ${instanceId}`);
+    return Promise.resolve({ position: 1 });
+  }
+}
+
+let cleanup: Array<() => Promise<void>> = [];
+afterEach(async () => {
+  for (const close of cleanup.reverse()) await close();
+  cleanup = [];
+});
+
+/** A runner for slappart0 of C1 in a temporary node folder with an installed release whose profile publishes a URL. */
+async function setUp(events: DomainEvent[]) {
+  const dir = await tempDir("slap-runner-");
+  cleanup.push(() => dir.dispose());
+  const software = softwareDir(dir.path, RELEASE);
+  await mkdir(software, { recursive: true });
+  await writeFile(join(software, "slap-release.json"), JSON.stringify({ name: "runner-test", install: [], profiles: { default: "profile.mjs" } }));
+  await writeFile(join(software, "profile.mjs"), "export default async function deploy(slap) { slap.publish({ url: `http://${slap.partition.address}` }); }\n");
+  await writeFile(join(software, INSTALLED_MARKER), "");
+  let view: CloudView = foldEvents(cloudProjection, events);
+  const master = new FakeMaster();
+  const retries: number[] = [];
+  const runner = new PartitionRunner({
+    computerId: "C1",
+    partitionId: "slappart0",
+    path: join(dir.path, "slappart0"),
+    root: dir.path,
+    client: master as unknown as MasterClient,
+    view: () => view,
+    logger: silent,
+    maxPeriodicityMs: 86_400_000,
+    track: (work) => void work,
+    onRetryDue: () => retries.push(Date.now()),
+  });
+  cleanup.push(async () => {
+    runner.halt();
+    await runner.settled();
+    await runner.close();
+  });
+  await runner.prepare(false, undefined);
+  const held = (installed = true): Desired => {
+    const instance = view.instances.instances.I1;
+    return { kind: "held", instance, releaseInstalled: installed };
+  };
+  return { runner, master, retries, held, path: join(dir.path, "slappart0"), setView: (more: DomainEvent[]) => (view = foldEvents(cloudProjection, [...events, ...more])) };
+}
+
+const placed = (): DomainEvent[] => [
+  fixtures.computerRegistered("C1", 1),
+  fixtures.instanceRequested("I1", { releaseUrl: RELEASE }),
+  fixtures.partitionAllocated("C1", "slappart0", "I1"),
+];
+
+describe("partition runner", () => {
+  it("deploys a held instance once: reports processing, publishes, reports started, saves its state; the same wish again does nothing", async () => {
+    const { runner, master, held, path } = await setUp(placed());
+    runner.update(held());
+    assert.ok(runner.processing !== undefined, "a processing started");
+    await runner.settled();
+    assert.deepEqual(master.calls, ["status slappart0 I1 processing", 'publish slappart0 I1 {"url":"http://10.0.0.1"}', "status slappart0 I1 started"]);
+    const state = JSON.parse(await readFile(join(path, STATE_FILE), "utf8")) as { instanceId: string; outcome: string };
+    assert.deepEqual({ instanceId: state.instanceId, outcome: state.outcome }, { instanceId: "I1", outcome: "started" });
+    runner.update(held());
+    assert.equal(runner.processing, undefined);
+    await runner.settled();
+    assert.equal(master.calls.length, 3);
+  });
+
+  it("waits for the release to be installed before deploying", async () => {
+    const { runner, master, held } = await setUp(placed());
+    runner.update(held(false));
+    await runner.settled();
+    assert.deepEqual(master.calls, []);
+    runner.update(held(true));
+    await runner.settled();
+    assert.equal(master.calls.at(-1), "status slappart0 I1 started");
+  });
+
+  it("when the master does not take the processing, records nothing, ignores updates until its retry is due, then finishes", async () => {
+    const { runner, master, retries, held, path } = await setUp(placed());
+    master.failPublish = 1;
+    runner.update(held());
+    await runner.settled();
+    assert.deepEqual(master.calls, ["status slappart0 I1 processing", "publish failed slappart0 I1"]);
+    await assert.rejects(readFile(join(path, STATE_FILE)), "no state saved for an unfinished processing");
+    runner.update(held());
+    assert.equal(runner.processing, undefined, "no processing while the retry timer runs");
+    await eventually("the retry is due", () => Promise.resolve(retries.length > 0 ? true : undefined), 5_000, 20);
+    runner.update(held());
+    await runner.settled();
+    assert.equal(master.calls.at(-1), "status slappart0 I1 started");
+  });
+
+  it("reprocesses on demand, destroys when asked (wiping the partition, telling the master), and starts nothing once halted", async () => {
+    const { runner, master, held, setView } = await setUp(placed());
+    runner.update(held());
+    await runner.settled();
+    runner.reprocess();
+    runner.update(held());
+    await runner.settled();
+    assert.equal(master.calls.filter((c) => c.endsWith("started")).length, 2);
+    setView([{ ...fixtures.instanceBanged("I1"), type: "InstanceRequestedStateChanged", data: { requestedState: "destroyed" } }]);
+    runner.update(held());
+    await runner.settled();
+    assert.equal(master.calls.at(-1), "destroyed slappart0 I1");
+    runner.halt();
+    runner.reprocess();
+    runner.update(held());
+    assert.equal(runner.processing, undefined);
+  });
+});

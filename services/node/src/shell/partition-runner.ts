@@ -1,0 +1,407 @@
+import { chmod, mkdir, readdir, rm } from "node:fs/promises";
+import { join } from "node:path";
+import type { CloudView, InstanceView, PartitionView } from "@slap/events";
+import type { Logger } from "pino";
+import { checkParameters } from "../core/parameters.js";
+import { insidePartition } from "../core/paths.js";
+import { decideProcessing, parametersHash, sameDeployment, type DeployedState, type ProcessDecision } from "../core/state.js";
+import { checkPromise } from "./checks.js";
+import { applyDeclarations, baseEnv } from "./declarations.js";
+import { MasterError, type MasterClient, type PromiseReport, type StatusReport } from "./master-client.js";
+import { NODE_OWNED, readDeployedState, writeDeployedState } from "./partition-state.js";
+import { createSlap, PROFILE_TIMEOUT_MS, runProfile, Waiting, type Declarations } from "./profile.js";
+import { isInstalled, readManifest, softwareDir } from "./software.js";
+import { reapLeftovers, Supervisor, type ServiceExit } from "./supervisor.js";
+import { ensureUser, ownTree, partitionUserName, type PartitionUser } from "./users.js";
+
+export interface PartitionRunnerOptions {
+  computerId: string;
+  partitionId: string;
+  /** The partition's folder. */
+  path: string;
+  /** The node's folder: installed releases are under it (`softwareDir`). */
+  root: string;
+  client: MasterClient;
+  /** The read model the node follows: read again at every processing, as it is then. */
+  view: () => CloudView;
+  /** The node's logger; the runner's lines add the partition id. */
+  logger: Logger;
+  maxPeriodicityMs: number;
+  promiseTimeoutMs?: number | undefined;
+  profileTimeoutMs?: number | undefined;
+  runTimeoutMs?: number | undefined;
+  /** Background work (stopping orphaned services, a bang) the node waits for in `idle()` and `stop()`. */
+  track: (work: Promise<unknown>) => void;
+  /** The next try after the master did not take a processing is due: the node looks at the read model again. */
+  onRetryDue: () => void;
+}
+
+/** What the read model wants of a partition, as the node routes it to the partition's runner. */
+export type Desired =
+  /** No instance holds the partition (free, or released without this node destroying it): nothing may run. */
+  | { kind: "free" }
+  /** An instance holds it (undefined: the read model does not know it); `releaseInstalled`: its release is installed here. */
+  | { kind: "held"; instance: InstanceView | undefined; releaseInstalled: boolean };
+
+/** After a processing the master did not take (unreachable, or a 5xx), the next try is this long later, doubling up to 10 s. */
+const MASTER_RETRY_MS = 500;
+const MASTER_RETRY_MAX_MS = 10_000;
+
+/** The master is down or failing: trying again can help (a refusal, 4xx, cannot). */
+function masterDown(error: unknown): boolean {
+  return error instanceof MasterError && error.retryable;
+}
+
+/**
+ * One partition's work (Nomad's alloc runner): it owns what was deployed there (the state file),
+ * the processing in flight (one at a time; a change meanwhile runs one more after it), the retry
+ * timer when the master did not take a processing, and the supervisor of the partition's
+ * services. The node formats it (`prepare`), routes the read model's wishes to it (`update`), and
+ * stops it (`halt`, `settled`, `close`); nothing outside changes its state.
+ */
+export class PartitionRunner {
+  readonly partitionId: string;
+  readonly path: string;
+  private readonly client: MasterClient;
+  private readonly logger: Logger;
+  private readonly supervisor: Supervisor;
+  /** The processing in flight, and whether another one was asked for meanwhile. */
+  private busy: Promise<void> | undefined;
+  private dirty = false;
+  private state: DeployedState | undefined;
+  private stateLoaded = false;
+  /** Processed at least once since this node started (its services are back). */
+  private adopted = false;
+  private lastProcessedAt: number | undefined;
+  /** The instance last processed here: service exits are banged on it. */
+  private instanceId: string | undefined;
+  /** The partition's unix user (partition users on), set by `prepare`. */
+  private user: PartitionUser | undefined;
+  /** Processings in a row the master did not take, and the timer of the next try (see `retryLater`). */
+  private masterFailures = 0;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private stopping = false;
+
+  constructor(private readonly options: PartitionRunnerOptions) {
+    this.partitionId = options.partitionId;
+    this.path = options.path;
+    this.client = options.client;
+    this.logger = options.logger;
+    this.supervisor = new Supervisor(options.path, options.logger.child({ partitionId: options.partitionId }), (exit) => this.onServiceExit(exit));
+  }
+
+  /** The partition's unix user (undefined: partition users off). A copy. */
+  get partitionUser(): PartitionUser | undefined {
+    return this.user === undefined ? undefined : { ...this.user };
+  }
+
+  /** The pid of a running service. */
+  servicePid(name: string): number | undefined {
+    return this.supervisor.pid(name);
+  }
+
+  /** The processing in flight, if any. */
+  get processing(): Promise<void> | undefined {
+    return this.busy;
+  }
+
+  /**
+   * Formats the partition: its folder (0750), its own unix user owning it when `users`, and no
+   * service left behind by a killed run of the node (`leftovers`: those found by their mark).
+   */
+  async prepare(users: boolean, leftovers: ReadonlyArray<{ pid: number; name: string }> | undefined): Promise<void> {
+    await mkdir(this.path, { recursive: true, mode: 0o750 });
+    if (users) {
+      this.user = await ensureUser(partitionUserName(this.options.computerId, this.partitionId));
+      this.supervisor.setOwner(this.user);
+      await ownTree(this.path, this.user, NODE_OWNED);
+    }
+    await chmod(this.path, 0o750);
+    await reapLeftovers(this.path, this.logger.child({ partitionId: this.partitionId }), leftovers);
+  }
+
+  /** What the read model wants now: starts a processing if one is due (cheap when nothing changed). */
+  update(desired: Desired): void {
+    if (this.stopping) return;
+    if (desired.kind === "free") {
+      if (this.busy === undefined && this.supervisor.processes().length > 0) this.options.track(this.supervisor.stopAll());
+      return;
+    }
+    const { instance } = desired;
+    if (instance === undefined || instance.destroyed) return;
+    if (instance.requestedState !== "destroyed" && !desired.releaseInstalled) return;
+    if (this.retryTimer !== undefined) return; // the master did not take its last processing: tried again when the timer fires
+    if (this.busy === undefined && this.stateLoaded && !this.decide(instance).process) return;
+    this.schedule();
+  }
+
+  /** Processes the instance again at the next update, as after a restart (the no-change path). */
+  reprocess(): void {
+    this.adopted = false;
+  }
+
+  /** Stops starting work (a processing in flight goes on until it ends: `settled`). */
+  halt(): void {
+    this.stopping = true;
+    clearTimeout(this.retryTimer);
+  }
+
+  /** Resolves once no processing is in flight. */
+  async settled(): Promise<void> {
+    await this.busy?.catch(() => undefined);
+  }
+
+  /** Stops every service of the partition (SIGTERM, then SIGKILL after 5 s). */
+  async close(): Promise<void> {
+    await this.supervisor.close();
+  }
+
+  private schedule(): void {
+    if (this.busy !== undefined) {
+      this.dirty = true;
+      return;
+    }
+    this.busy = (async () => {
+      do {
+        this.dirty = false;
+        try {
+          await this.maybeProcess();
+        } catch (error) {
+          this.logger.error({ err: error, partitionId: this.partitionId }, "processing failed");
+        }
+      } while (this.dirty && !this.stopping);
+    })().finally(() => {
+      this.busy = undefined;
+    });
+  }
+
+  private async loadState(): Promise<void> {
+    if (this.stateLoaded) return;
+    this.stateLoaded = true;
+    this.state = await readDeployedState(this.path);
+  }
+
+  private async saveState(instance: InstanceView, outcome: DeployedState["outcome"]): Promise<void> {
+    const next: DeployedState = {
+      instanceId: instance.instanceId,
+      serial: instance.serial,
+      requestedState: instance.requestedState,
+      parametersHash: parametersHash(instance.parameters),
+      outcome,
+      processedAt: new Date().toISOString(),
+    };
+    this.lastProcessedAt = Date.now();
+    this.adopted = true;
+    this.masterFailures = 0;
+    if (sameDeployment(this.state, next)) return;
+    this.state = next;
+    if (outcome !== "destroyed") await writeDeployedState(this.path, next);
+  }
+
+  private decide(instance: InstanceView): ProcessDecision {
+    return decideProcessing(this.state, instance, {
+      now: Date.now(),
+      lastProcessedAt: this.lastProcessedAt,
+      maxPeriodicityMs: this.options.maxPeriodicityMs,
+      adopted: this.adopted,
+    });
+  }
+
+  private async maybeProcess(): Promise<void> {
+    if (this.stopping) return;
+    const view = this.options.view();
+    const partition = view.computers.computers[this.options.computerId]?.partitions[this.partitionId];
+    const instanceId = partition?.instanceId;
+    if (partition === undefined || instanceId == null) return;
+    const instance = view.instances.instances[instanceId];
+    if (instance === undefined || instance.destroyed) return;
+    await this.loadState();
+    const decision = this.decide(instance);
+    if (!decision.process) return;
+    const log = this.logger.child({ partitionId: this.partitionId, instanceId, treeId: instance.treeId });
+    log.info({ reason: decision.reason, serial: instance.serial, requestedState: instance.requestedState }, "processing instance");
+    this.instanceId = instanceId;
+    const started = Date.now();
+    if (instance.requestedState === "destroyed") await this.destroy(instance, partition, log);
+    else if (instance.requestedState === "stopped") {
+      await this.supervisor.stopAll();
+      await this.saveState(instance, "stopped");
+      await this.report(instance, { status: "stopped", processes: [] }, log);
+    } else await this.deploy(instance, partition, log);
+    log.info({ durationMs: Date.now() - started, outcome: this.state?.outcome }, "instance processed");
+  }
+
+  /**
+   * The master did not take this processing's writes (unreachable, or a 5xx): the processing is
+   * not finished, so nothing is recorded and it runs again shortly, with back-off, instead of
+   * ending in error and waiting `RETRY_ERROR_AFTER_MS` (a master restart would otherwise leave the
+   * instances it interrupted without their connection parameters or status for a minute or two).
+   */
+  private retryLater(error: unknown, log: Logger): void {
+    // A processing that fails while the node stops must not leave a timer that keeps the process alive.
+    if (this.stopping) return;
+    const delayMs = Math.min(MASTER_RETRY_MAX_MS, MASTER_RETRY_MS * 2 ** Math.min(this.masterFailures, 10));
+    this.masterFailures++;
+    log.warn({ err: error, retryInMs: delayMs }, "the master did not take the processing; processing again later");
+    clearTimeout(this.retryTimer);
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      this.options.onRetryDue();
+    }, delayMs);
+  }
+
+  /** A service exited: the instance is banged with the service's last log lines. */
+  private onServiceExit(exit: ServiceExit): void {
+    const instanceId = this.instanceId;
+    if (instanceId === undefined || this.stopping) return;
+    const how = exit.code === null ? `was killed by ${exit.signal ?? "a signal"}` : `exited with code ${exit.code}`;
+    const message = `service ${exit.name} ${how} (restarting in ${exit.restartInMs} ms)\n--- last lines of var/log/${exit.name}.log ---\n${exit.logTail}`;
+    this.options.track(
+      this.client
+        .bang(this.partitionId, instanceId, message, {
+          service: exit.name,
+          logTail: exit.logTail,
+          ...(exit.code === null ? {} : { exitCode: exit.code }),
+          ...(exit.signal === null || exit.signal === undefined ? {} : { signal: exit.signal }),
+        })
+        .catch((error: unknown) => {
+          this.logger.error({ err: error, partitionId: this.partitionId, instanceId }, "could not bang");
+        }),
+    );
+  }
+
+  /** Reports the instance's status; answers the error when the master did not take it. */
+  private async report(instance: InstanceView, report: StatusReport, log: Logger): Promise<unknown> {
+    try {
+      await this.client.reportStatus(this.partitionId, instance.instanceId, report);
+      return undefined;
+    } catch (error) {
+      log.error({ err: error, status: report.status }, "could not report the instance status");
+      return error;
+    }
+  }
+
+  private async deploy(instance: InstanceView, partition: PartitionView, log: Logger): Promise<void> {
+    const fail = async (message: string): Promise<void> => {
+      log.warn({ message }, "processing failed");
+      await this.saveState(instance, "error");
+      await this.report(instance, { status: "error", message, processes: this.supervisor.processes() }, log);
+    };
+    await this.report(instance, { status: "processing" }, log);
+    const software = softwareDir(this.options.root, instance.releaseUrl);
+    let declarations: Declarations;
+    let manifestProfile: string;
+    try {
+      const manifest = await readManifest(software);
+      // Own keys only: a software type named like a property of every object (constructor) is not a profile.
+      const profile = Object.hasOwn(manifest.profiles, instance.softwareType) ? manifest.profiles[instance.softwareType] : undefined;
+      if (profile === undefined) return await fail(`the release has no profile for software type ${instance.softwareType}`);
+      manifestProfile = profile;
+      const checked = checkParameters(instance.parameters, manifest.parameters);
+      if (!checked.ok) return await fail(`bad parameter ${checked.parameter}: ${checked.message}`);
+      const built = this.buildSlap(instance, partition, software, checked.parameters, log, false);
+      declarations = built.declarations;
+      try {
+        await runProfile(insidePartition(software, manifestProfile), built.slap, this.options.profileTimeoutMs ?? PROFILE_TIMEOUT_MS);
+      } finally {
+        built.close();
+      }
+    } catch (error) {
+      if (error instanceof Waiting) {
+        log.info({ waitingFor: error.reference }, "waiting for a requested instance");
+        await this.saveState(instance, "waiting");
+        await this.report(instance, { status: "waiting", message: error.message, waitingFor: [error.reference] }, log);
+        return;
+      }
+      if (masterDown(error)) return this.retryLater(error, log);
+      return fail(error instanceof Error ? error.message : String(error));
+    }
+    try {
+      await applyDeclarations({ path: this.path, user: this.user, supervisor: this.supervisor }, declarations, this.options.runTimeoutMs);
+    } catch (error) {
+      return fail(error instanceof Error ? error.message : String(error));
+    }
+    // Promises first, so that a requester sees the connection parameters once the services answer.
+    const env = baseEnv(this.path);
+    const promises: PromiseReport[] = await Promise.all(
+      [...declarations.promises].map(([name, check]) => checkPromise(name, check, { cwd: this.path, env, timeoutMs: this.options.promiseTimeoutMs ?? 20_000, owner: this.user })),
+    );
+    try {
+      if (declarations.published !== undefined) await this.client.publish(this.partitionId, instance.instanceId, declarations.published);
+      for (const [sharedId, parameters] of declarations.publishedShared) await this.client.publish(this.partitionId, sharedId, parameters);
+    } catch (error) {
+      if (masterDown(error)) return this.retryLater(error, log);
+      return fail(`could not publish connection parameters: ${error instanceof Error ? error.message : String(error)}`);
+    }
+    const failed = promises.filter((p) => !p.ok);
+    if (failed.length > 0) {
+      await this.saveState(instance, "error");
+      const message = failed.map((p) => `promise ${p.name} failed: ${p.message}`).join("\n");
+      await this.report(instance, { status: "error", message, promises, processes: this.supervisor.processes() }, log);
+      return;
+    }
+    const refused = await this.report(instance, { status: "started", promises, processes: this.supervisor.processes() }, log);
+    if (masterDown(refused)) return this.retryLater(refused, log);
+    await this.saveState(instance, "started");
+  }
+
+  private buildSlap(instance: InstanceView, partition: PartitionView, software: string, parameters: Record<string, string>, log: Logger, destroying: boolean) {
+    const sharedInstances = Object.values(this.options.view().instances.instances)
+      .filter((i) => i.host?.instanceId === instance.instanceId && !i.destroyed && i.requestedState !== "destroyed")
+      .map((i) => ({ instanceId: i.instanceId, reference: i.reference, parameters: { ...i.parameters } }));
+    return createSlap({
+      parameters,
+      instance: {
+        instanceId: instance.instanceId,
+        treeId: instance.treeId,
+        reference: instance.reference,
+        softwareType: instance.softwareType,
+        releaseUrl: instance.releaseUrl,
+      },
+      partition: {
+        computerId: this.options.computerId,
+        partitionId: this.partitionId,
+        path: this.path,
+        address: partition.address,
+        ports: { from: partition.ports.from, to: partition.ports.to },
+      },
+      software,
+      sharedInstances,
+      destroying,
+      log: log.child({ profile: instance.softwareType }),
+      request: (body) => this.client.request(this.partitionId, body),
+    });
+  }
+
+  private async destroy(instance: InstanceView, partition: PartitionView, log: Logger): Promise<void> {
+    await this.supervisor.stopAll();
+    const software = softwareDir(this.options.root, instance.releaseUrl);
+    try {
+      if (await isInstalled(software)) {
+        const manifest = await readManifest(software);
+        if (manifest.destroy !== undefined) {
+          const checked = checkParameters(instance.parameters, manifest.parameters);
+          const built = this.buildSlap(instance, partition, software, checked.ok ? checked.parameters : instance.parameters, log, true);
+          try {
+            await runProfile(insidePartition(software, manifest.destroy), built.slap, this.options.profileTimeoutMs ?? PROFILE_TIMEOUT_MS);
+          } finally {
+            built.close();
+          }
+        }
+      }
+    } catch (error) {
+      log.error({ err: error }, "the destroy hook failed; wiping the partition anyway");
+    }
+    for (const entry of await readdir(this.path)) await rm(join(this.path, entry), { recursive: true, force: true });
+    try {
+      await this.client.destroyed(this.partitionId, instance.instanceId);
+      await this.saveState(instance, "destroyed");
+      log.info("instance destroyed, partition wiped and released");
+    } catch (error) {
+      // Tried again a minute later (outcome error), or at the next start.
+      await this.saveState(instance, "error");
+      log.error({ err: error }, "could not report the instance destroyed");
+    }
+  }
+
+}
