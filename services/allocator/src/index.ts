@@ -4,4 +4,5 @@
  * and the process (`main.ts`). See README.md.
  */
 export { Allocator, type AllocatorOptions, type AllocatorStats, type PendingInfo } from "./shell/allocator.js";
-export { AllocatorConfig, ConfigError, configFromEnv, runAllocator, type RunOptions, type RunningAllocator } from "./main.js";
+export { ConfigError, configFromEnv, runAllocator, type RunOptions, type RunningAllocator } from "./main.js";
+export { ALLOCATOR_CONFIG, ALLOCATOR_SETTINGS, AllocatorConfig, type AllocatorSettings, type ParsedAllocatorConfig } from "./config.js";
