@@ -37,8 +37,12 @@ export interface Setting<S extends z.ZodType = z.ZodType> {
 
 export type Settings = Readonly<Record<string, Setting>>;
 
-/** A rule between settings, checked once each parsed: a message, or undefined when it holds. `name` names a setting as the reader knows it. */
-export type ConfigRule<C> = (config: C, name: (key: keyof C & string) => string) => string | undefined;
+/**
+ * A rule between settings, checked once each parsed: a message, or undefined when it holds.
+ * `name(key)` names a setting as the reader knows it (`--port-base (or SLAP_PORT_BASE)` on a
+ * command line, `portBase (SLAP_PORT_BASE)` in a program's configuration).
+ */
+export type ConfigRule<C> = (config: C, name: (key: string) => string) => string | undefined;
 
 /** A service's configuration: its settings and the rules between them. */
 export interface ConfigDescription<S extends Settings> {
@@ -179,7 +183,8 @@ export const logLevelSetting = {
   schema: LogLevel,
   env: "LOG_LEVEL",
   default: "info",
-  help: "the log level (fatal … trace, silent); logs are JSON lines",
+  help: "the log level: fatal … trace, silent",
+  note: "logs are JSON lines",
 } as const satisfies Setting;
 
 const WIDTH = 100;
@@ -200,56 +205,69 @@ function wrap(text: string, first: number, indent: number): string {
   return lines.join(`\n${" ".repeat(indent)}`);
 }
 
-/** The help of one setting: what it is, then (env X, default D; note). */
-function settingHelp(setting: Setting, withEnv: boolean): string {
+/** Whether a setting must be given: named in `required`, or without a default and refused unset by its schema. */
+function mustBeGiven(settings: Settings, key: string, required: readonly string[]): boolean {
+  const setting = settings[key];
+  return setting !== undefined && (required.includes(key) || (setting.default === undefined && !setting.schema.safeParse(undefined).success));
+}
+
+/** The help of one setting: what it is, then (env X, required or default D; note). */
+function settingHelp(setting: Setting, withEnv: boolean, required: boolean): string {
   const facts = [
     ...(withEnv && setting.env !== undefined ? [`env ${setting.env}`] : []),
-    ...(setting.default !== undefined ? [`default ${setting.default}`] : setting.defaultHelp !== undefined ? [`default ${setting.defaultHelp}`] : []),
+    ...(required ? ["required"] : setting.default !== undefined ? [`default ${setting.default}`] : setting.defaultHelp !== undefined ? [`default ${setting.defaultHelp}`] : []),
   ].join(", ");
   const extra = [facts, ...(setting.note === undefined ? [] : [setting.note])].filter((part) => part !== "").join("; ");
   return extra === "" ? setting.help : `${setting.help} (${extra})`;
 }
 
+export interface HelpOptions {
+  /** The settings to show, in this order (default: all, in the description's order). */
+  readonly keys?: readonly string[];
+  /** Settings that must be given here though the service may do without (see `ReadConfigOptions.required`). */
+  readonly required?: readonly string[];
+}
+
+/** `name` then `text` in a column, `text` wrapped. */
+function entry(name: string, text: string, column: number): string {
+  const pad = name.length + 1 > column ? `\n${" ".repeat(column)}` : " ".repeat(column - name.length);
+  return `${name}${pad}${wrap(text, column, column)}`;
+}
+
 /**
  * The help of the settings: `options:` (those with a flag, with their variable and default) and
- * `environment:` (those read from a variable only). `keys` orders and selects them (default: all).
+ * `environment:` (those read from a variable only), each with its help, default or "required".
  */
-export function describeSettings(settings: Settings, keys: readonly string[] = Object.keys(settings)): string {
-  const selected = keys.flatMap((key) => (settings[key] === undefined ? [] : [settings[key]]));
-  const flagged = selected.filter((setting) => setting.flag !== undefined);
-  const envOnly = selected.filter((setting) => setting.flag === undefined && setting.env !== undefined);
+export function describeSettings(settings: Settings, options: HelpOptions = {}): string {
+  const keys = (options.keys ?? Object.keys(settings)).filter((key) => settings[key] !== undefined);
+  const required = options.required ?? [];
+  const flagged = keys.filter((key) => settings[key]!.flag !== undefined);
+  const envOnly = keys.filter((key) => settings[key]!.flag === undefined && settings[key]!.env !== undefined);
   const sections: string[] = [];
   if (flagged.length > 0) {
-    const names = flagged.map((setting) => `--${setting.flag} ${setting.placeholder ?? "VALUE"}`);
-    const column = Math.min(Math.max(...names.map((name) => name.length)) + 4, 26);
-    const lines = flagged.map((setting, index) => {
-      const name = `  ${names[index]!}`;
-      const pad = name.length + 1 > column ? `\n${" ".repeat(column)}` : " ".repeat(column - name.length);
-      return `${name}${pad}${wrap(settingHelp(setting, true), column, column)}`;
-    });
+    const names = flagged.map((key) => `  --${settings[key]!.flag!} ${settings[key]!.placeholder ?? "VALUE"}`);
+    const column = Math.min(Math.max(...names.map((name) => name.length)) + 2, 24);
+    const lines = flagged.map((key, index) => entry(names[index]!, settingHelp(settings[key]!, true, mustBeGiven(settings, key, required)), column));
     sections.push(`options:\n${lines.join("\n")}`);
   }
   if (envOnly.length > 0) {
-    const column = Math.min(Math.max(...envOnly.map((setting) => setting.env!.length)) + 4, 28);
-    const lines = envOnly.map((setting) => {
-      const name = `  ${setting.env!}`;
-      const pad = name.length + 1 > column ? `\n${" ".repeat(column)}` : " ".repeat(column - name.length);
-      return `${name}${pad}${wrap(settingHelp(setting, false), column, column)}`;
-    });
-    sections.push(`environment:\n${lines.join("\n")}`);
+    const names = envOnly.map((key) => `  ${settings[key]!.env!}`);
+    const column = Math.min(Math.max(...names.map((name) => name.length)) + 2, 28);
+    const lines = envOnly.map((key, index) => entry(names[index]!, settingHelp(settings[key]!, false, mustBeGiven(settings, key, required)), column));
+    sections.push(`environment (no flag):\n${lines.join("\n")}`);
   }
   return sections.join("\n\n");
 }
 
 /** The usage line's options: `--flag P` for a setting that must be given, `[--flag P]` for the others. */
-export function usageOf(settings: Settings, keys: readonly string[] = Object.keys(settings), required: readonly string[] = []): string {
+export function usageOf(settings: Settings, options: HelpOptions = {}): string {
+  const keys = options.keys ?? Object.keys(settings);
   return keys
     .flatMap((key) => {
       const setting = settings[key];
       if (setting?.flag === undefined) return [];
       const option = `--${setting.flag} ${setting.placeholder ?? "VALUE"}`;
-      const must = required.includes(key) || (setting.default === undefined && !setting.schema.safeParse(undefined).success);
-      return [must ? option : `[${option}]`];
+      return [mustBeGiven(settings, key, options.required ?? []) ? option : `[${option}]`];
     })
     .join(" ");
 }

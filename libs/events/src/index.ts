@@ -114,6 +114,7 @@ export {
   type ConfigOf,
   type ConfigResult,
   type ConfigRule,
+  type HelpOptions,
   type ReadConfigOptions,
   type Setting,
   type Settings,

@@ -3,7 +3,7 @@
  * the environment, and `slap node` (apps/cli) takes its flags, variables, help and validation
  * from it.
  */
-import { ApiToken, Token, configSchema, logLevelSetting, type ConfigDescription, type ConfigInput, type ConfigOf, type Setting } from "@slap/events";
+import { ApiToken, Token, configSchema, logLevelSetting, type ConfigDescription, type ConfigInput, type ConfigOf, type ConfigRule, type Setting } from "@slap/events";
 import { natsCredentialsRule, natsSettings } from "@slap/eventstore-jetstream";
 import { z } from "zod";
 import { PROFILE_TIMEOUT_MS } from "./shell/profile.js";
@@ -25,7 +25,8 @@ const PortBase = z.coerce
 
 /** The node's settings. */
 export const NODE_SETTINGS = {
-  nats: { ...natsSettings.nats, help: "NATS server(s) with JetStream: the event log (required unless a store is passed in)" },
+  /** Required unless a program passes its store in (one-process mode); `slap node` requires it. */
+  nats: natsSettings.nats,
   master: {
     schema: z.url({ error: "must be the master's URL, like http://127.0.0.1:8080" }),
     flag: "master",
@@ -34,13 +35,14 @@ export const NODE_SETTINGS = {
     default: "http://127.0.0.1:8080",
     help: "the master",
   },
-  computer: { schema: Token, flag: "computer", placeholder: "ID", env: "SLAP_COMPUTER", help: "this computer's id (required)" },
+  computer: { schema: Token, flag: "computer", placeholder: "ID", env: "SLAP_COMPUTER", help: "this computer's id" },
   tokenFile: {
     schema: z.string().min(1).optional(),
     flag: "token-file",
     placeholder: "FILE",
     env: "SLAP_TOKEN_FILE",
-    help: "the file holding this node's API token (its first line, read at start), or the token itself in env SLAP_TOKEN (one is required): the master's token file lists it with role node for this computer",
+    help: "the file holding this node's API token on its first line, read at start; or the token itself in env SLAP_TOKEN: one of them is required",
+    note: "the master's token file lists the token with role node for this computer",
   },
   /** Never a flag: argv is visible to every local user. A `--token-file` given wins over it. */
   token: { schema: ApiToken.optional(), env: "SLAP_TOKEN", yieldsToFlagOf: "tokenFile", help: "this node's API token (or --token-file)" },
@@ -59,8 +61,8 @@ export const NODE_SETTINGS = {
     placeholder: "N",
     env: "SLAP_PORT_BASE",
     default: "20000",
-    help: "first port of the partitions' port blocks: at least 1024 (no privileged port), and best clear of the host's other services (databases listen on 3306, 5432, 6379, 27017)",
-    note: "nodes sharing a host need distinct ranges",
+    help: "first port of the partitions' port blocks: at least 1024, above the privileged ports",
+    note: "nodes sharing a host need distinct ranges, clear of the host's other services' ports, such as a database's 3306, 5432, 6379 or 27017",
   },
   portsPerPartition: {
     schema: z.coerce.number({ error: "must be a number" }).int("must be a whole number").min(1, "must be at least 1").max(65_535, "must be at most 65535"),
@@ -92,15 +94,29 @@ export const NODE_SETTINGS = {
     schema: millis(100, 3_600_000, "1 h"),
     env: "SLAP_HEARTBEAT_MS",
     default: String(DEFAULT_HEARTBEAT_MS),
-    help: "how often the node tells the master it is alive, in ms (the master's SLAP_STALE_AFTER_MS should be about 3 of them)",
+    help: "how often, in ms, the node tells the master it is alive",
+    note: "the master's SLAP_STALE_AFTER_MS should be about 3 of them",
   },
-  profileTimeoutMs: { schema: millis(100, 86_400_000, "24 h"), env: "SLAP_PROFILE_TIMEOUT_MS", default: String(PROFILE_TIMEOUT_MS), help: "how long a profile's deploy (or destroy hook) may take, in ms" },
-  runTimeoutMs: { schema: millis(100, 86_400_000, "24 h"), env: "SLAP_RUN_TIMEOUT_MS", default: String(RUN_TIMEOUT_MS), help: "how long a one-shot (slap.run) may run, in ms" },
-  promiseTimeoutMs: { schema: millis(100, 3_600_000, "1 h"), env: "SLAP_PROMISE_TIMEOUT_MS", default: "20000", help: "how long a promise may take to hold, in ms" },
+  profileTimeoutMs: { schema: millis(100, 86_400_000, "24 h"), env: "SLAP_PROFILE_TIMEOUT_MS", default: String(PROFILE_TIMEOUT_MS), help: "how long, in ms, a profile's deploy or destroy hook may take" },
+  runTimeoutMs: { schema: millis(100, 86_400_000, "24 h"), env: "SLAP_RUN_TIMEOUT_MS", default: String(RUN_TIMEOUT_MS), help: "how long, in ms, a one-shot (slap.run) may run" },
+  promiseTimeoutMs: { schema: millis(100, 3_600_000, "1 h"), env: "SLAP_PROMISE_TIMEOUT_MS", default: "20000", help: "how long, in ms, a promise may take to hold" },
   logLevel: logLevelSetting,
 } as const satisfies Record<string, Setting>;
 
 export type NodeSettings = typeof NODE_SETTINGS;
+
+/**
+ * The partitions' port blocks fit below 65536: the last port, `portBase + partitions *
+ * portsPerPartition - 1` (`portsPerPartition` default 100 when the configuration has none), is
+ * at most 65535. Also for a composer that runs a node with its own flags (`slap up`).
+ */
+export const portsFitRule: ConfigRule<{ portBase: number; partitions: number; portsPerPartition?: number | undefined }> = (config, name) => {
+  const per = config.portsPerPartition ?? Number(NODE_SETTINGS.portsPerPartition.default);
+  const last = config.portBase + config.partitions * per - 1;
+  if (last <= 65_535) return undefined;
+  const settings = config.portsPerPartition === undefined ? `${name("portBase")} and ${name("partitions")}` : `${name("portBase")}, ${name("partitions")} and ${name("portsPerPartition")}`;
+  return `${settings}: leave too few ports: the last, ${config.portBase} + ${config.partitions} * ${per} - 1 = ${last}, must be at most 65535`;
+};
 
 /** The node's configuration: its settings, and the rules between them. */
 export const NODE_CONFIG: ConfigDescription<NodeSettings> = {
@@ -111,10 +127,7 @@ export const NODE_CONFIG: ConfigDescription<NodeSettings> = {
       config.token === undefined && config.tokenFile === undefined
         ? `the node's API token is required: ${name("token")}, or ${name("tokenFile")} naming the file that holds it`
         : undefined,
-    (config, name) =>
-      config.portBase + config.partitions * config.portsPerPartition - 1 <= 65_535
-        ? undefined
-        : `${name("portBase")}, ${name("partitions")} and ${name("portsPerPartition")}: leave too few ports: the last, ${config.portBase} + ${config.partitions} * ${config.portsPerPartition} - 1, must be at most 65535`,
+    portsFitRule,
   ],
 };
 

@@ -5,7 +5,7 @@
  */
 export { Node, STATE_FILE, type NodeOptions } from "./shell/node.js";
 export { NodeConfigError, configFromEnv, runNode, type RunNodeOptions, type RunningNode } from "./main.js";
-export { NODE_CONFIG, NODE_SETTINGS, NodeConfig, type NodeSettings, type ParsedNodeConfig } from "./config.js";
+export { NODE_CONFIG, NODE_SETTINGS, NodeConfig, portsFitRule, type NodeSettings, type ParsedNodeConfig } from "./config.js";
 export { ReleaseManifest, ParametersSchema, type ParameterProperty } from "./core/manifest.js";
 export { checkParameters, type ParametersCheck } from "./core/parameters.js";
 export { insidePartition, PathEscapeError } from "./core/paths.js";
