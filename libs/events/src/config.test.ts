@@ -42,10 +42,7 @@ describe("a configuration described once", () => {
 
   it("parses a program's configuration with the same schemas, naming the key and its variable, defaults applied", () => {
     assert.deepEqual(parseConfig(description, { name: "n", port: 70_000 }), { ok: false, issues: ["port (PORT): must be a port number"] });
-    assert.deepEqual(parseConfig(description, { name: "n", code: "c" }), {
-      ok: true,
-      config: { port: 8_080, name: "n", url: undefined, file: undefined, secret: undefined, code: "c" },
-    });
+    assert.deepEqual(parseConfig(description, { name: "n", code: "c" }), { ok: true, config: { port: 8_080, name: "n", code: "c" } });
     assert.deepEqual(parseConfig(description, {}), { ok: false, issues: ["name (SLAP_NAME): is required"] });
   });
 
