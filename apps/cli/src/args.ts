@@ -39,7 +39,8 @@ export interface Command {
   readonly help: string;
   /**
    * The environment variables the command reads (besides its flags), for checks of deployment
-   * files (docker-compose.yml): the same list its argument parsing reads through `envReader`.
+   * files (docker-compose.yml): the same list its argument parsing reads (through `envReader`, or
+   * `envNamesOf` of the settings it takes from a service's configuration description).
    */
   readonly env?: readonly string[];
   /** Returns the exit code; throws `UsageError` (exit 2) or `CliError` (its exit code). */
