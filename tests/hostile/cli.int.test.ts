@@ -8,13 +8,13 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { mkdirSync, readdirSync } from "node:fs";
+import { isIP } from "node:net";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import fc from "fast-check";
 import { testToken } from "@slap/testkit";
-import { fakeIo } from "@slap/cli";
-import { commands, main } from "@slap/cli";
+import { commands, fakeIo, main } from "@slap/cli";
 import { nasty, tooLong } from "./arbitraries.fixture.js";
 import { FUZZ_SEED, Tally, runs, startHostileMaster, within, type HostileMaster } from "./hostile.fixture.js";
 
@@ -196,7 +196,7 @@ const SHAPES: Readonly<Record<string, Shape>> = {
       { flag: "--computer", bad: notToken, env: "SLAP_COMPUTER" },
       { flag: "--partitions", bad: notIntIn(1, 10_000), env: "SLAP_PARTITIONS" },
       { flag: "--port-base", bad: notIntIn(1_024, 65_535), env: "SLAP_PORT_BASE" },
-      { flag: "--address", bad: fc.oneof(nasty, fc.constantFrom("999.1.1.1", "1.1.1", "::1", "localhost")).filter((v) => v !== "" && !/^(\d{1,3}\.){3}\d{1,3}$/.test(v)), env: "SLAP_ADDRESS" },
+      { flag: "--address", bad: fc.oneof(nasty, fc.constantFrom("999.1.1.1", "1.1.1", ":::1", "localhost")).filter((v) => v !== "" && isIP(v) === 0), env: "SLAP_ADDRESS" },
       { flag: "--master", bad: fc.constantFrom("not a url", "://x", "localhost"), env: "SLAP_MASTER" },
     ],
     env: {
@@ -214,7 +214,8 @@ const SHAPES: Readonly<Record<string, Shape>> = {
       { flag: "--port", bad: notIntIn(0, 65_535), env: "PORT" },
       { flag: "--partitions", bad: notIntIn(2, 1_000), env: "SLAP_PARTITIONS" },
       { flag: "--computer", bad: notToken, env: "SLAP_COMPUTER" },
-      { flag: "--port-base", bad: notIntIn(1_024, 60_000) },
+      // The default 10 partitions of 100 ports each must end at 65535 at most.
+      { flag: "--port-base", bad: notIntIn(1_024, 64_536) },
     ],
     env: { SLAP_PARTITIONS: notIntIn(2, 1_000), SLAP_COMPUTER: notToken, LOG_LEVEL: notLevel },
   },

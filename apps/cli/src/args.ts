@@ -5,6 +5,7 @@
  */
 import { parseArgs } from "node:util";
 import type { z } from "zod";
+import { argvOptionsOf, readConfig, type ConfigDescription, type ConfigOf, type ReadConfigOptions, type Settings } from "@slap/events";
 
 /**
  * What every command needs from the outside world, passed in so that tests can run a command
@@ -38,7 +39,8 @@ export interface Command {
   readonly help: string;
   /**
    * The environment variables the command reads (besides its flags), for checks of deployment
-   * files (docker-compose.yml): the same list its argument parsing reads through `envReader`.
+   * files (docker-compose.yml): the same list its argument parsing reads (through `envReader`, or
+   * `envNamesOf` of the settings it takes from a service's configuration description).
    */
   readonly env?: readonly string[];
   /** Returns the exit code; throws `UsageError` (exit 2) or `CliError` (its exit code). */
@@ -144,6 +146,33 @@ export function validate<S extends z.ZodType>(schema: S, input: unknown, labels:
     return `${label}: ${issue.message}`;
   });
   throw new UsageError(described.join("; "));
+}
+
+/** The options of a command whose flags are settings (see `readSettings`). */
+export function settingsArgv(settings: Settings): ArgvSpec {
+  return { options: argvOptionsOf(settings) };
+}
+
+/** A configuration's values without the unset ones: an absent setting stays absent (exactOptionalPropertyTypes). */
+export type Present<T> = { [K in keyof T as undefined extends T[K] ? never : K]: T[K] } & {
+  [K in keyof T as undefined extends T[K] ? K : never]?: Exclude<T[K], undefined>;
+};
+
+/**
+ * A service's configuration from a command line (values split by `splitArgv`) and the
+ * environment, read and checked as the service's own description says (`readConfig`); the unset
+ * settings left out. Each issue names the flag or variable it came from; all of them are one
+ * usage error.
+ */
+export function readSettings<S extends Settings>(
+  description: ConfigDescription<S>,
+  values: ParsedArgv["values"],
+  env: Io["env"],
+  options: ReadConfigOptions<S> = {},
+): Present<ConfigOf<S>> {
+  const result = readConfig(description, values, env, options);
+  if (!result.ok) throw new UsageError(result.issues.join("; "));
+  return Object.fromEntries(Object.entries(result.config).filter(([, value]) => value !== undefined)) as Present<ConfigOf<S>>;
 }
 
 /** Labels for positional arguments: `<release>`. */

@@ -10,18 +10,20 @@ import { join, resolve } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { z } from "zod";
-import { CliError, HELP, envReader, printHelp, splitArgv, until, validate, type Command, type Io } from "./args.js";
+import { Token, describeSettings, envNamesOf, logLevelSetting, usageOf, type ConfigDescription, type ConfigOf, type Settings } from "@slap/events";
+import { NODE_SETTINGS, portsFitRule } from "@slap/node";
+import { CliError, HELP, printHelp, readSettings, settingsArgv, splitArgv, until, type Command, type Io } from "./args.js";
 import { MasterClient, type RequestBody } from "./client.js";
 import { settle } from "./instances.js";
 import { UP_REFERENCE, UP_RELEASES, answers } from "./up.js";
-import { newToken, sha256Of, writeSecretFile, type TokenFile } from "@slap/master";
+import { MASTER_SETTINGS, newToken, sha256Of, writeSecretFile, type TokenFile } from "@slap/master";
 import { natsConfigFiles } from "./nats-config.js";
 
 const REPO = fileURLToPath(new URL("../../../", import.meta.url));
 const BIN = join(REPO, "bin", "slap.mjs");
 
-/** Ports of one partition (the node's block size). */
-const PORTS_PER_PARTITION = 100;
+/** Ports of one partition (the node's default block size). */
+const PORTS_PER_PARTITION = Number(NODE_SETTINGS.portsPerPartition.default);
 /** How long a child has to stop after SIGTERM before it gets SIGKILL. */
 const STOP_TIMEOUT_MS = 10_000;
 /** How long the services have to come up (nats, master, nodes registered). */
@@ -30,55 +32,47 @@ const START_TIMEOUT_MS = 60_000;
 export const CLUSTER_ALLOCATORS = ["allocator-1", "allocator-2"] as const;
 export const CLUSTER_NODES = 2;
 
-/** The environment variables `slap cluster` reads (its children get the whole environment). */
-export const CLUSTER_ENV = ["NATS_URL", "PORT", "SLAP_PARTITIONS", "LOG_LEVEL", "PATH"] as const;
-
-const clusterArgv = {
-  options: {
-    dir: { type: "string" },
-    port: { type: "string" },
-    nats: { type: "string" },
-    partitions: { type: "string" },
-    "port-base": { type: "string" },
-    "computer-prefix": { type: "string" },
+/**
+ * The flags of `slap cluster`: its own, and the master's and the node's settings it passes on to
+ * its processes (same checks as `slap master` and `slap node`), narrowed for a cluster on one machine.
+ */
+const { env: _portBaseEnv, ...portBase } = NODE_SETTINGS.portBase;
+const CLUSTER_SETTINGS = {
+  dir: { schema: z.string().min(1), flag: "dir", placeholder: "DIR", default: "./cluster-data", help: "nats-server's store, allocators' checkpoints, nodes' roots" },
+  port: { ...MASTER_SETTINGS.port, help: "the master's HTTP port" },
+  nats: { schema: z.string().min(1).optional(), flag: "nats", placeholder: "URL", help: "use this NATS server (JetStream) instead of starting one" },
+  partitions: {
+    ...NODE_SETTINGS.partitions,
+    // The webapp and its kvdb take one partition each; two nodes of up to 100 on one machine.
+    schema: NODE_SETTINGS.partitions.schema.min(2, "must be at least 2: the webapp and its kvdb take one each").max(100, "must be at most 100"),
+    help: "partitions per node",
   },
-} as const;
+  portBase: { ...portBase, note: `node K gets the block from N + (K-1) * partitions * ${PORTS_PER_PARTITION}` },
+  computerPrefix: {
+    schema: Token.max(60, "must be 1-60 characters of A-Z, a-z, 0-9, _ or -"),
+    flag: "computer-prefix",
+    placeholder: "P",
+    default: "COMP",
+    help: "computer ids are P-1 and P-2",
+  },
+  logLevel: { ...logLevelSetting, help: "the services' log level" },
+} as const satisfies Settings;
 
-const ClusterArgs = z
-  .object({
-    dir: z.string().min(1),
-    port: z.coerce.number({ error: "must be a port number" }).int().min(0).max(65_535),
-    nats: z.string().min(1).optional(),
-    partitions: z.coerce.number({ error: "must be a number" }).int().min(2).max(100),
-    portBase: z.coerce.number({ error: "must be a port number" }).int().min(1_024).max(65_535),
-    computerPrefix: z.string().regex(/^[A-Za-z0-9_-]{1,60}$/, "must be 1-60 characters of A-Z, a-z, 0-9, _ or -"),
-    logLevel: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"], { error: "must be one of fatal, error, warn, info, debug, trace, silent" }),
-  })
-  .refine((a) => a.portBase + CLUSTER_NODES * a.partitions * PORTS_PER_PARTITION - 1 <= 65_535, {
-    path: ["portBase"],
-    message: `leaves too few ports: each node takes ${PORTS_PER_PARTITION} per partition, and the last must be at most 65535`,
-  });
-export type ClusterArgs = z.infer<typeof ClusterArgs>;
+const CLUSTER_CONFIG: ConfigDescription<typeof CLUSTER_SETTINGS> = {
+  settings: CLUSTER_SETTINGS,
+  // The nodes' blocks one after the other: as one node with all their partitions.
+  rules: [(config, name) => portsFitRule({ portBase: config.portBase, partitions: CLUSTER_NODES * config.partitions }, (key) => (key === "partitions" ? `${CLUSTER_NODES} × ${name(key)}` : name(key)))],
+};
+export type ClusterArgs = ConfigOf<typeof CLUSTER_SETTINGS>;
+
+/** The environment variables `slap cluster` reads (its children get the whole environment): its settings', `NATS_URL` when it finds no nats-server, `PATH`. */
+export const CLUSTER_ENV = [...envNamesOf(CLUSTER_SETTINGS), "NATS_URL", "PATH"] as const;
 
 export function parseClusterArgs(argv: readonly string[], env: Io["env"]): ClusterArgs | typeof HELP {
-  const split = splitArgv(clusterArgv, argv);
+  const split = splitArgv(settingsArgv(CLUSTER_SETTINGS), argv);
   if (split === HELP) return HELP;
-  const { values } = split;
-  const fromEnv = envReader(env, CLUSTER_ENV);
-  const args = validate(
-    ClusterArgs,
-    {
-      dir: values.dir ?? "./cluster-data",
-      port: values.port ?? fromEnv("PORT") ?? "8080",
-      nats: values.nats,
-      partitions: values.partitions ?? fromEnv("SLAP_PARTITIONS") ?? "10",
-      portBase: values["port-base"] ?? "20000",
-      computerPrefix: values["computer-prefix"] ?? "COMP",
-      logLevel: fromEnv("LOG_LEVEL") ?? "info",
-    },
-    { port: "--port (or PORT)", partitions: "--partitions (or SLAP_PARTITIONS)", portBase: "--port-base", computerPrefix: "--computer-prefix", logLevel: "LOG_LEVEL" },
-  );
-  return { ...args, dir: resolve(args.dir) };
+  const args = readSettings(CLUSTER_CONFIG, split.values, env);
+  return { ...args, nats: args.nats, dir: resolve(args.dir) };
 }
 
 /** Where nats-server is looked for: `PATH`, then the sbin folders Debian's package uses. */
@@ -247,7 +241,7 @@ export const clusterCommand: Command = {
   name: "cluster",
   summary: "run nats-server, a master, 2 allocators and 2 nodes as processes; deploy the example webapp",
   env: CLUSTER_ENV,
-  help: `usage: slap cluster [--dir DIR] [--port N] [--nats URL] [--partitions N] [--port-base N] [--computer-prefix P]
+  help: `usage: slap cluster ${usageOf(CLUSTER_SETTINGS)}
 
 Runs the distributed system on this machine, every service its own process over NATS JetStream:
 nats-server (when found on PATH or in /usr/sbin; otherwise the server at NATS_URL), a master,
@@ -260,16 +254,7 @@ ${STOP_TIMEOUT_MS / 1000} s). If a process dies, the others are stopped and the 
 The next start picks up the same state. Run it from anywhere: the processes run in the
 repository root.
 
-options:
-  --dir DIR              nats-server's store, allocators' checkpoints, nodes' roots (default ./cluster-data)
-  --port N               the master's HTTP port (env PORT, default 8080; 0 picks a free one)
-  --nats URL             use this NATS server (JetStream) instead of starting one
-  --partitions N         partitions per node (env SLAP_PARTITIONS, default 10)
-  --port-base N          first partition port (default 20000): node K gets the block from
-                         N + (K-1) * partitions * ${PORTS_PER_PARTITION}
-  --computer-prefix P    computer ids are P-1 and P-2 (default COMP)
-
-LOG_LEVEL (default info) sets the services' log level.`,
+${describeSettings(CLUSTER_SETTINGS)}`,
   async run(argv, io) {
     const args = parseClusterArgs(argv, io.env);
     if (args === HELP) return printHelp(io, clusterCommand);

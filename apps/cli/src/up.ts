@@ -1,29 +1,31 @@
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { z } from "zod";
 import { pino } from "pino";
-import type { InstanceView } from "@slap/events";
-import { newToken, openOrCreateTokenFile } from "@slap/master";
-import { CliError, HELP, fromEnv, logLevelOf, printHelp, splitArgv, until, validate, type Command, type Io } from "./args.js";
+import { describeSettings, usageOf, type ConfigDescription, type ConfigOf, type InstanceView, type Settings } from "@slap/events";
+import { MASTER_SETTINGS, newToken, openOrCreateTokenFile } from "@slap/master";
+import { NODE_SETTINGS, portsFitRule } from "@slap/node";
+import { CliError, HELP, logLevelOf, printHelp, readSettings, settingsArgv, splitArgv, until, type Command, type Io } from "./args.js";
 
-const upArgv = {
-  options: {
-    data: { type: "string" },
-    port: { type: "string" },
-    partitions: { type: "string" },
-    computer: { type: "string" },
-    "port-base": { type: "string" },
+/**
+ * The flags of `slap up`: the master's and the node's own settings it passes on (same flags,
+ * variables and checks as `slap master` and `slap node`), narrowed where one process on one
+ * machine running the example pair needs it.
+ */
+const UP_SETTINGS = {
+  data: { ...MASTER_SETTINGS.data, help: "event log, partitions, software" },
+  port: { ...MASTER_SETTINGS.port, help: "the master's HTTP port" },
+  partitions: {
+    ...NODE_SETTINGS.partitions,
+    // The webapp and its kvdb take one partition each; a demo on one machine needs no more than 1000.
+    schema: NODE_SETTINGS.partitions.schema.min(2, "must be at least 2: the webapp and its kvdb take one each").max(1_000, "must be at most 1000"),
+    help: "partitions of the node",
   },
-} as const;
+  computer: { ...NODE_SETTINGS.computer, default: "COMP-0", help: "the node's computer id" },
+  portBase: NODE_SETTINGS.portBase,
+} as const satisfies Settings;
 
-const UpArgs = z.object({
-  data: z.string().min(1),
-  port: z.coerce.number({ error: "must be a port number" }).int().min(0).max(65_535),
-  partitions: z.coerce.number({ error: "must be a number" }).int().min(2).max(1_000),
-  computer: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, "must be 1-64 characters of A-Z, a-z, 0-9, _ or -"),
-  portBase: z.coerce.number({ error: "must be a port number" }).int().min(1_024).max(60_000),
-});
-type UpArgs = z.infer<typeof UpArgs>;
+const UP_CONFIG: ConfigDescription<typeof UP_SETTINGS> = { settings: UP_SETTINGS, rules: [portsFitRule] };
+type UpArgs = ConfigOf<typeof UP_SETTINGS>;
 
 /** The releases `slap up` supplies, and what it requests: the tutorial's pair. */
 export const UP_RELEASES = ["examples/software/kvdb", "examples/software/webapp"] as const;
@@ -33,20 +35,9 @@ export const UP_USER = "admin";
 const USER = UP_USER;
 
 export function parseUpArgs(argv: readonly string[], env: Io["env"]): UpArgs | typeof HELP {
-  const split = splitArgv(upArgv, argv);
+  const split = splitArgv(settingsArgv(UP_SETTINGS), argv);
   if (split === HELP) return HELP;
-  const { values } = split;
-  return validate(
-    UpArgs,
-    {
-      data: values.data ?? fromEnv(env, "SLAP_DATA") ?? "./data",
-      port: values.port ?? fromEnv(env, "PORT") ?? "8080",
-      partitions: values.partitions ?? fromEnv(env, "SLAP_PARTITIONS") ?? "10",
-      computer: values.computer ?? fromEnv(env, "SLAP_COMPUTER") ?? "COMP-0",
-      portBase: values["port-base"] ?? "20000",
-    },
-    { data: "--data (or SLAP_DATA)", port: "--port (or PORT)", partitions: "--partitions (or SLAP_PARTITIONS)", computer: "--computer (or SLAP_COMPUTER)", portBase: "--port-base" },
-  );
+  return readSettings(UP_CONFIG, split.values, env);
 }
 
 /** Whether `url` answers HTTP 200 within two minutes (asked every 100 ms), unless stopped first. */
@@ -79,7 +70,7 @@ function describe(instance: InstanceView, answer: { status: string; reason?: str
 export const upCommand: Command = {
   name: "up",
   summary: "run everything in one process (embedded log) and deploy the example webapp with its kvdb",
-  help: `usage: slap up [--data DIR] [--port N] [--partitions N] [--computer ID] [--port-base N]
+  help: `usage: slap up ${usageOf(UP_SETTINGS)}
 
 Runs the master (HTTP API, with its allocator) and a node with N partitions in one process, over
 the embedded event log in DIR (kept across restarts; the node's partitions and software live in
@@ -90,12 +81,7 @@ stops every process cleanly; the next start picks up the same state without re-c
 anything. Run it from the repository root (the example releases are found there). Nothing but
 Node and npm is needed.
 
-options:
-  --data DIR        event log, partitions, software (env SLAP_DATA, default ./data)
-  --port N          the master's HTTP port (env PORT, default 8080; 0 picks a free one)
-  --partitions N    partitions of the node (env SLAP_PARTITIONS, default 10)
-  --computer ID     the node's computer id (env SLAP_COMPUTER, default COMP-0)
-  --port-base N     first port of the partitions' port blocks (default 20000; 100 per partition)
+${describeSettings(UP_SETTINGS)}
 
 LOG_LEVEL (default warn) sets the level of the services' JSON logs (on stderr).`,
   async run(argv, io) {

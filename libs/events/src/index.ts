@@ -96,3 +96,26 @@ export {
   type AsOfState,
 } from "./asof.js";
 export { startService, type Startable, type StartOptions } from "./service.js";
+export {
+  LogLevel,
+  argvOptionsOf,
+  configFromEnvOf,
+  configSchema,
+  describeSettings,
+  envNamesOf,
+  keyLabel,
+  logLevelSetting,
+  parseConfig,
+  readConfig,
+  sourceLabel,
+  usageOf,
+  type ConfigDescription,
+  type ConfigInput,
+  type ConfigOf,
+  type ConfigResult,
+  type ConfigRule,
+  type HelpOptions,
+  type ReadConfigOptions,
+  type Setting,
+  type Settings,
+} from "./config.js";

@@ -1,3 +1,4 @@
+import { Token } from "@slap/events";
 import { z } from "zod";
 
 /** The NATS credentials of a service: spread into `JetStreamStoreOptions` (`{}` when none are set). */
@@ -19,7 +20,7 @@ const emptyAsAbsent = (value: unknown): unknown => (value === "" ? undefined : v
  * streams when they are created (`SLAP_REPLICAS`: 1, 3 or 5; an existing stream keeps its own).
  */
 export const natsConfigFields = {
-  natsUser: z.preprocess(emptyAsAbsent, z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, "must be 1-64 characters of A-Z, a-z, 0-9, _ or -").optional()),
+  natsUser: z.preprocess(emptyAsAbsent, Token.optional()),
   natsPassword: z.preprocess(emptyAsAbsent, z.string().max(1_024, "must be at most 1,024 characters").optional()),
   replicas: z.preprocess(emptyAsAbsent, z.coerce.number().pipe(z.union([z.literal(1), z.literal(3), z.literal(5)], { error: "must be 1, 3 or 5" })).optional()),
 };

@@ -17,4 +17,5 @@ export {
   type NatsPermissions,
   type NatsRole,
 } from "./nats-config.js";
+export { natsCredentialsRule, natsSettings } from "./settings.js";
 export { bcryptHash, bcryptSalt } from "./bcrypt.js";

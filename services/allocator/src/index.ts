@@ -12,4 +12,5 @@ export {
   type ClaimWriter,
   type Proposal,
 } from "./shell/claim-writer.js";
-export { AllocatorConfig, ConfigError, configFromEnv, runAllocator, type RunOptions, type RunningAllocator } from "./main.js";
+export { ConfigError, configFromEnv, runAllocator, type RunOptions, type RunningAllocator } from "./main.js";
+export { ALLOCATOR_CONFIG, ALLOCATOR_SETTINGS, AllocatorConfig, type AllocatorSettings, type ParsedAllocatorConfig } from "./config.js";

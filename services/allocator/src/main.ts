@@ -5,45 +5,20 @@
  * its configuration from the environment (`configFromEnv`).
  */
 import { pathToFileURL } from "node:url";
-import { Token, startService, type EventStore } from "@slap/events";
+import { configFromEnvOf, parseConfig, startService, type EventStore } from "@slap/events";
 import { EmbeddedEventStore } from "@slap/eventstore-embedded";
-import { connectServiceLog, natsConfigFields } from "@slap/eventstore-jetstream";
+import { connectServiceLog } from "@slap/eventstore-jetstream";
 import { pino, type Logger } from "pino";
-import { z } from "zod";
+import { ALLOCATOR_CONFIG, ALLOCATOR_SETTINGS, type AllocatorConfig, type ParsedAllocatorConfig } from "./config.js";
 import { Allocator } from "./shell/allocator.js";
 
-const emptyAsAbsent = (value: unknown): unknown => (value === "" ? undefined : value);
-
-/** The allocator's configuration. Empty strings count as absent (as from an unset environment variable). */
-export const AllocatorConfig = z.object({
-  /** NATS server URL(s), comma-separated: distributed mode on JetStream. */
-  nats: z.preprocess(emptyAsAbsent, z.string().min(1).optional()),
-  /** JetStream stream of the log (default `SLAP_EVENTS`). */
-  streamName: z.preprocess(emptyAsAbsent, z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, "must be 1-64 characters of A-Z, a-z, 0-9, _ or -").optional()),
-  /** Embedded mode: the data folder of the log (default `./data`), when no `nats` is given. */
-  data: z.preprocess(emptyAsAbsent, z.string().min(1).optional()),
-  /** Replica name: in every log line, and its trailing number sets the rotation (see README). */
-  replica: z.preprocess(emptyAsAbsent, Token.optional()),
-  logLevel: z.preprocess(emptyAsAbsent, z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info")),
-  /** Most appends in flight (default 128). */
-  maxInFlight: z.preprocess(emptyAsAbsent, z.coerce.number().int().positive().max(10_000).optional()),
-  ...natsConfigFields,
-});
-export type AllocatorConfig = z.input<typeof AllocatorConfig>;
-
-/** The configuration from `NATS_URL`, `NATS_USER`, `NATS_PASSWORD`, `SLAP_REPLICAS`, `SLAP_STREAM`, `SLAP_DATA`, `ALLOCATOR_REPLICA`, `LOG_LEVEL`, `ALLOCATOR_MAX_IN_FLIGHT`. */
+/**
+ * The configuration from the environment: each setting's variable (`NATS_URL`, `NATS_USER`,
+ * `NATS_PASSWORD`, `SLAP_REPLICAS`, `SLAP_STREAM`, `SLAP_DATA`, `ALLOCATOR_REPLICA`, `LOG_LEVEL`,
+ * `ALLOCATOR_MAX_IN_FLIGHT`: see `ALLOCATOR_SETTINGS`), unset ones left to their defaults.
+ */
 export function configFromEnv(env: NodeJS.ProcessEnv = process.env): AllocatorConfig {
-  return {
-    nats: env.NATS_URL,
-    streamName: env.SLAP_STREAM,
-    data: env.SLAP_DATA,
-    replica: env.ALLOCATOR_REPLICA,
-    logLevel: env.LOG_LEVEL,
-    maxInFlight: env.ALLOCATOR_MAX_IN_FLIGHT,
-    natsUser: env.NATS_USER,
-    natsPassword: env.NATS_PASSWORD,
-    replicas: env.SLAP_REPLICAS,
-  };
+  return configFromEnvOf(ALLOCATOR_SETTINGS, env);
 }
 
 /** An invalid configuration: says which setting and why, never a stack trace. */
@@ -75,9 +50,9 @@ export interface RunOptions {
  * @throws ConfigError on an invalid configuration; the store's error when it cannot be opened.
  */
 export async function runAllocator(input: AllocatorConfig, options: RunOptions = {}): Promise<RunningAllocator> {
-  const parsed = AllocatorConfig.safeParse(input);
-  if (!parsed.success) throw new ConfigError(`invalid allocator configuration:\n${z.prettifyError(parsed.error)}`);
-  const config = parsed.data;
+  const parsed = parseConfig(ALLOCATOR_CONFIG, input);
+  if (!parsed.ok) throw new ConfigError(`invalid allocator configuration: ${parsed.issues.join("; ")}`);
+  const { config } = parsed;
   const logger = options.logger ?? pino({ level: config.logLevel, base: { service: "allocator" } }, pino.destination(2));
   const store = options.store ?? (await openStore(config, logger));
   const owned = options.store === undefined;
@@ -98,11 +73,11 @@ export async function runAllocator(input: AllocatorConfig, options: RunOptions =
   return { allocator, stop };
 }
 
-async function openStore(config: z.output<typeof AllocatorConfig>, logger: Logger): Promise<EventStore> {
+async function openStore(config: ParsedAllocatorConfig, logger: Logger): Promise<EventStore> {
   if (config.nats !== undefined) {
     return connectServiceLog({ ...config, nats: config.nats }, logger);
   }
-  return EmbeddedEventStore.open({ dir: config.data ?? "./data", logger });
+  return EmbeddedEventStore.open({ dir: config.data, logger });
 }
 
 const invokedDirectly = process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href;

@@ -2,7 +2,8 @@
  * @slap/master: the authority. Pure deciders and the answer in `core/`; the read models, the
  * token file and the HTTP API in `shell/`; the process in `main.ts`.
  */
-export { runMaster, MasterConfig, type RunningMaster, type MasterDependencies } from "./main.js";
+export { runMaster, MasterConfigError, type RunningMaster, type MasterDependencies } from "./main.js";
+export { MASTER_CONFIG, MASTER_SETTINGS, MasterConfig, type MasterSettings, type ParsedMasterConfig } from "./config.js";
 export { Master, CommandRejected } from "./shell/master.js";
 export { buildHttpApi } from "./shell/http.js";
 export { readDashboardFolder, type DashboardFolder } from "./shell/dashboard.js";

@@ -1,41 +1,20 @@
 import { join } from "node:path";
-import { z } from "zod";
 import { pino, type Logger } from "pino";
-import type { EventStore, Startable } from "@slap/events";
+import { parseConfig, type EventStore, type Startable } from "@slap/events";
 import { explainUnplaced } from "@slap/placement";
 import { EmbeddedEventStore } from "@slap/eventstore-embedded";
-import { connectServiceLog, natsConfigFields } from "@slap/eventstore-jetstream";
+import { connectServiceLog } from "@slap/eventstore-jetstream";
+import { MASTER_CONFIG, type MasterConfig } from "./config.js";
 import type { ExplainUnplaced } from "./core/answer.js";
 import { openOrCreateTokenFile, type Credentials } from "./shell/auth.js";
 import { readDashboardFolder } from "./shell/dashboard.js";
 import { buildHttpApi } from "./shell/http.js";
 import { Master } from "./shell/master.js";
 
-/** Configuration of a master process; every field has an environment fallback in `configFromEnv`. */
-export const MasterConfig = z.object({
-  /** NATS URL: JetStream is the event log. Without it, the embedded log in `data`. */
-  nats: z.string().min(1).optional(),
-  /** NATS user and password, and the replicas of the stream when the master creates it. */
-  ...natsConfigFields,
-  streamName: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/).optional(),
-  data: z.string().min(1).default("./data"),
-  port: z.coerce.number().int().min(0).max(65_535).default(8080),
-  host: z.string().min(1).default("127.0.0.1"),
-  logLevel: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
-  /**
-   * The token file (see `TokenFile` in shell/auth.ts): who may call the HTTP API. Default
-   * `<data>/tokens.json`, created at first start with one admin token in `<data>/admin.token`.
-   */
-  tokens: z.string().min(1).optional(),
-  /**
-   * A computer whose node the master has not heard from (heartbeat or any other call) for longer
-   * than this is shown `unresponsive` (default 30 s: 3 × the nodes' default heartbeat of 10 s).
-   */
-  /** A folder of the dashboard's static files, served under `/` and `/dashboard` (`slap up` gives `@slap/dashboard`'s); none without it. */
-  dashboard: z.string().min(1).optional(),
-  staleAfterMs: z.coerce.number().int().min(1).max(86_400_000).optional(),
-});
-export type MasterConfig = z.input<typeof MasterConfig>;
+/** An invalid configuration: says which setting and why, never a stack trace. */
+export class MasterConfigError extends Error {
+  override name = "MasterConfigError";
+}
 
 export interface RunningMaster {
   url: string;
@@ -62,7 +41,9 @@ export interface MasterDependencies {
 
 /** Opens the event store, catches the read models up, and serves the HTTP API. */
 export async function runMaster(config: MasterConfig, dependencies: MasterDependencies = {}): Promise<RunningMaster> {
-  const parsed = MasterConfig.parse(config);
+  const result = parseConfig(MASTER_CONFIG, config);
+  if (!result.ok) throw new MasterConfigError(`invalid master configuration: ${result.issues.join("; ")}`);
+  const parsed = result.config;
   const logger = dependencies.logger ?? pino({ level: parsed.logLevel, base: { service: "master" } });
   // Read before anything is opened: a bad token file stops the start with nothing to close.
   const credentials = dependencies.credentials ?? (await loadCredentials(parsed.tokens ?? join(parsed.data, "tokens.json"), logger));

@@ -4,7 +4,8 @@
  * The contract with releases is DESIGN.md.
  */
 export { Node, STATE_FILE, type NodeOptions } from "./shell/node.js";
-export { NodeConfig, NodeConfigError, configFromEnv, runNode, type RunNodeOptions, type RunningNode } from "./main.js";
+export { NodeConfigError, configFromEnv, runNode, type RunNodeOptions, type RunningNode } from "./main.js";
+export { NODE_CONFIG, NODE_SETTINGS, NodeConfig, portsFitRule, type NodeSettings, type ParsedNodeConfig } from "./config.js";
 export { ReleaseManifest, ParametersSchema, type ParameterProperty } from "./core/manifest.js";
 export { checkParameters, type ParametersCheck } from "./core/parameters.js";
 export { insidePartition, PathEscapeError } from "./core/paths.js";

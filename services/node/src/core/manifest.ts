@@ -1,6 +1,6 @@
+import { Token } from "@slap/events";
 import { z } from "zod";
 
-const Token = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, "must be 1-64 characters of A-Z, a-z, 0-9, _ or -");
 const RelativeFile = z
   .string()
   .min(1)

@@ -1,0 +1,67 @@
+/**
+ * The master's configuration, described once: `runMaster` parses it, and `slap master` (apps/cli)
+ * takes its flags, variables, help and validation from it.
+ */
+import { configSchema, logLevelSetting, type ConfigDescription, type ConfigInput, type ConfigOf, type Setting } from "@slap/events";
+import { natsCredentialsRule, natsSettings } from "@slap/eventstore-jetstream";
+import { z } from "zod";
+import { DEFAULT_STALE_AFTER_MS } from "./shell/master.js";
+
+/** The master's settings. */
+export const MASTER_SETTINGS = {
+  /** Without it, the embedded log in `data`. */
+  nats: { ...natsSettings.nats, defaultHelp: "the embedded log" },
+  data: { schema: z.string().min(1), flag: "data", placeholder: "DIR", env: "SLAP_DATA", default: "./data", help: "the embedded log's folder" },
+  port: {
+    schema: z.coerce.number({ error: "must be a port number" }).int("must be a port number").min(0, "must be a port number").max(65_535, "must be a port number"),
+    flag: "port",
+    placeholder: "N",
+    env: "PORT",
+    default: "8080",
+    help: "HTTP port",
+    note: "0 picks a free one",
+  },
+  host: { schema: z.string().min(1), flag: "host", placeholder: "H", env: "HOST", default: "127.0.0.1", help: "HTTP address" },
+  /**
+   * The token file (see `TokenFile` in shell/auth.ts): who may call the HTTP API. Default
+   * `<data>/tokens.json`, created at first start with one admin token in `<data>/admin.token`.
+   */
+  tokens: {
+    schema: z.string().min(1).optional(),
+    flag: "tokens",
+    placeholder: "FILE",
+    env: "SLAP_TOKENS",
+    defaultHelp: "DIR/tokens.json",
+    help: "the API tokens it accepts",
+    note: "created at first start with one admin token, written to DIR/admin.token, mode 0600",
+  },
+  /** A folder of the dashboard's static files, served under `/` and `/dashboard` (`slap up` gives `@slap/dashboard`'s); none without it. Set by a program only. */
+  dashboard: { schema: z.string().min(1).optional(), help: "a folder of the dashboard's static files" },
+  /**
+   * A computer whose node the master has not heard from (heartbeat or any other call) for longer
+   * than this is shown `unresponsive` (default 30 s: 3 × the nodes' default heartbeat of 10 s).
+   */
+  staleAfterMs: {
+    schema: z.coerce.number({ error: "must be a number of milliseconds" }).int("must be a number of milliseconds").min(1, "must be at least 1").max(86_400_000, "must be at most 86400000 (24 h)").optional(),
+    env: "SLAP_STALE_AFTER_MS",
+    defaultHelp: String(DEFAULT_STALE_AFTER_MS),
+    help: "how long, in ms, a computer's node may stay silent before it is shown unresponsive",
+    note: "about 3 of the nodes' SLAP_HEARTBEAT_MS",
+  },
+  streamName: natsSettings.streamName,
+  natsUser: natsSettings.natsUser,
+  natsPassword: natsSettings.natsPassword,
+  replicas: natsSettings.replicas,
+  logLevel: logLevelSetting,
+} as const satisfies Record<string, Setting>;
+
+export type MasterSettings = typeof MASTER_SETTINGS;
+
+/** The master's configuration: its settings, and the rules between them. */
+export const MASTER_CONFIG: ConfigDescription<MasterSettings> = { settings: MASTER_SETTINGS, rules: [natsCredentialsRule] };
+
+/** The zod object of the master's settings (without the rules between them: `parseConfig(MASTER_CONFIG, …)` checks both). */
+export const MasterConfig = configSchema(MASTER_SETTINGS);
+/** What `runMaster` takes: each setting as its value or as a string; unset ones take their default. */
+export type MasterConfig = ConfigInput<MasterSettings>;
+export type ParsedMasterConfig = ConfigOf<MasterSettings>;
