@@ -7,7 +7,7 @@ import { after, before, describe, it } from "node:test";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { Allocator } from "@slap/allocator";
 import { JetStreamEventStore } from "@slap/eventstore-jetstream";
-import { eventually as poll, as, callJson, captureLogger, startNatsServer, tempDir, testToken, tokenFile, type NatsServer } from "@slap/testkit";
+import { eventually as poll, as, callJson, captureLogger, freePortBlock, startNatsServer, tempDir, testToken, tokenFile, type NatsServer } from "@slap/testkit";
 // The master package exports no runner yet; its main module is the one way to start one in a test.
 import { runMaster, type RunningMaster } from "@slap/master";
 import { Node } from "@slap/node";
@@ -28,6 +28,8 @@ let allocatorStore: JetStreamEventStore;
 let nodeStore: JetStreamEventStore;
 let allocator: Allocator;
 let node: Node;
+/** First port of the partitions' ports (100 each), free on this host. */
+let portBase: number;
 let root: { path: string; dispose(): Promise<void> };
 let tokens: { path: string; dispose(): Promise<void> };
 const { logger } = captureLogger();
@@ -96,7 +98,7 @@ function newNode(maxPeriodicityMs?: number): Node {
     computerId: COMPUTER,
     partitions: PARTITIONS,
     root: root.path,
-    portBase: 31_000,
+    portBase,
     logger,
     promiseTimeoutMs: 5_000,
     ...(maxPeriodicityMs === undefined ? {} : { maxPeriodicityMs }),
@@ -105,6 +107,7 @@ function newNode(maxPeriodicityMs?: number): Node {
 
 before(async () => {
   server = await startNatsServer();
+  portBase = await freePortBlock(PARTITIONS * 100);
   root = await tempDir("slap-node-");
   tokens = await tempDir("slap-node-tokens-");
   masterStore = await JetStreamEventStore.connect({ servers: server.url, logger });

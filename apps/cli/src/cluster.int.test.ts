@@ -9,7 +9,8 @@ import { after, before, describe, it } from "node:test";
 import { removePartitionUsers } from "@slap/node";
 import { pino } from "pino";
 import { JetStreamEventStore } from "@slap/eventstore-jetstream";
-import { callJson, fixtures, tempDir } from "@slap/testkit";
+import { callJson, fixtures, freePortBlock, tempDir } from "@slap/testkit";
+import { CLUSTER_NODES } from "./cluster.js";
 
 const REPO = fileURLToPath(new URL("../../../", import.meta.url));
 const BIN = `${REPO}bin/slap.mjs`;
@@ -31,7 +32,7 @@ async function startCluster(dir: string): Promise<Cluster> {
   delete env.NATS_URL; // its own nats-server, never a shared one
   const child = spawn(
     process.execPath,
-    [BIN, "cluster", "--dir", dir, "--port", "0", "--partitions", String(PARTITIONS), "--port-base", "27000", "--computer-prefix", PREFIX],
+    [BIN, "cluster", "--dir", dir, "--port", "0", "--partitions", String(PARTITIONS), "--port-base", String(await freePortBlock(CLUSTER_NODES * PARTITIONS * 100)), "--computer-prefix", PREFIX],
     { cwd: REPO, stdio: ["ignore", "pipe", "pipe"], env },
   );
   let stdout = "";

@@ -6,7 +6,7 @@ import { randomBytes } from "node:crypto";
 import { fileURLToPath } from "node:url";
 import { after, describe, it } from "node:test";
 import { removePartitionUsers } from "@slap/node";
-import { tempDir } from "@slap/testkit";
+import { freePortBlock, tempDir } from "@slap/testkit";
 
 const REPO = fileURLToPath(new URL("../../../", import.meta.url));
 const BIN = `${REPO}bin/slap.mjs`;
@@ -21,7 +21,7 @@ interface Ran {
 }
 
 async function upOnce(data: string): Promise<{ output: string; page: string; code: number | null; audit: Ran; history: Ran; anonymous: Ran }> {
-  const child = spawn(process.execPath, [BIN, "up", "--data", data, "--port", "0", "--partitions", String(PARTITIONS), "--computer", computer, "--port-base", "28000"], {
+  const child = spawn(process.execPath, [BIN, "up", "--data", data, "--port", "0", "--partitions", String(PARTITIONS), "--computer", computer, "--port-base", String(await freePortBlock(PARTITIONS * 100))], {
     cwd: REPO,
     stdio: ["ignore", "pipe", "pipe"],
     env: { ...process.env, LOG_LEVEL: "warn" },
