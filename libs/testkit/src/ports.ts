@@ -23,6 +23,8 @@ let releasesOnExit = false;
 export interface FreePortBlockOptions {
   /** Addresses every port must also be free on, besides 127.0.0.1 (those the test's node binds). */
   addresses?: readonly string[];
+  /** The highest port the block may end at (default 65535), for a command that takes no higher one. */
+  highest?: number;
   /** Random places tried before giving up (default 50). */
   attempts?: number;
 }
@@ -40,8 +42,8 @@ export interface FreePortBlockOptions {
 export async function freePortBlock(count: number, options: FreePortBlockOptions = {}): Promise<number> {
   if (!Number.isInteger(count) || count < 1 || count > 10_000) throw new RangeError(`a port block is 1 to 10000 ports, not ${count}`);
   const slots = Math.ceil(count / SLOT);
-  const bases = candidateBases(await ephemeralRange(), slots * SLOT);
-  if (bases.length === 0) throw new Error(`no room for ${count} ports between ${LOWEST} and ${HIGHEST} outside the ephemeral range`);
+  const bases = candidateBases(await ephemeralRange(), slots * SLOT, options.highest ?? HIGHEST);
+  if (bases.length === 0) throw new Error(`no room for ${count} ports between ${LOWEST} and ${options.highest ?? HIGHEST} outside the ephemeral range`);
   const addresses = ["127.0.0.1", ...(options.addresses ?? []).filter((a) => a !== "127.0.0.1")];
   const attempts = options.attempts ?? 50;
   for (let attempt = 0; attempt < attempts; attempt++) {
@@ -54,10 +56,10 @@ export async function freePortBlock(count: number, options: FreePortBlockOptions
   throw new Error(`no block of ${count} free ports found after ${attempts} tries (on ${addresses.join(", ")})`);
 }
 
-/** Every slot-aligned base from which `size` ports fit in [LOWEST, HIGHEST] without touching the ephemeral range. */
-function candidateBases(ephemeral: { first: number; last: number }, size: number): number[] {
+/** Every slot-aligned base from which `size` ports fit in [LOWEST, highest] without touching the ephemeral range. */
+function candidateBases(ephemeral: { first: number; last: number }, size: number, highest: number): number[] {
   const out: number[] = [];
-  for (let base = LOWEST; base + size - 1 <= HIGHEST; base += SLOT) {
+  for (let base = LOWEST; base + size - 1 <= Math.min(highest, HIGHEST); base += SLOT) {
     if (base + size - 1 < ephemeral.first || base > ephemeral.last) out.push(base);
   }
   return out;
