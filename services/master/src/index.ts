@@ -5,6 +5,7 @@
 export { runMaster, MasterConfig, type RunningMaster, type MasterDependencies } from "./main.js";
 export { Master, CommandRejected } from "./shell/master.js";
 export { buildHttpApi } from "./shell/http.js";
+export type { DashboardFile, DashboardFiles } from "./shell/dashboard.js";
 export {
   Credentials,
   TokenEntry,

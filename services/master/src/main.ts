@@ -7,7 +7,7 @@ import { EmbeddedEventStore } from "@slap/eventstore-embedded";
 import { connectServiceLog, natsConfigFields } from "@slap/eventstore-jetstream";
 import type { ExplainUnplaced } from "./core/answer.js";
 import { openOrCreateTokenFile, type Credentials } from "./shell/auth.js";
-import { readDashboardFolder } from "./shell/dashboard.js";
+import { checkDashboardFiles, type DashboardFiles } from "./shell/dashboard.js";
 import { buildHttpApi } from "./shell/http.js";
 import { Master } from "./shell/master.js";
 
@@ -31,8 +31,6 @@ export const MasterConfig = z.object({
    * A computer whose node the master has not heard from (heartbeat or any other call) for longer
    * than this is shown `unresponsive` (default 30 s: 3 × the nodes' default heartbeat of 10 s).
    */
-  /** A folder of the dashboard's static files, served under `/` and `/dashboard` (`slap up` gives `@slap/dashboard`'s); none without it. */
-  dashboard: z.string().min(1).optional(),
   staleAfterMs: z.coerce.number().int().min(1).max(86_400_000).optional(),
 });
 export type MasterConfig = z.input<typeof MasterConfig>;
@@ -58,6 +56,8 @@ export interface MasterDependencies {
   clock?: () => Date;
   /** The accepted tokens, instead of reading the token file (one-process mode adds its node's token; tests). */
   credentials?: Credentials;
+  /** The dashboard's files, served under `/` and `/dashboard` (`slap up` gives `@slap/dashboard`'s); none without them. */
+  dashboard?: DashboardFiles;
 }
 
 /** Opens the event store, catches the read models up, and serves the HTTP API. */
@@ -66,7 +66,7 @@ export async function runMaster(config: MasterConfig, dependencies: MasterDepend
   const logger = dependencies.logger ?? pino({ level: parsed.logLevel, base: { service: "master" } });
   // Read before anything is opened: a bad token file stops the start with nothing to close.
   const credentials = dependencies.credentials ?? (await loadCredentials(parsed.tokens ?? join(parsed.data, "tokens.json"), logger));
-  const dashboard = parsed.dashboard === undefined ? undefined : await readDashboardFolder(parsed.dashboard);
+  const dashboard = dependencies.dashboard === undefined ? undefined : checkDashboardFiles(dependencies.dashboard);
   const ownStore = dependencies.store === undefined;
   const store =
     dependencies.store ??
