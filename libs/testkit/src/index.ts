@@ -6,4 +6,4 @@ export { DEFAULT_FAULT_SEED, faultSeed, seededRandom, type SeededRandom } from "
 export { as, testToken, tokenFile } from "./tokens.js";
 export { startNatsCluster, type ClusterServer, type NatsCluster, type StartNatsClusterOptions } from "./nats-cluster.js";
 export { eventually } from "./eventually.js";
-export { freePortBlock, type FreePortBlockOptions } from "./ports.js";
+export { freePortBlock, releasePortBlock, type FreePortBlockOptions } from "./ports.js";

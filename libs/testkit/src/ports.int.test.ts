@@ -1,8 +1,11 @@
 import assert from "node:assert/strict";
+import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { createServer, type Server } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, it } from "node:test";
-import { freePortBlock } from "./ports.js";
+import { freePortBlock, releasePortBlock } from "./ports.js";
 
 const listen = (port: number): Promise<Server> =>
   new Promise((resolve, reject) => {
@@ -30,6 +33,14 @@ describe("free port blocks for tests", () => {
     const blocks = await Promise.all(Array.from({ length: 8 }, () => freePortBlock(200)));
     const ports = blocks.flatMap((base) => Array.from({ length: 200 }, (_, k) => base + k));
     assert.equal(new Set(ports).size, ports.length, `overlapping blocks ${blocks.join(", ")}`);
+  });
+
+  it("reserves a block's slots for this process (files in the temporary folder naming its pid) until it is released", async () => {
+    const base = await freePortBlock(250);
+    const files = [0, 100, 200].map((k) => join(tmpdir(), `slap-test-ports-${process.getuid?.() ?? "user"}`, String(base + k)));
+    for (const file of files) assert.equal(await readFile(file, "utf8"), String(process.pid), file);
+    await releasePortBlock(base);
+    for (const file of files) assert.equal(existsSync(file), false, `${file} is gone`);
   });
 
   it("checks every port on the addresses the test names, and gives up when none can be bound there", async () => {

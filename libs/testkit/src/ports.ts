@@ -18,6 +18,8 @@ const SLOT = 100;
 const DEFAULT_EPHEMERAL = { first: 32_768, last: 60_999 };
 /** Slots this process holds, as files under `reservations()`: deleted when it exits. */
 const held = new Set<string>();
+/** The slot files of each block handed out, by its first port, for `releasePortBlock`. */
+const blocks = new Map<number, string[]>();
 let releasesOnExit = false;
 
 export interface FreePortBlockOptions {
@@ -50,10 +52,23 @@ export async function freePortBlock(count: number, options: FreePortBlockOptions
     const base = bases[Math.floor(Math.random() * bases.length)]!;
     const reserved = await reserve(base, slots);
     if (reserved === undefined) continue;
-    if (await allBindable(base, count, addresses)) return base;
+    if (await allBindable(base, count, addresses)) {
+      blocks.set(base, reserved);
+      return base;
+    }
     await Promise.all(reserved.map(release));
   }
   throw new Error(`no block of ${count} free ports found after ${attempts} tries (on ${addresses.join(", ")})`);
+}
+
+/**
+ * Gives back a block `freePortBlock` handed out, for a long-running process (a benchmark) that
+ * takes many in turn; a test needs not: its blocks are freed when its process exits.
+ */
+export async function releasePortBlock(base: number): Promise<void> {
+  const files = blocks.get(base) ?? [];
+  blocks.delete(base);
+  await Promise.all(files.map(release));
 }
 
 /** Every slot-aligned base from which `size` ports fit in [LOWEST, highest] without touching the ephemeral range. */
