@@ -5,7 +5,7 @@ import { Allocator } from "@slap/allocator";
 import { JetStreamEventStore } from "@slap/eventstore-jetstream";
 import { runMaster, type RunningMaster } from "@slap/master";
 import { Node } from "@slap/node";
-import { as, testToken, tokenFile } from "@slap/testkit";
+import { as, freePortBlock, releasePortBlock, testToken, tokenFile } from "@slap/testkit";
 import { pino, type Logger } from "pino";
 import { median } from "../stats.js";
 import { deleteStream, pipelined } from "./common.js";
@@ -18,8 +18,6 @@ const WEB = pathToFileURL(fileURLToPath(new URL("../../services/node/test-releas
 /** The example releases, by the relative URLs the webapp's profile requests (its `kvdb-url` default). */
 const KVDB = "examples/software/kvdb";
 const WEBAPP = "examples/software/webapp";
-/** Below the ephemeral range (32768+), away from the node tests' 31000/32000 blocks. */
-const PORT_BASE = 26_000;
 const PORTS_PER_PARTITION = 5;
 /**
  * One computer id for every run (each on a fresh stream and master): a node running as root gives
@@ -133,6 +131,8 @@ async function withEnv<T>(ctx: ScenarioContext, options: EnvOptions, fn: (env: E
     const allocator = new Allocator({ store: allocatorStore, logger: ctx.logger });
     await allocator.start();
     cleanup.push(() => allocator.stop());
+    const portBase = await freePortBlock(options.partitions * PORTS_PER_PARTITION);
+    cleanup.push(() => releasePortBlock(portBase));
     const agent = new Node({
       store: nodeStore,
       masterUrl: master.url,
@@ -140,7 +140,7 @@ async function withEnv<T>(ctx: ScenarioContext, options: EnvOptions, fn: (env: E
       computerId,
       partitions: options.partitions,
       root: await ctx.tempDir(),
-      portBase: PORT_BASE,
+      portBase,
       portsPerPartition: PORTS_PER_PARTITION,
       cwd: REPO,
       logger: options.nodeLogger ?? ctx.logger,

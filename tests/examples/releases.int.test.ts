@@ -7,11 +7,12 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
 import { cp, mkdir, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
-import { connect, createServer } from "node:net";
+import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, isAbsolute, join, relative, resolve } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { fileURLToPath, pathToFileURL } from "node:url";
+import { freePortBlock } from "@slap/testkit";
 
 const here = fileURLToPath(new URL("../../examples/software/", import.meta.url));
 const repoRoot = resolve(here, "..", "..");
@@ -187,17 +188,6 @@ async function deploy(name: string, opts: Omit<FakeOptions, "software">): Promis
   const mod = (await import(pathToFileURL(join(software, profile)).href)) as { default: (slap: FakeSlap) => Promise<void> };
   await mod.default(slap);
   return slap;
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((ok, fail) => {
-    const server = createServer();
-    server.once("error", fail);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      server.close(() => (address && typeof address === "object" ? ok(address.port) : fail(new Error("no port"))));
-    });
-  });
 }
 
 async function partition(name: string): Promise<string> {
@@ -414,7 +404,7 @@ describe("kvdb and webapp servers", () => {
   before(async () => {
     kvdbPath = await partition("kvdb-live");
     const sharedInstances = [{ instanceId: "SOFTINST-t", reference: "tenant", parameters: {} }];
-    kvdb = await deploy("kvdb", { partition: kvdbPath, port: await freePort(), parameters: { "max-keys": "4" }, sharedInstances });
+    kvdb = await deploy("kvdb", { partition: kvdbPath, port: await freePortBlock(1), parameters: { "max-keys": "4" }, sharedInstances });
     kvdbUrl = kvdb.published?.["url"] ?? "";
     password = kvdb.published?.["password"] ?? "";
     await startKvdb();
@@ -468,7 +458,7 @@ describe("kvdb and webapp servers", () => {
 
   it("webapp: the page shows a visit counter kept in the kvdb", async () => {
     const path = await partition("webapp-live");
-    const webapp = await deploy("webapp", { partition: path, port: await freePort(), connections: { kvdb: { url: kvdbUrl, password } } });
+    const webapp = await deploy("webapp", { partition: path, port: await freePortBlock(1), connections: { kvdb: { url: kvdbUrl, password } } });
     const decl = webapp.services.get("webapp");
     assert.ok(decl);
     const web = start(decl, path);
@@ -496,7 +486,7 @@ describe("kvdb and webapp servers", () => {
 
   it("webapp: /healthz fails when the kvdb password is wrong", async () => {
     const path = await partition("webapp-badpass");
-    const webapp = await deploy("webapp", { partition: path, port: await freePort(), connections: { kvdb: { url: kvdbUrl, password: "wrong" } } });
+    const webapp = await deploy("webapp", { partition: path, port: await freePortBlock(1), connections: { kvdb: { url: kvdbUrl, password: "wrong" } } });
     const decl = webapp.services.get("webapp");
     assert.ok(decl);
     const web = start(decl, path);
@@ -520,7 +510,7 @@ describe("redis server", () => {
     assert.ok(found, "redis-server must be on PATH (apt-get install -y redis-server)");
 
     const path = await partition("redis-live");
-    const port = await freePort();
+    const port = await freePortBlock(1);
     const slap = await deploy("redis", { partition: path, port });
     const decl = slap.services.get("redis");
     assert.ok(decl);

@@ -12,14 +12,13 @@
 import assert from "node:assert/strict";
 import { randomBytes, randomInt } from "node:crypto";
 import { mkdir, readFile, readlink, writeFile } from "node:fs/promises";
-import { createServer } from "node:net";
 import { join } from "node:path";
 import { after, before, describe, it, type TestContext } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { pino } from "pino";
 import type { Commit } from "@slap/events";
 import { JetStreamEventStore } from "@slap/eventstore-jetstream";
-import { faultSeed, seededRandom, startNatsServer, tempDir, type NatsServer, type SeededRandom } from "@slap/testkit";
+import { faultSeed, freePortBlock, seededRandom, startNatsServer, tempDir, type NatsServer, type SeededRandom } from "@slap/testkit";
 import { commandLine, processesRunning, ServiceProcess } from "./processes.js";
 
 const SEED = faultSeed();
@@ -30,8 +29,6 @@ const PACE_MS = 30;
 /** Every BANG_EVERY-th request also bangs an earlier instance (an acknowledged write that answers a position). */
 const BANG_EVERY = 20;
 const PARTITIONS = 500;
-/** Partition ports: node 1 at 25000-25499, node 2 at 25500-25999 (one port per partition). */
-const PORT_BASES = [25_000, 25_500];
 /** Deadline to settle after the stream (it takes 5-20 s), and for the whole test: a wedged run fails, it does not hang. */
 const SETTLE_MS = 60_000;
 const TEST_TIMEOUT_MS = 150_000;
@@ -91,18 +88,6 @@ function faultPlan(rng: SeededRandom, streamMs: number): Array<{ kind: Kind; vic
 
 function replay(extra = ""): string {
   return `(seed ${SEED}: replay with SLAP_FAULT_SEED=${SEED})${extra === "" ? "" : `\n${extra}`}`;
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      const port = typeof address === "object" && address !== null ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 /** A release of one long-running service (`sleep`, cheap) that publishes where it runs. */
@@ -205,7 +190,9 @@ describe("crashes: kill -9 of nats-server, the master, an allocator and a node d
     );
 
     const nats = await startNatsServer();
-    const masterPort = await freePort();
+    const masterPort = await freePortBlock(1);
+    /** Partition ports, one per partition: node 1 has the first PARTITIONS of the block, node 2 the next. */
+    const portBase = await freePortBlock(COMPUTERS.length * PARTITIONS);
     const masterUrl = `http://127.0.0.1:${masterPort}`;
     const env: NodeJS.ProcessEnv = { ...process.env, LOG_LEVEL: "warn", NATS_URL: nats.url, SLAP_PARTITION_USERS: "off" };
     for (const name of ["SLAP_MASTER", "SLAP_TOKEN", "SLAP_TOKEN_FILE", "SLAP_TOKENS", "SLAP_STREAM", "SLAP_DATA", "PORT", "HOST"]) delete env[name];
@@ -246,7 +233,7 @@ describe("crashes: kill -9 of nats-server, the master, an allocator and a node d
             "--root",
             nodeRoots[k]!,
             "--port-base",
-            String(PORT_BASES[k]),
+            String(portBase + k * PARTITIONS),
             "--ports-per-partition",
             "1",
           ],

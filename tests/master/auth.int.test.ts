@@ -9,13 +9,13 @@ import { join } from "node:path";
 import { after, before, describe, it, type TestContext } from "node:test";
 import { instanceIdFor } from "@slap/events";
 import { as, callJson, captureLogger, tempDir, testToken, tokenFile } from "@slap/testkit";
-import { readdirSync } from "node:fs";
-import { DASHBOARD_DIR } from "@slap/dashboard";
+import { dashboardFiles } from "@slap/dashboard";
 import { runMaster, type RunningMaster } from "@slap/master";
 import { withAllocator } from "../alongside.fixture.js";
 
 /** The dashboard's pages and files, as the master serves them. */
-const DASHBOARD_PATHS = ["/", "/dashboard", ...readdirSync(DASHBOARD_DIR).filter((f) => f !== "index.html").map((f) => `/dashboard/${f}`)];
+const DASHBOARD = await dashboardFiles();
+const DASHBOARD_PATHS = ["/", "/dashboard", ...Object.keys(DASHBOARD).filter((f) => f !== "index.html").map((f) => `/dashboard/${f}`)];
 
 const RELEASE = "file:///software/auth-test";
 const OTHER_RELEASE = "file:///software/auth-test-other";
@@ -101,9 +101,8 @@ before(async () => {
       tokens: tokenFile(join(dir.path, "auth"), { users: ["alice", "bob"], computers: ["COMP-1", "COMP-2"] }),
       port: 0,
       host: "127.0.0.1",
-      dashboard: DASHBOARD_DIR,
     },
-    { logger, alongside: withAllocator },
+    { logger, alongside: withAllocator, dashboard: DASHBOARD },
   );
   await ok("POST", "/v1/computers", comp1, register("COMP-1", 23_000));
   await ok("POST", "/v1/computers", comp2, register("COMP-2", 23_200));
@@ -249,7 +248,7 @@ describe("a user", () => {
     let buffer = "";
     try {
       for await (const chunk of response.body!) {
-        buffer += decoder.decode(chunk as Uint8Array, { stream: true });
+        buffer += decoder.decode(chunk, { stream: true });
         for (let end = buffer.indexOf("\n\n"); end >= 0; end = buffer.indexOf("\n\n")) {
           const data = buffer.slice(0, end).split("\n").find((line) => line.startsWith("data: "));
           buffer = buffer.slice(end + 2);

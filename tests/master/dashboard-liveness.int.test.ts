@@ -6,7 +6,7 @@ import { after, before, describe, it } from "node:test";
 import { chromium, type Browser, type Page } from "playwright-core";
 import { pino } from "pino";
 import { as, callJson, tempDir, testToken, tokenFile } from "@slap/testkit";
-import { DASHBOARD_DIR } from "@slap/dashboard";
+import { DASHBOARD_SOURCE, dashboardFiles } from "@slap/dashboard";
 import { runMaster, type RunningMaster } from "@slap/master";
 import { withAllocator } from "../alongside.fixture.js";
 
@@ -32,8 +32,8 @@ describe("the dashboard shows an unresponsive node", () => {
     dir = await tempDir("slap-dashboard-liveness-");
     const tokens = tokenFile(join(dir.path, "data"), { users: ["demo"], computers: [computer] });
     master = await runMaster(
-      { data: join(dir.path, "data"), tokens, port: 0, host: "127.0.0.1", staleAfterMs: STALE_AFTER_MS, logLevel: "silent", dashboard: DASHBOARD_DIR },
-      { logger: pino({ level: "silent" }), alongside: withAllocator },
+      { data: join(dir.path, "data"), tokens, port: 0, host: "127.0.0.1", staleAfterMs: STALE_AFTER_MS, logLevel: "silent" },
+      { logger: pino({ level: "silent" }), alongside: withAllocator, dashboard: await dashboardFiles() },
     );
     const node = as.node(computer);
     const registered = await call("POST", "/v1/computers", node, { computerId: computer, partitions: [{ partitionId: "slappart0", address: "127.0.0.1", ports: { from: 22_400, to: 22_409 } }] });
@@ -91,7 +91,7 @@ describe("the dashboard shows an unresponsive node", () => {
   });
 
   it("writes what it shows as text, never as HTML", async () => {
-    const source = await readFile(join(DASHBOARD_DIR, "dashboard.mjs"), "utf8");
+    const source = await readFile(DASHBOARD_SOURCE, "utf8");
     assert.doesNotMatch(source, /innerHTML|outerHTML|insertAdjacentHTML|document\.write/);
   });
 });

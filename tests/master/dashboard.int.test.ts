@@ -8,8 +8,8 @@ import { chromium, type Browser, type Page } from "playwright-core";
 import { pino } from "pino";
 import { EVENT_TYPES } from "@slap/events";
 import { removePartitionUsers, runNode, type RunningNode } from "@slap/node";
-import { as, callJson, tempDir, testToken, tokenFile } from "@slap/testkit";
-import { DASHBOARD_DIR } from "@slap/dashboard";
+import { as, callJson, freePortBlock, tempDir, testToken, tokenFile } from "@slap/testkit";
+import { dashboardFiles } from "@slap/dashboard";
 import { runMaster, type RunningMaster } from "@slap/master";
 import { withAllocator } from "../alongside.fixture.js";
 
@@ -50,9 +50,9 @@ describe("the live dashboard, in headless Chromium, over a real deployment (mast
     // mkdtemp makes it 0700; the partitions' unix users (when root) must traverse it.
     await chmod(dir.path, 0o755);
     const tokens = tokenFile(join(dir.path, "data"), { users: ["demo", "eve"], computers: [computer] });
-    master = await runMaster({ data: join(dir.path, "data"), tokens, port: 0, host: "127.0.0.1", logLevel: "silent", dashboard: DASHBOARD_DIR }, { logger, alongside: withAllocator });
+    master = await runMaster({ data: join(dir.path, "data"), tokens, port: 0, host: "127.0.0.1", logLevel: "silent" }, { logger, alongside: withAllocator, dashboard: await dashboardFiles() });
     node = await runNode(
-      { master: master.url, token: testToken.node(computer), computer, partitions: PARTITIONS, root: join(dir.path, "srv"), portBase: 29_000, logLevel: "silent" },
+      { master: master.url, token: testToken.node(computer), computer, partitions: PARTITIONS, root: join(dir.path, "srv"), portBase: await freePortBlock(PARTITIONS * 100), logLevel: "silent" },
       { store: master.master.store, logger, handleSignals: false },
     );
     for (const releaseUrl of [KVDB, WEBAPP]) {

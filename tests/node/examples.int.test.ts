@@ -3,7 +3,7 @@ import { randomBytes } from "node:crypto";
 import { connect } from "node:net";
 import { after, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
-import { as, captureLogger } from "@slap/testkit";
+import { as, captureLogger, freePortBlock } from "@slap/testkit";
 import type { RunningMaster } from "@slap/master";
 import { startDeployment, type Deployment } from "./deployment.fixture.js";
 
@@ -53,7 +53,7 @@ describe("the example releases on a real node (webapp requests its kvdb; redis)"
   const alice = { ...as.user("alice"), "content-type": "application/json" };
 
   before(async () => {
-    deployment = await startDeployment({ computer, node: { partitions: 3, portBase: 32_000, cwd: REPO }, releases: [KVDB, WEBAPP, REDIS], logger });
+    deployment = await startDeployment({ computer, node: { partitions: 3, portBase: await freePortBlock(300), cwd: REPO }, releases: [KVDB, WEBAPP, REDIS], logger });
     master = deployment.master;
   });
 

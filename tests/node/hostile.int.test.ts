@@ -17,7 +17,7 @@ import fc from "fast-check";
 import { Allocator } from "@slap/allocator";
 import { EmbeddedEventStore } from "@slap/eventstore-embedded";
 import { runMaster, type RunningMaster } from "@slap/master";
-import { as, callJson, captureLogger, tempDir, testToken, tokenFile } from "@slap/testkit";
+import { as, callJson, captureLogger, freePortBlock, tempDir, testToken, tokenFile } from "@slap/testkit";
 import { runNode, type RunningNode } from "@slap/node";
 
 const COMPUTER = "COMP-HOSTILE";
@@ -178,7 +178,7 @@ before(async () => {
   allocator = new Allocator({ store, logger });
   await allocator.start();
   node = await runNode(
-    { master: master.url, token: testToken.node(COMPUTER), computer: COMPUTER, partitions: PARTITIONS, root, portBase: 24_000, portsPerPartition: 5, partitionUsers: "off", logLevel: "warn" },
+    { master: master.url, token: testToken.node(COMPUTER), computer: COMPUTER, partitions: PARTITIONS, root, portBase: await freePortBlock(PARTITIONS * 5), portsPerPartition: 5, partitionUsers: "off", logLevel: "warn" },
     { store, logger, handleSignals: false },
   );
   const supplied = await call("POST", `/v1/computers/${COMPUTER}/supply`, as.admin(), { releaseUrl: echo });

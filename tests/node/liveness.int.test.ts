@@ -8,7 +8,7 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 import { pino } from "pino";
 import { Allocator } from "@slap/allocator";
 import { JetStreamEventStore } from "@slap/eventstore-jetstream";
-import { eventually, as, callJson, startNatsServer, tempDir, testToken, tokenFile, type NatsServer } from "@slap/testkit";
+import { eventually, as, callJson, freePortBlock, startNatsServer, tempDir, testToken, tokenFile, type NatsServer } from "@slap/testkit";
 import { runMaster, type RunningMaster } from "@slap/master";
 import { softwareDir } from "@slap/node";
 
@@ -104,7 +104,7 @@ before(async () => {
       SLAP_COMPUTER: COMPUTER,
       SLAP_PARTITIONS: "2",
       SLAP_ROOT: join(dir.path, "srv"),
-      SLAP_PORT_BASE: "22100",
+      SLAP_PORT_BASE: String(await freePortBlock(2 * 10)),
       SLAP_PORTS_PER_PARTITION: "10",
       SLAP_PARTITION_USERS: "off",
       SLAP_HEARTBEAT_MS: String(HEARTBEAT_MS),

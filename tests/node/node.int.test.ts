@@ -7,7 +7,7 @@ import { after, before, describe, it } from "node:test";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { Allocator } from "@slap/allocator";
 import { JetStreamEventStore } from "@slap/eventstore-jetstream";
-import { eventually as poll, as, callJson, captureLogger, startNatsServer, tempDir, testToken, tokenFile, type NatsServer } from "@slap/testkit";
+import { eventually as poll, as, callJson, captureLogger, freePortBlock, startNatsServer, tempDir, testToken, tokenFile, type NatsServer } from "@slap/testkit";
 // The master package exports no runner yet; its main module is the one way to start one in a test.
 import { runMaster, type RunningMaster } from "@slap/master";
 import { Node } from "@slap/node";
@@ -28,6 +28,8 @@ let allocatorStore: JetStreamEventStore;
 let nodeStore: JetStreamEventStore;
 let allocator: Allocator;
 let node: Node;
+/** First port of the partitions' ports (100 each), free on this host. */
+let portBase: number;
 let root: { path: string; dispose(): Promise<void> };
 let tokens: { path: string; dispose(): Promise<void> };
 const { logger } = captureLogger();
@@ -88,6 +90,12 @@ async function snapshot(dir: string): Promise<Record<string, string>> {
   return out;
 }
 
+/** `url` is http://127.0.0.1:<port>/ on a port of the node's partitions. */
+function assertPartitionUrl(url: string): void {
+  const port = Number(/^http:\/\/127\.0\.0\.1:(\d+)\/$/.exec(url)?.[1]);
+  assert.ok(port >= portBase && port < portBase + PARTITIONS * 100, `${url} is not on a partition port (${portBase}-${portBase + PARTITIONS * 100 - 1})`);
+}
+
 function newNode(maxPeriodicityMs?: number): Node {
   return new Node({
     store: nodeStore,
@@ -96,7 +104,7 @@ function newNode(maxPeriodicityMs?: number): Node {
     computerId: COMPUTER,
     partitions: PARTITIONS,
     root: root.path,
-    portBase: 31_000,
+    portBase,
     logger,
     promiseTimeoutMs: 5_000,
     ...(maxPeriodicityMs === undefined ? {} : { maxPeriodicityMs }),
@@ -105,6 +113,7 @@ function newNode(maxPeriodicityMs?: number): Node {
 
 before(async () => {
   server = await startNatsServer();
+  portBase = await freePortBlock(PARTITIONS * 100);
   root = await tempDir("slap-node-");
   tokens = await tempDir("slap-node-tokens-");
   masterStore = await JetStreamEventStore.connect({ servers: server.url, logger });
@@ -154,7 +163,7 @@ describe("the node agent, against a real master, allocator and nats-server", () 
     const answer = await call("POST", "/v1/requests?wait=20000", alice, { releaseUrl: WEB, reference: "site", parameters: { greeting: "hi there" } });
     assert.equal(answer.body.status, "ready", JSON.stringify(answer.body));
     const connection = answer.body.connection as Record<string, string>;
-    assert.match(connection.url ?? "", /^http:\/\/127\.0\.0\.1:31\d{3}\/$/);
+    assertPartitionUrl(connection.url ?? "");
     assert.equal((await getJson(connection.url!)).greeting, "hi there");
     const d = await untilInstance(siteId, "status started", (x) => x.instance.status?.status === "started");
     sitePartition = d.instance.placement!.partitionId;
@@ -231,7 +240,7 @@ describe("the node agent, against a real master, allocator and nats-server", () 
     assert.ok(reported.some((s) => s.status === "waiting" && s.waitingFor?.includes("back")), JSON.stringify(reported));
     assert.equal(reported.at(-1)?.status, "started");
     const body = await getJson(front.answer.connection!.url!);
-    assert.match(String(body.backend), /^http:\/\/127\.0\.0\.1:31\d{3}\/$/);
+    assertPartitionUrl(String(body.backend));
   });
 
   it("bad parameters end in an error naming the parameter, without touching the partition's services", async () => {

@@ -5,7 +5,7 @@ import { readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { fileURLToPath, pathToFileURL } from "node:url";
-import { as, captureLogger, testToken } from "@slap/testkit";
+import { as, captureLogger, freePortBlock, testToken } from "@slap/testkit";
 import type { RunningMaster } from "@slap/master";
 import { startDeployment, type Deployment } from "./deployment.fixture.js";
 import { Node } from "@slap/node";
@@ -63,7 +63,7 @@ function runAs(uid: number, gid: number, argv: [string, ...string[]]): Promise<{
 }
 
 before(async () => {
-  deployment = await startDeployment({ computer: COMPUTER, node: { partitions: PARTITIONS, portBase: 30_000, promiseTimeoutMs: 5_000 }, releases: [WEB], logger });
+  deployment = await startDeployment({ computer: COMPUTER, node: { partitions: PARTITIONS, portBase: await freePortBlock(PARTITIONS * 100), promiseTimeoutMs: 5_000 }, releases: [WEB], logger });
   ({ master, node } = deployment);
   root = { path: deployment.root };
 });

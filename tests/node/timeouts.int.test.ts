@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { pino } from "pino";
-import { eventually, as, callJson, tempDir, testToken, tokenFile } from "@slap/testkit";
+import { eventually, as, callJson, freePortBlock, tempDir, testToken, tokenFile } from "@slap/testkit";
 import { runMaster, type RunningMaster } from "@slap/master";
 import { withAllocator } from "../alongside.fixture.js";
 import { Node } from "@slap/node";
@@ -85,7 +85,7 @@ before(async () => {
     computerId: COMPUTER,
     partitions: 5,
     root: join(dir.path, "srv"),
-    portBase: 22_300,
+    portBase: await freePortBlock(5 * 10),
     portsPerPartition: 10,
     partitionUsers: "off",
     promiseTimeoutMs: PROMISE_TIMEOUT_MS,

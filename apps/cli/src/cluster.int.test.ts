@@ -9,13 +9,16 @@ import { after, before, describe, it } from "node:test";
 import { removePartitionUsers } from "@slap/node";
 import { pino } from "pino";
 import { JetStreamEventStore } from "@slap/eventstore-jetstream";
-import { callJson, fixtures, tempDir } from "@slap/testkit";
+import { callJson, fixtures, freePortBlock, tempDir } from "@slap/testkit";
+import { CLUSTER_NODES } from "./cluster.js";
 
 const REPO = fileURLToPath(new URL("../../../", import.meta.url));
 const BIN = `${REPO}bin/slap.mjs`;
 const PREFIX = `COMP-CL-${randomBytes(3).toString("hex")}`;
 const COMPUTERS = [`${PREFIX}-1`, `${PREFIX}-2`];
 const PARTITIONS = 2;
+/** The nodes' partition ports, the same at every start (the instances keep theirs), free on this host. */
+const PORT_BASE = await freePortBlock(CLUSTER_NODES * PARTITIONS * 100);
 
 interface Cluster {
   child: ChildProcess;
@@ -31,7 +34,7 @@ async function startCluster(dir: string): Promise<Cluster> {
   delete env.NATS_URL; // its own nats-server, never a shared one
   const child = spawn(
     process.execPath,
-    [BIN, "cluster", "--dir", dir, "--port", "0", "--partitions", String(PARTITIONS), "--port-base", "27000", "--computer-prefix", PREFIX],
+    [BIN, "cluster", "--dir", dir, "--port", "0", "--partitions", String(PARTITIONS), "--port-base", String(PORT_BASE), "--computer-prefix", PREFIX],
     { cwd: REPO, stdio: ["ignore", "pipe", "pipe"], env },
   );
   let stdout = "";

@@ -6,9 +6,9 @@
 import { randomBytes } from "node:crypto";
 import { access, chmod, mkdir, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
-import { bcryptHash, renderNatsConfig } from "@slap/eventstore-jetstream";
 import { z } from "zod";
 import { CliError, HELP, envReader, printHelp, splitArgv, validate, type Command, type Io } from "./args.js";
+import { bcryptHash, renderNatsConfig } from "./nats-server-config.js";
 
 const argvSpec = {
   options: { computers: { type: "string" }, allocators: { type: "string" }, out: { type: "string" }, force: { type: "boolean" } },

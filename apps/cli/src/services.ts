@@ -37,11 +37,11 @@ ${describeSettings(MASTER_SETTINGS)}`,
   async run(argv, io) {
     const args = parseMasterArgs(argv, io.env);
     if (args === HELP) return printHelp(io, masterCommand);
-    const [{ runMaster }, { DASHBOARD_DIR }, { withAllocator }] = await Promise.all([import("@slap/master"), import("@slap/dashboard"), import("./alongside.js")]);
+    const [{ runMaster }, { dashboardFiles }, { withAllocator }] = await Promise.all([import("@slap/master"), import("@slap/dashboard"), import("./alongside.js")]);
     const stop = io.stopSignal();
     // On the embedded log the master's process owns the store, so the allocator runs beside it; with NATS allocators are their own replicas.
-    const running = await startService("master", () =>
-      runMaster({ ...args, dashboard: DASHBOARD_DIR }, args.nats === undefined ? { alongside: withAllocator } : {}),
+    const running = await startService("master", async () =>
+      runMaster(args, { dashboard: await dashboardFiles(), ...(args.nats === undefined ? { alongside: withAllocator } : {}) }),
     );
     io.stderr.write(`master listening on ${running.url} (Ctrl-C stops)\n`);
     await until(stop);

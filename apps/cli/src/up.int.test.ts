@@ -6,12 +6,14 @@ import { randomBytes } from "node:crypto";
 import { fileURLToPath } from "node:url";
 import { after, describe, it } from "node:test";
 import { removePartitionUsers } from "@slap/node";
-import { tempDir } from "@slap/testkit";
+import { freePortBlock, tempDir } from "@slap/testkit";
 
 const REPO = fileURLToPath(new URL("../../../", import.meta.url));
 const BIN = `${REPO}bin/slap.mjs`;
 const computer = `COMP-UP-${randomBytes(3).toString("hex")}`;
 const PARTITIONS = 3;
+/** The partitions' ports, the same at every start (the instances keep theirs), free on this host; slap up takes a base up to 60000. */
+const PORT_BASE = await freePortBlock(PARTITIONS * 100, { highest: 60_000 });
 
 /** Runs `slap up` until its web app is ready, fetches the page, then Ctrl-C; returns what it printed. */
 interface Ran {
@@ -21,7 +23,7 @@ interface Ran {
 }
 
 async function upOnce(data: string): Promise<{ output: string; page: string; code: number | null; audit: Ran; history: Ran; anonymous: Ran }> {
-  const child = spawn(process.execPath, [BIN, "up", "--data", data, "--port", "0", "--partitions", String(PARTITIONS), "--computer", computer, "--port-base", "28000"], {
+  const child = spawn(process.execPath, [BIN, "up", "--data", data, "--port", "0", "--partitions", String(PARTITIONS), "--computer", computer, "--port-base", String(PORT_BASE)], {
     cwd: REPO,
     stdio: ["ignore", "pipe", "pipe"],
     env: { ...process.env, LOG_LEVEL: "warn" },

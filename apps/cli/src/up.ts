@@ -87,7 +87,7 @@ LOG_LEVEL (default warn) sets the level of the services' JSON logs (on stderr).`
   async run(argv, io) {
     const args = parseUpArgs(argv, io.env);
     if (args === HELP) return printHelp(io, upCommand);
-    const [{ runMaster }, { runNode }, { DASHBOARD_DIR }, { withAllocator }] = await Promise.all([
+    const [{ runMaster }, { runNode }, { dashboardFiles }, { withAllocator }] = await Promise.all([
       import("@slap/master"),
       import("@slap/node"),
       import("@slap/dashboard"),
@@ -111,9 +111,10 @@ LOG_LEVEL (default warn) sets the level of the services' JSON logs (on stderr).`
       if (adminToken !== undefined && credentials.identify(adminToken)?.role === "admin") tokens.user = adminToken;
       else adminToken = undefined;
       master = await runMaster(
-        { data: args.data, port: args.port, host: "127.0.0.1", logLevel: "warn", dashboard: DASHBOARD_DIR },
+        { data: args.data, port: args.port, host: "127.0.0.1", logLevel: "warn" },
         {
           logger,
+          dashboard: await dashboardFiles(),
           alongside: withAllocator,
           credentials: credentials.with([
             { role: "node", computer: args.computer, token: tokens.node },

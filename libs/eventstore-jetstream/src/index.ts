@@ -8,14 +8,4 @@ export {
 } from "./store.js";
 export { connectServiceLog, type ServiceLogConfig } from "./service.js";
 export { inboxPrefixOf, natsConfigFields, natsCredentialsFromEnv, NatsCredentialsError, type NatsCredentials } from "./credentials.js";
-export {
-  NatsConfigSpec,
-  logReaderApi,
-  natsPermissions,
-  renderNatsConfig,
-  type NatsLogNames,
-  type NatsPermissions,
-  type NatsRole,
-} from "./nats-config.js";
 export { natsCredentialsRule, natsSettings } from "./settings.js";
-export { bcryptHash, bcryptSalt } from "./bcrypt.js";

@@ -16,3 +16,4 @@ export {
   type Outcome,
   type When,
 } from "./specification.js";
+export { freePortBlock, releasePortBlock, type FreePortBlockOptions } from "./ports.js";

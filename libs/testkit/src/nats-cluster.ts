@@ -1,10 +1,10 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { accepts } from "./nats-server.js";
+import { freePortBlock } from "./ports.js";
 
 /** One server of a test cluster. */
 export interface ClusterServer {
@@ -55,9 +55,6 @@ export interface StartNatsClusterOptions {
   name?: string;
 }
 
-/** Ports are picked in [PORT_LOW, PORT_HIGH): below Linux's ephemeral range (32768+), away from the ranges other tests use. */
-const PORT_LOW = 20_000;
-const PORT_HIGH = 26_000;
 const START_ATTEMPTS = 4;
 const LOG_TAIL = 32_000;
 
@@ -132,11 +129,11 @@ export async function startNatsCluster(options: StartNatsClusterOptions = {}): P
 
   try {
     for (let attempt = 1; ; attempt++) {
-      const ports = await freePorts(size * 3);
+      const base = await freePortBlock(size * 3);
       members.forEach((m, i) => {
-        m.port = ports[i * 3]!;
-        m.clusterPort = ports[i * 3 + 1]!;
-        m.monitorPort = ports[i * 3 + 2]!;
+        m.port = base + i * 3;
+        m.clusterPort = base + i * 3 + 1;
+        m.monitorPort = base + i * 3 + 2;
       });
       for (const m of members) await writeFile(m.config, configOf(m, members, clusterName));
       try {
@@ -258,25 +255,3 @@ async function metaLeaderOf(monitorPort: number): Promise<string | undefined> {
     return undefined;
   }
 }
-
-/** `count` distinct ports in [PORT_LOW, PORT_HIGH) that could be bound on 127.0.0.1 just now, from a random start. */
-async function freePorts(count: number): Promise<number[]> {
-  const span = PORT_HIGH - PORT_LOW;
-  const start = Math.floor(Math.random() * span);
-  const out: number[] = [];
-  for (let k = 0; k < span && out.length < count; k++) {
-    const port = PORT_LOW + ((start + k * 7) % span);
-    if (!out.includes(port) && (await bindable(port))) out.push(port);
-  }
-  if (out.length < count) throw new Error(`not ${count} free ports in ${PORT_LOW}-${PORT_HIGH}`);
-  return out;
-}
-
-function bindable(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const server = createServer();
-    server.once("error", () => resolve(false));
-    server.listen({ host: "127.0.0.1", port, exclusive: true }, () => server.close(() => resolve(true)));
-  });
-}
-

@@ -35,8 +35,6 @@ export const MASTER_SETTINGS = {
     help: "the API tokens it accepts",
     note: "created at first start with one admin token, written to DIR/admin.token, mode 0600",
   },
-  /** A folder of the dashboard's static files, served under `/` and `/dashboard` (`slap up` gives `@slap/dashboard`'s); none without it. Set by a program only. */
-  dashboard: { schema: z.string().min(1).optional(), help: "a folder of the dashboard's static files" },
   /**
    * A computer whose node the master has not heard from (heartbeat or any other call) for longer
    * than this is shown `unresponsive` (default 30 s: 3 × the nodes' default heartbeat of 10 s).

@@ -6,7 +6,7 @@ export { runMaster, MasterConfigError, type RunningMaster, type MasterDependenci
 export { MASTER_CONFIG, MASTER_SETTINGS, MasterConfig, type MasterSettings, type ParsedMasterConfig } from "./config.js";
 export { Master, CommandRejected } from "./shell/master.js";
 export { buildHttpApi } from "./shell/http.js";
-export { readDashboardFolder, type DashboardFolder } from "./shell/dashboard.js";
+export type { DashboardFile, DashboardFiles } from "./shell/dashboard.js";
 export {
   Credentials,
   TokenEntry,

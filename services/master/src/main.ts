@@ -7,7 +7,7 @@ import { connectServiceLog } from "@slap/eventstore-jetstream";
 import { MASTER_CONFIG, type MasterConfig } from "./config.js";
 import type { ExplainUnplaced } from "./core/answer.js";
 import { openOrCreateTokenFile, type Credentials } from "./shell/auth.js";
-import { readDashboardFolder } from "./shell/dashboard.js";
+import { checkDashboardFiles, type DashboardFiles } from "./shell/dashboard.js";
 import { buildHttpApi } from "./shell/http.js";
 import { Master } from "./shell/master.js";
 
@@ -37,6 +37,8 @@ export interface MasterDependencies {
   clock?: () => Date;
   /** The accepted tokens, instead of reading the token file (one-process mode adds its node's token; tests). */
   credentials?: Credentials;
+  /** The dashboard's files, served under `/` and `/dashboard` (`slap up` gives `@slap/dashboard`'s); none without them. */
+  dashboard?: DashboardFiles;
 }
 
 /** Opens the event store, catches the read models up, and serves the HTTP API. */
@@ -47,7 +49,7 @@ export async function runMaster(config: MasterConfig, dependencies: MasterDepend
   const logger = dependencies.logger ?? pino({ level: parsed.logLevel, base: { service: "master" } });
   // Read before anything is opened: a bad token file stops the start with nothing to close.
   const credentials = dependencies.credentials ?? (await loadCredentials(parsed.tokens ?? join(parsed.data, "tokens.json"), logger));
-  const dashboard = parsed.dashboard === undefined ? undefined : await readDashboardFolder(parsed.dashboard);
+  const dashboard = dependencies.dashboard === undefined ? undefined : checkDashboardFiles(dependencies.dashboard);
   const ownStore = dependencies.store === undefined;
   const store =
     dependencies.store ??

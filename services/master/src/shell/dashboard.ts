@@ -1,15 +1,22 @@
-import { readFile, readdir } from "node:fs/promises";
-import { extname, join } from "node:path";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { FastifyBaseLogger, FastifyInstance, RawServerDefault } from "fastify";
 
-/** The content types of the files a dashboard folder may serve; any other file is not served. */
-const TYPES: Record<string, string> = {
-  ".html": "text/html; charset=utf-8",
-  ".js": "text/javascript; charset=utf-8",
-  ".mjs": "text/javascript; charset=utf-8",
-  ".css": "text/css; charset=utf-8",
-};
+/** One file of a dashboard: its content type and its bytes. */
+export interface DashboardFile {
+  contentType: string;
+  body: string | Uint8Array;
+}
+
+/**
+ * A dashboard's files by name, as its composer hands them over (`slap up` gives
+ * `@slap/dashboard`'s): `index.html` is required; names are single path segments.
+ */
+export type DashboardFiles = Readonly<Record<string, DashboardFile>>;
+
+/** The files `registerDashboard` serves (the name shell/http.ts knows them by). */
+export type DashboardFolder = DashboardFiles;
+
+const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 
 /** Whether a URL path is one of the dashboard's: public, since its files carry no data (the page asks for a token). */
 export function isDashboardPath(url: string): boolean {
@@ -17,48 +24,37 @@ export function isDashboardPath(url: string): boolean {
   return path === "/" || path === "/dashboard" || path.startsWith("/dashboard/");
 }
 
-/** A dashboard folder as listed at start: the files it may serve. */
-export interface DashboardFolder {
-  dir: string;
-  names: readonly string[];
-}
-
-/** Lists a dashboard folder: it must hold an `index.html`; files of other types than TYPES' are left out. */
-export async function readDashboardFolder(dir: string): Promise<DashboardFolder> {
-  const names = (await readdir(dir).catch((error: Error) => {
-    throw new Error(`cannot read the dashboard folder ${dir}: ${error.message}`);
-  })).filter((name) => TYPES[extname(name)] !== undefined && !name.endsWith(".d.ts"));
-  if (!names.includes("index.html")) throw new Error(`the dashboard folder ${dir} has no index.html`);
-  return { dir, names };
+/**
+ * Checks a dashboard's files before the master starts: an `index.html`, names that are single
+ * path segments, a content type for each.
+ * @throws Error naming the first file that is not servable.
+ */
+export function checkDashboardFiles(files: DashboardFiles): DashboardFiles {
+  if (files["index.html"] === undefined) throw new Error("the dashboard has no index.html");
+  for (const [name, file] of Object.entries(files)) {
+    if (!NAME.test(name)) throw new Error(`the dashboard file ${JSON.stringify(name)} is not a plain file name`);
+    if (file.contentType.trim() === "") throw new Error(`the dashboard file ${name} has no content type`);
+  }
+  return files;
 }
 
 /**
- * Serves a dashboard's static files from `dir` (the `@slap/dashboard` app in `slap up`): its
- * `index.html` under `/` and `/dashboard`, each other file of the folder as `/dashboard/<name>`.
- * The page reads the same API as the CLI with the token it is given, so it sees what that
- * token may see. Files are read on first request and kept.
+ * Serves a dashboard's files: its `index.html` under `/` and `/dashboard`, each other file as
+ * `/dashboard/<name>`. The page reads the same API as the CLI with the token it is given, so it
+ * sees what that token may see.
  */
 export function registerDashboard<L extends FastifyBaseLogger>(
   app: FastifyInstance<RawServerDefault, IncomingMessage, ServerResponse, L>,
-  { dir, names }: DashboardFolder,
+  files: DashboardFiles,
 ): void {
-  const loaded = new Map<string, Promise<Buffer>>();
-  const load = (name: string): Promise<Buffer> => {
-    let content = loaded.get(name);
-    if (content === undefined) {
-      content = readFile(join(dir, name));
-      // A failed read is not kept: the next request tries again.
-      content.catch(() => loaded.delete(name));
-      loaded.set(name, content);
+  const serve = (path: string, { contentType, body }: DashboardFile): void => {
+    app.get(path, (_request, reply) => reply.header("content-type", contentType).header("cache-control", "no-cache").send(body));
+  };
+  for (const [name, file] of Object.entries(files)) {
+    if (name !== "index.html") serve(`/dashboard/${name}`, file);
+    else {
+      serve("/", file);
+      serve("/dashboard", file);
     }
-    return content;
-  };
-  const serve = (path: string, name: string): void => {
-    app.get(path, async (_request, reply) =>
-      reply.header("content-type", TYPES[extname(name)]).header("cache-control", "no-cache").send(await load(name)),
-    );
-  };
-  serve("/", "index.html");
-  serve("/dashboard", "index.html");
-  for (const name of names) if (name !== "index.html") serve(`/dashboard/${name}`, name);
+  }
 }

@@ -1,7 +1,11 @@
+/**
+ * The nats-server configuration of a deployment: one user per service and what it may do on
+ * the event log. A deployment helper (`slap nats-config`, `slap cluster`); no service reads it.
+ */
 import { DEFAULT_SUBJECT_PREFIX } from "@slap/events";
+import { DEFAULT_STREAM_NAME, deadLetterStreamName, deadLetterSubjectPrefix, inboxPrefixOf } from "@slap/eventstore-jetstream";
+import { encodeBase64, hashSync } from "bcryptjs";
 import { z } from "zod";
-import { DEFAULT_STREAM_NAME, deadLetterStreamName, deadLetterSubjectPrefix } from "./store.js";
-import { inboxPrefixOf } from "./credentials.js";
 
 /**
  * What one NATS user may do: nats-server `permissions`. Anything not in an `allow` list is
@@ -88,6 +92,16 @@ export function natsPermissions(role: NatsRole, names: NatsLogNames = {}, user?:
       throw new Error(`unknown role ${String(never)}`);
     }
   }
+}
+
+/**
+ * The bcrypt hash of `password` (`$2a$<cost>$<salt><hash>`, 60 characters), the form
+ * nats-server checks in its configuration. `salt` is 16 random bytes (given, so a test can
+ * choose them); cost 4 to 31.
+ */
+export function bcryptHash(password: string, salt: Uint8Array, cost: number): string {
+  if (salt.length !== 16) throw new RangeError(`bcrypt salt must be 16 bytes, not ${salt.length}`);
+  return hashSync(password, `$2a$${String(cost).padStart(2, "0")}$${encodeBase64(salt, 16)}`);
 }
 
 const UserName = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, "must be 1-64 characters of A-Z, a-z, 0-9, _ or -");

@@ -1,15 +1,22 @@
+/// <reference lib="dom" />
 // The live dashboard: the instance graph (who requested which, where each runs, its processes,
 // promises and connection parameters), the computers with their partitions and releases, and the
-// event feed. Plain ES module, no framework: it reads the master's API with an API token — the
-// same reads as the CLI, what that token may see, secrets masked by the server — and follows
-// `/v1/events/stream`: every event lands in the feed at once and refreshes the graph.
+// event feed. Runs in the browser, no framework (bundled by `dashboardFiles`): it reads the
+// master's API with an API token — the same reads as the CLI, what that token may see, secrets
+// masked by the server — and follows `/v1/events/stream`: every event lands in the feed at once
+// and refreshes the graph.
 //
 // The token comes in the link's fragment (`/dashboard#token=…`, which the browser never sends
 // to a server), is kept in this tab's sessionStorage and removed from the address bar; without
-// one, or when the master refuses it, the page asks for it. The stream is read with fetch()
-// rather than EventSource, which cannot send the Authorization header.
+// one, or when the master refused it, the page asks for it. The stream is read with fetch()
+// rather than EventSource, which cannot send the Authorization header; eventsource-parser
+// splits it into events.
 
-/** Every event type (libs/events EVENT_TYPES; the dashboard test checks the two agree). */
+import type { ComputerView, InstanceList, InstanceView, PartitionView, TreeView } from "@slap/api";
+import type { Actor, DomainEvent } from "@slap/events";
+import { createParser } from "eventsource-parser";
+
+/** Every event type (libs/events EVENT_TYPES; the compiler checks none is missing, the dashboard test that the two agree). */
 const EVENT_TYPES = [
   "ComputerRegistered",
   "SoftwareSupplied",
@@ -25,7 +32,10 @@ const EVENT_TYPES = [
   "InstanceStatusReported",
   "InstanceBanged",
   "InstanceDestroyed",
-];
+] as const satisfies ReadonlyArray<DomainEvent["type"]>;
+const everyTypeListed: Exclude<DomainEvent["type"], (typeof EVENT_TYPES)[number]> extends never ? true : never = true;
+void everyTypeListed;
+
 /** How many commits back the feed starts, and how many events it keeps. */
 const FEED_BACKLOG_COMMITS = 500;
 const FEED_KEEP = 1_000;
@@ -37,6 +47,27 @@ const REFRESH_DEBOUNCE_MS = 250;
  */
 const LIVENESS_POLL_MS = 5_000;
 
+// --- what the master answers (@slap/api's views, with the fields of a live read) ---------------
+
+/** A node's liveness, as the master tells it in a live read. */
+interface Liveness {
+  state: "responsive" | "unresponsive" | "unknown";
+  lastSeen: string | null;
+}
+/** An instance as listed, with the liveness of the node it runs on. */
+type Instance = InstanceView & { node?: (Liveness & { computerId: string }) | null };
+/** A computer as listed, with its node's liveness. */
+type Computer = ComputerView & { liveness?: Liveness };
+/** One event of `/v1/events/stream` (its `event` field), secrets masked. */
+interface EventItem {
+  position: number;
+  streamKey: string;
+  event: DomainEvent;
+}
+type Requester = InstanceView["requester"];
+
+// --- the token ---------------------------------------------------------------------------------
+
 const TOKEN_KEY = "slap-token";
 const linked = new URLSearchParams(location.hash.slice(1)).get("token");
 if (linked) {
@@ -44,56 +75,67 @@ if (linked) {
   history.replaceState(null, "", location.pathname + location.search);
 }
 const token = sessionStorage.getItem(TOKEN_KEY);
-const headers = token ? { authorization: `Bearer ${token}` } : {};
+const headers: Record<string, string> = token ? { authorization: `Bearer ${token}` } : {};
 
 /** The master refused the token (or none was given): the page asks for one. */
-class Unauthorized extends Error {}
+class Unauthorized extends Error {
+  override name = "Unauthorized";
+}
 
 const state = {
-  instances: /** @type {Record<string, any>} */ ({}),
-  trees: /** @type {any[]} */ ([]),
-  computers: /** @type {any[]} */ ([]),
-  events: /** @type {Array<{position: number, streamKey: string, event: any}>} */ ([]),
+  instances: {} as Record<string, Instance>,
+  trees: [] as TreeView[],
+  computers: [] as Computer[],
+  events: [] as EventItem[],
   position: 0,
 };
 
 // --- DOM helpers (text only: nothing from the API is ever parsed as HTML) ----------------------
 
-/** @param {string} tag @param {Record<string, any>} [attrs] @param {...any} children */
-function h(tag, attrs = {}, ...children) {
+type Attributes = Record<string, string | number | boolean | null | undefined>;
+type Child = Node | string | number | null | undefined | false | readonly Child[];
+
+function append(el: HTMLElement, child: Child): void {
+  if (child === undefined || child === null || child === false) return;
+  if (typeof child === "string" || typeof child === "number") el.append(document.createTextNode(String(child)));
+  else if (child instanceof Node) el.append(child);
+  else for (const c of child) append(el, c);
+}
+
+function h<K extends keyof HTMLElementTagNameMap>(tag: K, attrs: Attributes = {}, ...children: Child[]): HTMLElementTagNameMap[K] {
   const el = document.createElement(tag);
   for (const [name, value] of Object.entries(attrs)) {
     if (value === undefined || value === null || value === false) continue;
-    if (name === "class") el.className = value;
+    if (name === "class") el.className = String(value);
     else el.setAttribute(name, String(value));
   }
-  for (const child of children.flat()) {
-    if (child === undefined || child === null || child === false) continue;
-    el.append(child instanceof Node ? child : document.createTextNode(String(child)));
-  }
+  for (const child of children) append(el, child);
   return el;
 }
 
-const $ = (/** @type {string} */ id) => /** @type {HTMLElement} */ (document.getElementById(id));
-
-/** The last segment of a release URL: "examples/software/kvdb" → "kvdb". */
-function releaseName(url) {
-  return String(url).replace(/\/+$/, "").split("/").pop() || url;
+function $(id: string): HTMLElement {
+  const el = document.getElementById(id);
+  if (el === null) throw new Error(`the page has no #${id}`);
+  return el;
 }
 
-function clock(iso) {
+/** The last segment of a release URL: "examples/software/kvdb" → "kvdb". */
+function releaseName(url: string): string {
+  return url.replace(/\/+$/, "").split("/").pop() || url;
+}
+
+function clock(iso: string | undefined): string {
   return typeof iso === "string" ? iso.slice(11, 19) : "";
 }
 
 /** "since …" for people: the time (UTC) when it is today, else the date and time. */
-function sinceText(iso) {
-  if (typeof iso !== "string") return "";
+function sinceText(iso: string): string {
   const today = new Date().toISOString().slice(0, 10);
   return iso.slice(0, 10) === today ? `${iso.slice(11, 19)} UTC` : `${iso.slice(0, 10)} ${iso.slice(11, 19)} UTC`;
 }
 
-/** What a node's liveness ({ state, lastSeen }) says, in words. */
-function livenessText(liveness) {
+/** What a node's liveness says, in words. */
+function livenessText(liveness: Liveness): string {
   if (liveness.state === "unresponsive") {
     return liveness.lastSeen ? `node unresponsive since ${sinceText(liveness.lastSeen)}` : "node unresponsive: not heard from since the master started";
   }
@@ -101,21 +143,24 @@ function livenessText(liveness) {
   return "node not heard from yet";
 }
 
-function referenceOf(instanceId) {
+function referenceOf(instanceId: string): string {
   return state.instances[instanceId]?.reference ?? instanceId;
 }
 
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
 // --- API ---------------------------------------------------------------------------------------
 
-async function getJson(path) {
+/** A read of the master's API; its answer is typed by `@slap/api`, not parsed. */
+async function getJson<T>(path: string): Promise<T> {
   const response = await fetch(path, { headers });
   if (response.status === 401) throw new Unauthorized(token ? "the master refused this token" : "the master needs a token");
   if (!response.ok) throw new Error(`${path}: HTTP ${response.status}`);
-  return response.json();
+  return (await response.json()) as T;
 }
 
 /** Asks for a token; the page starts over with it. */
-function signIn(reason) {
+function signIn(reason: string): void {
   sessionStorage.removeItem(TOKEN_KEY);
   setLive("offline");
   const input = h("input", { type: "password", name: "token", autocomplete: "off", placeholder: "slap_…", required: true, "aria-label": "API token" });
@@ -128,16 +173,16 @@ function signIn(reason) {
   );
   form.addEventListener("submit", (event) => {
     event.preventDefault();
-    sessionStorage.setItem(TOKEN_KEY, /** @type {HTMLInputElement} */ (input).value.trim());
+    sessionStorage.setItem(TOKEN_KEY, input.value.trim());
     location.reload();
   });
   $("trees").replaceChildren(form);
-  /** @type {HTMLInputElement} */ (input).focus();
+  input.focus();
 }
 
-async function refresh() {
-  const [instances, computers] = await Promise.all([getJson("/v1/instances"), getJson("/v1/computers")]);
-  state.instances = Object.fromEntries(instances.instances.map((i) => [i.instanceId, i]));
+async function refresh(): Promise<void> {
+  const [instances, computers] = await Promise.all([getJson<InstanceList>("/v1/instances"), getJson<{ computers: Computer[] }>("/v1/computers")]);
+  state.instances = Object.fromEntries(instances.instances.map((i) => [i.instanceId, i as Instance]));
   state.trees = instances.trees;
   state.computers = computers.computers;
   livenessSeen = livenessKey(state.computers);
@@ -147,7 +192,7 @@ async function refresh() {
   renderFeed();
 }
 
-let refreshTimer = null;
+let refreshTimer: ReturnType<typeof setTimeout> | null = null;
 let refreshing = false;
 let refreshAgain = false;
 /**
@@ -155,7 +200,7 @@ let refreshAgain = false;
  * events came meanwhile, spaced by REFRESH_DEBOUNCE_MS — so a busy master is read a few times a
  * second per open page, not once per event.
  */
-function scheduleRefresh() {
+function scheduleRefresh(): void {
   if (refreshing) {
     refreshAgain = true;
     return;
@@ -165,7 +210,7 @@ function scheduleRefresh() {
     refreshTimer = null;
     refreshing = true;
     refresh()
-      .catch((error) => console.warn("refresh failed", error))
+      .catch((error: unknown) => console.warn("refresh failed", error))
       .finally(() => {
         refreshing = false;
         if (refreshAgain) {
@@ -177,7 +222,7 @@ function scheduleRefresh() {
 }
 
 /** The computers' liveness states as one string: a change (not a newer heartbeat) re-reads the page's models. */
-function livenessKey(computers) {
+function livenessKey(computers: readonly Computer[]): string {
   return computers
     .map((c) => `${c.computerId}=${c.liveness?.state ?? "-"}${c.liveness?.state === "unresponsive" ? `@${c.liveness.lastSeen}` : ""}`)
     .sort()
@@ -185,14 +230,14 @@ function livenessKey(computers) {
 }
 let livenessSeen = "";
 
-async function pollLiveness() {
-  const { computers } = await getJson("/v1/computers");
+async function pollLiveness(): Promise<void> {
+  const { computers } = await getJson<{ computers: Computer[] }>("/v1/computers");
   if (livenessKey(computers) !== livenessSeen) scheduleRefresh();
 }
 
-let feedFrame = null;
+let feedFrame: number | null = null;
 /** Renders the feed once per animation frame, however many events arrived in it. */
-function scheduleFeed() {
+function scheduleFeed(): void {
   if (feedFrame !== null) return;
   feedFrame = requestAnimationFrame(() => {
     feedFrame = null;
@@ -200,55 +245,39 @@ function scheduleFeed() {
   });
 }
 
-/**
- * Follows `/v1/events/stream` from `after`, calling `onEvent` per event; resolves when the
- * stream ends. Server-sent events framing: blocks separated by a blank line, `event:`/`data:`
- * fields, `:` comments (heartbeats).
- */
-async function follow(after, signal, onEvent) {
-  const response = await fetch(`/v1/events/stream?after=${after}`, { headers, signal });
+/** Follows `/v1/events/stream` from `after`, calling `onEvent` per `event` message; resolves when the stream ends. */
+async function follow(after: number, onEvent: (item: EventItem) => void): Promise<void> {
+  const response = await fetch(`/v1/events/stream?after=${after}`, { headers });
   if (response.status === 401) throw new Unauthorized("the master refused this token");
   if (!response.ok || response.body === null) throw new Error(`event stream: HTTP ${response.status}`);
   setLive("live");
+  const parser = createParser({
+    onEvent: (message) => {
+      if (message.event === "event" && message.data !== "") onEvent(JSON.parse(message.data) as EventItem);
+    },
+  });
   const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
-  let buffer = "";
   for (;;) {
     const { value, done } = await reader.read();
     if (done) return;
-    buffer += value;
-    let end;
-    while ((end = buffer.indexOf("\n\n")) >= 0) {
-      const block = buffer.slice(0, end);
-      buffer = buffer.slice(end + 2);
-      let type = "message";
-      const data = [];
-      for (const line of block.split("\n")) {
-        if (line.startsWith(":")) continue;
-        const colon = line.indexOf(":");
-        const field = colon < 0 ? line : line.slice(0, colon);
-        const text = colon < 0 ? "" : line.slice(colon + 1).replace(/^ /, "");
-        if (field === "event") type = text;
-        else if (field === "data") data.push(text);
-      }
-      if (type === "event" && data.length > 0) onEvent(JSON.parse(data.join("\n")));
-    }
+    parser.feed(value);
   }
 }
 
-function setLive(liveState) {
+function setLive(liveState: "connecting" | "live" | "reconnecting" | "offline"): void {
   const el = $("live");
   el.dataset.state = liveState;
   el.textContent = liveState;
 }
 
-async function followForever() {
+async function followForever(): Promise<never> {
   let after = -1;
   let delay = 500;
   for (;;) {
     try {
       // Inside the loop: a master that is restarting or not up yet is retried, not given up on.
-      if (after < 0) after = Math.max(0, (await getJson("/healthz")).position - FEED_BACKLOG_COMMITS);
-      await follow(after, undefined, (item) => {
+      if (after < 0) after = Math.max(0, (await getJson<{ position: number }>("/healthz")).position - FEED_BACKLOG_COMMITS);
+      await follow(after, (item) => {
         after = item.position;
         delay = 500;
         receive(item);
@@ -259,12 +288,12 @@ async function followForever() {
       console.warn("event stream failed", error);
       setLive("reconnecting");
     }
-    await new Promise((resolve) => setTimeout(resolve, delay));
+    await sleep(delay);
     delay = Math.min(delay * 2, 10_000);
   }
 }
 
-function receive(item) {
+function receive(item: EventItem): void {
   state.events.push(item);
   if (state.events.length > FEED_KEEP) state.events.splice(0, state.events.length - FEED_KEEP);
   state.position = Math.max(state.position, item.position);
@@ -276,32 +305,32 @@ function receive(item) {
 // --- the instance graph ------------------------------------------------------------------------
 
 /** One word for where an instance is in its life. */
-function statusOf(instance) {
+function statusOf(instance: Instance): string {
   if (instance.destroyed) return "destroyed";
   if (instance.status !== null) return instance.status.status;
   if (instance.shared) return instance.host === null ? "pending" : "attached";
   return instance.placement === null ? "pending" : "allocated";
 }
 
-function requesterLabel(requester) {
+function requesterLabel(requester: Requester): string {
   return requester.kind === "user" ? `user ${requester.userId}` : referenceOf(requester.instanceId);
 }
 
-function badge(text, kind, attrs = {}) {
+function badge(text: string, kind: string, attrs: Attributes = {}): HTMLSpanElement {
   return h("span", { class: `badge badge-${kind}`, ...attrs }, text);
 }
 
-function instanceCard(instance) {
+function instanceCard(instance: Instance): HTMLElement {
   const status = statusOf(instance);
-  const where = instance.placement ?? (instance.status && { computerId: instance.status.computerId, partitionId: instance.status.partitionId });
   const s = instance.status;
-  const rows = [];
+  const where = instance.placement ?? (s && { computerId: s.computerId, partitionId: s.partitionId });
+  const rows: HTMLElement[] = [];
 
   if (s !== null && s.processes.length > 0) {
     rows.push(
       h("div", { class: "row" }, h("span", { class: "row-label" }, "processes"),
         h("span", { class: "chips" }, s.processes.map((p) =>
-          h("span", { class: `chip process process-${p.state}`, "data-process": p.name, "data-state": p.state, title: p.pid ? `pid ${p.pid}` : p.state },
+          h("span", { class: `chip process process-${p.state}`, "data-process": p.name, "data-state": p.state, title: typeof p.pid === "number" && p.pid > 0 ? `pid ${p.pid}` : p.state },
             h("span", { class: "dot" }), p.name, " ", h("em", {}, p.state))))),
     );
   }
@@ -326,8 +355,9 @@ function instanceCard(instance) {
   }
   if (instance.lastBang !== null) {
     const b = instance.lastBang;
+    const service = typeof b.service === "string" && b.service !== "" ? `${b.service}: ` : "";
     rows.push(h("div", { class: "row" }, h("span", { class: "row-label" }, "last bang"),
-      h("span", { class: "message" }, `${clock(b.at)} ${b.service ? `${b.service}: ` : ""}${b.message}`)));
+      h("span", { class: "message" }, `${clock(b.at)} ${service}${b.message}`)));
   }
   if (instance.connection !== null && Object.keys(instance.connection).length > 0) {
     rows.push(
@@ -360,7 +390,7 @@ function instanceCard(instance) {
 }
 
 /** The instance and, nested under it, the instances it requested (and shared ones it hosts). */
-function instanceNode(instance, childrenOf, seen) {
+function instanceNode(instance: Instance, childrenOf: ReadonlyMap<string, Instance[]>, seen: Set<string>): HTMLElement {
   seen.add(instance.instanceId);
   const children = (childrenOf.get(instance.instanceId) ?? []).filter((c) => !seen.has(c.instanceId));
   return h("li", { class: "node", "data-reference": instance.reference, "data-instance": instance.instanceId, "data-status": statusOf(instance) },
@@ -369,25 +399,26 @@ function instanceNode(instance, childrenOf, seen) {
   );
 }
 
-function renderTrees() {
+function renderTrees(): void {
   const all = Object.values(state.instances);
-  const childrenOf = new Map();
+  const childrenOf = new Map<string, Instance[]>();
   for (const instance of all) {
     const parent = instance.requester.kind === "instance" ? instance.requester.instanceId : instance.host?.instanceId;
     if (parent === undefined || state.instances[parent] === undefined || parent === instance.instanceId) continue;
-    if (!childrenOf.has(parent)) childrenOf.set(parent, []);
-    childrenOf.get(parent).push(instance);
+    const siblings = childrenOf.get(parent) ?? [];
+    siblings.push(instance);
+    childrenOf.set(parent, siblings);
   }
   const trees = [...state.trees].sort((a, b) =>
     String(state.instances[a.rootInstanceId]?.requestedAt).localeCompare(String(state.instances[b.rootInstanceId]?.requestedAt)));
-  const seen = new Set();
-  const sections = [];
+  const seen = new Set<string>();
+  const sections: HTMLElement[] = [];
   for (const tree of trees) {
     const root = state.instances[tree.rootInstanceId];
     if (root === undefined || seen.has(root.instanceId)) continue;
     const list = h("ul", { class: "tree-root" }, instanceNode(root, childrenOf, seen));
     // Instances of the tree not reached from its root (their requester is not visible): listed flat.
-    const orphans = tree.instanceIds.map((id) => state.instances[id]).filter((i) => i !== undefined && !seen.has(i.instanceId));
+    const orphans = tree.instanceIds.map((id) => state.instances[id]).filter((i): i is Instance => i !== undefined && !seen.has(i.instanceId));
     for (const orphan of orphans) if (!seen.has(orphan.instanceId)) list.append(instanceNode(orphan, childrenOf, seen));
     const owner = root.requester.kind === "user" ? root.requester.userId : "?";
     sections.push(h("section", { class: "tree", "data-tree": tree.treeId },
@@ -402,7 +433,17 @@ function renderTrees() {
 
 // --- computers ---------------------------------------------------------------------------------
 
-function renderComputers() {
+function partitionBox(p: PartitionView): HTMLElement {
+  const holder = p.instanceId === null ? null : referenceOf(p.instanceId);
+  const retired = p.retired === true;
+  return h("div", {
+    class: `partition ${holder ? "used" : "free"}${retired ? " retired" : ""}`,
+    "data-partition": p.partitionId,
+    title: `${p.partitionId} ${p.address} ports ${p.ports.from}-${p.ports.to}${holder ? ` — ${holder}` : " — free"}${retired ? " (retired)" : ""}`,
+  }, h("span", { class: "pid" }, p.partitionId), h("span", { class: "holder" }, holder ?? "free"));
+}
+
+function renderComputers(): void {
   const cards = state.computers
     .slice()
     .sort((a, b) => a.computerId.localeCompare(b.computerId))
@@ -424,14 +465,7 @@ function renderComputers() {
               title: liveness.lastSeen ? `last heard from ${liveness.lastSeen}` : "not heard from since the master started",
             }, livenessText(liveness))
           : null,
-        h("div", { class: "partitions" }, partitions.map((p) => {
-          const holder = p.instanceId === null ? null : referenceOf(p.instanceId);
-          return h("div", {
-            class: `partition ${holder ? "used" : "free"}${p.retired ? " retired" : ""}`,
-            "data-partition": p.partitionId,
-            title: `${p.partitionId} ${p.address} ports ${p.ports.from}-${p.ports.to}${holder ? ` — ${holder}` : " — free"}${p.retired ? " (retired)" : ""}`,
-          }, h("span", { class: "pid" }, p.partitionId), h("span", { class: "holder" }, holder ?? "free"));
-        })),
+        h("div", { class: "partitions" }, partitions.map(partitionBox)),
         software.length > 0
           ? h("ul", { class: "releases" }, software.map((r) =>
               h("li", { "data-release": r.releaseUrl },
@@ -446,52 +480,54 @@ function renderComputers() {
 
 // --- the event feed ----------------------------------------------------------------------------
 
-function summary(event) {
-  const d = event.data;
+function summary(event: DomainEvent): string {
   const a = event.aggregate;
   const ref = a.kind === "instance" ? referenceOf(a.instanceId) : undefined;
   const where = a.kind === "partition" ? `${a.computerId}/${a.partitionId}` : undefined;
   switch (event.type) {
     case "ComputerRegistered":
-      return `${a.computerId} registered with ${d.partitions.length} partitions`;
+      return `${event.aggregate.computerId} registered with ${event.data.partitions.length} partitions`;
     case "SoftwareSupplied":
-      return `${releaseName(d.releaseUrl)} supplied on ${a.computerId}`;
+      return `${releaseName(event.data.releaseUrl)} supplied on ${event.aggregate.computerId}`;
     case "SoftwareUnsupplied":
-      return `${releaseName(d.releaseUrl)} unsupplied on ${a.computerId}`;
+      return `${releaseName(event.data.releaseUrl)} unsupplied on ${event.aggregate.computerId}`;
     case "SoftwareReleaseStatusReported":
-      return `${releaseName(d.releaseUrl)} on ${a.computerId}: ${d.status}`;
+      return `${releaseName(event.data.releaseUrl)} on ${event.aggregate.computerId}: ${event.data.status}`;
     case "PartitionAllocated":
-      return `${referenceOf(d.instanceId)} placed on ${where}`;
+      return `${referenceOf(event.data.instanceId)} placed on ${where}`;
     case "PartitionReleased":
-      return `${where} released by ${referenceOf(d.instanceId)} (${d.reason})`;
+      return `${where} released by ${referenceOf(event.data.instanceId)} (${event.data.reason})`;
     case "InstanceRequested":
-      return `${d.reference} (${releaseName(d.releaseUrl)}) requested by ${requesterLabel(d.requester)}`;
+      return `${event.data.reference} (${releaseName(event.data.releaseUrl)}) requested by ${requesterLabel(event.data.requester)}`;
     case "InstanceParametersChanged":
       return `${ref}: parameters changed`;
     case "InstanceRequestedStateChanged":
-      return `${ref} requested ${d.requestedState}`;
+      return `${ref} requested ${event.data.requestedState}`;
     case "SharedInstanceAttached":
-      return `${ref} attached to ${referenceOf(d.hostInstanceId)}`;
+      return `${ref} attached to ${referenceOf(event.data.hostInstanceId)}`;
     case "ConnectionParametersPublished":
-      return `${ref} published ${Object.keys(d.parameters).join(", ") || "nothing"}`;
+      return `${ref} published ${Object.keys(event.data.parameters).join(", ") || "nothing"}`;
     case "InstanceStatusReported":
-      return `${ref}: ${d.status}${d.waitingFor?.length ? ` for ${d.waitingFor.join(", ")}` : ""}`;
+      return `${ref}: ${event.data.status}${event.data.waitingFor?.length ? ` for ${event.data.waitingFor.join(", ")}` : ""}`;
     case "InstanceBanged":
-      return `${ref} banged: ${d.message}`;
+      return `${ref} banged: ${event.data.message}`;
     case "InstanceDestroyed":
       return `${ref} destroyed`;
-    default:
-      return event.type;
+    default: {
+      // A type this page does not know yet (a newer master): shown by name.
+      const unknown: never = event;
+      return String((unknown as { type: unknown }).type);
+    }
   }
 }
 
 /** The instances, tree and computers an event is about (for the feed's filters). */
-function subjectsOf(event) {
+function subjectsOf(event: DomainEvent): { instances: Set<string>; trees: Set<string>; computers: Set<string> } {
   const a = event.aggregate;
-  const d = event.data ?? {};
-  const instances = new Set();
-  const trees = new Set();
-  const computers = new Set();
+  const d: Record<string, unknown> = event.data;
+  const instances = new Set<string>();
+  const trees = new Set<string>();
+  const computers = new Set<string>();
   if (a.kind === "instance") {
     instances.add(a.instanceId);
     trees.add(a.treeId);
@@ -500,7 +536,7 @@ function subjectsOf(event) {
   } else computers.add(a.computerId);
   if (typeof d.instanceId === "string") {
     instances.add(d.instanceId);
-    const tree = d.treeId ?? state.instances[d.instanceId]?.treeId;
+    const tree = typeof d.treeId === "string" ? d.treeId : state.instances[d.instanceId]?.treeId;
     if (tree) trees.add(tree);
   }
   if (typeof d.hostInstanceId === "string") instances.add(d.hostInstanceId);
@@ -508,13 +544,23 @@ function subjectsOf(event) {
   return { instances, trees, computers };
 }
 
-function filters() {
-  const form = /** @type {HTMLFormElement} */ ($("filters"));
-  const value = (name) => /** @type {HTMLSelectElement} */ (form.elements.namedItem(name)).value;
-  return { instance: value("instance"), tree: value("tree"), computer: value("computer"), type: value("type") };
+interface Filters {
+  instance: string;
+  tree: string;
+  computer: string;
+  type: string;
 }
 
-function matches(item, f) {
+function select(name: keyof Filters): HTMLSelectElement {
+  const form = $("filters") as HTMLFormElement;
+  return form.elements.namedItem(name) as HTMLSelectElement;
+}
+
+function filters(): Filters {
+  return { instance: select("instance").value, tree: select("tree").value, computer: select("computer").value, type: select("type").value };
+}
+
+function matches(item: EventItem, f: Filters): boolean {
   const event = item.event;
   if (f.type && event.type !== f.type) return false;
   if (!f.instance && !f.tree && !f.computer) return true;
@@ -522,14 +568,17 @@ function matches(item, f) {
   return (!f.instance || s.instances.has(f.instance)) && (!f.tree || s.trees.has(f.tree)) && (!f.computer || s.computers.has(f.computer));
 }
 
-function renderFeed() {
+function category(type: string): string {
+  return type.startsWith("Instance") || type.startsWith("Shared") || type.startsWith("Connection") ? "instance" : type.startsWith("Partition") ? "partition" : "computer";
+}
+
+function renderFeed(): void {
   const f = filters();
-  const shown = [];
+  const shown: EventItem[] = [];
   for (let i = state.events.length - 1; i >= 0 && shown.length < FEED_SHOW; i--) {
-    const item = state.events[i];
+    const item = state.events[i]!;
     if (matches(item, f)) shown.push(item);
   }
-  const category = (type) => (type.startsWith("Instance") || type.startsWith("Shared") || type.startsWith("Connection") ? "instance" : type.startsWith("Partition") ? "partition" : "computer");
   $("feed").replaceChildren(...shown.map((item) =>
     h("li", { class: `event event-${category(item.event.type)}`, "data-type": item.event.type, "data-position": item.position },
       h("time", { datetime: item.event.time, title: item.event.time }, clock(item.event.time)),
@@ -540,55 +589,64 @@ function renderFeed() {
 }
 
 /** Fills a select with `options` ([value, label]), keeping its selection. */
-function setOptions(select, options) {
-  const selected = select.value;
-  const all = [["", "all"], ...options];
+function setOptions(target: HTMLSelectElement, options: ReadonlyArray<readonly [string, string]>): void {
+  const selected = target.value;
+  const all: Array<readonly [string, string]> = [["", "all"], ...options];
   if (selected && !options.some(([v]) => v === selected)) all.push([selected, selected]);
-  select.replaceChildren(...all.map(([value, label]) => h("option", { value }, label)));
-  select.value = selected;
+  target.replaceChildren(...all.map(([value, label]) => h("option", { value }, label)));
+  target.value = selected;
 }
 
-function renderFilterOptions() {
-  const form = /** @type {HTMLFormElement} */ ($("filters"));
-  const select = (name) => /** @type {HTMLSelectElement} */ (form.elements.namedItem(name));
+function renderFilterOptions(): void {
   const instances = Object.values(state.instances).sort((a, b) => a.reference.localeCompare(b.reference));
-  setOptions(select("instance"), instances.map((i) => [i.instanceId, i.reference]));
-  setOptions(select("tree"), state.trees.map((t) => [t.treeId, referenceOf(t.rootInstanceId)]));
-  setOptions(select("computer"), state.computers.map((c) => [c.computerId, c.computerId]));
+  setOptions(select("instance"), instances.map((i) => [i.instanceId, i.reference] as const));
+  setOptions(select("tree"), state.trees.map((t) => [t.treeId, referenceOf(t.rootInstanceId)] as const));
+  setOptions(select("computer"), state.computers.map((c) => [c.computerId, c.computerId] as const));
 }
 
 // --- start -------------------------------------------------------------------------------------
 
-setOptions(/** @type {HTMLSelectElement} */ (/** @type {HTMLFormElement} */ ($("filters")).elements.namedItem("type")), EVENT_TYPES.map((t) => [t, t]));
-$("filters").addEventListener("change", () => renderFeed());
+function actorText(actor: Actor): string {
+  switch (actor.kind) {
+    case "user":
+      return actor.userId;
+    case "node":
+      return `node ${actor.computerId}`;
+    default:
+      return actor.kind;
+  }
+}
+
 /** Who the token is (retried while the master is not up yet), then the models and the live feed. */
-async function start() {
+async function start(): Promise<void> {
   if (!token) {
     $("user").textContent = "nobody";
     return signIn("No token");
   }
   for (let delay = 500; ; delay = Math.min(delay * 2, 10_000)) {
     try {
-      const { actor } = await getJson("/v1/whoami");
-      $("user").textContent = actor.kind === "user" ? actor.userId : actor.kind === "node" ? `node ${actor.computerId}` : actor.kind;
+      const { actor } = await getJson<{ actor: Actor }>("/v1/whoami");
+      $("user").textContent = actorText(actor);
       break;
     } catch (error) {
       if (error instanceof Unauthorized) throw error;
       setLive("reconnecting");
-      await new Promise((resolve) => setTimeout(resolve, delay));
+      await sleep(delay);
     }
   }
-  refresh().catch((error) => {
+  refresh().catch((error: unknown) => {
     if (error instanceof Unauthorized) return signIn(error.message);
-    $("trees").replaceChildren(h("p", { class: "error" }, `Cannot read the master: ${error.message}`));
+    $("trees").replaceChildren(h("p", { class: "error" }, `Cannot read the master: ${error instanceof Error ? error.message : String(error)}`));
   });
   setInterval(() => {
-    pollLiveness().catch((error) => console.warn("liveness poll failed", error));
+    pollLiveness().catch((error: unknown) => console.warn("liveness poll failed", error));
   }, LIVENESS_POLL_MS);
   await followForever();
 }
 
-start().catch((error) => {
+setOptions(select("type"), EVENT_TYPES.map((t) => [t, t] as const));
+$("filters").addEventListener("change", () => renderFeed());
+start().catch((error: unknown) => {
   if (error instanceof Unauthorized) return signIn(error.message);
   setLive("offline");
   console.warn(error);

@@ -7,11 +7,9 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { AckPolicy, jetstream, jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
 import { PermissionViolationError, connect, type NatsConnection } from "@nats-io/transport-node";
 import { EventStoreError, ProjectionRunner, computersProjection, encodeCommit, type Commit, type DomainEvent } from "@slap/events";
+import { DEFAULT_STREAM_NAME, JetStreamEventStore, deadLetterStreamName, inboxPrefixOf } from "@slap/eventstore-jetstream";
 import { captureLogger, fixtures, startNatsServer, tempDir, type NatsServer } from "@slap/testkit";
-import { bcryptHash } from "./bcrypt.js";
-import { inboxPrefixOf } from "./credentials.js";
-import { renderNatsConfig } from "./nats-config.js";
-import { DEFAULT_STREAM_NAME, JetStreamEventStore, deadLetterStreamName } from "./store.js";
+import { bcryptHash, renderNatsConfig } from "./nats-server-config.js";
 
 const STREAM = DEFAULT_STREAM_NAME;
 const password = (): string => randomBytes(24).toString("base64url");

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { NatsCredentialsError, natsCredentialsFromEnv } from "./credentials.js";
-import { logReaderApi, natsPermissions, renderNatsConfig } from "./nats-config.js";
+import { decodeBase64 } from "bcryptjs";
+import { bcryptHash, logReaderApi, natsPermissions, renderNatsConfig } from "./nats-server-config.js";
 
 const pw = (c: string): string => c.repeat(12);
 
@@ -46,16 +46,15 @@ describe("nats-server configuration", () => {
   });
 });
 
-describe("NATS credentials from the environment", () => {
-  it("reads NATS_USER and NATS_PASSWORD together, and neither as none", () => {
-    assert.deepEqual(natsCredentialsFromEnv({ NATS_USER: "COMP-1", NATS_PASSWORD: "s3cret" }), { user: "COMP-1", pass: "s3cret" });
-    assert.deepEqual(natsCredentialsFromEnv({}), {});
-    assert.deepEqual(natsCredentialsFromEnv({ NATS_USER: "", NATS_PASSWORD: "" }), {});
-  });
-
-  it("refuses one without the other and a user that is not a token, never echoing the password", () => {
-    assert.throws(() => natsCredentialsFromEnv({ NATS_USER: "COMP-1" }), NatsCredentialsError);
-    assert.throws(() => natsCredentialsFromEnv({ NATS_PASSWORD: "s3cret" }), /NATS_USER and NATS_PASSWORD go together/);
-    assert.throws(() => natsCredentialsFromEnv({ NATS_USER: "a b", NATS_PASSWORD: "s3cret" }), (error: Error) => /NATS_USER: must be/.test(error.message) && !error.message.includes("s3cret"));
+describe("bcrypt hashes for nats.conf", () => {
+  it("puts the given salt and cost in a $2a$ hash that reproduces published vectors", () => {
+    for (const [password, hash] of [
+      ["U*U", "$2a$05$CCCCCCCCCCCCCCCCCCCCC.E5YPO9kmyuRGyh0XouQYb4YMJKvyOeW"], // OpenWall
+      ["", "$2a$06$DCq7YPn5Rq63x1Lad4cll.TV4S6ytwfsfvkgY8jIucDrjc8deX1s."], // jBCrypt
+    ] as const) {
+      const salt = Uint8Array.from(decodeBase64(hash.slice(7, 29), 16));
+      assert.equal(bcryptHash(password, salt, Number(hash.slice(4, 6))), hash);
+    }
+    assert.throws(() => bcryptHash("x", new Uint8Array(15), 4), RangeError);
   });
 });
