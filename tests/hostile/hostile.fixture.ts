@@ -11,7 +11,8 @@ import { EmbeddedEventStore } from "@slap/eventstore-embedded";
 import { partitionAllocatedEvent } from "@slap/placement";
 import { tempDir, tokenFile } from "@slap/testkit";
 import { monotonicFactory } from "ulid";
-import { buildHttpApi, Credentials, runMaster, type RunningMaster } from "@slap/master";
+import { DASHBOARD_DIR } from "@slap/dashboard";
+import { buildHttpApi, Credentials, readDashboardFolder, runMaster, type RunningMaster } from "@slap/master";
 
 /** `SLAP_FUZZ_SEED` when set (to replay a failure), else a fixed seed: every run tries the same inputs. */
 export const FUZZ_SEED: number = (() => {
@@ -88,7 +89,8 @@ export async function startHostileMaster(identities: { users: readonly string[];
   const tokens = tokenFile(dir.path, identities);
   const store = await EmbeddedEventStore.open({ dir: join(dir.path, "log"), logger });
   const running = await runMaster({ port: 0, host: "127.0.0.1", data: join(dir.path, "log"), tokens, logLevel: "warn" }, { store, logger });
-  const app = buildHttpApi(running.master, logger, { credentials: await Credentials.load(tokens) });
+  // With the dashboard's files, as `slap up` serves them: its paths are public routes too.
+  const app = buildHttpApi(running.master, logger, { credentials: await Credentials.load(tokens), dashboard: await readDashboardFolder(DASHBOARD_DIR) });
   await app.ready();
   const newId = monotonicFactory();
   return {

@@ -4,7 +4,8 @@
  */
 export { runMaster, MasterConfig, type RunningMaster, type MasterDependencies } from "./main.js";
 export { Master, CommandRejected } from "./shell/master.js";
-export { buildHttpApi } from "./shell/http.js";
+export { buildHttpApi } from "./shell/http/server.js";
+export { readDashboardFolder, type DashboardFolder } from "./shell/dashboard.js";
 export {
   Credentials,
   TokenEntry,

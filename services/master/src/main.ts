@@ -8,7 +8,7 @@ import { connectServiceLog, natsConfigFields } from "@slap/eventstore-jetstream"
 import type { ExplainUnplaced } from "./core/answer.js";
 import { openOrCreateTokenFile, type Credentials } from "./shell/auth.js";
 import { readDashboardFolder } from "./shell/dashboard.js";
-import { buildHttpApi } from "./shell/http.js";
+import { buildHttpApi } from "./shell/http/server.js";
 import { Master } from "./shell/master.js";
 
 /** Configuration of a master process; every field has an environment fallback in `configFromEnv`. */
