@@ -110,7 +110,7 @@ export function registerRoutes<K extends OperationId, L extends FastifyBaseLogge
       handler: async (request, reply) => {
         const actor = route.auth === "public" ? undefined : actorOf(request);
         const params = route.params === undefined ? undefined : parse(route.params, request.params, "path");
-        handler.guard?.(actor as never, params as never);
+        handler.guard?.(actor as never, params);
         const query = route.query === undefined ? undefined : parse(route.query, request.query, "query");
         const body = route.body === undefined ? undefined : parse(route.body, request.body, "body");
         const answer = (await handler.handle({ actor, params, query, body, request, reply } as never)) as typeof STREAMED | { status: number; body: unknown };
