@@ -52,6 +52,7 @@ export {
   SeenHeader,
   SupplySoftware,
   WaitQuery,
+  WatchQuery,
   oneMoment,
   showSecrets,
 } from "./inputs.js";

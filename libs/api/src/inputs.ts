@@ -129,6 +129,9 @@ const Flag = z.enum(["0", "1", "true", "false"]);
 /** `?secrets=1`: show secret-looking values (masked by key name otherwise). */
 export const SecretsQuery = z.object({ secrets: Flag.optional().describe("show secret connection and parameter values (1 or true)") });
 
+/** `GET /v1/instances/:id/watch`: a watch serves the requester, so its answers are never masked; `secrets` is taken, not needed. */
+export const WatchQuery = z.object({ secrets: Flag.optional().describe("taken for symmetry with the reads; a watch's answers are never masked") });
+
 /** Whether a `secrets` query value asks for the secrets. */
 export const showSecrets = (query: { secrets?: string | undefined }): boolean => query.secrets === "1" || query.secrets === "true";
 

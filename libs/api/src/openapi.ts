@@ -2,7 +2,12 @@ import { z } from "zod";
 import { ROUTES, type ResponseSpec, type RouteSpec } from "./routes.js";
 
 /** A zod schema as JSON Schema: inputs as a sender writes them (defaults optional), answers as they come. */
-const json = (schema: z.ZodType, io: "input" | "output") => z.toJSONSchema(schema, { io, unrepresentable: "any" });
+function json(schema: z.ZodType, io: "input" | "output"): Record<string, unknown> {
+  const document: Record<string, unknown> = z.toJSONSchema(schema, { io, unrepresentable: "any" });
+  // Each is embedded in the document, which says its dialect once (OpenAPI 3.1: JSON Schema 2020-12).
+  delete document.$schema;
+  return document;
+}
 
 /** A query or path schema's fields, each an OpenAPI parameter. */
 function parameters(schema: z.ZodType | undefined, where: "path" | "query"): unknown[] {

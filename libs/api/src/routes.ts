@@ -30,9 +30,9 @@ import {
   ReportInstanceStatus,
   ReportSoftwareStatus,
   RequestInstance,
-  SecretsQuery,
   SupplySoftware,
   WaitQuery,
+  WatchQuery,
 } from "./inputs.js";
 
 /**
@@ -175,7 +175,7 @@ export const routes = {
     summary: "Server-sent events: the answer now and at every change (connection parameters unmasked)",
     auth: ALL,
     params: InstanceIdParam,
-    query: SecretsQuery,
+    query: WatchQuery,
     responses: { 200: { description: "text/event-stream of `answer` events", stream: { event: "answer", data: Answer } }, ...refusals, 404: E[404] },
   },
   changeState: {
