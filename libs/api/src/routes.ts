@@ -271,7 +271,7 @@ export const routes = {
     method: "POST",
     path: "/v1/computers/{computerId}/software",
     summary: "Report a release's build on a computer (its node, or admin)",
-    auth: ["admin", "node", "partition"],
+    auth: ["admin", "node"],
     params: ComputerIdParam,
     body: ReportSoftwareStatus,
     responses: { 200: { description: "reported", body: ComputerChanged }, ...refusals, 404: E[404], 409: E[409] },

@@ -1,4 +1,5 @@
 import { showSecrets } from "@slap/api";
+import type { Actor } from "@slap/events";
 import { decideBang, decideDestroyed, decidePublish, decideStateChange, decideStatus, keyOf, requesterOf } from "../../core/decide.js";
 import { findInstance, guardReason, maskAnswer, mustSeeBeforeChanging, visibleInstances } from "../../core/visibility.js";
 import type { Master } from "../master.js";
@@ -6,7 +7,6 @@ import { asOfOf, details, modelsOf, presentInstance, readAt } from "./reads.js";
 import { withStatus } from "./requests.js";
 import { orRefuse, STREAMED, type Handlers } from "./route.js";
 import { openEventStream } from "./sse.js";
-import type { Actor } from "@slap/events";
 
 type InstanceOperation = "listInstances" | "getInstance" | "getByReference" | "watchInstance" | "changeState" | "bang" | "publishConnection" | "reportInstanceStatus" | "reportDestroyed";
 

@@ -1,6 +1,6 @@
 import type { Duplex } from "node:stream";
 import Fastify, { LogController, type FastifyReply, type FastifyRequest } from "fastify";
-import { ROUTES, SeenHeader, routerPath, routes } from "@slap/api";
+import { ROUTES, SeenHeader, routerPath, routes, type OperationId } from "@slap/api";
 import { EventValidationError, type Actor } from "@slap/events";
 import type { Logger } from "pino";
 import { authenticate, type Credentials } from "../auth.js";
@@ -13,7 +13,6 @@ import { instanceHandlers } from "./instances.js";
 import { SEEN_WAIT_MS } from "./reads.js";
 import { requestHandlers } from "./requests.js";
 import { HttpError, parse, registerRoutes, type Handlers } from "./route.js";
-import type { OperationId } from "@slap/api";
 
 /** The heartbeat's path, not logged as a request (see `buildHttpApi`). */
 const HEARTBEAT_URL = new RegExp(`^${routes.heartbeat.path.replace(/\{\w+\}/g, "[^/?]+")}(\\?|$)`);
