@@ -11,7 +11,7 @@ import { connect } from "node:net";
 import { after, before, describe, it } from "node:test";
 import fc from "fast-check";
 import { z } from "zod";
-import { ROUTES, pathOf, routes, type RouteSpec } from "@slap/api";
+import { ROUTES, pathOf, routes, type Role, type RouteSpec } from "@slap/api";
 import { EVENT_TYPES, instanceIdFor } from "@slap/events";
 import { as } from "@slap/testkit";
 import {
@@ -800,6 +800,27 @@ describe("the master's HTTP API under hostile input", () => {
       assert.ok(status === undefined || (Number(status) >= 400 && Number(status) < 500), `${JSON.stringify(text.slice(0, 80))} → ${reply.slice(0, 200)}`);
     }
     await stillServing(http);
+  });
+
+  it("refuses a valid call from a role the route table does not list for the route (403 or 404), appending nothing", async () => {
+    const callers: Record<Role, () => Headers> = {
+      admin: () => as.admin(),
+      user: () => as.user("alice"),
+      node: () => as.node("COMP-1"),
+      partition: () => as.partition("COMP-1", "slappart0"),
+    };
+    let tried = 0;
+    for (const endpoint of ENDPOINTS) {
+      const spec = ROUTES.find((r) => `${r.method} ${r.path}` === endpoint.route)!;
+      if (spec.auth === "public") continue;
+      const listed: readonly Role[] = spec.auth;
+      for (const role of (Object.keys(callers) as Role[]).filter((r) => !listed.includes(r))) {
+        const sent: Sent = { method: endpoint.method, url: endpoint.url(), headers: callers[role](), ...(endpoint.body === undefined ? {} : { body: endpoint.body.valid() }) };
+        await probe("roles the table does not list", sent, { refused: true, status: [403, 404] });
+        tried++;
+      }
+    }
+    assert.ok(tried >= 20, `only ${tried} unlisted roles tried`);
   });
 
   it("prints how many inputs each surface was tried with", (t) => {
