@@ -24,6 +24,7 @@ import {
   SoftwareView,
   TreeView,
   UnexpectedAnswer,
+  type AsOfMoment,
   type RequestInstance,
 } from "@slap/api";
 import { CliError, HELP, UsageError, fromEnv, quoted, splitArgv, validate, type Io, type OptionSpec } from "./args.js";
@@ -91,7 +92,7 @@ export const clientHelp = `connection:
                       master at its first start)`;
 
 /** `--as-of`: a past moment to read at, as the master's query (`asOf` for a time, `at` for a log position). */
-export type AsOfQuery = { asOf: string } | { at: number };
+export type AsOfQuery = AsOfMoment;
 
 const AS_OF_ERROR = "must be an ISO time with Z or an offset, e.g. 2026-11-23T10:00:00Z, or a log position";
 
