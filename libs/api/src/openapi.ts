@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { SeenHeader } from "./inputs.js";
 import { ROUTES, type ResponseSpec, type RouteSpec } from "./routes.js";
 
 /** A zod schema as JSON Schema: inputs as a sender writes them (defaults optional), answers as they come. */
@@ -36,12 +37,20 @@ function response(spec: ResponseSpec): unknown {
   return { description: spec.description, content: { [spec.file]: { schema: { type: "string" } } } };
 }
 
+/** `x-slap-seen` (API.md, "Reading after what you have seen"), taken by every route that needs a token. */
+const seen = {
+  name: "x-slap-seen",
+  in: "header",
+  schema: json(SeenHeader, "input"),
+  description: "a log position the caller has seen: the answer waits (5 s at most) for the read models to include it",
+};
+
 function operation(route: RouteSpec): unknown {
   return {
     operationId: route.operationId,
     summary: route.summary,
     ...(route.auth === "public" ? { security: [] } : { "x-roles": route.auth }),
-    parameters: [...parameters(route.params, "path"), ...parameters(route.query, "query")],
+    parameters: [...parameters(route.params, "path"), ...parameters(route.query, "query"), ...(route.auth === "public" ? [] : [seen])],
     ...(route.body === undefined ? {} : { requestBody: { required: route.body.safeParse({}).success === false, content: { "application/json": { schema: json(route.body, "input") } } } }),
     responses: Object.fromEntries(Object.entries(route.responses).map(([status, spec]) => [status, response(spec)])),
   };

@@ -47,6 +47,8 @@ describe("the OpenAPI document", () => {
     const request = document.paths["/v1/requests"]!.post as Operation & { requestBody: { required: boolean } };
     assert.equal(request.requestBody.required, true);
     assert.equal(document.paths["/healthz"]!.get!.security?.length, 0, "a public route needs no token");
+    const names = (op: unknown) => (op as { parameters: Array<{ name: string; in: string }> }).parameters.map((p) => `${p.in} ${p.name}`);
+    assert.deepEqual(names(document.paths["/v1/instances/{instanceId}"]!.get), ["path instanceId", "query secrets", "query asOf", "query at", "header x-slap-seen"]);
     const watch = document.paths["/v1/instances/{instanceId}/watch"]!.get!;
     assert.ok(watch.responses["200"]!.content!["text/event-stream"]!.itemSchema !== undefined, "a stream documents its events' data");
   });
