@@ -11,6 +11,7 @@ import { connect } from "node:net";
 import { after, before, describe, it } from "node:test";
 import fc from "fast-check";
 import { z } from "zod";
+import { ROUTES, pathOf, routes, type Role, type RouteSpec } from "@slap/api";
 import { EVENT_TYPES, instanceIdFor } from "@slap/events";
 import { as } from "@slap/testkit";
 import {
@@ -178,7 +179,7 @@ interface Field {
 }
 
 interface Endpoint {
-  /** As in /openapi.json: `POST /v1/instances/{instanceId}/state`. */
+  /** As in the route table and /openapi.json: `POST /v1/instances/{instanceId}/state`. */
   route: string;
   method: "GET" | "POST";
   /** Its path with these parameters (each URL-encoded). */
@@ -194,12 +195,13 @@ interface Endpoint {
   stream?: boolean;
 }
 
-function route(method: "GET" | "POST", template: string, params: Readonly<Record<string, string>>, rest: Omit<Endpoint, "route" | "method" | "url" | "params">): Endpoint {
+/** An endpoint of the route table (@slap/api), with what the fuzzer needs to call it. */
+function route(spec: RouteSpec, params: Readonly<Record<string, string>>, rest: Omit<Endpoint, "route" | "method" | "url" | "params">): Endpoint {
   return {
-    route: `${method} ${template}`,
-    method,
+    route: `${spec.method} ${spec.path}`,
+    method: spec.method,
     params,
-    url: (given = params) => template.replace(/\{(\w+)\}/g, (_, name: string) => encodeURIComponent(given[name] ?? "")),
+    url: (given = params) => pathOf(spec, given),
     ...rest,
   };
 }
@@ -261,7 +263,7 @@ const badReleaseUrl = fc.oneof(notStringIn(1, 2048), fc.constantFrom(...PROTOTYP
 const badId = fc.oneof(notToken, fc.constantFrom(...PROTOTYPE_NAMES));
 
 const ENDPOINTS: readonly Endpoint[] = [
-  route("POST", "/v1/requests", {}, {
+  route(routes.requestInstance, {}, {
     who: () => as.user("alice"),
     body: {
       valid: () => ({ releaseUrl: RELEASE, reference: "db", softwareType: "default", parameters: { size: "1" }, sla: {}, shared: false, state: "started" }),
@@ -277,15 +279,15 @@ const ENDPOINTS: readonly Endpoint[] = [
     },
     query: { wait: notIntQuery(0, 60_000) },
   }),
-  route("GET", "/v1/instances", {}, { who: () => as.user("alice"), query: ReadQueryBad }),
-  route("GET", "/v1/instances/{instanceId}", { instanceId: DB }, { who: () => as.user("alice"), query: ReadQueryBad }),
-  route("GET", "/v1/references/{reference}", { reference: "db" }, { who: () => as.user("alice"), query: ReadQueryBad }),
-  route("GET", "/v1/instances/{instanceId}/watch", { instanceId: DB }, { who: () => as.user("alice"), stream: true }),
-  route("POST", "/v1/instances/{instanceId}/state", { instanceId: DB }, {
+  route(routes.listInstances, {}, { who: () => as.user("alice"), query: ReadQueryBad }),
+  route(routes.getInstance, { instanceId: DB }, { who: () => as.user("alice"), query: ReadQueryBad }),
+  route(routes.getByReference, { reference: "db" }, { who: () => as.user("alice"), query: ReadQueryBad }),
+  route(routes.watchInstance, { instanceId: DB }, { who: () => as.user("alice"), stream: true }),
+  route(routes.changeState, { instanceId: DB }, {
     who: () => as.user("alice"),
     body: { valid: () => ({ state: "started" }), fields: [{ path: ["state"], required: true, bad: notEnum(["started", "stopped", "destroyed"]) }] },
   }),
-  route("POST", "/v1/instances/{instanceId}/bang", { instanceId: DB }, {
+  route(routes.bang, { instanceId: DB }, {
     who: () => as.user("alice"),
     body: {
       valid: () => ({ message: "why", service: "web", exitCode: 1, signal: "SIGTERM", logTail: "tail" }),
@@ -298,11 +300,11 @@ const ENDPOINTS: readonly Endpoint[] = [
       ],
     },
   }),
-  route("POST", "/v1/instances/{instanceId}/connection", { instanceId: DB }, {
+  route(routes.publishConnection, { instanceId: DB }, {
     who: () => as.partition("COMP-1", "slappart0"),
     body: { valid: () => ({ parameters: { url: "http://127.0.0.1:24000/" } }), fields: [{ path: ["parameters"], required: true, bad: notStringMap }] },
   }),
-  route("POST", "/v1/instances/{instanceId}/status", { instanceId: DB }, {
+  route(routes.reportInstanceStatus, { instanceId: DB }, {
     who: () => as.partition("COMP-1", "slappart0"),
     body: {
       valid: () => ({ status: "started", message: "ok", waitingFor: ["kvdb"], promises: [Promise_], processes: [Process_] }),
@@ -315,9 +317,9 @@ const ENDPOINTS: readonly Endpoint[] = [
       ],
     },
   }),
-  route("POST", "/v1/instances/{instanceId}/destroyed", { instanceId: DOOMED }, { who: () => as.partition("COMP-1", "slappart1") }),
-  route("GET", "/v1/computers", {}, { who: () => as.user("alice"), query: MomentQueryBad }),
-  route("POST", "/v1/computers", {}, {
+  route(routes.reportDestroyed, { instanceId: DOOMED }, { who: () => as.partition("COMP-1", "slappart1") }),
+  route(routes.listComputers, {}, { who: () => as.user("alice"), query: MomentQueryBad }),
+  route(routes.registerComputer, {}, {
     who: () => as.node("COMP-2"),
     body: {
       valid: () => ({ computerId: "COMP-2", name: "two", networkId: "net-1", partitions: [PartitionItem] }),
@@ -329,8 +331,8 @@ const ENDPOINTS: readonly Endpoint[] = [
       ],
     },
   }),
-  route("GET", "/v1/computers/{computerId}", { computerId: "COMP-1" }, { who: () => as.user("alice"), query: MomentQueryBad }),
-  route("POST", "/v1/computers/{computerId}/supply", { computerId: "COMP-1" }, {
+  route(routes.getComputer, { computerId: "COMP-1" }, { who: () => as.user("alice"), query: MomentQueryBad }),
+  route(routes.supplySoftware, { computerId: "COMP-1" }, {
     who: () => as.admin(),
     body: {
       valid: () => ({ releaseUrl: RELEASE, state: "available" }),
@@ -340,8 +342,8 @@ const ENDPOINTS: readonly Endpoint[] = [
       ],
     },
   }),
-  route("POST", "/v1/computers/{computerId}/heartbeat", { computerId: "COMP-1" }, { who: () => as.node("COMP-1") }),
-  route("POST", "/v1/computers/{computerId}/software", { computerId: "COMP-1" }, {
+  route(routes.heartbeat, { computerId: "COMP-1" }, { who: () => as.node("COMP-1") }),
+  route(routes.reportSoftware, { computerId: "COMP-1" }, {
     who: () => as.node("COMP-1"),
     body: {
       valid: () => ({ releaseUrl: RELEASE, status: "available", log: "built" }),
@@ -352,7 +354,7 @@ const ENDPOINTS: readonly Endpoint[] = [
       ],
     },
   }),
-  route("GET", "/v1/events", {}, {
+  route(routes.listEvents, {}, {
     who: () => as.user("alice"),
     query: {
       after: notIntQuery(0, Number.MAX_SAFE_INTEGER),
@@ -363,7 +365,7 @@ const ENDPOINTS: readonly Endpoint[] = [
       secrets: notEnumQuery(["0", "1", "true", "false"]),
     },
   }),
-  route("GET", "/v1/events/stream", {}, {
+  route(routes.streamEvents, {}, {
     who: () => as.user("alice"),
     stream: true,
     query: {
@@ -372,8 +374,8 @@ const ENDPOINTS: readonly Endpoint[] = [
       type: notEnumQuery(EVENT_TYPES),
     },
   }),
-  route("GET", "/v1/audit", {}, { who: () => as.admin() }),
-  route("GET", "/v1/whoami", {}, { who: () => as.user("alice") }),
+  route(routes.audit, {}, { who: () => as.admin() }),
+  route(routes.whoami, {}, { who: () => as.user("alice") }),
 ];
 
 const withBody = ENDPOINTS.filter((e) => e.body !== undefined);
@@ -433,13 +435,16 @@ after(async () => {
 });
 
 describe("the master's HTTP API under hostile input", () => {
-  it("the fuzzed routes are every route of /openapi.json that needs a token; the public ones answer whatever else is sent", async () => {
+  it("the fuzzed routes are every route of the route table that needs a token, as /openapi.json lists them; the public ones answer whatever else is sent", async () => {
+    const operations = ROUTES.map((r) => ({ route: `${r.method} ${r.path}`, path: r.path, open: r.auth === "public" }));
     const answer = await inject({ method: "GET", url: "/openapi.json", headers: {} });
     const document = answer.json as { paths: Record<string, Record<string, { security?: unknown[] }>> };
-    const operations = Object.entries(document.paths).flatMap(([path, ops]) => Object.entries(ops).map(([m, op]) => ({ route: `${m.toUpperCase()} ${path}`, path, open: op.security?.length === 0 })));
+    const documented = Object.entries(document.paths).flatMap(([path, ops]) => Object.entries(ops).map(([m, op]) => ({ route: `${m.toUpperCase()} ${path}`, path, open: op.security?.length === 0 })));
+    const byRoute = (a: { route: string }, b: { route: string }) => a.route.localeCompare(b.route);
+    assert.deepEqual([...documented].sort(byRoute), [...operations].sort(byRoute), "/openapi.json lists the route table's operations");
     const fuzzed = new Set(ENDPOINTS.map((e) => e.route));
     for (const { route, open } of operations) if (!open) assert.ok(fuzzed.has(route), `${route} is not fuzzed`);
-    for (const route of fuzzed) assert.ok(operations.some((o) => o.route === route), `${route} is fuzzed but not in /openapi.json`);
+    for (const route of fuzzed) assert.ok(operations.some((o) => o.route === route), `${route} is fuzzed but not in the route table`);
     // Public routes (health, the API document, the dashboard's files): any query and headers, still a 200.
     const publicPaths = [...new Set([...operations.filter((o) => o.open).map((o) => o.path), "/", "/dashboard/dashboard.mjs", "/dashboard/dashboard.css"])];
     const headerValue = fc.oneof(nasty, tooLong(10_000)).filter((v) => !v.includes("\r") && !v.includes("\n") && !v.includes("\u0000"));
@@ -795,6 +800,27 @@ describe("the master's HTTP API under hostile input", () => {
       assert.ok(status === undefined || (Number(status) >= 400 && Number(status) < 500), `${JSON.stringify(text.slice(0, 80))} → ${reply.slice(0, 200)}`);
     }
     await stillServing(http);
+  });
+
+  it("refuses a valid call from a role the route table does not list for the route (403 or 404), appending nothing", async () => {
+    const callers: Record<Role, () => Headers> = {
+      admin: () => as.admin(),
+      user: () => as.user("alice"),
+      node: () => as.node("COMP-1"),
+      partition: () => as.partition("COMP-1", "slappart0"),
+    };
+    let tried = 0;
+    for (const endpoint of ENDPOINTS) {
+      const spec = ROUTES.find((r) => `${r.method} ${r.path}` === endpoint.route)!;
+      if (spec.auth === "public") continue;
+      const listed: readonly Role[] = spec.auth;
+      for (const role of (Object.keys(callers) as Role[]).filter((r) => !listed.includes(r))) {
+        const sent: Sent = { method: endpoint.method, url: endpoint.url(), headers: callers[role](), ...(endpoint.body === undefined ? {} : { body: endpoint.body.valid() }) };
+        await probe("roles the table does not list", sent, { refused: true, status: [403, 404] });
+        tried++;
+      }
+    }
+    assert.ok(tried >= 20, `only ${tried} unlisted roles tried`);
   });
 
   it("prints how many inputs each surface was tried with", (t) => {

@@ -7,6 +7,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { after, before, describe, it, type TestContext } from "node:test";
+import { MasterClient } from "@slap/api";
 import { instanceIdFor } from "@slap/events";
 import { as, callJson, captureLogger, tempDir, testToken, tokenFile } from "@slap/testkit";
 import { dashboardFiles } from "@slap/dashboard";
@@ -241,19 +242,12 @@ describe("a user", () => {
     await ok("POST", `/v1/instances/${a1}/bang`, alice, { message: "last" });
     const last = await head();
     const stop = new AbortController();
-    const response = await fetch(`${master.url}/v1/events/stream?after=0`, { headers: alice, signal: AbortSignal.any([stop.signal, AbortSignal.timeout(10_000)]) });
-    assert.equal(response.status, 200);
     const streamed: LogRecord[] = [];
-    const decoder = new TextDecoder();
-    let buffer = "";
+    // The stream as every client reads it (@slap/api's MasterClient); a refusal (not a 200) throws.
+    const client = new MasterClient({ master: master.url, token: testToken.user("alice") });
     try {
-      for await (const chunk of response.body!) {
-        buffer += decoder.decode(chunk, { stream: true });
-        for (let end = buffer.indexOf("\n\n"); end >= 0; end = buffer.indexOf("\n\n")) {
-          const data = buffer.slice(0, end).split("\n").find((line) => line.startsWith("data: "));
-          buffer = buffer.slice(end + 2);
-          if (data !== undefined) streamed.push(JSON.parse(data.slice(6)) as LogRecord);
-        }
+      for await (const record of client.eventStream({ after: 0 }, AbortSignal.any([stop.signal, AbortSignal.timeout(10_000)]))) {
+        streamed.push(record as unknown as LogRecord);
         if (streamed.at(-1)?.position === last) break;
       }
     } catch (error) {

@@ -3,7 +3,8 @@ import { after, before, describe, it } from "node:test";
 import { instanceIdFor } from "@slap/events";
 import { JetStreamEventStore } from "@slap/eventstore-jetstream";
 import { Allocator } from "@slap/allocator";
-import { as, callJson, captureLogger, startNatsServer, tempDir, tokenFile, type NatsServer } from "@slap/testkit";
+import { MasterClient, type Answer } from "@slap/api";
+import { as, callJson, captureLogger, startNatsServer, tempDir, testToken, tokenFile, type NatsServer } from "@slap/testkit";
 import { runMaster, type RunningMaster } from "@slap/master";
 
 const WEBAPP = "file:///software/webapp";
@@ -142,6 +143,32 @@ describe("the request flow over HTTP (the tutorial: an application requests its 
     const answer = await polled;
     assert.equal(answer.status, 200);
     assert.deepEqual(answer.body.connection, { url: "http://polled" });
+  });
+
+  it("streams a watched instance's answer now and the moment it is ready, unmasked (read with the API's client)", async () => {
+    const id = instanceIdFor({ kind: "user", userId: "alice" }, "watched");
+    const client = new MasterClient({ master: master.url, token: testToken.user("alice") });
+    assert.equal((await client.request({ releaseUrl: KVDB, reference: "watched" })).status, "pending");
+    const seen: Answer[] = [];
+    const stop = new AbortController();
+    const watching = (async () => {
+      for await (const answer of client.watch(id, AbortSignal.any([stop.signal, AbortSignal.timeout(10_000)]))) {
+        seen.push(answer);
+        if (answer.status === "ready") return answer;
+      }
+      return undefined;
+    })();
+    try {
+      const placed = await eventually(id, (d) => d.instance.placement !== null, "placement");
+      await call("POST", `/v1/instances/${id}/connection`, partition(placed.instance.placement!), { parameters: { url: "http://watched", password: "p" } });
+      assert.deepEqual(await watching, { status: "ready", instanceId: id, reference: "watched", connection: { url: "http://watched", password: "p" } });
+      assert.equal(seen[0]?.status, "pending", "the first answer is the answer when the watch opened");
+      // Its partition freed again, for the placement tests below.
+      assert.equal((await call("POST", `/v1/instances/${id}/state`, alice, { state: "destroyed" })).status, 202);
+      assert.equal((await call("POST", `/v1/instances/${id}/destroyed`, partition(placed.instance.placement!), {})).status, 200);
+    } finally {
+      stop.abort();
+    }
   });
 
   it("stops the whole tree when the root is stopped", async () => {

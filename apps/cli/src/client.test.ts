@@ -1,7 +1,7 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { createServer } from "node:net";
-import { MasterClient, serverSentEvents } from "./client.js";
+import { MasterClient } from "./client.js";
 import { fakeIo, json, scriptedFetch, sse } from "./io.fixture.js";
 import { main } from "./main.js";
 import { instanceView } from "./views.fixture.js";
@@ -10,31 +10,11 @@ const connection = { master: "http://m:1", token: "token-of-the-caller-0123" };
 /** An environment with no token at all: SLAP_DATA names a folder without an admin.token. */
 const tokenless = { SLAP_DATA: "/nonexistent/slap-client-test" };
 
-function chunks(...parts: string[]): ReadableStream<Uint8Array> {
-  const encoder = new TextEncoder();
-  return new ReadableStream({
-    start(controller) {
-      for (const part of parts) controller.enqueue(encoder.encode(part));
-      controller.close();
-    },
-  });
-}
-
 async function collect<T>(items: AsyncIterable<T>): Promise<T[]> {
   const out: T[] = [];
   for await (const item of items) out.push(item);
   return out;
 }
-
-describe("server-sent events", () => {
-  it("splits events across chunks, joins data lines and skips comments", async () => {
-    const events = await collect(serverSentEvents(chunks(": connected\n\nevent: ans", "wer\ndata: {\"a\":\ndata: 1}\n\n: heartbeat\n\ndata: plain\r", "\n\r\n")));
-    assert.deepEqual(events, [
-      { event: "answer", data: '{"a":\n1}' },
-      { event: "message", data: "plain" },
-    ]);
-  });
-});
 
 describe("the master client", () => {
   it("reports the master's error with its code and issue paths", async () => {

@@ -1,44 +1,76 @@
 import { closeSync, existsSync, openSync, readSync } from "node:fs";
 import { join } from "node:path";
 import { z } from "zod";
-import type { RequestedState } from "@slap/events";
 import { ApiToken } from "@slap/events";
-import { Answer, ApiError, Appended, AsOfInfo, AuditReport, ComputerList, ComputerView, EventPage, EventRecord, InstanceDetails, InstanceList, InstanceView, PartitionView, SoftwareView, TreeView } from "@slap/api";
+import {
+  Answer,
+  ApiError,
+  Appended,
+  AsOfInfo,
+  AuditReport,
+  ComputerList,
+  ComputerView,
+  EventPage,
+  EventRecord,
+  InstanceDetails,
+  InstanceList,
+  InstanceView,
+  MasterClient as ApiClient,
+  MasterError,
+  MasterRejected,
+  MasterTimedOut,
+  MasterUnreachable,
+  PartitionView,
+  SoftwareView,
+  TreeView,
+  UnexpectedAnswer,
+  type AsOfMoment,
+  type RequestInstance,
+} from "@slap/api";
 import { CliError, HELP, UsageError, fromEnv, quoted, splitArgv, validate, type Io, type OptionSpec } from "./args.js";
 
 // The contract, re-exported for the commands (they import their views from here).
 export { Answer, ApiError, Appended, AsOfInfo, AuditReport, ComputerList, ComputerView, EventPage, EventRecord, InstanceDetails, InstanceList, InstanceView, PartitionView, SoftwareView, TreeView };
+// The client's errors, for `isMasterFailure`.
+export { MasterError, MasterRejected, MasterUnreachable, UnexpectedAnswer };
 
 // ---------------------------------------------------------------------------------------------
 // Errors
 // ---------------------------------------------------------------------------------------------
 
-/** The master could not be reached at all (refused, unknown host, reset). Retrying may help. */
-export class MasterUnreachable extends CliError {
-  override name = "MasterUnreachable";
-  readonly retryable = true;
-  constructor(url: string, cause: unknown) {
-    super(`cannot reach the master at ${url} (is it running? slap master)`, 1, { cause });
-  }
-}
-
-/** The master answered with an API error (`{ error: { code, message, issues } }`). */
-export class MasterRejected extends CliError {
-  override name = "MasterRejected";
-  readonly retryable = false;
+/**
+ * A call to the master that failed, as the CLI says it: one line for the user, exit code 1. Its
+ * `reason` is the client's `MasterError` (`MasterUnreachable`, `MasterTimedOut`, `MasterRejected`,
+ * `UnexpectedAnswer`), whose name, status, code and retryability it carries.
+ */
+export class MasterFailure extends CliError {
+  override name: string;
+  readonly status: number;
+  readonly code: string;
+  readonly retryable: boolean;
   constructor(
-    readonly status: number,
-    readonly code: string,
+    readonly reason: MasterError,
     message: string,
   ) {
-    super(`${code}: ${message}`);
+    super(message, 1, { cause: reason });
+    this.name = reason.name;
+    this.status = reason.status;
+    this.code = reason.code;
+    this.retryable = reason.retryable;
   }
 }
 
-/** The master answered something that is not what API.md promises. Retrying will not help. */
-export class UnexpectedAnswer extends CliError {
-  override name = "UnexpectedAnswer";
-  readonly retryable = false;
+/** Whether an error is a failed call to the master of this kind (`MasterRejected`, `UnexpectedAnswer`, …). */
+export function isMasterFailure<E extends MasterError>(error: unknown, kind: abstract new (...args: never[]) => E): error is MasterFailure & { reason: E } {
+  return error instanceof MasterFailure && error.reason instanceof kind;
+}
+
+/** What the CLI says of a failed call: where the master is, and for a 401 how to give a token. */
+function sayFailure(error: MasterError, master: string): MasterFailure {
+  if (error instanceof MasterTimedOut) return new MasterFailure(error, error.message);
+  if (error instanceof MasterUnreachable) return new MasterFailure(error, `cannot reach the master at ${master} (is it running? slap master)`);
+  const hint = error.status === 401 ? " (give your token with SLAP_TOKEN, --token-file or SLAP_TOKEN_FILE)" : "";
+  return new MasterFailure(error, `${error.message}${hint}`);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -60,7 +92,7 @@ export const clientHelp = `connection:
                       master at its first start)`;
 
 /** `--as-of`: a past moment to read at, as the master's query (`asOf` for a time, `at` for a log position). */
-export type AsOfQuery = { asOf: string } | { at: number };
+export type AsOfQuery = AsOfMoment;
 
 const AS_OF_ERROR = "must be an ISO time with Z or an offset, e.g. 2026-11-23T10:00:00Z, or a log position";
 
@@ -156,244 +188,23 @@ export function parseListingArgs(argv: readonly string[], env: Io["env"]) {
 // The client
 // ---------------------------------------------------------------------------------------------
 
-/** How long a plain call may take before the CLI gives up on it. */
-const CALL_TIMEOUT_MS = 30_000;
-/** Margin over a long poll's `wait` before the call counts as lost. */
-const LONG_POLL_MARGIN_MS = 15_000;
-
-export interface RequestBody {
-  releaseUrl: string;
-  reference: string;
-  softwareType: string;
-  parameters: Record<string, string>;
-  sla: Record<string, string>;
-  shared: boolean;
-  state: RequestedState;
-}
-
-export interface EventQuery {
-  after?: number;
-  limit?: number;
-  filter?: string;
-  type?: string;
-  since?: string;
-}
-
-interface CallOptions {
-  body?: unknown;
-  query?: Record<string, string | number | undefined>;
-  timeoutMs?: number;
-  signal?: AbortSignal;
-}
+export type RequestBody = z.input<typeof RequestInstance>;
+export type EventQuery = Parameters<ApiClient["events"]>[0];
 
 /**
- * The master's HTTP API (API.md) over Node's `fetch`. Every answer is parsed with its zod
- * schema; every failure is a `CliError` whose message is one line for the user.
+ * The master's HTTP API (API.md) as `@slap/api`'s client calls it (every answer parsed with the
+ * route table's schema), with the connection's token; every failure is a `MasterFailure`, a
+ * `CliError` whose message is one line for the user.
  */
-export class MasterClient {
+export class MasterClient extends ApiClient {
   constructor(
     readonly connection: Connection,
-    private readonly fetchImpl: typeof fetch = fetch,
-  ) {}
-
-  /** `POST /v1/requests[?wait=ms]`: the request is idempotent, so asking again is how to poll. */
-  request(body: RequestBody, options: { waitMs?: number; signal?: AbortSignal } = {}): Promise<Answer> {
-    const wait = options.waitMs ?? 0;
-    return this.call("POST", "/v1/requests", Answer, {
-      body,
-      query: { wait: wait > 0 ? wait : undefined },
-      timeoutMs: wait + LONG_POLL_MARGIN_MS,
-      ...(options.signal === undefined ? {} : { signal: options.signal }),
-    });
+    fetchImpl: typeof fetch = fetch,
+  ) {
+    super({ master: connection.master, token: connection.token, fetch: fetchImpl });
   }
 
-  /** `GET /v1/instances/:id/watch`: the answer now and at every change, until `signal` aborts or the master ends it. */
-  watch(instanceId: string, signal: AbortSignal): AsyncGenerator<Answer> {
-    return this.stream(`/v1/instances/${encodeURIComponent(instanceId)}/watch`, { secrets: "1" }, "answer", Answer, signal);
-  }
-
-  /** The caller's instances and trees, now or (`asOf`) as of a past moment. */
-  instances(asOf?: AsOfQuery): Promise<InstanceList> {
-    return this.call("GET", "/v1/instances", InstanceList, { query: { ...asOf } });
-  }
-
-  /** The instance the caller requested under `reference`; connection values masked unless `secrets`. */
-  byReference(reference: string, secrets = false, asOf?: AsOfQuery): Promise<InstanceDetails> {
-    return this.call("GET", `/v1/references/${encodeURIComponent(reference)}`, InstanceDetails, {
-      query: { secrets: secrets ? "1" : undefined, ...asOf },
-    });
-  }
-
-  bang(instanceId: string, message: string | undefined): Promise<z.infer<typeof Appended>> {
-    return this.call("POST", `/v1/instances/${encodeURIComponent(instanceId)}/bang`, Appended, {
-      body: message === undefined ? {} : { message },
-    });
-  }
-
-  supply(computerId: string, releaseUrl: string, state: "available" | "destroyed"): Promise<z.infer<typeof Appended>> {
-    return this.call("POST", `/v1/computers/${encodeURIComponent(computerId)}/supply`, Appended, { body: { releaseUrl, state } });
-  }
-
-  computers(asOf?: AsOfQuery): Promise<ComputerList> {
-    return this.call("GET", "/v1/computers", ComputerList, { query: { ...asOf } });
-  }
-
-  /** `GET /v1/audit` (admin): the read models rebuilt from the log, compared with the live ones. */
-  audit(): Promise<AuditReport> {
-    return this.call("GET", "/v1/audit", AuditReport, { timeoutMs: 300_000 });
-  }
-
-  events(query: EventQuery): Promise<EventPage> {
-    return this.call("GET", "/v1/events", EventPage, { query: { ...query } });
-  }
-
-  /** `GET /v1/events/stream`: live events after `query.after`, until `signal` aborts. */
-  eventStream(query: EventQuery, signal: AbortSignal): AsyncGenerator<EventRecord> {
-    return this.stream("/v1/events/stream", { ...query }, "event", EventRecord, signal);
-  }
-
-  private url(path: string, query: CallOptions["query"] = {}): string {
-    const url = new URL(this.connection.master + path);
-    for (const [key, value] of Object.entries(query)) if (value !== undefined) url.searchParams.set(key, String(value));
-    return url.toString();
-  }
-
-  private async send(method: string, path: string, options: CallOptions, accept: string): Promise<Response> {
-    const timeoutMs = options.timeoutMs ?? CALL_TIMEOUT_MS;
-    const timeout = Number.isFinite(timeoutMs) ? AbortSignal.timeout(timeoutMs) : undefined;
-    const signals = [timeout, options.signal].filter((s) => s !== undefined);
-    const signal = signals.length === 1 ? signals[0] : signals.length > 1 ? AbortSignal.any(signals) : undefined;
-    const headers: Record<string, string> = { accept };
-    if (this.connection.token !== undefined) headers.authorization = `Bearer ${this.connection.token}`;
-    if (options.body !== undefined) headers["content-type"] = "application/json";
-    try {
-      return await this.fetchImpl(this.url(path, options.query), {
-        method,
-        headers,
-        ...(signal === undefined ? {} : { signal }),
-        ...(options.body === undefined ? {} : { body: JSON.stringify(options.body) }),
-      });
-    } catch (error) {
-      if (options.signal?.aborted === true) throw error;
-      if (timeout?.aborted === true) {
-        throw new CliError(`the master at ${this.connection.master} did not answer ${method} ${path} within ${Math.round(timeoutMs / 1000)} s`, 1, { cause: error });
-      }
-      throw new MasterUnreachable(this.connection.master, error);
-    }
-  }
-
-  private async call<S extends z.ZodType>(method: string, path: string, schema: S, options: CallOptions = {}): Promise<z.output<S>> {
-    const response = await this.send(method, path, options, "application/json");
-    let text: string;
-    try {
-      text = await response.text();
-    } catch (error) {
-      if (options.signal?.aborted === true) throw error;
-      throw new MasterUnreachable(this.connection.master, error);
-    }
-    if (!response.ok) throw this.failure(method, path, response.status, text);
-    return parseBody(schema, text, `${method} ${path}`, response.status);
-  }
-
-  private failure(method: string, path: string, status: number, text: string): CliError {
-    const parsed = ApiError.safeParse(safeJson(text));
-    if (!parsed.success) {
-      return new UnexpectedAnswer(`unexpected answer from the master to ${method} ${path}: HTTP ${status} ${snippet(text)}`);
-    }
-    const { code, message, issues } = parsed.data.error;
-    const detail = issues !== undefined && issues.length > 0 && !message.includes(issues[0]?.message ?? "") ? ` (${issues.map((i) => `${i.path}: ${i.message}`).join("; ")})` : "";
-    const hint = status === 401 ? " (give your token with SLAP_TOKEN, --token-file or SLAP_TOKEN_FILE)" : "";
-    return new MasterRejected(status, code, `${message}${detail}${hint}`);
-  }
-
-  private async *stream<S extends z.ZodType>(
-    path: string,
-    query: NonNullable<CallOptions["query"]>,
-    eventName: string,
-    schema: S,
-    signal: AbortSignal,
-  ): AsyncGenerator<z.output<S>> {
-    // No overall timeout on a stream: it lasts until `signal`; the master sends heartbeats.
-    const response = await this.send("GET", path, { query, signal, timeoutMs: Infinity }, "text/event-stream");
-    if (!response.ok) throw this.failure("GET", path, response.status, await response.text().catch(() => ""));
-    if (response.body === null) throw new UnexpectedAnswer(`unexpected answer from the master to GET ${path}: no body`);
-    try {
-      for await (const message of serverSentEvents(response.body)) {
-        if (message.event !== eventName) continue;
-        yield parseBody(schema, message.data, `GET ${path}`, response.status);
-      }
-    } catch (error) {
-      if (signal.aborted || error instanceof CliError) throw error;
-      throw new MasterUnreachable(this.connection.master, error);
-    }
-  }
-}
-
-function safeJson(text: string): unknown {
-  try {
-    return JSON.parse(text) as unknown;
-  } catch {
-    return undefined;
-  }
-}
-
-function snippet(text: string): string {
-  const line = text.replace(/\s+/g, " ").trim();
-  return line.length > 120 ? `${line.slice(0, 117)}...` : line;
-}
-
-/** Parses a body with its schema; a mismatch names the first offending path. */
-export function parseBody<S extends z.ZodType>(schema: S, text: string, what: string, status: number): z.output<S> {
-  const json = safeJson(text);
-  if (json === undefined) throw new UnexpectedAnswer(`unexpected answer from the master to ${what}: HTTP ${status}, not JSON: ${snippet(text)}`);
-  const parsed = schema.safeParse(json);
-  if (parsed.success) return parsed.data;
-  const issue = parsed.error.issues[0];
-  const where = issue === undefined || issue.path.length === 0 ? "(root)" : issue.path.map(String).join(".");
-  throw new UnexpectedAnswer(`unexpected answer from the master to ${what}: ${where}: ${issue?.message ?? "invalid"}`);
-}
-
-export interface ServerSentEvent {
-  event: string;
-  data: string;
-}
-
-/**
- * Splits a `text/event-stream` body into its events (`event:` name, default `message`, and
- * `data:` lines joined by newlines). Comments (heartbeats) and other fields are skipped.
- */
-export async function* serverSentEvents(body: ReadableStream<Uint8Array>): AsyncGenerator<ServerSentEvent> {
-  const reader = body.getReader();
-  const decoder = new TextDecoder();
-  let buffer = "";
-  let event = "message";
-  let data: string[] = [];
-  try {
-    for (;;) {
-      const { done, value } = await reader.read();
-      buffer += done ? decoder.decode() : decoder.decode(value, { stream: true });
-      let newline: number;
-      while ((newline = buffer.search(/\r\n|\r|\n/)) >= 0) {
-        // A \r ending a chunk may be the first half of \r\n: wait for the next chunk.
-        if (!done && newline === buffer.length - 1 && buffer.endsWith("\r")) break;
-        const line = buffer.slice(0, newline);
-        buffer = buffer.slice(newline + (buffer.startsWith("\r\n", newline) ? 2 : 1));
-        if (line === "") {
-          if (data.length > 0) yield { event, data: data.join("\n") };
-          event = "message";
-          data = [];
-          continue;
-        }
-        if (line.startsWith(":")) continue;
-        const colon = line.indexOf(":");
-        const field = colon < 0 ? line : line.slice(0, colon);
-        const value = colon < 0 ? "" : line.slice(colon + 1).replace(/^ /, "");
-        if (field === "event") event = value;
-        else if (field === "data") data.push(value);
-      }
-      if (done) return;
-    }
-  } finally {
-    await reader.cancel().catch(() => undefined);
+  protected override fail(error: MasterError): Error {
+    return sayFailure(error, this.connection.master);
   }
 }

@@ -4,7 +4,9 @@ import { CliError, HELP, keyValues, positionalLabels, printHelp, splitArgv, vali
 import {
   AsOfArg,
   MasterClient,
+  MasterFailure,
   MasterRejected,
+  isMasterFailure,
   UnexpectedAnswer,
   asOfHeader,
   asOfHelp,
@@ -160,7 +162,7 @@ export async function settle(
     return final(a);
   };
   const settled = (): Settled => {
-    if (answer === undefined) throw new UnexpectedAnswer("no answer from the master");
+    if (answer === undefined) throw new MasterFailure(new UnexpectedAnswer("no answer from the master", 0), "no answer from the master");
     return { answer, timedOut: timer.signal.aborted && !final(answer), interrupted: options.stop.aborted && !final(answer) };
   };
   try {
@@ -168,7 +170,7 @@ export async function settle(
     try {
       for await (const a of client.watch(answer!.instanceId, signal)) if (seen(a)) return settled();
     } catch (error) {
-      if (signal.aborted || error instanceof UnexpectedAnswer) throw error;
+      if (signal.aborted || isMasterFailure(error, UnexpectedAnswer)) throw error;
       // The watch is refused or lost: go on with long polls, which fail loudly if the master is gone.
     }
     for (let remaining = deadline - Date.now(); remaining > 0 && !signal.aborted; remaining = deadline - Date.now()) {
@@ -297,7 +299,7 @@ async function byReference(client: MasterClient, reference: string, secrets: boo
   try {
     return await client.byReference(reference, secrets, asOf);
   } catch (error) {
-    if (error instanceof MasterRejected && error.status === 404 && error.code === "NotFound" && !error.message.includes("no route")) {
+    if (isMasterFailure(error, MasterRejected) && error.status === 404 && error.code === "NotFound" && !error.message.includes("no route")) {
       const then = asOf === undefined ? "" : ` as of ${"asOf" in asOf ? asOf.asOf : `log position ${asOf.at}`}`;
       throw new CliError(`you ${asOf === undefined ? "have" : "had"} requested no instance under the reference ${JSON.stringify(reference)}${then} (see slap instances)`, 1, { cause: error });
     }

@@ -1,6 +1,9 @@
 /**
  * @slap/api: the master's HTTP contract in zod, shared by the master, its clients (the CLI, the
- * node) and the dashboard's types. See services/master/API.md.
+ * node), the tests and the dashboard's types. One route table (`routes`): for each operation its
+ * method, path, inputs, every answer by status and who may call it; the OpenAPI document is
+ * generated from it, the master registers its handlers for it, `MasterClient` calls through it.
+ * See services/master/API.md.
  */
 export {
   Answer,
@@ -8,14 +11,64 @@ export {
   Appended,
   AsOfInfo,
   AuditReport,
+  ComputerChanged,
+  ComputerDetails,
   ComputerList,
   ComputerView,
+  ERROR_CODES,
   EventPage,
   EventRecord,
+  Health,
+  HeartbeatAnswer,
+  InstanceChanged,
   InstanceDetails,
   InstanceList,
   InstanceView,
+  Liveness,
+  NodeLiveness,
   PartitionView,
   SoftwareView,
   TreeView,
+  WhoAmI,
 } from "./schemas.js";
+export {
+  AsOfQuery,
+  Bang,
+  ChangeRequestedState,
+  ComputerIdParam,
+  EmptyBody,
+  EventsQuery,
+  InstanceIdParam,
+  LogPosition,
+  MomentQuery,
+  PublishConnectionParameters,
+  ReadQuery,
+  ReferenceParam,
+  RegisterComputer,
+  ReportInstanceStatus,
+  ReportSoftwareStatus,
+  RequestInstance,
+  SecretsQuery,
+  SeenHeader,
+  SupplySoftware,
+  WaitQuery,
+  WatchQuery,
+  oneMoment,
+  showSecrets,
+} from "./inputs.js";
+export { ROUTES, routes, pathOf, routerPath, type OperationId, type ResponseSpec, type Role, type RouteSpec, type Routes } from "./routes.js";
+export { openApiDocument } from "./openapi.js";
+export { MasterError, MasterRejected, MasterTimedOut, MasterUnreachable, UnexpectedAnswer, type ApiIssue } from "./errors.js";
+export {
+  CALL_TIMEOUT_MS,
+  MasterClient,
+  type AnswerOf,
+  type AsOfMoment,
+  type CallInput,
+  type CallOptions,
+  type EventOf,
+  type JsonOperation,
+  type MasterClientOptions,
+  type StreamOperation,
+} from "./client.js";
+export { serverSentEvents, type ServerSentEvent } from "./sse.js";

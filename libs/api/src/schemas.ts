@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { Requester, RequestedState } from "@slap/events";
+import { Actor, Requester, RequestedState } from "@slap/events";
 
 // The master's answers (API.md), parsed at the boundary by every client like every other input.
 // Views are loose objects: fields a client does not know are kept (the CLI's --json shows them).
@@ -19,6 +19,17 @@ export const Answer = z.discriminatedUnion("status", [
   z.looseObject({ status: z.literal("destroyed"), instanceId: Text, reference: Text }),
 ]);
 export type Answer = z.infer<typeof Answer>;
+
+/** Whether a node answers (API.md, "Liveness"): what this master process heard, now; not an event. */
+export const Liveness = z.object({
+  state: z.enum(["responsive", "unresponsive", "unknown"]),
+  lastSeen: Text.nullable().describe("when the master last heard from the node (ISO-8601); null: not since it started"),
+});
+export type Liveness = z.infer<typeof Liveness>;
+
+/** The liveness of the node an instance runs on (in a live read; null when it runs nowhere). */
+export const NodeLiveness = Liveness.extend({ computerId: Text });
+export type NodeLiveness = z.infer<typeof NodeLiveness>;
 
 export const InstanceView = z.looseObject({
   instanceId: Text,
@@ -51,7 +62,7 @@ export const InstanceView = z.looseObject({
     .nullable(),
   lastBang: z.looseObject({ message: Text, at: Text }).nullable(),
   destroyed: z.boolean(),
-});
+}).describe("an instance; in a live read also `node` (NodeLiveness or null): whether the node it runs on answers");
 export type InstanceView = z.infer<typeof InstanceView>;
 
 export const TreeView = z.looseObject({ treeId: Text, rootInstanceId: Text, instanceIds: z.array(Text) });
@@ -86,13 +97,37 @@ export const ComputerView = z.looseObject({
   networkId: Text.nullable(),
   partitions: z.record(z.string(), PartitionView),
   software: z.record(z.string(), SoftwareView),
-});
+}).describe("a computer; in a live read also `liveness` (Liveness): whether its node answers");
 export type ComputerView = z.infer<typeof ComputerView>;
 
 export const ComputerList = z.looseObject({ computers: z.array(ComputerView), asOf: AsOfInfo.optional() });
 export type ComputerList = z.infer<typeof ComputerList>;
 
+export const ComputerDetails = z.looseObject({ computer: ComputerView, asOf: AsOfInfo.optional() });
+export type ComputerDetails = z.infer<typeof ComputerDetails>;
+
+/** A command accepted: the log position of its last event (send it as `x-slap-seen` to read after it). */
 export const Appended = z.looseObject({ position: z.number().int().min(0) });
+export type Appended = z.infer<typeof Appended>;
+
+/** A command about an instance accepted. */
+export const InstanceChanged = Appended.extend({ instanceId: Text });
+export type InstanceChanged = z.infer<typeof InstanceChanged>;
+
+/** A command about a computer accepted. */
+export const ComputerChanged = Appended.extend({ computerId: Text });
+export type ComputerChanged = z.infer<typeof ComputerChanged>;
+
+/** A heartbeat heard: the computer's liveness now. */
+export const HeartbeatAnswer = z.looseObject({ computerId: Text, liveness: Liveness });
+export type HeartbeatAnswer = z.infer<typeof HeartbeatAnswer>;
+
+export const Health = z.looseObject({ ok: z.literal(true), position: z.number().int().min(0) });
+export type Health = z.infer<typeof Health>;
+
+/** The actor a token (and `x-slap-partition`) names. */
+export const WhoAmI = z.looseObject({ actor: Actor });
+export type WhoAmI = z.infer<typeof WhoAmI>;
 
 /** An event of the log as the master serves it: the envelope the CLI prints, the rest kept. */
 export const EventRecord = z.looseObject({
@@ -114,9 +149,24 @@ export const AuditReport = z.object({
 export type AuditReport = z.infer<typeof AuditReport>;
 export type EventPage = z.infer<typeof EventPage>;
 
+/** The codes of `ApiError`, by HTTP status. A client must accept others (it shows them as they are). */
+export const ERROR_CODES = {
+  400: "BadRequest",
+  401: "Unauthorized",
+  403: "Forbidden",
+  404: "NotFound",
+  409: "Conflict",
+  431: "BadRequest",
+  500: "Internal",
+} as const;
+
+/**
+ * Every refusal and failure of the master: `{ error: { code, message, issues? } }`, never a stack
+ * trace. `issues` (a 400) names every offending field by its path (`parameters.x`, `at`).
+ */
 export const ApiError = z.object({
   error: z.looseObject({
-    code: Text,
+    code: Text.describe("BadRequest, Unauthorized, Forbidden, NotFound, Conflict or Internal"),
     message: Text,
     issues: z.array(z.looseObject({ path: Text, message: Text })).optional(),
   }),

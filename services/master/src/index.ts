@@ -5,7 +5,7 @@
 export { runMaster, MasterConfigError, type RunningMaster, type MasterDependencies } from "./main.js";
 export { MASTER_CONFIG, MASTER_SETTINGS, MasterConfig, type MasterSettings, type ParsedMasterConfig } from "./config.js";
 export { Master, CommandRejected } from "./shell/master.js";
-export { buildHttpApi } from "./shell/http.js";
+export { buildHttpApi } from "./shell/http/server.js";
 export type { DashboardFile, DashboardFiles } from "./shell/dashboard.js";
 export {
   Credentials,

@@ -8,7 +8,7 @@ import { MASTER_CONFIG, type MasterConfig } from "./config.js";
 import type { ExplainUnplaced } from "./core/answer.js";
 import { openOrCreateTokenFile, type Credentials } from "./shell/auth.js";
 import { checkDashboardFiles, type DashboardFiles } from "./shell/dashboard.js";
-import { buildHttpApi } from "./shell/http.js";
+import { buildHttpApi } from "./shell/http/server.js";
 import { Master } from "./shell/master.js";
 
 /** An invalid configuration: says which setting and why, never a stack trace. */

@@ -9,7 +9,7 @@ import {
   type EventType,
 } from "@slap/events";
 import { deciderSpecification, fixtures, foldEvents } from "@slap/testkit";
-import { RequestInstance } from "./commands.js";
+import { RequestInstance } from "@slap/api";
 import { answerFor } from "./answer.js";
 import {
   decideBang,

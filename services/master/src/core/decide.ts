@@ -18,7 +18,7 @@ import type {
   ReportSoftwareStatus,
   RequestInstance,
   SupplySoftware,
-} from "./commands.js";
+} from "@slap/api";
 
 /** What the decider needs besides the command: who sends it, the read models, a clock and ids. */
 export interface DecisionContext {
@@ -235,7 +235,7 @@ export function decideStateChange(instanceId: string, state: InstanceView["reque
 }
 
 /** Users see and change only their own trees (admin: every tree); partitions only their own tree. */
-export function mayManage(instance: InstanceView, ctx: DecisionContext): Rejection | undefined {
+export function mayManage(instance: InstanceView, ctx: Pick<DecisionContext, "actor" | "computers" | "instances">): Rejection | undefined {
   const actor = ctx.actor;
   const root = ctx.instances.instances[instance.treeId];
   const owner = root?.requester.kind === "user" ? root.requester.userId : undefined;

@@ -13,9 +13,6 @@ export interface DashboardFile {
  */
 export type DashboardFiles = Readonly<Record<string, DashboardFile>>;
 
-/** The files `registerDashboard` serves (the name shell/http.ts knows them by). */
-export type DashboardFolder = DashboardFiles;
-
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 
 /** Whether a URL path is one of the dashboard's: public, since its files carry no data (the page asks for a token). */

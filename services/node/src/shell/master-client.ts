@@ -1,25 +1,8 @@
-import { z } from "zod";
-import { Answer } from "@slap/api";
+import { MasterClient as ApiClient, MasterError, type Answer, type CallOptions, type RequestInstance } from "@slap/api";
+import type { z } from "zod";
 
-export { Answer };
-
-/** The master answered with an error (4xx/5xx) or something that is not the expected shape. */
-export class MasterError extends Error {
-  override name = "MasterError";
-  constructor(
-    message: string,
-    readonly status: number,
-    readonly retryable: boolean,
-    options?: ErrorOptions,
-  ) {
-    super(message, options);
-  }
-}
-
-const Position = z.object({ position: z.number().int().nonnegative() });
-const Heartbeat = z.looseObject({ computerId: z.string() });
-const ErrorBody = z.object({ error: z.object({ code: z.string(), message: z.string() }) });
-
+export { MasterError };
+export type { Answer };
 
 export interface ProcessReport {
   name: string;
@@ -43,84 +26,44 @@ export interface StatusReport {
   processes?: ProcessReport[];
 }
 
-export interface RequestBody {
-  releaseUrl: string;
-  reference: string;
-  softwareType?: string;
-  parameters?: Record<string, string>;
-  sla?: Record<string, string>;
-  shared?: boolean;
-  state?: "started" | "stopped" | "destroyed";
-}
+export type RequestBody = z.input<typeof RequestInstance>;
 
 /**
- * The master's HTTP API as the node uses it: every answer parsed with zod. Every call carries
- * the node's token; a call for a partition adds `x-slap-partition`, which the master accepts only
- * for a partition of the token's own computer.
+ * The master's API as the node uses it: the calls of `@slap/api`'s `MasterClient` (the route
+ * table's, every answer parsed, every failure a `MasterError` saying whether a retry may help)
+ * with the node's token, for its own computer or one of its partitions. A call for a partition
+ * adds `x-slap-partition`, which the master accepts only for a partition of the token's own computer.
  */
 export class MasterClient {
+  private readonly api: ApiClient;
+
   /**
    * @param seen the log position the node has seen: sent as `x-slap-seen`, so the master answers
    *   from read models that include it (the node acts on an allocation the moment it sees it,
    *   which may be before the master's own read model has it).
    */
   constructor(
-    private readonly baseUrl: string,
+    baseUrl: string,
     private readonly computerId: string,
-    private readonly token: string,
+    token: string,
     private readonly seen?: () => number,
-  ) {}
-
-  private async call<T>(
-    schema: z.ZodType<T>,
-    method: string,
-    path: string,
-    headers: Record<string, string>,
-    body?: unknown,
-    options: { timeoutMs?: number; seen?: boolean } = {},
-  ): Promise<T> {
-    let response: Response;
-    try {
-      response = await fetch(new URL(path, this.baseUrl), {
-        method,
-        headers: {
-          ...headers,
-          authorization: `Bearer ${this.token}`,
-          ...(body === undefined ? {} : { "content-type": "application/json" }),
-          ...(this.seen === undefined || options.seen === false ? {} : { "x-slap-seen": String(this.seen()) }),
-        },
-        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-        signal: AbortSignal.timeout(options.timeoutMs ?? 30_000),
-      });
-    } catch (error) {
-      throw new MasterError(`master unreachable (${method} ${path}): ${error instanceof Error ? error.message : String(error)}`, 0, true, { cause: error });
-    }
-    const text = await response.text();
-    let json: unknown;
-    try {
-      json = JSON.parse(text);
-    } catch (error) {
-      throw new MasterError(`master answered ${response.status} with non-JSON to ${method} ${path}`, response.status, response.status >= 500, { cause: error });
-    }
-    if (!response.ok) {
-      const parsed = ErrorBody.safeParse(json);
-      const message = parsed.success ? `${parsed.data.error.code}: ${parsed.data.error.message}` : text.slice(0, 500);
-      throw new MasterError(`master refused ${method} ${path}: ${message}`, response.status, response.status >= 500);
-    }
-    const parsed = schema.safeParse(json);
-    if (!parsed.success) throw new MasterError(`unexpected answer to ${method} ${path}: ${z.prettifyError(parsed.error)}`, response.status, false);
-    return parsed.data;
+  ) {
+    this.api = new ApiClient({ master: baseUrl, token });
   }
 
-  /** The node's token alone names it: the agent of its computer. */
-  private readonly asNode: Record<string, string> = {};
-
-  private asPartition(partitionId: string): Record<string, string> {
-    return { "x-slap-partition": `${this.computerId}/${partitionId}` };
+  /** The options of a call: as the node itself, or as one of its partitions; with `x-slap-seen` unless told not to. */
+  private as(partitionId?: string, options: { timeoutMs?: number; seen?: boolean } = {}): CallOptions {
+    return {
+      headers: {
+        ...(partitionId === undefined ? {} : { "x-slap-partition": `${this.computerId}/${partitionId}` }),
+        ...(this.seen === undefined || options.seen === false ? {} : { "x-slap-seen": String(this.seen()) }),
+      },
+      ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }),
+    };
   }
 
   register(partitions: Array<{ partitionId: string; address: string; ports: { from: number; to: number } }>): Promise<{ position: number }> {
-    return this.call(Position, "POST", "/v1/computers", this.asNode, { computerId: this.computerId, partitions });
+    return this.api.call("registerComputer", { body: { computerId: this.computerId, partitions } }, this.as());
   }
 
   /**
@@ -128,24 +71,21 @@ export class MasterClient {
    * from it for a while). Sent without `x-slap-seen`: it must not wait for the master's read models.
    */
   heartbeat(timeoutMs: number): Promise<{ computerId: string }> {
-    return this.call(Heartbeat, "POST", `/v1/computers/${encodeURIComponent(this.computerId)}/heartbeat`, this.asNode, undefined, { timeoutMs, seen: false });
+    return this.api.call("heartbeat", { params: { computerId: this.computerId } }, this.as(undefined, { timeoutMs, seen: false }));
   }
 
   reportSoftware(releaseUrl: string, status: "building" | "available" | "error" | "destroyed", log?: string): Promise<{ position: number }> {
-    return this.call(Position, "POST", `/v1/computers/${encodeURIComponent(this.computerId)}/software`, this.asNode, {
-      releaseUrl,
-      status,
-      ...(log === undefined ? {} : { log: log.slice(-60_000) }),
-    });
+    const body = { releaseUrl, status, ...(log === undefined ? {} : { log: log.slice(-60_000) }) };
+    return this.api.call("reportSoftware", { params: { computerId: this.computerId }, body }, this.as());
   }
 
   reportStatus(partitionId: string, instanceId: string, report: StatusReport): Promise<{ position: number }> {
     const body = { ...report, ...(report.message === undefined ? {} : { message: report.message.slice(0, 60_000) }) };
-    return this.call(Position, "POST", `/v1/instances/${encodeURIComponent(instanceId)}/status`, this.asPartition(partitionId), body);
+    return this.api.call("reportInstanceStatus", { params: { instanceId }, body }, this.as(partitionId));
   }
 
   publish(partitionId: string, instanceId: string, parameters: Record<string, string>): Promise<{ position: number }> {
-    return this.call(Position, "POST", `/v1/instances/${encodeURIComponent(instanceId)}/connection`, this.asPartition(partitionId), { parameters });
+    return this.api.call("publishConnection", { params: { instanceId }, body: { parameters } }, this.as(partitionId));
   }
 
   bang(
@@ -154,18 +94,15 @@ export class MasterClient {
     message: string,
     details: { service?: string; exitCode?: number; signal?: string; logTail?: string } = {},
   ): Promise<{ position: number }> {
-    return this.call(Position, "POST", `/v1/instances/${encodeURIComponent(instanceId)}/bang`, this.asPartition(partitionId), {
-      ...details,
-      ...(details.logTail === undefined ? {} : { logTail: details.logTail.slice(-60_000) }),
-      message: message.slice(0, 60_000),
-    });
+    const body = { ...details, ...(details.logTail === undefined ? {} : { logTail: details.logTail.slice(-60_000) }), message: message.slice(0, 60_000) };
+    return this.api.call("bang", { params: { instanceId }, body }, this.as(partitionId));
   }
 
   destroyed(partitionId: string, instanceId: string): Promise<{ position: number }> {
-    return this.call(Position, "POST", `/v1/instances/${encodeURIComponent(instanceId)}/destroyed`, this.asPartition(partitionId), {});
+    return this.api.call("reportDestroyed", { params: { instanceId }, body: {} }, this.as(partitionId));
   }
 
   request(partitionId: string, body: RequestBody): Promise<Answer> {
-    return this.call(Answer, "POST", "/v1/requests", this.asPartition(partitionId), body);
+    return this.api.call("requestInstance", { body }, this.as(partitionId));
   }
 }

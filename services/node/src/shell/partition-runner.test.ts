@@ -25,7 +25,7 @@ class FakeMaster {
     if (this.failPublish > 0) {
       this.failPublish--;
       this.calls.push(`publish failed ${partitionId} ${instanceId}`);
-      return Promise.reject(new MasterError("master unavailable", 503, true));
+      return Promise.reject(new MasterError("master unavailable", 503, "ServiceUnavailable", true));
     }
     this.calls.push(`publish ${partitionId} ${instanceId} ${JSON.stringify(parameters)}`);
     return Promise.resolve({ position: 1 });

@@ -1,10 +1,8 @@
 import { z } from "zod";
-import { ComputerId, PartitionSpec, ReleaseUrl, RequestedState, StringMap, Token } from "@slap/events";
+import { ComputerId, EVENT_TYPES, PartitionSpec, ReleaseUrl, RequestedState, StringMap, Token } from "@slap/events";
 
-/**
- * Commands the master accepts. Each is the body of one HTTP endpoint, parsed with zod; the
- * sender (`Actor`) comes from the request's credentials, never from the body.
- */
+// What the master accepts: each command is the body of one route (routes.ts), parsed with zod by
+// the master; the sender (`Actor`) comes from the request's credentials, never from the body.
 
 export const RegisterComputer = z.object({
   computerId: ComputerId,
@@ -82,8 +80,8 @@ export const ReportInstanceStatus = z.object({
 });
 export type ReportInstanceStatus = z.infer<typeof ReportInstanceStatus>;
 
-/** Reported by the node once an instance is wiped: the partition is free again. */
-export const ReportDestroyed = z.object({});
+/** The body of a route that takes none (a heartbeat; a node reporting an instance wiped): absent or `{}`. */
+export const EmptyBody = z.object({}).strict();
 
 export const InstanceIdParam = z.object({ instanceId: Token });
 export const ComputerIdParam = z.object({ computerId: ComputerId });
@@ -91,12 +89,6 @@ export const ReferenceParam = z.object({ reference: z.string().min(1).max(512) }
 
 const POSITION = "must be a log position (an integer, 0 or more)";
 
-/**
- * A past moment to answer a read at (API.md, "As of"): `asOf`, an ISO-8601 time with `Z` or an
- * offset, or `at`, a log position; at most one (see `oneMoment`). The read models are then the
- * log's prefix up to the last commit whose first event's time is at or before `asOf` (or up to
- * position `at`), folded afresh.
- */
 /**
  * A log position written in decimal digits (a query or header value). Not `z.coerce.number()`,
  * which reads "" as 0 and "0x10" as 16.
@@ -106,9 +98,23 @@ export const LogPosition = z
   .regex(/^\d{1,15}$/, { error: POSITION })
   .transform(Number);
 
+/** `x-slap-seen`: a log position the caller has seen; the answer waits (a few seconds at most) for the read models to include it. */
+export const SeenHeader = LogPosition;
+
+/**
+ * A past moment to answer a read at (API.md, "As of"): `asOf`, an ISO-8601 time with `Z` or an
+ * offset, or `at`, a log position; at most one (see `oneMoment`). The read models are then the
+ * log's prefix up to the last commit whose first event's time is at or before `asOf` (or up to
+ * position `at`), folded afresh.
+ */
 export const AsOfQuery = z.object({
-  asOf: z.iso.datetime({ offset: true, error: "must be an ISO-8601 time with Z or an offset, e.g. 2026-11-23T10:00:00Z" }).optional(),
-  at: LogPosition.optional(),
+  asOf: z.iso
+    .datetime({ offset: true, error: "must be an ISO-8601 time with Z or an offset, e.g. 2026-11-23T10:00:00Z" })
+    .optional()
+    .describe(
+      "read as of this time: the log prefix up to the last commit whose first event's time is at or before it, folded afresh (a full fold per request); the body then has asOf: { time, position }",
+    ),
+  at: LogPosition.optional().describe("read as of this log position (instead of asOf)"),
 });
 export type AsOfQuery = z.infer<typeof AsOfQuery>;
 
@@ -117,3 +123,39 @@ export const oneMoment = {
   check: (query: { asOf?: string | undefined; at?: number | undefined }): boolean => query.asOf === undefined || query.at === undefined,
   issue: { message: "give asOf or at, not both", path: ["at"] },
 };
+
+const Flag = z.enum(["0", "1", "true", "false"]);
+
+/** `?secrets=1`: show secret-looking values (masked by key name otherwise). */
+export const SecretsQuery = z.object({ secrets: Flag.optional().describe("show secret connection and parameter values (1 or true)") });
+
+/** `GET /v1/instances/:id/watch`: a watch serves the requester, so its answers are never masked; `secrets` is taken, not needed. */
+export const WatchQuery = z.object({ secrets: Flag.optional().describe("taken for symmetry with the reads; a watch's answers are never masked") });
+
+/** Whether a `secrets` query value asks for the secrets. */
+export const showSecrets = (query: { secrets?: string | undefined }): boolean => query.secrets === "1" || query.secrets === "true";
+
+/** `POST /v1/requests?wait=ms`: long-poll up to this many milliseconds for an answer that is not pending. */
+export const WaitQuery = z.object({ wait: z.coerce.number().int().min(0).max(60_000).default(0).describe("long-poll up to this many ms") });
+
+/** A read of instances: secrets or not, now or as of a past moment. */
+export const ReadQuery = SecretsQuery.extend(AsOfQuery.shape).refine(oneMoment.check, oneMoment.issue);
+export type ReadQuery = z.infer<typeof ReadQuery>;
+
+/** A read of computers: now or as of a past moment. */
+export const MomentQuery = AsOfQuery.refine(oneMoment.check, oneMoment.issue);
+
+/** A page of the log (`GET /v1/events`) or its live stream (`GET /v1/events/stream`, where `limit` is not used). */
+export const EventsQuery = z.object({
+  after: z.coerce.number().int().min(0).default(0).describe("events after this log position"),
+  limit: z.coerce.number().int().min(1).max(10_000).default(1_000).describe("at most this many events"),
+  filter: z
+    .string()
+    .regex(/^[A-Za-z0-9_*>.-]{1,256}$/, "must be a subject filter such as tree.<id>.>")
+    .optional()
+    .describe("a subject filter such as tree.<id>.>"),
+  type: z.enum(EVENT_TYPES as unknown as [string, ...string[]]).optional().describe("only events of this type"),
+  since: z.iso.datetime({ offset: true }).optional().describe("only events at or after this time"),
+  secrets: Flag.optional().describe("show secret parameter values (1 or true)"),
+});
+export type EventsQuery = z.infer<typeof EventsQuery>;

@@ -1,0 +1,136 @@
+import type { Duplex } from "node:stream";
+import Fastify, { LogController, type FastifyReply, type FastifyRequest } from "fastify";
+import { ROUTES, SeenHeader, routerPath, routes, type OperationId } from "@slap/api";
+import { EventValidationError, type Actor } from "@slap/events";
+import type { Logger } from "pino";
+import { authenticate, type Credentials } from "../auth.js";
+import { isDashboardPath, registerDashboard, type DashboardFiles } from "../dashboard.js";
+import { CommandRejected, type Master } from "../master.js";
+import { adminHandlers } from "./admin.js";
+import { computerHandlers } from "./computers.js";
+import { eventHandlers } from "./events.js";
+import { instanceHandlers } from "./instances.js";
+import { SEEN_WAIT_MS } from "./reads.js";
+import { requestHandlers } from "./requests.js";
+import { HttpError, parse, registerRoutes, type Handlers } from "./route.js";
+
+/** The heartbeat's path, not logged as a request (see `buildHttpApi`). */
+const HEARTBEAT_URL = new RegExp(`^${routes.heartbeat.path.replace(/\{\w+\}/g, "[^/?]+")}(\\?|$)`);
+
+/** Routes anyone may call (health, the API description), from the route table; and the dashboard's static files (which carry no data). */
+const PUBLIC_ROUTES = new Set(ROUTES.filter((r) => r.auth === "public").map(routerPath));
+
+/** Status of a policy's or a decider's refusal. */
+const REFUSAL_STATUS = { Forbidden: 403, NotFound: 404, Conflict: 409 } as const;
+
+/**
+ * A request the HTTP parser refuses (a bad request line, a control character in a header,
+ * headers too large) answered in the API's error shape, then the connection closed.
+ */
+function answerClientError(error: Error & { code?: string }, socket: Duplex): void {
+  if (!socket.writable) {
+    socket.destroy();
+    return;
+  }
+  const status = error.code === "HPE_HEADER_OVERFLOW" ? 431 : 400;
+  const body = JSON.stringify({ error: { code: "BadRequest", message: `malformed HTTP request (${error.code ?? error.message})` } });
+  socket.end(
+    `HTTP/1.1 ${status} ${status === 431 ? "Request Header Fields Too Large" : "Bad Request"}\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+  );
+}
+
+/**
+ * The master's HTTP API (see API.md): a handler for every route of `@slap/api`'s route table,
+ * registered from it. Every body, query and header is parsed with zod; errors answer
+ * `{ error: { code, message, issues? } }` with 400/401/403/404/409, never a stack trace. Who may
+ * see what is core/visibility.ts; this layer authenticates and maps refusals to statuses.
+ */
+export function buildHttpApi(master: Master, logger: Logger, options: { credentials: Credentials; dashboard?: DashboardFiles }) {
+  const app = Fastify({
+    loggerInstance: logger,
+    bodyLimit: 1024 * 1024,
+    forceCloseConnections: true,
+    // References may be 512 characters, and percent-encoded up to three times longer.
+    routerOptions: { maxParamLength: 2_048 },
+    // The router's and the HTTP parser's own refusals in the API's error shape.
+    frameworkErrors: (error, _request, reply) => {
+      void (reply as FastifyReply).code(error.statusCode ?? 400).send({ error: { code: "BadRequest", message: error.message } });
+    },
+    clientErrorHandler: answerClientError,
+    // Heartbeats (one per node every few seconds) are not logged as requests; their failures still are.
+    logController: new LogController({ disableRequestLogging: (request) => request.method === "POST" && HEARTBEAT_URL.test(request.url) }),
+  });
+
+  // Every route but the public ones needs a token (see auth.ts); the actor it names is kept per request.
+  const actors = new WeakMap<FastifyRequest, Actor>();
+  app.addHook("onRequest", (request, _reply, done) => {
+    const route = request.routeOptions.url;
+    if (route !== undefined && (PUBLIC_ROUTES.has(route) || isDashboardPath(route))) return done();
+    const header = (name: string): string | undefined => {
+      const v = request.headers[name];
+      return Array.isArray(v) ? v[0] : v;
+    };
+    const result = authenticate(options.credentials, header("authorization"), header("x-slap-partition"));
+    if ("actor" in result) {
+      actors.set(request, result.actor);
+      // Any call with a node's token is a sign of life of its node, not only its heartbeats.
+      if (result.actor.kind === "node" || result.actor.kind === "partition") master.heardFrom(result.actor.computerId);
+      return done();
+    }
+    if (result.status === 401) request.log.warn({ url: request.url.split("?")[0], reason: result.message }, "request refused: not authenticated");
+    done(new HttpError(result.status, result.code, result.message));
+  });
+  /** The authenticated sender of a request. */
+  const actorOf = (request: FastifyRequest): Actor => {
+    const actor = actors.get(request);
+    if (actor === undefined) throw new HttpError(401, "Unauthorized", "missing credentials: send the header Authorization: Bearer <token>");
+    return actor;
+  };
+
+  app.setErrorHandler((error: unknown, request, reply) => {
+    if (error instanceof HttpError) {
+      return reply.code(error.status).send({ error: { code: error.code, message: error.message, ...(error.issues ? { issues: error.issues } : {}) } });
+    }
+    if (error instanceof CommandRejected) {
+      return reply.code(REFUSAL_STATUS[error.rejection.reason]).send({ error: { code: error.rejection.reason, message: error.rejection.detail } });
+    }
+    if (error instanceof EventValidationError) {
+      return reply.code(400).send({ error: { code: "BadRequest", message: error.message, issues: error.issues } });
+    }
+    const status = (error as { statusCode?: number }).statusCode;
+    if (status !== undefined && status >= 400 && status < 500) {
+      return reply.code(status).send({ error: { code: "BadRequest", message: (error as Error).message } });
+    }
+    request.log.error({ err: error, url: request.url }, "request failed");
+    return reply.code(500).send({ error: { code: "Internal", message: "the master could not complete the request; it is logged" } });
+  });
+  // Causal consistency between services: a caller that has seen the log up to position N (a node
+  // reacting to its allocation) sends `x-slap-seen: N`, and is answered from read models that
+  // include N — not refused because this master's projection is a few milliseconds behind.
+  app.addHook("preHandler", async (request) => {
+    const seen = request.headers["x-slap-seen"];
+    // Only for authenticated callers: a stranger must not hold requests open (public routes).
+    if (seen === undefined || !actors.has(request)) return;
+    const position = parse(SeenHeader, seen, "header x-slap-seen");
+    if (position <= master.position) return;
+    await master.settledWithin(position, SEEN_WAIT_MS);
+    // Past the deadline: the caller reads another log (a node on another stream?) or a commit there is malformed.
+    if (position > master.position) request.log.warn({ seen: position, position: master.position }, "x-slap-seen names a position this master has not reached: answering anyway");
+  });
+  app.setNotFoundHandler((request, reply) =>
+    reply.code(404).send({ error: { code: "NotFound", message: `no route ${request.method} ${request.url.split("?")[0]}` } }),
+  );
+
+  // Every route of the table has its handler (the compiler checks), but the dashboard's, which
+  // is a folder's files and is served only when the master is given one.
+  const handlers: Handlers<Exclude<OperationId, "dashboard">> = {
+    ...adminHandlers(master),
+    ...requestHandlers(master),
+    ...instanceHandlers(master),
+    ...computerHandlers(master),
+    ...eventHandlers(master, logger),
+  };
+  registerRoutes(app, handlers, actorOf);
+  if (options.dashboard !== undefined) registerDashboard(app, options.dashboard);
+  return app;
+}
