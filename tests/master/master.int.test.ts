@@ -295,4 +295,10 @@ describe("bad input and strangers", () => {
     const schema = paths["/v1/requests"]?.post?.requestBody?.content["application/json"]?.schema;
     assert.ok(schema?.properties?.releaseUrl && schema.properties.sla, JSON.stringify(schema));
   });
+  it("answers the dashboard's paths 404 to anyone when it was given no dashboard", async () => {
+    for (const path of ["/", "/dashboard", "/dashboard/dashboard.mjs"]) {
+      assert.equal((await call("GET", path, {})).status, 404, path);
+      assert.equal((await call("GET", path, as.admin())).status, 404, path);
+    }
+  });
 });

@@ -7,6 +7,7 @@ import { randomBytes } from "node:crypto";
 import { access, chmod, mkdir, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { z } from "zod";
+import { Token } from "@slap/events";
 import { CliError, HELP, envReader, printHelp, splitArgv, validate, type Command, type Io } from "./args.js";
 import { bcryptHash, renderNatsConfig } from "./nats-server-config.js";
 
@@ -14,7 +15,6 @@ const argvSpec = {
   options: { computers: { type: "string" }, allocators: { type: "string" }, out: { type: "string" }, force: { type: "boolean" } },
 } as const;
 
-const TOKEN = /^[A-Za-z0-9_-]{1,64}$/;
 /** bcrypt cost of the hashes in nats.conf: nats-server's own tool's. */
 const BCRYPT_COST = 11;
 
@@ -26,7 +26,7 @@ const NatsConfigArgs = z
       .superRefine((ids, ctx) => {
         const seen = new Set<string>();
         for (const id of ids) {
-          if (!TOKEN.test(id)) ctx.addIssue({ code: "custom", message: `${JSON.stringify(id)} is not a computer id (1-64 characters of A-Z, a-z, 0-9, _ or -)` });
+          if (!Token.safeParse(id).success) ctx.addIssue({ code: "custom", message: `${JSON.stringify(id)} is not a computer id (1-64 characters of A-Z, a-z, 0-9, _ or -)` });
           else if (seen.has(id)) ctx.addIssue({ code: "custom", message: `${id} is given twice` });
           else if (id === "master" || /^allocator-\d+$/.test(id)) ctx.addIssue({ code: "custom", message: `${id} is the name of a service's user: name the computer otherwise` });
           seen.add(id);
@@ -34,7 +34,7 @@ const NatsConfigArgs = z
       }),
     allocators: z.coerce.number({ error: "must be a number" }).int("must be a whole number").min(0).max(100),
     out: z.string({ error: "is required: the folder to write nats.conf and the env files to" }).min(1),
-    streamName: z.string().regex(TOKEN, "must be 1-64 characters of A-Z, a-z, 0-9, _ or -").optional(),
+    streamName: Token.optional(),
     force: z.boolean(),
   })
   .superRefine((args, ctx) => {

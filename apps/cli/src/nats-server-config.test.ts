@@ -57,4 +57,23 @@ describe("bcrypt hashes for nats.conf", () => {
     }
     assert.throws(() => bcryptHash("x", new Uint8Array(15), 4), RangeError);
   });
+
+  it("agrees with libxcrypt on a non-ASCII password and counts only the first 72 bytes", () => {
+    // From Python's crypt (libxcrypt) with salt "abcdefghijklmnopqrstuu"; bcrypt keeps 128 of the salt's 132 bits.
+    const salt = Uint8Array.from(decodeBase64("abcdefghijklmnopqrstuu", 16));
+    assert.equal(bcryptHash("abcdefghijabcdefghijabcdefghij12x\u00e9", salt, 4).slice(-31), ".ZuPmGyp.dTNF3AUV9hKJjHQBkePPfC");
+    const long = bcryptHash("0123456789".repeat(10), salt, 4);
+    assert.equal(long.slice(-31), "m2G75IXDN/xsgbNa/hCiPSKyIHQd70S");
+    assert.equal(bcryptHash(`${"0123456789".repeat(7)}01`, salt, 4), long);
+  });
+
+  it("gives a 60-character $2a$ hash whose salt reads back, and refuses a bad cost", () => {
+    const salt = Uint8Array.from({ length: 16 }, (_, i) => i * 13);
+    const hash = bcryptHash("secret", salt, 4);
+    assert.match(hash, /^\$2a\$04\$[./A-Za-z0-9]{53}$/);
+    assert.deepEqual(Uint8Array.from(decodeBase64(hash.slice(7, 29), 16)), salt);
+    assert.notEqual(bcryptHash("secret!", salt, 4), hash);
+    assert.throws(() => bcryptHash("x", salt, 3), RangeError);
+    assert.throws(() => bcryptHash("x", salt, 32), RangeError);
+  });
 });

@@ -6,6 +6,7 @@ import { DEFAULT_SUBJECT_PREFIX } from "@slap/events";
 import { DEFAULT_STREAM_NAME, deadLetterStreamName, deadLetterSubjectPrefix, inboxPrefixOf } from "@slap/eventstore-jetstream";
 import { encodeBase64, hashSync } from "bcryptjs";
 import { z } from "zod";
+import { Token } from "@slap/events";
 
 /**
  * What one NATS user may do: nats-server `permissions`. Anything not in an `allow` list is
@@ -101,17 +102,18 @@ export function natsPermissions(role: NatsRole, names: NatsLogNames = {}, user?:
  */
 export function bcryptHash(password: string, salt: Uint8Array, cost: number): string {
   if (salt.length !== 16) throw new RangeError(`bcrypt salt must be 16 bytes, not ${salt.length}`);
+  if (!Number.isInteger(cost) || cost < 4 || cost > 31) throw new RangeError(`bcrypt cost must be 4 to 31, not ${cost}`);
   return hashSync(password, `$2a$${String(cost).padStart(2, "0")}$${encodeBase64(salt, 16)}`);
 }
 
-const UserName = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, "must be 1-64 characters of A-Z, a-z, 0-9, _ or -");
+const UserName = Token;
 /** A bcrypt hash (`$2a$…`) or a plain password; printable ASCII without quotes or backslashes, so it needs no escaping. */
 const Password = z.string().regex(/^[\x21\x23-\x5b\x5d-\x7e]{8,200}$/, "must be 8-200 printable ASCII characters without \" or \\");
 
 /** The users of a deployment and their passwords (bcrypt hashes, or plain text), for `renderNatsConfig`. */
 export const NatsConfigSpec = z
   .object({
-    streamName: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/).optional(),
+    streamName: Token.optional(),
     subjectPrefix: z.string().regex(/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/).optional(),
     master: z.object({ user: UserName.default("master"), password: Password }),
     allocators: z.array(z.object({ user: UserName, password: Password })),

@@ -37,11 +37,14 @@ ${describeSettings(MASTER_SETTINGS)}`,
   async run(argv, io) {
     const args = parseMasterArgs(argv, io.env);
     if (args === HELP) return printHelp(io, masterCommand);
-    const [{ runMaster }, { dashboardFiles }, { withAllocator }] = await Promise.all([import("@slap/master"), import("@slap/dashboard"), import("./alongside.js")]);
+    const [{ runMaster }, { dashboardOrNone, withAllocator }] = await Promise.all([import("@slap/master"), import("./alongside.js")]);
     const stop = io.stopSignal();
     // On the embedded log the master's process owns the store, so the allocator runs beside it; with NATS allocators are their own replicas.
     const running = await startService("master", async () =>
-      runMaster(args, { dashboard: await dashboardFiles(), ...(args.nats === undefined ? { alongside: withAllocator } : {}) }),
+      runMaster(args, {
+        ...(await dashboardOrNone((line) => io.stderr.write(`${line}\n`))),
+        ...(args.nats === undefined ? { alongside: withAllocator } : {}),
+      }),
     );
     io.stderr.write(`master listening on ${running.url} (Ctrl-C stops)\n`);
     await until(stop);

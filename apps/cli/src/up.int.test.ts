@@ -12,7 +12,7 @@ const REPO = fileURLToPath(new URL("../../../", import.meta.url));
 const BIN = `${REPO}bin/slap.mjs`;
 const computer = `COMP-UP-${randomBytes(3).toString("hex")}`;
 const PARTITIONS = 3;
-/** The partitions' ports, the same at every start (the instances keep theirs), free on this host; slap up takes a base up to 60000. */
+/** The partitions' ports, the same at every start (the instances keep theirs), free on this host (kept below 60000, well inside what slap up accepts). */
 const PORT_BASE = await freePortBlock(PARTITIONS * 100, { highest: 60_000 });
 
 /** Runs `slap up` until its web app is ready, fetches the page, then Ctrl-C; returns what it printed. */

@@ -87,10 +87,9 @@ LOG_LEVEL (default warn) sets the level of the services' JSON logs (on stderr).`
   async run(argv, io) {
     const args = parseUpArgs(argv, io.env);
     if (args === HELP) return printHelp(io, upCommand);
-    const [{ runMaster }, { runNode }, { dashboardFiles }, { withAllocator }] = await Promise.all([
+    const [{ runMaster }, { runNode }, { dashboardOrNone, withAllocator }] = await Promise.all([
       import("@slap/master"),
       import("@slap/node"),
-      import("@slap/dashboard"),
       import("./alongside.js"),
     ]);
     const stop = io.stopSignal();
@@ -114,7 +113,7 @@ LOG_LEVEL (default warn) sets the level of the services' JSON logs (on stderr).`
         { data: args.data, port: args.port, host: "127.0.0.1", logLevel: "warn" },
         {
           logger,
-          dashboard: await dashboardFiles(),
+          ...(await dashboardOrNone((line) => io.stderr.write(`${line}\n`))),
           alongside: withAllocator,
           credentials: credentials.with([
             { role: "node", computer: args.computer, token: tokens.node },

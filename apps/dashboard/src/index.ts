@@ -10,13 +10,13 @@ export interface DashboardFile {
 
 /**
  * The dashboard's files by name: `index.html` (the master serves it at `/` and `/dashboard`),
- * `dashboard.mjs` (the script, bundled from `src/dashboard.ts`) and `dashboard.css`, each other
+ * `dashboard.mjs` (the script, bundled from `web/dashboard.ts`) and `dashboard.css`, each other
  * one at `/dashboard/<name>`.
  */
 export type DashboardFiles = Readonly<Record<string, DashboardFile>>;
 
 /** The dashboard's TypeScript source, which runs in the browser once bundled. */
-export const DASHBOARD_SOURCE = fileURLToPath(new URL("./dashboard.ts", import.meta.url));
+export const DASHBOARD_SOURCE = fileURLToPath(new URL("../web/dashboard.ts", import.meta.url));
 const PUBLIC_DIR = new URL("../public/", import.meta.url);
 
 /**

@@ -74,6 +74,24 @@ describe("the master client", () => {
     });
   });
 
+  it("says a master whose answer stops half-way past the timeout timed out, not that it is unreachable", async () => {
+    // Headers come at once; the body never ends, and the response follows the request's signal as fetch's does.
+    const stalled = clientAnswering((_url, init) => {
+      const alive = setTimeout(() => undefined, 5_000);
+      const body = new ReadableStream<Uint8Array>({
+        start(controller) {
+          controller.enqueue(new TextEncoder().encode('{"instances":'));
+          init.signal?.addEventListener("abort", () => {
+            clearTimeout(alive);
+            controller.error(init.signal?.reason);
+          });
+        },
+      });
+      return Promise.resolve(new Response(body, { status: 200, headers: { "content-type": "application/json" } }));
+    });
+    await assert.rejects(stalled.client.call("listInstances", {}, { timeoutMs: 20 }), (error: unknown) => error instanceof MasterTimedOut && error.retryable);
+  });
+
   it("reads a stream's events of its name, parsed, until the signal aborts", async () => {
     const stop = new AbortController();
     const encoder = new TextEncoder();

@@ -72,12 +72,14 @@ export class MasterClient {
   /** Calls a route answering JSON; resolves with its success body, parsed. */
   async call<K extends JsonOperation>(operation: K, input: CallInput<Routes[K]>, options: CallOptions = {}): Promise<AnswerOf<Routes[K]>> {
     const route: RouteSpec = routes[operation];
-    const { response, what } = await this.send(route, input, options, "application/json");
+    const { response, what, timeout, timeoutMs } = await this.send(route, input, options, "application/json");
     let text: string;
     try {
       text = await response.text();
     } catch (error) {
       if (options.signal?.aborted === true) throw error;
+      // The time ran out while the body was coming: a timeout, as when it runs out before the headers.
+      if (timeout?.aborted === true) throw this.fail(new MasterTimedOut(this.master, what, timeoutMs, error));
       throw this.fail(new MasterUnreachable(this.master, what, error));
     }
     if (!response.ok) throw this.fail(failure(what, response.status, text));
@@ -190,7 +192,7 @@ export class MasterClient {
         ...(signal === undefined ? {} : { signal }),
         ...(input.body === undefined ? {} : { body: JSON.stringify(input.body) }),
       });
-      return { response, what };
+      return { response, what, timeout, timeoutMs };
     } catch (error) {
       if (options.signal?.aborted === true) throw error;
       if (timeout?.aborted === true) throw this.fail(new MasterTimedOut(this.master, what, timeoutMs, error));

@@ -73,11 +73,11 @@ export async function releasePortBlock(base: number): Promise<void> {
 
 /** Every slot-aligned base from which `size` ports fit in [LOWEST, highest] without touching the ephemeral range. */
 function candidateBases(ephemeral: { first: number; last: number }, size: number, highest: number): number[] {
-  const out: number[] = [];
-  for (let base = LOWEST; base + size - 1 <= Math.min(highest, HIGHEST); base += SLOT) {
-    if (base + size - 1 < ephemeral.first || base > ephemeral.last) out.push(base);
-  }
-  return out;
+  const all: number[] = [];
+  for (let base = LOWEST; base + size - 1 <= Math.min(highest, HIGHEST); base += SLOT) all.push(base);
+  const clear = all.filter((base) => base + size - 1 < ephemeral.first || base > ephemeral.last);
+  // A host whose ephemeral range covers it all (a tuned container): any base, each port still checked free.
+  return clear.length > 0 ? clear : all;
 }
 
 async function ephemeralRange(): Promise<{ first: number; last: number }> {

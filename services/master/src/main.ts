@@ -62,6 +62,10 @@ export async function runMaster(config: MasterConfig, dependencies: MasterDepend
     ...(parsed.staleAfterMs === undefined ? {} : { staleAfterMs: parsed.staleAfterMs }),
   });
   const companion = dependencies.alongside?.(store, logger);
+  if (companion === undefined && ownStore && parsed.nats === undefined) {
+    // Only this process may open the embedded log: without an allocator beside it, nothing is ever placed.
+    logger.warn({ data: parsed.data }, "no allocator runs on this master's embedded log: requests stay pending (slap master and slap up run one)");
+  }
   const app = buildHttpApi(master, logger, { credentials, ...(dashboard === undefined ? {} : { dashboard }) });
   let address: string;
   try {

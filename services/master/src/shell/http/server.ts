@@ -66,6 +66,8 @@ export function buildHttpApi(master: Master, logger: Logger, options: { credenti
   app.addHook("onRequest", (request, _reply, done) => {
     const route = request.routeOptions.url;
     if (route !== undefined && (PUBLIC_ROUTES.has(route) || isDashboardPath(route))) return done();
+    // A master given no dashboard answers its paths 404 to anyone, as the route table says.
+    if (route === undefined && options.dashboard === undefined && isDashboardPath(request.url)) return done();
     const header = (name: string): string | undefined => {
       const v = request.headers[name];
       return Array.isArray(v) ? v[0] : v;

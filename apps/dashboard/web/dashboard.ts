@@ -1,4 +1,3 @@
-/// <reference lib="dom" />
 // The live dashboard: the instance graph (who requested which, where each runs, its processes,
 // promises and connection parameters), the computers with their partitions and releases, and the
 // event feed. Runs in the browser, no framework (bundled by `dashboardFiles`): it reads the
