@@ -1,6 +1,7 @@
 import { readdir, readFile, readlink } from "node:fs/promises";
 import { createServer } from "node:net";
 import { endianness } from "node:os";
+import { join } from "node:path";
 import { listenersOf, normalizeIp, parseProcNetTcp, type TcpSocket } from "../core/sockets.js";
 import { SERVICE_MARK } from "./supervisor.js";
 import type { PartitionUser } from "./users.js";
@@ -93,14 +94,31 @@ export function describeHolder(holder: SocketHolder): string {
   return [who, ...(what.length > 0 ? what : ["pid unknown"])].join(", ");
 }
 
+/** Whether a process carries the mark of a service of the partition at `path`. */
+async function markedFor(pid: number, path: string): Promise<boolean> {
+  const environ = await readFile(`/proc/${pid}/environ`, "utf8").catch(() => "");
+  const mark = environ.split("\0").find((e) => e.startsWith(`${SERVICE_MARK}=`));
+  return mark !== undefined && mark.slice(SERVICE_MARK.length + 1, mark.lastIndexOf("#")) === path;
+}
+
+/** The pids the supervisor recorded in `<partition>/var/run/*.pid` that still carry the partition's mark. */
+async function recordedPids(path: string): Promise<number[]> {
+  const dir = join(path, "var", "run");
+  const files = (await readdir(dir).catch(() => [] as string[])).filter((f) => f.endsWith(".pid"));
+  const out: number[] = [];
+  for (const file of files) {
+    const pid = Number((JSON.parse(await readFile(join(dir, file), "utf8").catch(() => "{}")) as { pid?: unknown }).pid);
+    if (Number.isInteger(pid) && pid > 0 && (await markedFor(pid, path))) out.push(pid);
+  }
+  return out;
+}
+
 /** The pids of a partition's services: marked with its folder, and their descendants (a service's children). */
 async function partitionPids(path: string): Promise<Set<number>> {
   const own = new Set<number>();
   const parents = new Map<number, number>();
   for (const pid of await pids()) {
-    const environ = await readFile(`/proc/${pid}/environ`, "utf8").catch(() => "");
-    const mark = environ.split("\0").find((e) => e.startsWith(`${SERVICE_MARK}=`));
-    if (mark !== undefined && mark.slice(SERVICE_MARK.length + 1, mark.lastIndexOf("#")) === path) own.add(pid);
+    if (await markedFor(pid, path)) own.add(pid);
     // The fields after the command, which is in parentheses and may hold any character: state, ppid, …
     const stat = await readFile(`/proc/${pid}/stat`, "utf8").catch(() => "");
     const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
@@ -126,7 +144,11 @@ export async function ownSockets(partition: PartitionIdentity, sockets: readonly
   if (user !== undefined) return new Set(sockets.filter((s) => s.uid === user.uid).map((s) => s.inode));
   if (sockets.length === 0) return new Set();
   const inodes = new Set<number>();
-  for (const pid of await partitionPids(partition.path)) for (const inode of await socketInodes(pid)) inodes.add(inode);
+  const covered = (): boolean => sockets.every((s) => inodes.has(s.inode));
+  // The services the supervisor recorded first (a few reads: the usual case, a service listening itself), then
+  // every marked process and their descendants (a scan of /proc).
+  for (const pid of await recordedPids(partition.path)) for (const inode of await socketInodes(pid)) inodes.add(inode);
+  if (!covered()) for (const pid of await partitionPids(partition.path)) for (const inode of await socketInodes(pid)) inodes.add(inode);
   return new Set(sockets.filter((s) => inodes.has(s.inode)).map((s) => s.inode));
 }
 
