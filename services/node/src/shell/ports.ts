@@ -170,7 +170,8 @@ export async function foreignAnswer(
   if (target !== address && !(loopback && target === "localhost")) return undefined;
   const sockets = await readTcpSockets();
   if (sockets === undefined) return undefined;
-  const listeners = listenersOf(sockets, target === "localhost" ? address : target, port);
+  // `localhost` may reach 127.0.0.1 or ::1, whichever listens.
+  const listeners = target === "localhost" ? [...listenersOf(sockets, "127.0.0.1", port), ...listenersOf(sockets, "::1", port)] : listenersOf(sockets, target, port);
   if (listeners.length === 0) return `port ${port} answered, but no listening socket on it was found in /proc/net/tcp`;
   const own = await ownSockets(partition, listeners);
   const foreign = listeners.filter((s) => !own.has(s.inode));
