@@ -139,7 +139,7 @@ export class Node {
 
   /**
    * Formats the partitions, registers the computer, catches up with the log and starts processing.
-   * Refuses to register (DESIGN.md, "Format: what the node checks"):
+   * Refuses to register (DESIGN.md, "Ports belong to their partition"):
    * @throws LayoutError when partition users are on and a parent of the root is not traversable
    *   by them, or a folder of the node is writable by them.
    * @throws PortsTakenError when a port of a partition's block is held by a process that is not
