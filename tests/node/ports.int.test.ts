@@ -165,14 +165,14 @@ for (const partitionUsers of ROOT ? (["auto", "off"] as const) : (["off"] as con
 }
 
 describe("format refuses what would leave a partition to someone else", () => {
-  it("a port of a partition's block held by another process: format fails naming the port and the holder, nothing is registered", async () => {
+  for (const partitionUsers of ROOT ? (["off", "auto"] as const) : (["off"] as const)) it(`a port of a partition's block held by another process: format fails naming the port and the holder, nothing is registered (partition users ${partitionUsers})`, async () => {
     const root = await tempDir("slap-ports-taken-");
     const computer = `COMP-TAKEN-${randomBytes(4).toString("hex")}`;
     computers.add(computer);
     const portBase = await freePortBlock(PARTITIONS * 100);
     const holder = await hold("127.0.0.1", portBase + 107);
     try {
-      const node = new Node({ store: untouchable, masterUrl: "http://127.0.0.1:9", token: testToken.node(computer), computerId: computer, partitions: PARTITIONS, root: root.path, portBase, logger, partitionUsers: "off" });
+      const node = new Node({ store: untouchable, masterUrl: "http://127.0.0.1:9", token: testToken.node(computer), computerId: computer, partitions: PARTITIONS, root: root.path, portBase, logger, partitionUsers });
       const error = await node.start().then(
         () => assert.fail("the node must refuse the taken port"),
         (e: unknown) => e,
