@@ -151,4 +151,26 @@ describe("partition users", () => {
     assert.notEqual(fromService.code, 0);
     assert.match(fromService.output, /EACCES/);
   });
+
+  if (ROOT) it("root: a partition's processes write in their partition and its tmp/, and nowhere else of the node (EACCES)", async () => {
+    const a = await deployed("alpha");
+    const b = await deployed("beta");
+    const pathA = join(root.path, a.partitionId);
+    const pathB = join(root.path, b.partitionId);
+    const userA = node.partitionUser(a.partitionId)!;
+    const pidA = node.servicePid(a.partitionId, "web")!;
+    const targets = {
+      own: join(pathA, "written-by-a"),
+      ownTmp: join(pathA, "tmp", "written-by-a"),
+      root: join(root.path, "written-by-a"),
+      software: join(root.path, "software", "written-by-a"),
+      release: join(softwareDir(root.path, WEB), "written-by-a"),
+      otherPartition: join(pathB, "written-by-a"),
+    };
+    // What each write gives, done with the uid of A's running service.
+    const script = `const fs = require("fs"); const out = {}; for (const [k, p] of Object.entries(${JSON.stringify(targets)})) { try { fs.writeFileSync(p, "x"); out[k] = "ok"; } catch (e) { out[k] = e.code; } } console.log(JSON.stringify(out));`;
+    const result = await runAs(await processUid(pidA), userA.gid, [process.execPath, "-e", script]);
+    assert.equal(result.code, 0, result.output);
+    assert.deepEqual(JSON.parse(result.output), { own: "ok", ownTmp: "ok", root: "EACCES", software: "EACCES", release: "EACCES", otherPartition: "EACCES" });
+  });
 });

@@ -15,4 +15,6 @@ export { softwareDir } from "./shell/software.js";
 export { readTail } from "./shell/supervisor.js";
 export { Waiting, type Slap, type PromiseCheck, type ProcessDeclaration } from "./shell/profile.js";
 export { MasterClient, MasterError } from "./shell/master-client.js";
+export { LayoutError } from "./shell/layout.js";
+export { PortsTakenError, type TakenPort } from "./shell/ports.js";
 export { partitionUserName, partitionUsersEnabled, removePartitionUsers, type PartitionUser, type PartitionUsersOption } from "./shell/users.js";

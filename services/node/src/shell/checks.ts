@@ -4,6 +4,7 @@ import { chown, mkdir } from "node:fs/promises";
 import { connect } from "node:net";
 import { join } from "node:path";
 import type { PromiseReport } from "./master-client.js";
+import { foreignAnswer } from "./ports.js";
 import { secondsOf, type PromiseCheck } from "./profile.js";
 import type { PartitionUser } from "./users.js";
 
@@ -131,6 +132,29 @@ interface CheckOptions {
   timeoutMs: number;
   /** Command promises run as the partition's user when set. */
   owner?: PartitionUser | undefined;
+  /**
+   * The partition the promise is of: an `http`/`tcp` promise on its address and one of its ports
+   * holds only when the socket that answers is the partition's own (`foreignAnswer`).
+   */
+  partition?: { path: string; address: string; ports: { from: number; to: number } } | undefined;
+}
+
+/** The host and port an `http` promise's URL reaches (the scheme's default port when it names none). */
+function httpTarget(url: string): { host: string; port: number } | undefined {
+  try {
+    const parsed = new URL(url);
+    const port = parsed.port === "" ? (parsed.protocol === "https:" ? 443 : 80) : Number(parsed.port);
+    return { host: parsed.hostname, port };
+  } catch {
+    return undefined;
+  }
+}
+
+/** Fails when what answered on the partition's own address and port is not the partition's (see `CheckOptions.partition`). */
+async function ownAnswer(options: CheckOptions, target: { host: string; port: number } | undefined): Promise<void> {
+  if (options.partition === undefined || target === undefined) return;
+  const foreign = await foreignAnswer({ ...options.partition, user: options.owner }, target.host, target.port);
+  if (foreign !== undefined) throw new Error(foreign);
 }
 
 /** One try of a promise, given `leftMs` of its `options.timeoutMs`. */
@@ -152,6 +176,7 @@ function attempt(check: PromiseCheck, options: CheckOptions, leftMs: number): Pr
   if ("http" in check) {
     return fetch(check.http, { signal: AbortSignal.timeout(leftMs) }).then(async (response) => {
       await response.arrayBuffer();
+      await ownAnswer(options, httpTarget(check.http));
       if (response.status >= 400) throw new Error(`GET ${check.http}: HTTP ${response.status}`);
       return `GET ${check.http}: HTTP ${response.status}`;
     });
@@ -160,8 +185,10 @@ function attempt(check: PromiseCheck, options: CheckOptions, leftMs: number): Pr
     const socket = connect({ host: check.tcp.host, port: check.tcp.port });
     socket.setTimeout(leftMs);
     socket.once("connect", () => {
-      socket.destroy();
-      resolve(`tcp ${check.tcp.host}:${check.tcp.port} accepts connections`);
+      // Asked while the connection is open: the listener that took it still listens.
+      ownAnswer(options, check.tcp)
+        .then(() => resolve(`tcp ${check.tcp.host}:${check.tcp.port} accepts connections`), reject)
+        .finally(() => socket.destroy());
     });
     socket.once("timeout", () => {
       socket.destroy();

@@ -3,8 +3,10 @@ import { join } from "node:path";
 import { cloudProjection, type CloudView } from "@slap/events";
 import { ProjectionRunner, type EventStore } from "@slap/events";
 import type { Logger } from "pino";
+import { checkLayout, checkRootReachable } from "./layout.js";
 import { MasterClient } from "./master-client.js";
 import { PartitionRunner } from "./partition-runner.js";
+import { checkPortBlocks } from "./ports.js";
 import { install, InstallError, isInstalled, softwareDir } from "./software.js";
 import { markedServices } from "./supervisor.js";
 import { makeReadable, partitionUsersEnabled, type PartitionUser, type PartitionUsersOption } from "./users.js";
@@ -135,7 +137,14 @@ export class Node {
     return partitionUsersEnabled(this.options.partitionUsers);
   }
 
-  /** Formats the partitions, registers the computer, catches up with the log and starts processing. */
+  /**
+   * Formats the partitions, registers the computer, catches up with the log and starts processing.
+   * Refuses to register (DESIGN.md, "Ports belong to their partition"):
+   * @throws LayoutError when partition users are on and a parent of the root is not traversable
+   *   by them, or a folder of the node is writable by them.
+   * @throws PortsTakenError when a port of a partition's block is held by a process that is not
+   *   that partition's own (checked after a previous run's leftovers were stopped).
+   */
   async start(): Promise<void> {
     const { root } = this.options;
     await mkdir(join(root, "software"), { recursive: true });
@@ -151,10 +160,19 @@ export class Node {
     const specs = [];
     // Services a killed run of this node left behind, found by their mark (see reapLeftovers).
     const marked = await markedServices();
-    for (const [n, runner] of [...this.runners.values()].entries()) {
+    const runners = [...this.runners.values()];
+    for (const [n, runner] of runners.entries()) {
       await runner.prepare(users, marked.get(runner.path));
       specs.push({ partitionId: runner.partitionId, address, ports: { from: base + n * per, to: base + n * per + per - 1 } });
     }
+    if (users) {
+      const partitions = runners.map((r) => ({ path: r.path, user: r.partitionUser! }));
+      await checkRootReachable(root, partitions.map((p) => p.user));
+      await checkLayout(root, join(root, "software"), partitions);
+    }
+    // Every partition's leftovers are stopped by now (one partition's may have held another's
+    // ports): what still holds a port is someone else's, or a process of the partition itself.
+    await checkPortBlocks(specs.map((spec, n) => ({ ...spec, path: runners[n]!.path, user: runners[n]!.partitionUser })));
     await this.runner.start();
     const { position } = await this.client.register(specs);
     await this.runner.waitFor(position);

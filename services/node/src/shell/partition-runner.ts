@@ -324,7 +324,7 @@ export class PartitionRunner {
     // Promises first, so that a requester sees the connection parameters once the services answer.
     const env = baseEnv(this.path);
     const promises: PromiseReport[] = await Promise.all(
-      [...declarations.promises].map(([name, check]) => checkPromise(name, check, { cwd: this.path, env, timeoutMs: this.options.promiseTimeoutMs ?? 20_000, owner: this.user })),
+      [...declarations.promises].map(([name, check]) => checkPromise(name, check, { cwd: this.path, env, timeoutMs: this.options.promiseTimeoutMs ?? 20_000, owner: this.user, partition: { path: this.path, ...partition } })),
     );
     try {
       if (declarations.published !== undefined) await this.client.publish(this.partitionId, instance.instanceId, declarations.published);

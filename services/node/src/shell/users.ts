@@ -110,12 +110,16 @@ export async function ownTree(dir: string, owner: PartitionUser, skip: ReadonlyS
   await walk(dir, "");
 }
 
-/** `chmod -R a+rX`: every file readable by all, directories (and executables) traversable by all; symbolic links left alone. */
+/**
+ * `chmod -R a+rX,go-w`: every file readable by all, directories (and executables) traversable by
+ * all, nothing writable but by its owner (the node: a partition user must not change a release);
+ * symbolic links left alone.
+ */
 export async function makeReadable(dir: string): Promise<void> {
   const s = await lstat(dir).catch(() => undefined);
   if (s === undefined || s.isSymbolicLink()) return;
   const mode = s.mode & 0o7777;
-  const wanted = mode | 0o444 | (s.isDirectory() || (mode & 0o111) !== 0 ? 0o111 : 0);
+  const wanted = (mode | 0o444 | (s.isDirectory() || (mode & 0o111) !== 0 ? 0o111 : 0)) & ~0o022;
   if (wanted !== mode) await chmod(dir, wanted);
   if (!s.isDirectory()) return;
   for (const entry of await readdir(dir)) await makeReadable(join(dir, entry));
