@@ -99,7 +99,7 @@ export function runProfileProcess(command: readonly string[], input: ProfileInpu
           const how = code === null ? `was killed by ${signal ?? "a signal"}` : `exited with code ${code}`;
           return reject(new ProfileProtocolError(`profile ${how} before answering${said}`));
         }
-        return reject(error instanceof Error ? new ProfileProtocolError(`${error.message}${said}`) : error);
+        return reject(new ProfileProtocolError(`${error instanceof Error ? error.message : String(error)}${said}`));
       }
       if (answer.error !== undefined) return resolve(answer);
       if (code !== 0) return reject(new ProfileProtocolError(`profile answered, then exited with code ${code ?? signal}${said}`));
