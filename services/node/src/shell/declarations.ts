@@ -80,6 +80,8 @@ export async function writeDeclaredFile(root: string, file: FileDeclaration): Pr
 export async function applyDeclarations(partition: DeclaredPartition, declarations: Declarations, runTimeoutMs = RUN_TIMEOUT_MS): Promise<void> {
   const { path, user } = partition;
   await mkdir(join(path, "tmp"), { recursive: true });
+  // Every path checked before any file is written: a refused answer writes nothing.
+  for (const file of declarations.files) await noLinkOut(path, insidePartition(path, file.path), file.path);
   for (const file of declarations.files) await writeDeclaredFile(path, file);
   const services = new Map([...declarations.services].map(([name, d]) => [name, spec(path, d)]));
   const runs = new Map([...declarations.runs].map(([name, d]) => [name, spec(path, d)]));
