@@ -157,6 +157,7 @@ describe("a profile process that misbehaves ends its processing in error, naming
       clearInterval(ticker);
     }
     assert.ok(ticks >= 10, `the node's timers fired while the profile looped (${ticks} ticks)`);
+    await assert.rejects(js("await new Promise(() => {});", {}, { timeoutMs: 300 }), /profile timed out after 0\.3 s/, "a profile awaiting what never settles hangs until its timeout");
     const pidFile = join(dir.path, "child.pid");
     await assert.rejects(sh(`sleep 1000 & echo $! > ${pidFile}; wait`, { timeoutMs: 600 }), ProfileTimeout);
     assert.ok(gone(Number(readFileSync(pidFile, "utf8").trim())), "what the profile started was killed with it");

@@ -151,6 +151,9 @@ try {
   reply({ error: `profile runner: bad input: ${error.message}` }, 1);
 }
 if (input !== undefined) {
+  // A profile awaiting what never settles (a top-level await included) must hang until the node's
+  // timeout, not end this process with Node's "unsettled top-level await" exit.
+  setInterval(() => {}, 2 ** 30);
   const { slap, answer } = createSlap(input);
   try {
     const module = await import(pathToFileURL(process.argv[2]).href);
