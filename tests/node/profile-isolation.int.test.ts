@@ -73,8 +73,9 @@ async function ready(releaseUrl: string, reference: string, parameters: Record<s
   const body = { releaseUrl, reference, parameters, ...(softwareType === undefined ? {} : { softwareType }) };
   return eventually(`${reference} to be ready`, async () => {
     const answer = await post("/v1/requests?wait=2000", body);
-    if (answer.status !== "ready") throw new Error(`answer ${JSON.stringify(answer)}, status ${JSON.stringify(answer.instanceId === undefined ? null : (await details(String(answer.instanceId))).instance.status)}`);
-    return { instanceId: String(answer.instanceId), connection: answer.connection as Record<string, string> };
+    const instanceId = typeof answer.instanceId === "string" ? answer.instanceId : undefined;
+    if (answer.status !== "ready" || instanceId === undefined) throw new Error(`answer ${JSON.stringify(answer)}, status ${JSON.stringify(instanceId === undefined ? null : (await details(instanceId)).instance.status)}`);
+    return { instanceId, connection: answer.connection as Record<string, string> };
   }, 40_000, 50);
 }
 
