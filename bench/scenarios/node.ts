@@ -48,7 +48,8 @@ const MANY = { full: 100, quick: 20, test: 2 } as const;
  *   re-published; the profile runs in a process of its own (the node's JS profile runner, a fresh
  *   `node` per processing: services/node/DESIGN.md, "Profile processes"). Each figure is a
  *   round's wall time (reprocessAll → idle) divided by N, median over the rounds. `reprocess`
- *   deploys `services/node/test-releases/web`, whose `prepare` one-shot (`node -e …`) is spawned at every processing; `reprocessKvdb` deploys
+ *   deploys `services/node/test-releases/web`, whose `prepare` one-shot (`node -e …`) is
+ *   spawned at every processing; `reprocessKvdb` deploys
  *   `examples/software/kvdb` (no one-shot). `reprocessLatency` (web) is the node's own time per
  *   processing (its "instance processed" log line, from "processing instance" to the `started`
  *   report), the median over every instance of every round: with N partitions processed in
