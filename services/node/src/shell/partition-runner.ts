@@ -406,7 +406,13 @@ export class PartitionRunner {
 
   /** Refuses an answer that acts outside its partition, naming what it asked; nothing of it is applied then. */
   private checkAnswer(answer: ProfileAnswer, input: ProfileInput): void {
-    for (const file of answer.files) insidePartition(this.path, file.path);
+    for (const file of answer.files) {
+      try {
+        insidePartition(this.path, file.path);
+      } catch (error) {
+        throw new ProfileProtocolError(`profile declared a file outside its partition: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+      }
+    }
     for (const request of answer.requests) {
       if (request.partitionId !== undefined && request.partitionId !== this.partitionId) {
         throw new ProfileProtocolError(`profile asked to request ${request.reference} as partition ${request.partitionId}: it requests only as its own partition ${this.partitionId}`);
