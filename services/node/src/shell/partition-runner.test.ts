@@ -207,4 +207,17 @@ describe("partition runner", () => {
     assert.deepEqual(master.calls, ["status slappart0 I1 processing", "request slappart0 db", "status slappart0 I1 waiting"]);
     assert.equal(master.messages.at(-1), "waiting for db: not placed yet");
   });
+
+  it("kills a profile process in flight when halted: its processing ends at once and records nothing", async () => {
+    const { runner, master, held, path, root } = await setUp(placed());
+    await writeFile(join(softwareDir(root, RELEASE), "profile.mjs"), 'import { writeFileSync } from "node:fs";\nexport default async function deploy(slap) { writeFileSync(slap.partition.path + "/entered", ""); await new Promise(() => {}); }\n');
+    runner.update(held());
+    await eventually("the profile to be entered", () => stat(join(path, "entered")).then(() => true), 10_000, 20);
+    const started = Date.now();
+    runner.halt();
+    await runner.settled();
+    assert.ok(Date.now() - started < 5_000, "halting did not wait for the profile's 10 min timeout");
+    assert.deepEqual(master.calls, ["status slappart0 I1 processing"], "no error reported for an interrupted processing");
+    await assert.rejects(readFile(join(path, STATE_FILE)), "no state saved");
+  });
 });

@@ -11,7 +11,7 @@ import { applyDeclarations, baseEnv } from "./declarations.js";
 import { MasterError, type Answer, type MasterClient, type PromiseReport, type StatusReport } from "./master-client.js";
 import { NODE_OWNED, readDeployedState, writeDeployedState } from "./partition-state.js";
 import { PROFILE_TIMEOUT_MS, Waiting, type Declarations } from "./profile.js";
-import { PROFILE_RUNNER, runProfileProcess } from "./profile-process.js";
+import { PROFILE_RUNNER, ProfileAborted, runProfileProcess } from "./profile-process.js";
 import { ProfileProtocolError, PROTOCOL_VERSION, type ProfileAnswer, type ProfileInput, type RequestAnswer } from "./profile-protocol.js";
 import { isInstalled, readManifest, softwareDir } from "./software.js";
 import { reapLeftovers, Supervisor, type ServiceExit } from "./supervisor.js";
@@ -102,6 +102,8 @@ export class PartitionRunner {
   private stopping = false;
   /** The master's answers to the requests the profile declared at its last run: given to the next run. */
   private requestAnswers: Record<string, RequestAnswer> = {};
+  /** Aborted by `halt`: kills a profile process in flight. */
+  private readonly halted = new AbortController();
 
   constructor(private readonly options: PartitionRunnerOptions) {
     this.partitionId = options.partitionId;
@@ -161,10 +163,11 @@ export class PartitionRunner {
     this.adopted = false;
   }
 
-  /** Stops starting work (a processing in flight goes on until it ends: `settled`). */
+  /** Stops starting work and kills a profile process in flight (its processing ends, recording nothing: `settled`). */
   halt(): void {
     this.stopping = true;
     clearTimeout(this.retryTimer);
+    this.halted.abort();
   }
 
   /** Resolves once no processing is in flight. */
@@ -320,6 +323,8 @@ export class PartitionRunner {
       if (!checked.ok) return await fail(`bad parameter ${checked.parameter}: ${checked.message}`);
       declarations = await this.runDeployProfile(profile, this.profileInput(instance, partition, software, checked.parameters, false), log);
     } catch (error) {
+      // The node stops: nothing is recorded, the instance is processed again at the next start.
+      if (error instanceof ProfileAborted) return log.info("processing interrupted: the node stops");
       if (error instanceof Waiting) {
         log.info({ waitingFor: error.reference }, "waiting for a requested instance");
         await this.saveState(instance, "waiting");
@@ -401,6 +406,7 @@ export class PartitionRunner {
       owner: this.user,
       timeoutMs: this.options.profileTimeoutMs ?? PROFILE_TIMEOUT_MS,
       log: log.child({ profile: instanceProfileName(entry) }),
+      signal: this.halted.signal,
     });
   }
 
@@ -470,6 +476,8 @@ export class PartitionRunner {
         }
       }
     } catch (error) {
+      // The node stops: the partition is destroyed at the next start.
+      if (error instanceof ProfileAborted) return log.info("destroy interrupted: the node stops");
       log.error({ err: error }, "the destroy hook failed; wiping the partition anyway");
     }
     for (const entry of await readdir(this.path)) await rm(join(this.path, entry), { recursive: true, force: true });

@@ -23,6 +23,14 @@ export interface ProfileProcessOptions {
   maxAnswerBytes?: number | undefined;
   /** The profile's stderr lines go there (JSON lines of `slap.log` are logged as they are). */
   log: Logger;
+  /** Aborted (the node stops): the process group is killed as at the timeout, and the run rejects with `ProfileAborted`. */
+  signal?: AbortSignal | undefined;
+}
+
+/** A profile process killed because the node stops: nothing of it is applied, nothing recorded. */
+export class ProfileAborted extends Error {
+  override name = "ProfileAborted";
+  readonly retryable = true;
 }
 
 /**
@@ -63,6 +71,9 @@ export function runProfileProcess(command: readonly string[], input: ProfileInpu
       timers.push(setTimeout(() => group("SIGKILL"), KILL_GRACE_MS));
     };
     timers.push(setTimeout(() => kill(new ProfileTimeout(command.join(" "), options.timeoutMs)), options.timeoutMs));
+    const abort = (): void => kill(new ProfileAborted("the node stopped: the profile process was killed"));
+    if (options.signal?.aborted === true) abort();
+    options.signal?.addEventListener("abort", abort, { once: true });
     child.stdout.on("data", (chunk: Buffer) => {
       if (failure !== undefined) return;
       size += chunk.length;
@@ -84,10 +95,12 @@ export function runProfileProcess(command: readonly string[], input: ProfileInpu
     child.stdin.end(JSON.stringify(input));
     child.on("error", (error) => {
       for (const timer of timers) clearTimeout(timer);
+      options.signal?.removeEventListener("abort", abort);
       reject(new ProfileProtocolError(`profile ${file} could not start: ${error.message}`, { cause: error }));
     });
     child.on("close", (code, signal) => {
       for (const timer of timers) clearTimeout(timer);
+      options.signal?.removeEventListener("abort", abort);
       if (failure !== undefined) return reject(failure);
       const tail = (stderr + partial).trim();
       const said = tail === "" ? "" : `\n--- last lines of its stderr ---\n${tail}`;
