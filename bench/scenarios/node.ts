@@ -45,9 +45,11 @@ const MANY = { full: 100, quick: 20, test: 2 } as const;
  *   test), then rounds of `node.reprocessAll()` + `node.idle()` — the no-change path of a
  *   restart/periodic processing: status `processing` then `started` over HTTP, the profile run,
  *   declarations compared with the files, one-shots run, the HTTP promise checked, connection
- *   re-published. Each figure is a round's wall time (reprocessAll → idle) divided by N, median
- *   over the rounds. `reprocess` deploys `services/node/test-releases/web`, whose `prepare`
- *   one-shot (`node -e …`) is spawned at every processing; `reprocessKvdb` deploys
+ *   re-published; the profile runs in a process of its own (the node's JS profile runner, a fresh
+ *   `node` per processing: services/node/DESIGN.md, "Profile processes"). Each figure is a
+ *   round's wall time (reprocessAll → idle) divided by N, median over the rounds. `reprocess`
+ *   deploys `services/node/test-releases/web`, whose `prepare` one-shot (`node -e …`) is
+ *   spawned at every processing; `reprocessKvdb` deploys
  *   `examples/software/kvdb` (no one-shot). `reprocessLatency` (web) is the node's own time per
  *   processing (its "instance processed" log line, from "processing instance" to the `started`
  *   report), the median over every instance of every round: with N partitions processed in

@@ -40,7 +40,7 @@ interface SharedInstance {
 interface Manifest {
   name: string;
   install: string[][];
-  profiles: Record<string, string>;
+  profiles: Record<string, string | { command: string[] }>;
   parameters?: { properties?: Record<string, { type: string; default?: string }> };
 }
 
@@ -184,7 +184,7 @@ async function deploy(name: string, opts: Omit<FakeOptions, "software">): Promis
   const { software, manifest } = await install(name);
   const slap = new FakeSlap(manifest, { ...opts, software });
   const profile = manifest.profiles["default"];
-  assert.ok(profile, `${name}: default profile`);
+  assert.ok(typeof profile === "string", `${name}: default profile is a module`);
   const mod = (await import(pathToFileURL(join(software, profile)).href)) as { default: (slap: FakeSlap) => Promise<void> };
   await mod.default(slap);
   return slap;
@@ -276,13 +276,19 @@ after(async () => {
 // manifests and profiles
 
 describe("release manifests", () => {
-  for (const name of ["kvdb", "webapp", "redis"]) {
+  for (const name of ["kvdb", "webapp", "redis", "shell-site"]) {
     it(`${name}: slap-release.json is well formed and lists existing files`, async () => {
       const manifest = JSON.parse(await readFile(join(here, name, "slap-release.json"), "utf8")) as Manifest & { files?: string[] };
       assert.equal(manifest.name, name);
       assert.match(manifest.name, /^[A-Za-z0-9_-]{1,64}$/);
       assert.ok(manifest.install.every((step) => Array.isArray(step) && step.every((a) => typeof a === "string")));
-      for (const file of [...Object.values(manifest.profiles), ...(manifest.files ?? [])]) {
+      for (const profile of Object.values(manifest.profiles)) {
+        if (typeof profile === "string") continue;
+        assert.ok(profile.command.length > 0 && profile.command.every((a) => typeof a === "string"), `${name}: a command profile is an argv`);
+        assert.ok((await stat(join(here, name, profile.command[0]!))).mode & 0o111, `${name}/${profile.command[0]} is executable`);
+      }
+      const files = Object.values(manifest.profiles).map((p) => (typeof p === "string" ? p : p.command[0]!));
+      for (const file of [...files, ...(manifest.files ?? [])]) {
         assert.ok((await stat(join(here, name, file))).isFile(), `${name}/${file}`);
       }
     });
@@ -293,6 +299,34 @@ describe("release manifests", () => {
     const url = manifest.parameters?.properties?.["kvdb-url"]?.default;
     assert.equal(url, "examples/software/kvdb");
     assert.ok(existsSync(join(repoRoot, url, "slap-release.json")));
+  });
+});
+
+describe("shell-site: a shell-script profile on the profile protocol", () => {
+  it("reads the input on stdin and prints its declarations: the page, http.server on the first port, a promise, the URL", async () => {
+    const path = await partition("shell-site-profile");
+    const input = {
+      protocol: 1,
+      parameters: { title: "a title" },
+      instance: { instanceId: "I1", treeId: "I1", reference: "site", softwareType: "default", releaseUrl: "examples/software/shell-site" },
+      partition: { computerId: "C", partitionId: "slappart0", path, address: "127.0.0.1", ports: { from: 20_000, to: 20_004 } },
+      software: join(here, "shell-site"),
+      sharedInstances: [],
+      destroying: false,
+      requests: {},
+    };
+    const child = spawn(join(here, "shell-site", "instance.sh"), [], { cwd: path, stdio: ["pipe", "pipe", "inherit"] });
+    child.stdin.end(JSON.stringify(input));
+    let out = "";
+    child.stdout.on("data", (chunk: Buffer) => (out += chunk.toString()));
+    const code = await new Promise<number | null>((done) => child.on("close", done));
+    assert.equal(code, 0);
+    const answer = JSON.parse(out) as { files: Array<{ path: string; content: string }>; services: Record<string, { command: string[] }>; promises: Record<string, unknown>; publish: Record<string, string> };
+    assert.deepEqual(answer.files.map((f) => f.path), ["srv/www/index.html"]);
+    assert.match(answer.files[0]!.content, /<h1>a title<\/h1>/);
+    assert.deepEqual(answer.services.http!.command.slice(1), ["-m", "http.server", "20000", "--bind", "127.0.0.1", "--directory", `${path}/srv/www`]);
+    assert.deepEqual(answer.promises, { page: { http: "http://127.0.0.1:20000/" } });
+    assert.deepEqual(answer.publish, { url: "http://127.0.0.1:20000/", title: "a title" });
   });
 });
 

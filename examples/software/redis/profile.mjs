@@ -2,7 +2,7 @@
 // `redis-server --version`, fails clearly when it is missing). Renders etc/redis.conf from the
 // release's redis.conf.in, runs redis-server in the foreground, checks the port answers.
 import { createHash } from "node:crypto";
-import { mkdir, readFile } from "node:fs/promises";
+import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 
 /** A redis config string argument, double-quoted (redis unescapes \\ and \" inside quotes). */
@@ -19,20 +19,21 @@ export default async function deploy(slap) {
 
   const password = await slap.secret("password");
   const configPath = "etc/redis.conf";
-  await slap.render("redis.conf.in", configPath, {
+  const values = {
     address,
     port: String(port),
     password: quote(password),
     dir: quote(dir),
     maxmemory: slap.parameters.maxmemory ?? "64mb",
     maxmemoryPolicy: slap.parameters["maxmemory-policy"] ?? "noeviction",
-  });
-  // The node restarts a service only when its declaration changes: the digest of the rendered
-  // config in env makes a parameter change restart redis-server.
-  const rendered = await readFile(join(root, configPath));
+  };
+  await slap.render("redis.conf.in", configPath, values);
+  // The node restarts a service only when its declaration changes: the digest of the config's
+  // values in env makes a parameter change restart redis-server. (The node writes the config after
+  // the profile returned, so the profile cannot read it back; the template is fixed by the release.)
   await slap.service("redis", {
     command: ["redis-server", join(root, configPath)],
-    env: { REDIS_CONFIG_DIGEST: createHash("sha256").update(rendered).digest("hex").slice(0, 16) },
+    env: { REDIS_CONFIG_DIGEST: createHash("sha256").update(JSON.stringify(values)).digest("hex").slice(0, 16) },
   });
   await slap.promise("tcp", { tcp: { host: address, port } });
 

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { mkdir, readFile, writeFile } from "node:fs/promises";
+import { chmod, mkdir, readFile, stat, symlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterEach, describe, it } from "node:test";
 import { cloudProjection, type CloudView, type DomainEvent } from "@slap/events";
@@ -16,10 +16,16 @@ const silent = pino({ level: "silent" });
 /** A master that records what the runner tells it; `failPublish` times, publishing fails as a master that is down. */
 class FakeMaster {
   readonly calls: string[] = [];
+  readonly messages: string[] = [];
   failPublish = 0;
-  reportStatus(partitionId: string, instanceId: string, report: { status: string }): Promise<{ position: number }> {
+  reportStatus(partitionId: string, instanceId: string, report: { status: string; message?: string }): Promise<{ position: number }> {
     this.calls.push(`status ${partitionId} ${instanceId} ${report.status}`);
+    if (report.message !== undefined) this.messages.push(report.message);
     return Promise.resolve({ position: 1 });
+  }
+  request(partitionId: string, body: { reference: string }): Promise<unknown> {
+    this.calls.push(`request ${partitionId} ${body.reference}`);
+    return Promise.resolve({ status: "pending", instanceId: "I9", reference: body.reference, reason: "not placed yet", retryAfterMs: 1_000 });
   }
   publish(partitionId: string, instanceId: string, parameters: Record<string, string>): Promise<{ position: number }> {
     if (this.failPublish > 0) {
@@ -80,7 +86,13 @@ async function setUp(events: DomainEvent[]) {
     const instance = view.instances.instances.I1;
     return { kind: "held", instance, releaseInstalled: installed };
   };
-  return { runner, master, retries, held, path: join(dir.path, "slappart0"), setView: (more: DomainEvent[]) => (view = foldEvents(cloudProjection, [...events, ...more])) };
+  /** Makes the release's profile a shell script printing `answer` (a command profile). */
+  const answering = async (answer: unknown): Promise<void> => {
+    await writeFile(join(software, "slap-release.json"), JSON.stringify({ name: "runner-test", install: [], profiles: { default: { command: ["./instance.sh"] } } }));
+    await writeFile(join(software, "instance.sh"), `#!/bin/sh\ncat > /dev/null\necho '${JSON.stringify(answer)}'\n`);
+    await chmod(join(software, "instance.sh"), 0o755);
+  };
+  return { runner, master, retries, held, answering, root: dir.path, path: join(dir.path, "slappart0"), setView: (more: DomainEvent[]) => (view = foldEvents(cloudProjection, [...events, ...more])) };
 }
 
 const placed = (): DomainEvent[] => [
@@ -145,5 +157,67 @@ describe("partition runner", () => {
     runner.reprocess();
     runner.update(held());
     assert.equal(runner.processing, undefined);
+  });
+
+  it("ends in error naming the path when a profile process answers a write outside its partition, and applies nothing of that answer", async () => {
+    const { runner, master, held, answering, path } = await setUp(placed());
+    await answering({ files: [{ path: "etc/ok.conf", content: "x" }, { path: "../slappart1/etc/x", content: "x" }], services: { web: { command: ["sleep", "100"] } }, publish: { url: "u" } });
+    runner.update(held());
+    await runner.settled();
+    assert.equal(master.calls.at(-1), "status slappart0 I1 error");
+    assert.match(master.messages.at(-1) ?? "", /"\.\.\/slappart1\/etc\/x" escapes the partition/);
+    assert.ok(!master.calls.some((c) => c.startsWith("publish")), "nothing published");
+    await assert.rejects(stat(join(path, "etc/ok.conf")), { code: "ENOENT" }, "not even the files inside");
+    assert.equal(runner.servicePid("web"), undefined);
+  });
+
+  it("refuses a write through a symbolic link leading out of the partition", async () => {
+    const { runner, master, held, answering, path, root } = await setUp(placed());
+    await mkdir(join(root, "outside"));
+    await mkdir(path, { recursive: true });
+    await symlink(join(root, "outside"), join(path, "link"));
+    await answering({ files: [{ path: "link/x", content: "x" }] });
+    runner.update(held());
+    await runner.settled();
+    assert.equal(master.calls.at(-1), "status slappart0 I1 error");
+    assert.match(master.messages.at(-1) ?? "", /"link\/x" escapes the partition/);
+    await assert.rejects(stat(join(root, "outside", "x")), { code: "ENOENT" });
+  });
+
+  it("ends in error when a profile process requests as another partition or publishes for an instance not attached to it; nothing is requested", async () => {
+    const { runner, master, held, answering } = await setUp(placed());
+    await answering({ requests: [{ releaseUrl: "file:///db", reference: "db", partitionId: "slappart1" }] });
+    runner.update(held());
+    await runner.settled();
+    assert.match(master.messages.at(-1) ?? "", /asked to request db as partition slappart1: it requests only as its own partition slappart0/);
+    assert.ok(!master.calls.some((c) => c.startsWith("request")), "no request made");
+    await answering({ publishShared: { I7: { url: "u" } } });
+    runner.reprocess();
+    runner.update(held());
+    await runner.settled();
+    assert.match(master.messages.at(-1) ?? "", /publish for I7, which is not a shared instance attached to this instance/);
+    assert.ok(!master.calls.some((c) => c.startsWith("publish")), "nothing published");
+  });
+
+  it("makes the requests a profile process declared, as its partition, and ends waiting for one not ready", async () => {
+    const { runner, master, held, answering } = await setUp(placed());
+    await answering({ requests: [{ releaseUrl: "file:///db", reference: "db" }], waiting: { reference: "db", reason: "requested" } });
+    runner.update(held());
+    await runner.settled();
+    assert.deepEqual(master.calls, ["status slappart0 I1 processing", "request slappart0 db", "status slappart0 I1 waiting"]);
+    assert.equal(master.messages.at(-1), "waiting for db: not placed yet");
+  });
+
+  it("kills a profile process in flight when halted: its processing ends at once and records nothing", async () => {
+    const { runner, master, held, path, root } = await setUp(placed());
+    await writeFile(join(softwareDir(root, RELEASE), "profile.mjs"), 'import { writeFileSync } from "node:fs";\nexport default async function deploy(slap) { writeFileSync(slap.partition.path + "/entered", ""); await new Promise(() => {}); }\n');
+    runner.update(held());
+    await eventually("the profile to be entered", () => stat(join(path, "entered")).then(() => true), 10_000, 20);
+    const started = Date.now();
+    runner.halt();
+    await runner.settled();
+    assert.ok(Date.now() - started < 5_000, "halting did not wait for the profile's 10 min timeout");
+    assert.deepEqual(master.calls, ["status slappart0 I1 processing"], "no error reported for an interrupted processing");
+    await assert.rejects(readFile(join(path, STATE_FILE)), "no state saved");
   });
 });

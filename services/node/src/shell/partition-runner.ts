@@ -1,15 +1,18 @@
-import { chmod, mkdir, readdir, rm } from "node:fs/promises";
+import { chmod, chown, mkdir, readdir, rm } from "node:fs/promises";
 import { join } from "node:path";
 import type { CloudView, InstanceView, PartitionView } from "@slap/events";
 import type { Logger } from "pino";
+import type { ProfileEntry } from "../core/manifest.js";
 import { checkParameters } from "../core/parameters.js";
 import { insidePartition } from "../core/paths.js";
 import { decideProcessing, parametersHash, sameDeployment, type DeployedState, type ProcessDecision } from "../core/state.js";
 import { checkPromise } from "./checks.js";
 import { applyDeclarations, baseEnv } from "./declarations.js";
-import { MasterError, type MasterClient, type PromiseReport, type StatusReport } from "./master-client.js";
+import { MasterError, type Answer, type MasterClient, type PromiseReport, type StatusReport } from "./master-client.js";
 import { NODE_OWNED, readDeployedState, writeDeployedState } from "./partition-state.js";
-import { createSlap, PROFILE_TIMEOUT_MS, runProfile, Waiting, type Declarations } from "./profile.js";
+import { PROFILE_TIMEOUT_MS, Waiting, type Declarations } from "./profile.js";
+import { PROFILE_RUNNER, ProfileAborted, runProfileProcess } from "./profile-process.js";
+import { ProfileProtocolError, PROTOCOL_VERSION, type ProfileAnswer, type ProfileInput, type RequestAnswer } from "./profile-protocol.js";
 import { isInstalled, readManifest, softwareDir } from "./software.js";
 import { reapLeftovers, Supervisor, type ServiceExit } from "./supervisor.js";
 import { ensureUser, ownTree, partitionUserName, type PartitionUser } from "./users.js";
@@ -47,6 +50,22 @@ export type Desired =
 const MASTER_RETRY_MS = 500;
 const MASTER_RETRY_MAX_MS = 10_000;
 
+/** Profile runs in one processing at most: a run is repeated when the master's answers to its requests changed meanwhile. */
+const MAX_PROFILE_ROUNDS = 4;
+
+/** The master's answer as a profile sees it. */
+function requestAnswer(answer: Answer): RequestAnswer {
+  if (answer.status === "ready") return { status: "ready", connection: answer.connection };
+  if (answer.status === "destroyed") return { status: "destroyed" };
+  return { status: "pending", reason: answer.reason };
+}
+
+/** Whether two answers differ for a profile (a pending one and none at all do not). */
+function sameForProfile(a: RequestAnswer | undefined, b: RequestAnswer | undefined): boolean {
+  const key = (x: RequestAnswer | undefined): string => (x?.status === "ready" ? JSON.stringify(x.connection) : x?.status === "destroyed" ? "destroyed" : "pending");
+  return key(a) === key(b);
+}
+
 /** The master is down or failing: trying again can help (a refusal, 4xx, cannot). */
 function masterDown(error: unknown): boolean {
   return error instanceof MasterError && error.retryable;
@@ -81,6 +100,10 @@ export class PartitionRunner {
   private masterFailures = 0;
   private retryTimer: NodeJS.Timeout | undefined;
   private stopping = false;
+  /** The master's answers to the requests the profile declared at its last run: given to the next run. */
+  private requestAnswers: Record<string, RequestAnswer> = {};
+  /** Aborted by `halt`: kills a profile process in flight. */
+  private readonly halted = new AbortController();
 
   constructor(private readonly options: PartitionRunnerOptions) {
     this.partitionId = options.partitionId;
@@ -140,10 +163,11 @@ export class PartitionRunner {
     this.adopted = false;
   }
 
-  /** Stops starting work (a processing in flight goes on until it ends: `settled`). */
+  /** Stops starting work and kills a profile process in flight (its processing ends, recording nothing: `settled`). */
   halt(): void {
     this.stopping = true;
     clearTimeout(this.retryTimer);
+    this.halted.abort();
   }
 
   /** Resolves once no processing is in flight. */
@@ -290,23 +314,17 @@ export class PartitionRunner {
     await this.report(instance, { status: "processing" }, log);
     const software = softwareDir(this.options.root, instance.releaseUrl);
     let declarations: Declarations;
-    let manifestProfile: string;
     try {
       const manifest = await readManifest(software);
       // Own keys only: a software type named like a property of every object (constructor) is not a profile.
       const profile = Object.hasOwn(manifest.profiles, instance.softwareType) ? manifest.profiles[instance.softwareType] : undefined;
       if (profile === undefined) return await fail(`the release has no profile for software type ${instance.softwareType}`);
-      manifestProfile = profile;
       const checked = checkParameters(instance.parameters, manifest.parameters);
       if (!checked.ok) return await fail(`bad parameter ${checked.parameter}: ${checked.message}`);
-      const built = this.buildSlap(instance, partition, software, checked.parameters, log, false);
-      declarations = built.declarations;
-      try {
-        await runProfile(insidePartition(software, manifestProfile), built.slap, this.options.profileTimeoutMs ?? PROFILE_TIMEOUT_MS);
-      } finally {
-        built.close();
-      }
+      declarations = await this.runDeployProfile(profile, this.profileInput(instance, partition, software, checked.parameters, false), log);
     } catch (error) {
+      // The node stops: nothing is recorded, the instance is processed again at the next start.
+      if (error instanceof ProfileAborted) return log.info("processing interrupted: the node stops");
       if (error instanceof Waiting) {
         log.info({ waitingFor: error.reference }, "waiting for a requested instance");
         await this.saveState(instance, "waiting");
@@ -345,11 +363,13 @@ export class PartitionRunner {
     await this.saveState(instance, "started");
   }
 
-  private buildSlap(instance: InstanceView, partition: PartitionView, software: string, parameters: Record<string, string>, log: Logger, destroying: boolean) {
+  /** What a profile process of this partition gets on stdin, but the answers to its requests. */
+  private profileInput(instance: InstanceView, partition: PartitionView, software: string, parameters: Record<string, string>, destroying: boolean): Omit<ProfileInput, "requests"> {
     const sharedInstances = Object.values(this.options.view().instances.instances)
       .filter((i) => i.host?.instanceId === instance.instanceId && !i.destroyed && i.requestedState !== "destroyed")
       .map((i) => ({ instanceId: i.instanceId, reference: i.reference, parameters: { ...i.parameters } }));
-    return createSlap({
+    return {
+      protocol: PROTOCOL_VERSION,
       parameters,
       instance: {
         instanceId: instance.instanceId,
@@ -368,9 +388,78 @@ export class PartitionRunner {
       software,
       sharedInstances,
       destroying,
-      log: log.child({ profile: instance.softwareType }),
-      request: (body) => this.client.request(this.partitionId, body),
+    };
+  }
+
+  /**
+   * Runs a profile in a process of its own (DESIGN.md, "Profile processes"): as the partition's
+   * user, in its own process group, with the partition's environment and nothing of the node's.
+   */
+  private async runProfileOnce(entry: ProfileEntry, input: ProfileInput, log: Logger): Promise<ProfileAnswer> {
+    const command = typeof entry === "string" ? [process.execPath, PROFILE_RUNNER, insidePartition(input.software, entry)] : [insidePartition(input.software, entry.command[0]), ...entry.command.slice(1)];
+    const tmp = join(this.path, "tmp");
+    await mkdir(tmp, { recursive: true });
+    if (this.user !== undefined) await chown(tmp, this.user.uid, this.user.gid);
+    return runProfileProcess(command, input, {
+      cwd: this.path,
+      env: baseEnv(this.path),
+      owner: this.user,
+      timeoutMs: this.options.profileTimeoutMs ?? PROFILE_TIMEOUT_MS,
+      log: log.child({ profile: instanceProfileName(entry) }),
+      signal: this.halted.signal,
     });
+  }
+
+  /** Refuses an answer that acts outside its partition, naming what it asked; nothing of it is applied then. */
+  private checkAnswer(answer: ProfileAnswer, input: ProfileInput): void {
+    for (const file of answer.files) {
+      try {
+        insidePartition(this.path, file.path);
+      } catch (error) {
+        throw new ProfileProtocolError(`profile declared a file outside its partition: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+      }
+    }
+    for (const request of answer.requests) {
+      if (request.partitionId !== undefined && request.partitionId !== this.partitionId) {
+        throw new ProfileProtocolError(`profile asked to request ${request.reference} as partition ${request.partitionId}: it requests only as its own partition ${this.partitionId}`);
+      }
+    }
+    for (const sharedId of Object.keys(answer.publishShared)) {
+      if (!input.sharedInstances.some((s) => s.instanceId === sharedId)) throw new ProfileProtocolError(`profile asked to publish for ${sharedId}, which is not a shared instance attached to this instance`);
+    }
+  }
+
+  /**
+   * The deploy profile's declarations. The profile process only declares; the node then makes
+   * the requests it declared, as this partition, and gives their answers to the next run. When
+   * an answer changed (an instance became ready), the profile is run again with it (at most
+   * `MAX_PROFILE_ROUNDS` runs). Throws `Waiting` when the last run stopped at a request that is
+   * not ready, an `Error` naming what went wrong otherwise.
+   */
+  private async runDeployProfile(entry: ProfileEntry, base: Omit<ProfileInput, "requests">, log: Logger): Promise<Declarations> {
+    for (let round = 1; ; round++) {
+      const input: ProfileInput = { ...base, requests: this.requestAnswers };
+      const answer = await this.runProfileOnce(entry, input, log);
+      if (answer.error !== undefined) throw new Error(answer.error);
+      this.checkAnswer(answer, input);
+      const fresh: Record<string, RequestAnswer> = {};
+      for (const { partitionId: _, ...body } of answer.requests) fresh[body.reference] = requestAnswer(await this.client.request(this.partitionId, body));
+      const changed = answer.requests.some((r) => !sameForProfile(fresh[r.reference], input.requests[r.reference]));
+      this.requestAnswers = fresh;
+      if (changed && round < MAX_PROFILE_ROUNDS) continue;
+      if (answer.waiting !== undefined) {
+        const now = fresh[answer.waiting.reference];
+        throw new Waiting(answer.waiting.reference, now?.status === "pending" ? now.reason : answer.waiting.reason);
+      }
+      return {
+        files: answer.files,
+        services: new Map(Object.entries(answer.services)),
+        runs: new Map(Object.entries(answer.runs)),
+        promises: new Map(Object.entries(answer.promises)),
+        published: answer.publish,
+        publishedShared: new Map(Object.entries(answer.publishShared)),
+      };
+    }
   }
 
   private async destroy(instance: InstanceView, partition: PartitionView, log: Logger): Promise<void> {
@@ -381,18 +470,18 @@ export class PartitionRunner {
         const manifest = await readManifest(software);
         if (manifest.destroy !== undefined) {
           const checked = checkParameters(instance.parameters, manifest.parameters);
-          const built = this.buildSlap(instance, partition, software, checked.ok ? checked.parameters : instance.parameters, log, true);
-          try {
-            await runProfile(insidePartition(software, manifest.destroy), built.slap, this.options.profileTimeoutMs ?? PROFILE_TIMEOUT_MS);
-          } finally {
-            built.close();
-          }
+          const input = this.profileInput(instance, partition, software, checked.ok ? checked.parameters : instance.parameters, true);
+          const answer = await this.runProfileOnce(manifest.destroy, { ...input, requests: this.requestAnswers }, log);
+          if (answer.error !== undefined) throw new Error(answer.error);
         }
       }
     } catch (error) {
+      // The node stops: the partition is destroyed at the next start.
+      if (error instanceof ProfileAborted) return log.info("destroy interrupted: the node stops");
       log.error({ err: error }, "the destroy hook failed; wiping the partition anyway");
     }
     for (const entry of await readdir(this.path)) await rm(join(this.path, entry), { recursive: true, force: true });
+    this.requestAnswers = {};
     try {
       await this.client.destroyed(this.partitionId, instance.instanceId);
       await this.saveState(instance, "destroyed");
@@ -404,4 +493,9 @@ export class PartitionRunner {
     }
   }
 
+}
+
+/** How a profile entry is named in the logs: its module or executable. */
+function instanceProfileName(entry: ProfileEntry): string {
+  return typeof entry === "string" ? entry : entry.command[0];
 }

@@ -1,7 +1,7 @@
 import { execFile } from "node:child_process";
 import { createHash } from "node:crypto";
 import { appendFile, cp, mkdir, readFile, rm, stat, writeFile } from "node:fs/promises";
-import { dirname, join, resolve } from "node:path";
+import { dirname, join, normalize, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { z } from "zod";
 import { ReleaseManifest } from "../core/manifest.js";
@@ -101,10 +101,13 @@ async function fetchRelease(releaseUrl: string, dir: string): Promise<void> {
   const parsed = ReleaseManifest.safeParse(JSON.parse(manifestBytes.toString("utf8")));
   if (!parsed.success) throw new Error(`invalid slap-release.json:\n${z.prettifyError(parsed.error)}`);
   await writeFile(join(dir, "slap-release.json"), manifestBytes);
-  const files = new Set([...parsed.data.files, ...Object.values(parsed.data.profiles), ...(parsed.data.destroy === undefined ? [] : [parsed.data.destroy])]);
+  const profiles = [...Object.values(parsed.data.profiles), ...(parsed.data.destroy === undefined ? [] : [parsed.data.destroy])];
+  // A command profile's executable is fetched executable.
+  const executables = new Set(profiles.flatMap((p) => (typeof p === "string" ? [] : [normalize(p.command[0])])));
+  const files = new Set([...parsed.data.files.map((f) => normalize(f)), ...profiles.map((p) => normalize(typeof p === "string" ? p : p.command[0]))]);
   for (const file of files) {
     const target = insidePartition(dir, file);
     await mkdir(dirname(target), { recursive: true });
-    await writeFile(target, await get(file));
+    await writeFile(target, await get(file), executables.has(file) ? { mode: 0o755 } : {});
   }
 }

@@ -1,0 +1,122 @@
+import { spawn } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import type { Logger } from "pino";
+import { PROFILE_ANSWER_MAX_BYTES, parseAnswer, ProfileProtocolError, type ProfileAnswer, type ProfileInput } from "./profile-protocol.js";
+import { ProfileTimeout } from "./profile.js";
+import type { PartitionUser } from "./users.js";
+
+/** The JS profile runner the node spawns for a `profile.mjs` (plain JS: no loader needed). */
+export const PROFILE_RUNNER = fileURLToPath(new URL("./profile-runner.mjs", import.meta.url));
+
+/** SIGKILL follows SIGTERM this long after a profile's timeout. */
+const KILL_GRACE_MS = 2_000;
+/** The last bytes of a profile's stderr kept for an error message. */
+const STDERR_KEEP = 2_000;
+
+export interface ProfileProcessOptions {
+  cwd: string;
+  env: Record<string, string>;
+  /** Runs as this user (partition users on). */
+  owner: PartitionUser | undefined;
+  timeoutMs: number;
+  /** Bound on stdout (default 1 MiB): past it the process is killed and the processing fails. */
+  maxAnswerBytes?: number | undefined;
+  /** The profile's stderr lines go there (JSON lines of `slap.log` are logged as they are). */
+  log: Logger;
+  /** Aborted (the node stops): the process group is killed as at the timeout, and the run rejects with `ProfileAborted`. */
+  signal?: AbortSignal | undefined;
+}
+
+/** A profile process killed because the node stops: nothing of it is applied, nothing recorded. */
+export class ProfileAborted extends Error {
+  override name = "ProfileAborted";
+  readonly retryable = true;
+}
+
+/**
+ * Runs one profile process (DESIGN.md, "Profile processes"): `command` in a process group of its
+ * own, as `owner`, with `input` as JSON on stdin, and parses its answer. Rejects with
+ * `ProfileTimeout` past `timeoutMs` (the group gets SIGTERM, then SIGKILL 2 s later; resolved
+ * once the process is gone), or `ProfileProtocolError` for an answer too large, not JSON, given
+ * twice or not valid, an exit before answering, or a non-zero exit. An answer with `error` resolves.
+ */
+export function runProfileProcess(command: readonly string[], input: ProfileInput, options: ProfileProcessOptions): Promise<ProfileAnswer> {
+  const [file, ...args] = command as [string, ...string[]];
+  const maxBytes = options.maxAnswerBytes ?? PROFILE_ANSWER_MAX_BYTES;
+  return new Promise((resolve, reject) => {
+    const child = spawn(file, args, {
+      cwd: options.cwd,
+      env: options.env,
+      stdio: ["pipe", "pipe", "pipe"],
+      detached: true,
+      ...(options.owner === undefined ? {} : { uid: options.owner.uid, gid: options.owner.gid }),
+    });
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let stderr = "";
+    let partial = "";
+    let failure: Error | undefined;
+    const timers: NodeJS.Timeout[] = [];
+    const group = (signal: NodeJS.Signals): void => {
+      try {
+        if (child.pid !== undefined) process.kill(-child.pid, signal);
+      } catch {
+        // The group is gone already.
+      }
+    };
+    const kill = (error: Error): void => {
+      if (failure !== undefined) return;
+      failure = error;
+      group("SIGTERM");
+      timers.push(setTimeout(() => group("SIGKILL"), KILL_GRACE_MS));
+    };
+    timers.push(setTimeout(() => kill(new ProfileTimeout(command.join(" "), options.timeoutMs)), options.timeoutMs));
+    const abort = (): void => kill(new ProfileAborted("the node stopped: the profile process was killed"));
+    if (options.signal?.aborted === true) abort();
+    options.signal?.addEventListener("abort", abort, { once: true });
+    child.stdout.on("data", (chunk: Buffer) => {
+      if (failure !== undefined) return;
+      size += chunk.length;
+      if (size > maxBytes) kill(new ProfileProtocolError(`profile sent more than ${maxBytes} bytes on stdout (its answer is bounded)`));
+      else chunks.push(chunk);
+    });
+    child.stderr.on("data", (chunk: Buffer) => {
+      const text = partial + chunk.toString("utf8");
+      const lines = text.split("\n");
+      partial = (lines.pop() ?? "").slice(-STDERR_KEEP);
+      for (const line of lines) {
+        if (line.trim() === "") continue;
+        stderr = `${stderr}${line}\n`.slice(-STDERR_KEEP);
+        options.log.info({ profileOutput: line.slice(0, STDERR_KEEP) }, "profile output");
+      }
+    });
+    // A process that exits without reading its input: the pipe breaks, which is its answer's problem, not the node's.
+    child.stdin.on("error", () => undefined);
+    child.stdin.end(JSON.stringify(input));
+    child.on("error", (error) => {
+      for (const timer of timers) clearTimeout(timer);
+      options.signal?.removeEventListener("abort", abort);
+      reject(new ProfileProtocolError(`profile ${file} could not start: ${error.message}`, { cause: error }));
+    });
+    child.on("close", (code, signal) => {
+      for (const timer of timers) clearTimeout(timer);
+      options.signal?.removeEventListener("abort", abort);
+      if (failure !== undefined) return reject(failure);
+      const tail = (stderr + partial).trim();
+      const said = tail === "" ? "" : `\n--- last lines of its stderr ---\n${tail}`;
+      let answer: ProfileAnswer;
+      try {
+        answer = parseAnswer(Buffer.concat(chunks).toString("utf8"));
+      } catch (error) {
+        if (code !== 0 && error instanceof ProfileProtocolError && chunks.length === 0) {
+          const how = code === null ? `was killed by ${signal ?? "a signal"}` : `exited with code ${code}`;
+          return reject(new ProfileProtocolError(`profile ${how} before answering${said}`));
+        }
+        return reject(new ProfileProtocolError(`${error instanceof Error ? error.message : String(error)}${said}`));
+      }
+      if (answer.error !== undefined) return resolve(answer);
+      if (code !== 0) return reject(new ProfileProtocolError(`profile answered, then exited with code ${code ?? signal}${said}`));
+      resolve(answer);
+    });
+  });
+}
