@@ -4,7 +4,7 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 import { Allocator } from "@slap/allocator";
 import { JetStreamEventStore } from "@slap/eventstore-jetstream";
 import { runMaster, type RunningMaster } from "@slap/master";
-import { Node } from "@slap/node";
+import { Node, removePartitionUsers } from "@slap/node";
 import { as, freePortBlock, releasePortBlock, testToken, tokenFile } from "@slap/testkit";
 import { pino, type Logger } from "pino";
 import { median } from "../stats.js";
@@ -161,6 +161,8 @@ async function withEnv<T>(ctx: ScenarioContext, options: EnvOptions, fn: (env: E
     // Node first (its services stop), then allocator and master, then the connections.
     for (const close of cleanup.reverse()) await close().catch((error: unknown) => ctx.note(`node scenario cleanup: ${String(error)}`));
     await deleteStream(ctx.natsUrl, streamName);
+    // The partition users a root node made for this run (none when not root): nothing is left on the host.
+    await removePartitionUsers(computerId, options.partitions).catch((error: unknown) => ctx.note(`node scenario cleanup: ${String(error)}`));
   }
 }
 
