@@ -5,11 +5,10 @@ import { connect } from "node:net";
 import { join } from "node:path";
 import type { PromiseReport } from "./master-client.js";
 import { foreignAnswer } from "./ports.js";
+import { terminateGroup } from "./process-group.js";
 import { secondsOf, type PromiseCheck } from "./profile.js";
 import type { PartitionUser } from "./users.js";
 
-/** After a timeout, a process group gets SIGTERM, then SIGKILL this much later. */
-const KILL_GRACE_MS = 2_000;
 /** Output a command promise keeps (its last bytes) for its message. */
 const OUTPUT_KEEP = 64 * 1024;
 
@@ -24,7 +23,7 @@ interface Finished {
 
 /**
  * Runs an argv (no shell) in a process group of its own; past `timeoutMs` the whole group (the
- * command and whatever it started) gets SIGTERM, then SIGKILL after `KILL_GRACE_MS`. Output
+ * command and whatever it started) gets SIGTERM, then SIGKILL 2 s later (`terminateGroup`). Output
  * goes to `stdio` (a file descriptor), or is kept (`"pipe"`). Rejects only when the command
  * cannot start.
  */
@@ -50,43 +49,23 @@ export function runWithTimeout(
     child.stderr?.on("data", keep);
     let timedOut = false;
     let settled = false;
-    const timers: NodeJS.Timeout[] = [];
-    const group = (signal: NodeJS.Signals): void => {
-      try {
-        if (child.pid !== undefined) process.kill(-child.pid, signal);
-      } catch {
-        // The group is gone already.
-      }
-    };
+    let cancelKill = (): void => undefined;
     const finish = (code: number | null, signal: NodeJS.Signals | null): void => {
       if (settled) return;
       settled = true;
-      for (const timer of timers) clearTimeout(timer);
+      clearTimeout(timer);
+      cancelKill();
       resolve({ code, signal, timedOut, output });
     };
-    timers.push(
-      setTimeout(() => {
-        timedOut = true;
-        group("SIGTERM");
-        timers.push(
-          setTimeout(() => {
-            group("SIGKILL");
-            // A descendant that left the group may hold the output pipes open: do not wait for it.
-            timers.push(
-              setTimeout(() => {
-                child.stdout?.destroy();
-                child.stderr?.destroy();
-                finish(child.exitCode, child.signalCode ?? "SIGKILL");
-              }, 1_000),
-            );
-          }, KILL_GRACE_MS),
-        );
-      }, options.timeoutMs),
-    );
+    const timer = setTimeout(() => {
+      timedOut = true;
+      cancelKill = terminateGroup(child, () => finish(child.exitCode, child.signalCode ?? "SIGKILL"));
+    }, options.timeoutMs);
     child.once("error", (error) => {
       if (settled) return;
       settled = true;
-      for (const timer of timers) clearTimeout(timer);
+      clearTimeout(timer);
+      cancelKill();
       reject(error);
     });
     child.once("close", (code, signal) => finish(code, signal));

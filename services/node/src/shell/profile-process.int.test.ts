@@ -165,6 +165,18 @@ describe("a profile process that misbehaves ends its processing in error, naming
     const started = Number(readFileSync(pidFile, "utf8").trim());
     await eventually("what the profile started to be killed with it", () => Promise.resolve(gone(started) ? true : undefined), 5_000);
   });
+
+  it("ends at its timeout even when something it started left its process group and holds its output open", { timeout: 20_000 }, async () => {
+    const pidFile = join(dir.path, "escaped.pid");
+    // setsid: a new session, out of reach of the group kill, with the profile's stdout still open.
+    const run = sh(`setsid sleep 1000 & echo $! > ${pidFile}; while :; do :; done`, { timeoutMs: 500 });
+    try {
+      await assert.rejects(run, (error: unknown) => error instanceof ProfileTimeout && error.message === "profile timed out after 0.5 s");
+    } finally {
+      const escaped = Number(readFileSync(pidFile, "utf8").trim());
+      if (!gone(escaped)) process.kill(escaped, "SIGKILL");
+    }
+  });
 });
 
 /** The process is dead (a zombie not yet reaped by init counts as dead). */

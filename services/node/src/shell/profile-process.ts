@@ -2,14 +2,13 @@ import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import type { Logger } from "pino";
 import { PROFILE_ANSWER_MAX_BYTES, parseAnswer, ProfileProtocolError, type ProfileAnswer, type ProfileInput } from "./profile-protocol.js";
+import { terminateGroup } from "./process-group.js";
 import { ProfileTimeout } from "./profile.js";
 import type { PartitionUser } from "./users.js";
 
 /** The JS profile runner the node spawns for a `profile.mjs` (plain JS: no loader needed). */
 export const PROFILE_RUNNER = fileURLToPath(new URL("./profile-runner.mjs", import.meta.url));
 
-/** SIGKILL follows SIGTERM this long after a profile's timeout. */
-const KILL_GRACE_MS = 2_000;
 /** The last bytes of a profile's stderr kept for an error message. */
 const STDERR_KEEP = 2_000;
 
@@ -36,8 +35,9 @@ export class ProfileAborted extends Error {
 /**
  * Runs one profile process (DESIGN.md, "Profile processes"): `command` in a process group of its
  * own, as `owner`, with `input` as JSON on stdin, and parses its answer. Rejects with
- * `ProfileTimeout` past `timeoutMs` (the group gets SIGTERM, then SIGKILL 2 s later; resolved
- * once the process is gone), or `ProfileProtocolError` for an answer too large, not JSON, given
+ * `ProfileTimeout` past `timeoutMs` (the group gets SIGTERM, then SIGKILL 2 s later; rejected
+ * once the process is gone, or 1 s after the SIGKILL when something it started still holds its
+ * pipes: `terminateGroup`), or `ProfileProtocolError` for an answer too large, not JSON, given
  * twice or not valid, an exit before answering, or a non-zero exit. An answer with `error` resolves.
  */
 export function runProfileProcess(command: readonly string[], input: ProfileInput, options: ProfileProcessOptions): Promise<ProfileAnswer> {
@@ -56,21 +56,25 @@ export function runProfileProcess(command: readonly string[], input: ProfileInpu
     let stderr = "";
     let partial = "";
     let failure: Error | undefined;
-    const timers: NodeJS.Timeout[] = [];
-    const group = (signal: NodeJS.Signals): void => {
-      try {
-        if (child.pid !== undefined) process.kill(-child.pid, signal);
-      } catch {
-        // The group is gone already.
-      }
+    let settled = false;
+    let cancelKill = (): void => undefined;
+    const settle = (): boolean => {
+      if (settled) return false;
+      settled = true;
+      clearTimeout(timer);
+      cancelKill();
+      options.signal?.removeEventListener("abort", abort);
+      return true;
     };
     const kill = (error: Error): void => {
       if (failure !== undefined) return;
       failure = error;
-      group("SIGTERM");
-      timers.push(setTimeout(() => group("SIGKILL"), KILL_GRACE_MS));
+      // A descendant that left the group and holds the pipes must not hold the processing: it ends in its error anyway.
+      cancelKill = terminateGroup(child, () => {
+        if (settle()) reject(error);
+      });
     };
-    timers.push(setTimeout(() => kill(new ProfileTimeout(command.join(" "), options.timeoutMs)), options.timeoutMs));
+    const timer = setTimeout(() => kill(new ProfileTimeout(command.join(" "), options.timeoutMs)), options.timeoutMs);
     const abort = (): void => kill(new ProfileAborted("the node stopped: the profile process was killed"));
     if (options.signal?.aborted === true) abort();
     options.signal?.addEventListener("abort", abort, { once: true });
@@ -94,13 +98,10 @@ export function runProfileProcess(command: readonly string[], input: ProfileInpu
     child.stdin.on("error", () => undefined);
     child.stdin.end(JSON.stringify(input));
     child.on("error", (error) => {
-      for (const timer of timers) clearTimeout(timer);
-      options.signal?.removeEventListener("abort", abort);
-      reject(new ProfileProtocolError(`profile ${file} could not start: ${error.message}`, { cause: error }));
+      if (settle()) reject(new ProfileProtocolError(`profile ${file} could not start: ${error.message}`, { cause: error }));
     });
     child.on("close", (code, signal) => {
-      for (const timer of timers) clearTimeout(timer);
-      options.signal?.removeEventListener("abort", abort);
+      if (!settle()) return;
       if (failure !== undefined) return reject(failure);
       const tail = (stderr + partial).trim();
       const said = tail === "" ? "" : `\n--- last lines of its stderr ---\n${tail}`;
