@@ -3,11 +3,11 @@
  * variables, help and validation are the services' own configuration descriptions
  * (`MASTER_CONFIG`, `ALLOCATOR_CONFIG`, `NODE_CONFIG`): nothing here says what a setting takes.
  */
-import { describeSettings, envNamesOf, usageOf } from "@slap/events";
+import { describeSettings, envNamesOf, usageOf, type ConfigDescription, type ConfigOf, type ReadConfigOptions, type Settings } from "@slap/events";
 import { ALLOCATOR_CONFIG, ALLOCATOR_SETTINGS } from "@slap/allocator";
 import { MASTER_CONFIG, MASTER_SETTINGS } from "@slap/master";
 import { NODE_CONFIG, NODE_SETTINGS } from "@slap/node";
-import { CliError, HELP, printHelp, readSettings, settingsArgv, splitArgv, until, type Command, type Io } from "./args.js";
+import { CliError, HELP, printHelp, readSettings, settingsArgv, splitArgv, until, type Command, type Io, type Present } from "./args.js";
 
 // ---------------------------------------------------------------------------------------------
 // slap master
@@ -17,11 +17,7 @@ import { CliError, HELP, printHelp, readSettings, settingsArgv, splitArgv, until
 export const MASTER_ENV = envNamesOf(MASTER_SETTINGS);
 
 /** The config `runMaster` gets: the master's own settings (`MASTER_CONFIG`), each flag first, then its variable, then its default. */
-export function parseMasterArgs(argv: readonly string[], env: Io["env"]) {
-  const split = splitArgv(settingsArgv(MASTER_SETTINGS), argv);
-  if (split === HELP) return HELP;
-  return readSettings(MASTER_CONFIG, split.values, env);
-}
+export const parseMasterArgs = argsOf(MASTER_CONFIG);
 
 export const masterCommand: Command = {
   name: "master",
@@ -38,18 +34,17 @@ ${describeSettings(MASTER_SETTINGS)}`,
     const args = parseMasterArgs(argv, io.env);
     if (args === HELP) return printHelp(io, masterCommand);
     const [{ runMaster }, { dashboardOrNone, withAllocator }] = await Promise.all([import("@slap/master"), import("./alongside.js")]);
-    const stop = io.stopSignal();
     // On the embedded log the master's process owns the store, so the allocator runs beside it; with NATS allocators are their own replicas.
-    const running = await startService("master", async () =>
-      runMaster(args, {
-        ...(await dashboardOrNone((line) => io.stderr.write(`${line}\n`))),
-        ...(args.nats === undefined ? { alongside: withAllocator } : {}),
-      }),
+    return inForeground(
+      io,
+      "master",
+      async () =>
+        runMaster(args, {
+          ...(await dashboardOrNone((line) => io.stderr.write(`${line}\n`))),
+          ...(args.nats === undefined ? { alongside: withAllocator } : {}),
+        }),
+      (running) => `master listening on ${running.url}`,
     );
-    io.stderr.write(`master listening on ${running.url} (Ctrl-C stops)\n`);
-    await until(stop);
-    await running.stop();
-    return 0;
   },
 };
 
@@ -61,11 +56,7 @@ ${describeSettings(MASTER_SETTINGS)}`,
 export const ALLOCATOR_ENV = envNamesOf(ALLOCATOR_SETTINGS);
 
 /** The config `runAllocator` gets: the allocator's own settings (`ALLOCATOR_CONFIG`), each flag first, then its variable, then its default. */
-export function parseAllocatorArgs(argv: readonly string[], env: Io["env"]) {
-  const split = splitArgv(settingsArgv(ALLOCATOR_SETTINGS), argv);
-  if (split === HELP) return HELP;
-  return readSettings(ALLOCATOR_CONFIG, split.values, env);
-}
+export const parseAllocatorArgs = argsOf(ALLOCATOR_CONFIG);
 
 export const allocatorCommand: Command = {
   name: "allocator",
@@ -82,12 +73,7 @@ ${describeSettings(ALLOCATOR_SETTINGS)}`,
     const args = parseAllocatorArgs(argv, io.env);
     if (args === HELP) return printHelp(io, allocatorCommand);
     const { runAllocator } = await import("@slap/allocator");
-    const stop = io.stopSignal();
-    const running = await startService("allocator", () => runAllocator(args));
-    io.stderr.write(`allocator running${args.replica === undefined ? "" : ` (replica ${args.replica})`} (Ctrl-C stops)\n`);
-    await until(stop);
-    await running.stop();
-    return 0;
+    return inForeground(io, "allocator", () => runAllocator(args), () => `allocator running${args.replica === undefined ? "" : ` (replica ${args.replica})`}`);
   },
 };
 
@@ -106,11 +92,7 @@ const NODE_REQUIRED = ["nats"] as const;
  * variable, then its default; `--token-file` wins over `SLAP_TOKEN`. The token itself is never a
  * flag (argv is visible to every local user); the file is read when the node starts.
  */
-export function parseNodeArgs(argv: readonly string[], env: Io["env"]) {
-  const split = splitArgv(settingsArgv(NODE_SETTINGS), argv);
-  if (split === HELP) return HELP;
-  return readSettings(NODE_CONFIG, split.values, env, { required: NODE_REQUIRED });
-}
+export const parseNodeArgs = argsOf(NODE_CONFIG, { required: NODE_REQUIRED });
 
 export const nodeCommand: Command = {
   name: "node",
@@ -128,20 +110,33 @@ ${describeSettings(NODE_SETTINGS, { required: NODE_REQUIRED })}`,
     const args = parseNodeArgs(argv, io.env);
     if (args === HELP) return printHelp(io, nodeCommand);
     const { runNode } = await import("@slap/node");
-    const stop = io.stopSignal();
-    const running = await startService("node", () => runNode(args, { handleSignals: false }));
-    io.stderr.write(`node ${args.computer} running with ${args.partitions} partitions in ${args.root} (Ctrl-C stops)\n`);
-    await until(stop);
-    await running.stop();
-    return 0;
+    return inForeground(io, "node", () => runNode(args, { handleSignals: false }), () => `node ${args.computer} running with ${args.partitions} partitions in ${args.root}`);
   },
 };
 
-/** Starts a service; a failure to start (the log is locked, NATS unreachable, the port taken) is one line, exit 1. */
-async function startService<T>(name: string, start: () => Promise<T>): Promise<T> {
+/** A service's command-line parser: `--help`, or its configuration read from its own description (`readSettings`). */
+function argsOf<S extends Settings>(description: ConfigDescription<S>, options: ReadConfigOptions<S> = {}) {
+  return (argv: readonly string[], env: Io["env"]): typeof HELP | Present<ConfigOf<S>> => {
+    const split = splitArgv(settingsArgv(description.settings), argv);
+    if (split === HELP) return HELP;
+    return readSettings(description, split.values, env, options);
+  };
+}
+
+/**
+ * Runs a service in the foreground until Ctrl-C (SIGINT) or SIGTERM, saying once it runs; a
+ * failure to start (the log is locked, NATS unreachable, the port taken) is one line, exit 1.
+ */
+async function inForeground<T extends { stop(): Promise<void> }>(io: Io, name: string, start: () => Promise<T>, started: (running: T) => string): Promise<number> {
+  const stop = io.stopSignal();
+  let running: T;
   try {
-    return await start();
+    running = await start();
   } catch (error) {
     throw new CliError(`the ${name} could not start: ${error instanceof Error ? error.message : String(error)}`, 1, { cause: error });
   }
+  io.stderr.write(`${started(running)} (Ctrl-C stops)\n`);
+  await until(stop);
+  await running.stop();
+  return 0;
 }
