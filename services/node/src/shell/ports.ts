@@ -3,7 +3,7 @@ import { createServer } from "node:net";
 import { endianness } from "node:os";
 import { join } from "node:path";
 import { listenersOf, normalizeIp, parseProcNetTcp, type TcpSocket } from "../core/sockets.js";
-import { SERVICE_MARK } from "./supervisor.js";
+import { serviceMarkOf } from "./supervisor.js";
 import type { PartitionUser } from "./users.js";
 
 /**
@@ -96,9 +96,7 @@ export function describeHolder(holder: SocketHolder): string {
 
 /** Whether a process carries the mark of a service of the partition at `path`. */
 async function markedFor(pid: number, path: string): Promise<boolean> {
-  const environ = await readFile(`/proc/${pid}/environ`, "utf8").catch(() => "");
-  const mark = environ.split("\0").find((e) => e.startsWith(`${SERVICE_MARK}=`));
-  return mark !== undefined && mark.slice(SERVICE_MARK.length + 1, mark.lastIndexOf("#")) === path;
+  return (await serviceMarkOf(pid))?.partition === path;
 }
 
 /** The pids the supervisor recorded in `<partition>/var/run/*.pid` that still carry the partition's mark. */

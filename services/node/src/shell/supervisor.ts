@@ -239,7 +239,7 @@ export async function markedServices(): Promise<Map<string, Array<{ pid: number;
   const entries = await readdir("/proc").catch(() => [] as string[]);
   for (const entry of entries) {
     if (!/^\d+$/.test(entry)) continue;
-    const mark = markOf(await readFile(`/proc/${entry}/environ`, "utf8").catch(() => ""));
+    const mark = await serviceMarkOf(entry);
     if (mark === undefined) continue;
     const list = found.get(mark.partition) ?? [];
     list.push({ pid: Number(entry), name: mark.name });
@@ -248,7 +248,9 @@ export async function markedServices(): Promise<Map<string, Array<{ pid: number;
   return found;
 }
 
-function markOf(environ: string): { partition: string; name: string } | undefined {
+/** The service mark (`SERVICE_MARK=<partition folder>#<service>`) of a running process, read from /proc; undefined for an unmarked or gone one. */
+export async function serviceMarkOf(pid: number | string): Promise<{ partition: string; name: string } | undefined> {
+  const environ = await readFile(`/proc/${pid}/environ`, "utf8").catch(() => "");
   const entry = environ.split("\0").find((e) => e.startsWith(`${SERVICE_MARK}=`));
   if (entry === undefined) return undefined;
   const value = entry.slice(SERVICE_MARK.length + 1);
@@ -297,7 +299,7 @@ export async function reapLeftovers(partitionPath: string, logger: Logger, marke
     await rm(path, { force: true });
   }
   for (const { pid, name } of marked) {
-    const stillMarked = async (): Promise<boolean> => markOf(await readFile(`/proc/${pid}/environ`, "utf8").catch(() => ""))?.partition === partitionPath;
+    const stillMarked = async (): Promise<boolean> => (await serviceMarkOf(pid))?.partition === partitionPath;
     if (!(await stillMarked())) continue;
     logger.warn({ pid, serviceName: name }, "stopping a service left running by a previous run of the node, whose pid it had not recorded");
     await stopProcess(pid, stillMarked);
