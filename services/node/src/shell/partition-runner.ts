@@ -99,10 +99,9 @@ export class PartitionRunner {
   /** Processings in a row the master did not take, and the timer of the next try (see `retryLater`). */
   private masterFailures = 0;
   private retryTimer: NodeJS.Timeout | undefined;
-  private stopping = false;
   /** The master's answers to the requests the profile declared at its last run: given to the next run. */
   private requestAnswers: Record<string, RequestAnswer> = {};
-  /** Aborted by `halt`: kills a profile process in flight. */
+  /** Aborted by `halt`: no work starts any more, and a profile process in flight is killed. */
   private readonly halted = new AbortController();
 
   constructor(private readonly options: PartitionRunnerOptions) {
@@ -145,7 +144,7 @@ export class PartitionRunner {
 
   /** What the read model wants now: starts a processing if one is due (cheap when nothing changed). */
   update(desired: Desired): void {
-    if (this.stopping) return;
+    if (this.halted.signal.aborted) return;
     if (desired.kind === "free") {
       if (this.busy === undefined && this.supervisor.processes().length > 0) this.options.track(this.supervisor.stopAll());
       return;
@@ -165,7 +164,6 @@ export class PartitionRunner {
 
   /** Stops starting work and kills a profile process in flight (its processing ends, recording nothing: `settled`). */
   halt(): void {
-    this.stopping = true;
     clearTimeout(this.retryTimer);
     this.halted.abort();
   }
@@ -193,7 +191,7 @@ export class PartitionRunner {
         } catch (error) {
           this.logger.error({ err: error, partitionId: this.partitionId }, "processing failed");
         }
-      } while (this.dirty && !this.stopping);
+      } while (this.dirty && !this.halted.signal.aborted);
     })().finally(() => {
       this.busy = undefined;
     });
@@ -232,7 +230,7 @@ export class PartitionRunner {
   }
 
   private async maybeProcess(): Promise<void> {
-    if (this.stopping) return;
+    if (this.halted.signal.aborted) return;
     const view = this.options.view();
     const partition = view.computers.computers[this.options.computerId]?.partitions[this.partitionId];
     const instanceId = partition?.instanceId;
@@ -263,7 +261,7 @@ export class PartitionRunner {
    */
   private retryLater(error: unknown, log: Logger): void {
     // A processing that fails while the node stops must not leave a timer that keeps the process alive.
-    if (this.stopping) return;
+    if (this.halted.signal.aborted) return;
     const delayMs = Math.min(MASTER_RETRY_MAX_MS, MASTER_RETRY_MS * 2 ** Math.min(this.masterFailures, 10));
     this.masterFailures++;
     log.warn({ err: error, retryInMs: delayMs }, "the master did not take the processing; processing again later");
@@ -277,7 +275,7 @@ export class PartitionRunner {
   /** A service exited: the instance is banged with the service's last log lines. */
   private onServiceExit(exit: ServiceExit): void {
     const instanceId = this.instanceId;
-    if (instanceId === undefined || this.stopping) return;
+    if (instanceId === undefined || this.halted.signal.aborted) return;
     const how = exit.code === null ? `was killed by ${exit.signal ?? "a signal"}` : `exited with code ${exit.code}`;
     const message = `service ${exit.name} ${how} (restarting in ${exit.restartInMs} ms)\n--- last lines of var/log/${exit.name}.log ---\n${exit.logTail}`;
     this.options.track(
