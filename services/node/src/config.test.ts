@@ -26,6 +26,7 @@ describe("the node's configuration", () => {
       heartbeatMs: DEFAULT_HEARTBEAT_MS,
       profileTimeoutMs: 600_000,
       runTimeoutMs: 600_000,
+      warmProfiles: 8,
       promiseTimeoutMs: 20_000,
       logLevel: "info",
     });

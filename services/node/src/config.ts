@@ -8,6 +8,7 @@ import { natsCredentialsRule, natsSettings } from "@slap/eventstore-jetstream";
 import { z } from "zod";
 import { PROFILE_TIMEOUT_MS } from "./shell/profile.js";
 import { RUN_TIMEOUT_MS } from "./shell/checks.js";
+import { WARM_PROFILES } from "./shell/profile-hosts.js";
 import { DEFAULT_HEARTBEAT_MS } from "./shell/node.js";
 
 /** Milliseconds from `min` to `max`; the message says the bounds (`max` also in hours or minutes). */
@@ -99,6 +100,13 @@ export const NODE_SETTINGS = {
   },
   profileTimeoutMs: { schema: millis(100, 86_400_000, "24 h"), env: "SLAP_PROFILE_TIMEOUT_MS", default: String(PROFILE_TIMEOUT_MS), help: "how long, in ms, a profile's deploy or destroy hook may take" },
   runTimeoutMs: { schema: millis(100, 86_400_000, "24 h"), env: "SLAP_RUN_TIMEOUT_MS", default: String(RUN_TIMEOUT_MS), help: "how long, in ms, a one-shot (slap.run) may run" },
+  warmProfiles: {
+    schema: z.coerce.number({ error: "must be a number" }).int("must be a whole number").min(0, "must be at least 0").max(1_000, "must be at most 1000"),
+    env: "SLAP_WARM_PROFILES",
+    default: String(WARM_PROFILES),
+    help: "how many partitions keep their JS profile's process warm between processings (0: a new process each time)",
+    note: "each warm one is a Node process of about 40 MiB, stopped after a minute idle",
+  },
   promiseTimeoutMs: { schema: millis(100, 3_600_000, "1 h"), env: "SLAP_PROMISE_TIMEOUT_MS", default: "20000", help: "how long, in ms, a promise may take to hold" },
   logLevel: logLevelSetting,
 } as const satisfies Record<string, Setting>;

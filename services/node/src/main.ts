@@ -74,6 +74,7 @@ export async function runNode(input: NodeConfig, options: RunNodeOptions = {}): 
     partitionUsers: config.partitionUsers,
     heartbeatMs: config.heartbeatMs,
     profileTimeoutMs: config.profileTimeoutMs,
+    warmProfiles: config.warmProfiles,
     runTimeoutMs: config.runTimeoutMs,
     promiseTimeoutMs: config.promiseTimeoutMs,
     logger,

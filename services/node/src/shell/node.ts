@@ -6,6 +6,7 @@ import type { Logger } from "pino";
 import { checkLayout, checkRootReachable } from "./layout.js";
 import { MasterClient } from "./master-client.js";
 import { PartitionRunner } from "./partition-runner.js";
+import { ProfileHosts, WARM_PROFILES } from "./profile-hosts.js";
 import { checkPortBlocks } from "./ports.js";
 import { install, InstallError, isInstalled, softwareDir } from "./software.js";
 import { markedServices } from "./supervisor.js";
@@ -40,6 +41,11 @@ export interface NodeOptions {
    * at its next trigger (a change, a bang, the error retry, periodicity). See DESIGN.md, "Timeouts".
    */
   profileTimeoutMs?: number;
+  /**
+   * Warm hosts of JS profiles kept alive at once (default 8; 0: a fresh process per processing).
+   * A warm host saves a processing the start of a Node process (DESIGN.md, "Warm profile hosts").
+   */
+  warmProfiles?: number;
   /** How long a one-shot (`slap.run`) may run (default 10 min): then it is killed and processing ends in error. */
   runTimeoutMs?: number;
   /**
@@ -75,6 +81,7 @@ export const DEFAULT_HEARTBEAT_MS = 10_000;
 export class Node {
   private readonly runner: ProjectionRunner<CloudView>;
   private readonly client: MasterClient;
+  private readonly profiles: ProfileHosts;
   /** One runner per partition, by partition id: each owns its partition's state. */
   private readonly runners = new Map<string, PartitionRunner>();
   private readonly software = new Map<string, SoftwareState>();
@@ -94,6 +101,7 @@ export class Node {
     this.runner = new ProjectionRunner(options.store, cloudProjection, { logger: this.logger });
     this.client = new MasterClient(options.masterUrl, options.computerId, options.token, () => this.runner.position);
     this.maxPeriodicityMs = options.maxPeriodicityMs ?? 86_400_000;
+    this.profiles = new ProfileHosts(options.warmProfiles ?? WARM_PROFILES, this.logger);
     for (let n = 0; n < options.partitions; n++) {
       const partitionId = `slappart${n}`;
       this.runners.set(
@@ -104,6 +112,7 @@ export class Node {
           path: join(options.root, partitionId),
           root: options.root,
           client: this.client,
+          profiles: this.profiles,
           view: () => this.view,
           logger: this.logger,
           maxPeriodicityMs: this.maxPeriodicityMs,
@@ -216,6 +225,7 @@ export class Node {
     this.unsubscribe?.();
     await this.runner.stop();
     await Promise.allSettled([...this.runners.values()].map((r) => r.settled()));
+    this.profiles.close();
     await Promise.allSettled([...this.pendingWork]);
     await this.heartbeating;
     await Promise.all([...this.runners.values()].map((r) => r.close()));

@@ -8,6 +8,7 @@ import { pino } from "pino";
 import { MasterError, type MasterClient } from "./master-client.js";
 import { PartitionRunner, type Desired } from "./partition-runner.js";
 import { STATE_FILE } from "./partition-state.js";
+import { ProfileHosts } from "./profile-hosts.js";
 import { INSTALLED_MARKER, softwareDir } from "./software.js";
 
 const RELEASE = "file:///software/runner-test";
@@ -64,12 +65,14 @@ async function setUp(events: DomainEvent[]) {
   let view: CloudView = foldEvents(cloudProjection, events);
   const master = new FakeMaster();
   const retries: number[] = [];
+  const profiles = new ProfileHosts(1, silent);
   const runner = new PartitionRunner({
     computerId: "C1",
     partitionId: "slappart0",
     path: join(dir.path, "slappart0"),
     root: dir.path,
     client: master as unknown as MasterClient,
+    profiles,
     view: () => view,
     logger: silent,
     maxPeriodicityMs: 86_400_000,
@@ -79,6 +82,7 @@ async function setUp(events: DomainEvent[]) {
   cleanup.push(async () => {
     runner.halt();
     await runner.settled();
+    profiles.close();
     await runner.close();
   });
   await runner.prepare(false, undefined);

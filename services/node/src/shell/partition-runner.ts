@@ -11,7 +11,8 @@ import { applyDeclarations, baseEnv } from "./declarations.js";
 import { MasterError, type Answer, type MasterClient, type PromiseReport, type StatusReport } from "./master-client.js";
 import { NODE_OWNED, readDeployedState, writeDeployedState } from "./partition-state.js";
 import { PROFILE_TIMEOUT_MS, Waiting, type Declarations } from "./profile.js";
-import { PROFILE_RUNNER, ProfileAborted, runProfileProcess } from "./profile-process.js";
+import type { ProfileHosts } from "./profile-hosts.js";
+import { ProfileAborted, runProfileProcess } from "./profile-process.js";
 import { ProfileProtocolError, PROTOCOL_VERSION, type ProfileAnswer, type ProfileInput, type RequestAnswer } from "./profile-protocol.js";
 import { isInstalled, readManifest, softwareDir } from "./software.js";
 import { reapLeftovers, Supervisor, type ServiceExit } from "./supervisor.js";
@@ -25,6 +26,8 @@ export interface PartitionRunnerOptions {
   /** The node's folder: installed releases are under it (`softwareDir`). */
   root: string;
   client: MasterClient;
+  /** The node's warm hosts of JS profiles (shared by its partitions: it bounds how many are alive). */
+  profiles: ProfileHosts;
   /** The read model the node follows: read again at every processing, as it is then. */
   view: () => CloudView;
   /** The node's logger; the runner's lines add the partition id. */
@@ -147,6 +150,7 @@ export class PartitionRunner {
     if (this.halted.signal.aborted) return;
     if (desired.kind === "free") {
       if (this.busy === undefined && this.supervisor.processes().length > 0) this.options.track(this.supervisor.stopAll());
+      if (this.busy === undefined) this.options.profiles.drop(this.partitionId);
       return;
     }
     const { instance } = desired;
@@ -394,18 +398,14 @@ export class PartitionRunner {
    * user, in its own process group, with the partition's environment and nothing of the node's.
    */
   private async runProfileOnce(entry: ProfileEntry, input: ProfileInput, log: Logger): Promise<ProfileAnswer> {
-    const command = typeof entry === "string" ? [process.execPath, PROFILE_RUNNER, insidePartition(input.software, entry)] : [insidePartition(input.software, entry.command[0]), ...entry.command.slice(1)];
     const tmp = join(this.path, "tmp");
     await mkdir(tmp, { recursive: true });
     if (this.user !== undefined) await chown(tmp, this.user.uid, this.user.gid);
-    return runProfileProcess(command, input, {
-      cwd: this.path,
-      env: baseEnv(this.path),
-      owner: this.user,
-      timeoutMs: this.options.profileTimeoutMs ?? PROFILE_TIMEOUT_MS,
-      log: log.child({ profile: instanceProfileName(entry) }),
-      signal: this.halted.signal,
-    });
+    const spec = { cwd: this.path, env: baseEnv(this.path), owner: this.user };
+    const run = { timeoutMs: this.options.profileTimeoutMs ?? PROFILE_TIMEOUT_MS, log: log.child({ profile: instanceProfileName(entry) }), signal: this.halted.signal };
+    if (typeof entry !== "string") return runProfileProcess([insidePartition(input.software, entry.command[0]), ...entry.command.slice(1)], input, { ...spec, ...run });
+    // A warm host serves one instance of one release: another one (a new tenant of the partition) gets a fresh process.
+    return this.options.profiles.run(this.partitionId, `${input.instance.instanceId} ${input.software}`, spec, insidePartition(input.software, entry), input, run);
   }
 
   /** Refuses an answer that acts outside its partition, naming what it asked; nothing of it is applied then. */
@@ -478,6 +478,7 @@ export class PartitionRunner {
       if (error instanceof ProfileAborted) return log.info("destroy interrupted: the node stops");
       log.error({ err: error }, "the destroy hook failed; wiping the partition anyway");
     }
+    this.options.profiles.drop(this.partitionId);
     for (const entry of await readdir(this.path)) await rm(join(this.path, entry), { recursive: true, force: true });
     this.requestAnswers = {};
     try {
