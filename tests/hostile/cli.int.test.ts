@@ -161,10 +161,18 @@ const SHAPES: Readonly<Record<string, Shape>> = {
     ],
     env: clientEnv,
   },
-  show: { valid: () => ["db"], flags: [asOf, { flag: "--master", bad: notUrl }], booleans: ["--json", "--secrets"], positionals: [{ name: "reference", bad: tooLongFor(512) }], env: clientEnv },
-  instances: { valid: () => [], flags: [asOf, { flag: "--master", bad: notUrl }], booleans: ["--json"], env: clientEnv },
+  show: { valid: () => ["db"], flags: [asOf, { flag: "--master", bad: notUrl }], booleans: ["--json", "--secrets"], positionals: [{ name: "instance", bad: tooLongFor(4096) }], env: clientEnv },
+  stop: { valid: () => ["db"], flags: [{ flag: "--master", bad: notUrl }], booleans: ["--json"], positionals: [{ name: "instance", bad: tooLongFor(4096) }], env: clientEnv },
+  start: { valid: () => ["db"], flags: [{ flag: "--master", bad: notUrl }], booleans: ["--json"], positionals: [{ name: "instance", bad: tooLongFor(4096) }], env: clientEnv },
+  destroy: { valid: () => ["db"], flags: [{ flag: "--master", bad: notUrl }], booleans: ["--json"], positionals: [{ name: "instance", bad: tooLongFor(4096) }], env: clientEnv },
+  instances: {
+    valid: () => [],
+    flags: [asOf, { flag: "--status", bad: notEnumIn(["ready", "pending", "error", "destroying", "destroyed"]) }, { flag: "--master", bad: notUrl }],
+    booleans: ["--json", "--all"],
+    env: clientEnv,
+  },
   computers: { valid: () => [], flags: [asOf, { flag: "--master", bad: notUrl }], booleans: ["--json"], env: clientEnv },
-  bang: { valid: () => ["db"], flags: [{ flag: "--message", bad: tooLongFor(65_536) }, { flag: "--master", bad: notUrl }], positionals: [{ name: "reference", bad: tooLongFor(512) }], env: clientEnv },
+  bang: { valid: () => ["db"], flags: [{ flag: "--message", bad: tooLongFor(65_536) }, { flag: "--master", bad: notUrl }], positionals: [{ name: "instance", bad: tooLongFor(4096) }], env: clientEnv },
   events: {
     valid: () => [],
     flags: [
@@ -358,7 +366,7 @@ describe("slap under hostile command lines", () => {
       { argv: ["events", "--zz-hostile-\u0007"], names: ["--zz-hostile"] },
       { argv: ["master", "--port", "99999"], names: ["--port"] },
       { argv: ["instances"], env: { SLAP_MASTER: "ftp://example" }, names: ["SLAP_MASTER"] },
-      { argv: ["bang", "x".repeat(100_000)], names: ["<reference>"] },
+      { argv: ["bang", "x".repeat(100_000)], names: ["<instance>"] },
     ];
     await Promise.all(
       cases.map(async ({ argv, env = {}, names }) => {

@@ -113,7 +113,12 @@ describe("slap events", () => {
 
 describe("slap show and slap bang", () => {
   it("say in the user's terms that no instance has that reference", async () => {
-    const t = fakeIo({ ...tokenless, SLAP_TOKEN: "token-of-bob-0123456789" }, { fetch: scriptedFetch(() => json(404, { error: { code: "NotFound", message: "no instance 39MWCV" } })).fetchImpl });
+    const t = fakeIo({ ...tokenless, SLAP_TOKEN: "token-of-bob-0123456789" }, {
+      fetch: scriptedFetch(
+        () => json(404, { error: { code: "NotFound", message: "no instance 39MWCV" } }),
+        () => json(200, { instances: [], trees: [] }),
+      ).fetchImpl,
+    });
     assert.equal(await main(["show", "my db"], t.io), 1);
     assert.equal(t.stderr(), 'slap show: you have requested no instance under the reference "my db" (see slap instances)\n');
   });

@@ -113,8 +113,8 @@ describe("arguments of the other client commands", () => {
   it("show, bang, instances and computers take their options", () => {
     const connection = { master: "http://127.0.0.1:8080", token: ALICE };
     const env = envOf({ SLAP_TOKEN: ALICE });
-    assert.deepEqual(parseShowArgs(["db", "--secrets"], env), { reference: "db", json: false, secrets: true, connection });
-    assert.deepEqual(parseBangArgs(["db", "--message", "why"], env), { reference: "db", message: "why", connection });
+    assert.deepEqual(parseShowArgs(["db", "--secrets"], env), { instance: "db", json: false, secrets: true, connection });
+    assert.deepEqual(parseBangArgs(["db", "--message", "why"], env), { instance: "db", message: "why", connection });
     assert.deepEqual(parseListingArgs(["--json"], env), { json: true, connection });
     const supply = parseSupplyArgs(["rel", "--computer", "COMP-1", "--token-file", tokenIn("supply.token", BOB)], envOf());
     assert.deepEqual(supply !== HELP && supply.connection, { master: "http://127.0.0.1:8080", token: BOB });

@@ -7,7 +7,7 @@ import { CliError, UsageError, quoted, type Command, type Io } from "./args.js";
 import { computersCommand, supplyCommand } from "./computers.js";
 import { demoCommand } from "./demo.js";
 import { eventsCommand } from "./events.js";
-import { bangCommand, instancesCommand, requestCommand, showCommand } from "./instances.js";
+import { bangCommand, destroyCommand, instancesCommand, requestCommand, showCommand, startCommand, stopCommand } from "./instances.js";
 import { allocatorCommand, masterCommand, nodeCommand } from "./services.js";
 import { upCommand } from "./up.js";
 import { clusterCommand } from "./cluster.js";
@@ -25,6 +25,9 @@ export const commands: readonly Command[] = [
   supplyCommand,
   requestCommand,
   showCommand,
+  stopCommand,
+  startCommand,
+  destroyCommand,
   instancesCommand,
   computersCommand,
   bangCommand,

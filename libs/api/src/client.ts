@@ -140,6 +140,16 @@ export class MasterClient {
     return this.call("getByReference", { params: { reference }, query: { secrets: secrets ? "1" : undefined, ...asOf } });
   }
 
+  /** An instance by its id, its answer and the shared instances it hosts; connection values masked unless `secrets`. */
+  instance(instanceId: string, secrets = false, asOf?: AsOfMoment): Promise<InstanceDetails> {
+    return this.call("getInstance", { params: { instanceId }, query: { secrets: secrets ? "1" : undefined, ...asOf } });
+  }
+
+  /** `POST /v1/instances/:id/state`: starts, stops or destroys an instance; its parameters stay as they are. */
+  changeState(instanceId: string, state: "started" | "stopped" | "destroyed"): Promise<Answer> {
+    return this.call("changeState", { params: { instanceId }, body: { state } });
+  }
+
   bang(instanceId: string, message: string | undefined): Promise<InstanceChanged> {
     return this.call("bang", { params: { instanceId }, body: message === undefined ? {} : { message } });
   }
