@@ -160,3 +160,37 @@ describe("slap's instance verbs on a child, by its path", () => {
     assert.deepEqual((JSON.parse(pending.stdout) as { instances: View[] }).instances.map((i) => i.instanceId), [appId]);
   });
 });
+
+describe("a password in a connection URL stays secret", () => {
+  const PASSWORD = "hunter2-redis-pw";
+  const url = `redis://:${PASSWORD}@10.0.9.1:20000`;
+  const masked = "redis://:********@10.0.9.1:20000";
+
+  before(async () => {
+    const app = await byId(appId);
+    const partition = as.partition(app.placement!.computerId, app.placement!.partitionId);
+    assert.equal((await call("POST", `/v1/instances/${appId}/connection`, partition, { parameters: { url, "max-keys": "100" } })).status, 200);
+    await eventually("the connection to be published", async () => ((await call("GET", `/v1/instances/${appId}`, as.admin())).body.answer as { status: string }).status === "ready" || undefined);
+  });
+
+  it("is masked in slap show, max-keys is not; --secrets shows it", async () => {
+    const shown = await slap("show", "my-webapp");
+    assert.equal(shown.code, 0, shown.stderr);
+    assert.match(shown.stdout, new RegExp(`url = ${masked.replace(/[*.]/g, "\\$&")}`));
+    assert.match(shown.stdout, /max-keys = 100/);
+    assert.ok(!shown.stdout.includes(PASSWORD));
+    assert.ok((await slap("show", "my-webapp", "--secrets")).stdout.includes(`url = ${url}`));
+  });
+
+  it("is masked in the event log and in the reads the dashboard makes, not in the requester's answer", async () => {
+    const events = await call("GET", "/v1/events", as.user("alice"));
+    assert.equal(events.status, 200);
+    const text = JSON.stringify(events.body);
+    assert.ok(text.includes(masked) && !text.includes(PASSWORD), "events masked");
+    const list = JSON.stringify((await call("GET", "/v1/instances", as.user("alice"))).body);
+    assert.ok(list.includes(masked) && !list.includes(PASSWORD), "instances masked");
+    const answer = await call("POST", "/v1/requests", as.user("alice"), { releaseUrl: WEBAPP, reference: "my-webapp", parameters: { title: "Hello from YAML", workers: "3" } });
+    assert.equal(answer.status, 200);
+    assert.deepEqual((answer.body as { connection: Record<string, string> }).connection, { url, "max-keys": "100" });
+  });
+});

@@ -83,7 +83,7 @@ export {
   type TreeView,
 } from "./projections/instances.js";
 export { cloudProjection, type CloudView } from "./projections/cloud.js";
-export { MASK, maskSecrets } from "./secrets.js";
+export { MASK, isSecretName, maskSecrets, maskUrlPasswords } from "./secrets.js";
 export {
   asOfBound,
   foldAsOf,
