@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
-import { ReleaseUrl, RequestedState, StringMap } from "@slap/events";
+import { READINESS, ReleaseUrl, RequestedState, StringMap, readinessOf } from "@slap/events";
 import { HELP, UsageError, quoted, keyValues, positionalLabels, printHelp, splitArgv, validate, type Command, type Io } from "./args.js";
 import {
   AsOfArg,
@@ -404,9 +404,6 @@ const instancesArgv = {
   options: { ...clientOptions, ...asOfOption, json: { type: "boolean" }, all: { type: "boolean" }, status: { type: "string" }, computer: { type: "string" }, release: { type: "string" } },
 } as const;
 
-/** The words of the STATUS column (`readiness`), which `--status` filters on. */
-export const READINESS = ["ready", "pending", "error", "destroying", "destroyed"] as const;
-export type Readiness = (typeof READINESS)[number];
 
 const InstancesArgs = z.object({
   json: z.boolean().default(false),
@@ -505,13 +502,7 @@ export function placementOf(instance: InstanceView, name: (instanceId: string) =
 }
 
 /** One word for where an instance stands, from its record (the list has no answers). */
-export function readiness(instance: InstanceView): Readiness {
-  if (instance.destroyed) return "destroyed";
-  if (instance.requestedState === "destroyed") return "destroying";
-  if (instance.connection !== null) return "ready";
-  if (instance.status?.status === "error") return "error";
-  return "pending";
-}
+export const readiness = readinessOf;
 
 // ---------------------------------------------------------------------------------------------
 // slap bang

@@ -115,10 +115,10 @@ LOG_LEVEL (default warn) sets the level of the services' JSON logs (on stderr).`
           logger,
           ...(await dashboardOrNone((line) => io.stderr.write(`${line}\n`))),
           alongside: withAllocator,
-          credentials: credentials.with([
+          extraTokens: [
             { role: "node", computer: args.computer, token: tokens.node },
             { role: "admin", token: tokens.user },
-          ]),
+          ],
         },
       );
     } catch (error) {

@@ -1,7 +1,7 @@
 import type { z } from "zod";
 import { MasterError, MasterRejected, MasterTimedOut, MasterUnreachable, UnexpectedAnswer } from "./errors.js";
 import { routes, pathOf, type OperationId, type RouteSpec, type Routes } from "./routes.js";
-import { ApiError, type Answer, type AuditReport, type ComputerList, type EventPage, type EventRecord, type InstanceChanged, type InstanceDetails, type InstanceList, type ComputerChanged } from "./schemas.js";
+import { ApiError, type Answer, type AuditReport, type ComputerList, type EventPage, type EventRecord, type InstanceChanged, type InstanceDetails, type InstanceList, type ComputerChanged, type TokenList, type TokenRevoked } from "./schemas.js";
 import type { EventsQuery, RequestInstance } from "./inputs.js";
 import { serverSentEvents } from "./sse.js";
 
@@ -160,6 +160,16 @@ export class MasterClient {
 
   computers(asOf?: AsOfMoment): Promise<ComputerList> {
     return this.call("listComputers", { query: { ...asOf } });
+  }
+
+  /** `GET /v1/tokens` (admin): the tokens of the master's token file, without their secrets. */
+  tokens(): Promise<TokenList> {
+    return this.call("listTokens", {});
+  }
+
+  /** `POST /v1/tokens/:id/revoke` (admin): the master removes the token from its file and refuses it from then on. */
+  revokeToken(tokenId: string): Promise<TokenRevoked> {
+    return this.call("revokeToken", { params: { tokenId } });
   }
 
   /** `GET /v1/audit` (admin): the read models rebuilt from the log, compared with the live ones. */

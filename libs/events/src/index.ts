@@ -77,6 +77,9 @@ export {
 } from "./projections/computers.js";
 export {
   instancesProjection,
+  READINESS,
+  readinessOf,
+  type Readiness,
   type InstancesView,
   type InstanceView,
   type InstanceStatusView,
