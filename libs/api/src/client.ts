@@ -41,6 +41,23 @@ export interface MasterClientOptions {
   /** The API token, sent as `Authorization: Bearer <token>` on every call. */
   token?: string | undefined;
   fetch?: typeof fetch;
+  /**
+   * The certificate authorities (PEM) an `https://` master's certificate must chain to, instead
+   * of the system's: a master with its own CA (`slap master --tls-cert`). Not with `fetch`.
+   */
+  ca?: string | Buffer | undefined;
+}
+
+/**
+ * Node's `fetch`, trusting only the authorities in `ca`: an undici agent as its dispatcher,
+ * loaded at the first call (a client that never needs it does not pay for loading undici).
+ */
+export function fetchTrusting(ca: string | Buffer): typeof fetch {
+  let dispatcher: Promise<unknown> | undefined;
+  return (async (input: Parameters<typeof fetch>[0], init?: RequestInit) => {
+    dispatcher ??= import("undici").then(({ Agent }) => new Agent({ connect: { ca } }));
+    return fetch(input, { ...init, dispatcher: await dispatcher } as RequestInit);
+  });
 }
 
 /** How long a plain call may take. */
@@ -66,7 +83,7 @@ export class MasterClient {
   constructor(options: MasterClientOptions) {
     this.master = options.master.replace(/\/+$/, "");
     this.token = options.token;
-    this.fetchImpl = options.fetch ?? fetch;
+    this.fetchImpl = options.fetch ?? (options.ca === undefined ? fetch : fetchTrusting(options.ca));
   }
 
   /** Calls a route answering JSON; resolves with its success body, parsed. */

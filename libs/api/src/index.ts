@@ -67,6 +67,7 @@ export { MasterError, MasterRejected, MasterTimedOut, MasterUnreachable, Unexpec
 export {
   CALL_TIMEOUT_MS,
   MasterClient,
+  fetchTrusting,
   type AnswerOf,
   type AsOfMoment,
   type CallInput,

@@ -47,8 +47,9 @@ export class MasterClient {
     private readonly computerId: string,
     token: string,
     private readonly seen?: () => number,
+    ca?: string,
   ) {
-    this.api = new ApiClient({ master: baseUrl, token });
+    this.api = new ApiClient({ master: baseUrl, token, ca });
   }
 
   /** The options of a call: as the node itself, or as one of its partitions; with `x-slap-seen` unless told not to. */

@@ -19,6 +19,8 @@ export interface NodeOptions {
   store: EventStore;
   /** The master's base URL: every write goes through its HTTP API. */
   masterUrl: string;
+  /** For an https:// master: the CA certificates (PEM) its certificate must chain to, instead of the system's. */
+  masterCa?: string;
   /** This node's API token (the master's token file lists it with role node for this computer). */
   token: string;
   computerId: string;
@@ -99,7 +101,7 @@ export class Node {
   constructor(private readonly options: NodeOptions) {
     this.logger = options.logger.child({ computerId: options.computerId });
     this.runner = new ProjectionRunner(options.store, cloudProjection, { logger: this.logger });
-    this.client = new MasterClient(options.masterUrl, options.computerId, options.token, () => this.runner.position);
+    this.client = new MasterClient(options.masterUrl, options.computerId, options.token, () => this.runner.position, options.masterCa);
     this.maxPeriodicityMs = options.maxPeriodicityMs ?? 86_400_000;
     this.profiles = new ProfileHosts(options.warmProfiles ?? WARM_PROFILES, this.logger);
     for (let n = 0; n < options.partitions; n++) {
