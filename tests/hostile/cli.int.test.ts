@@ -19,7 +19,7 @@ import { nasty, tooLong } from "./arbitraries.fixture.js";
 import { FUZZ_SEED, Tally, runs, startHostileMaster, within, type HostileMaster } from "./hostile.fixture.js";
 
 const REPO = fileURLToPath(new URL("../../", import.meta.url));
-const USAGE = 2;
+const USAGE = 64;
 
 let h: HostileMaster;
 /** Folders the commands are pointed at (data, root, cluster dir): none may be created by a refused command line. */
@@ -56,7 +56,7 @@ async function slap(argv: readonly string[], env: Record<string, string>): Promi
 }
 
 /**
- * Runs a command line that must be refused: exit 2, one line on stderr naming one of `names`,
+ * Runs a command line that must be refused: exit 64, one line on stderr naming one of `names`,
  * no stack trace nor terminal control character, nothing on stdout, no call to the master,
  * nothing appended, nothing created on disk.
  */
@@ -273,7 +273,7 @@ describe("slap under hostile command lines", () => {
     }
   });
 
-  it("refuses an unknown option anywhere on any command's line: exit 2, one line naming it", async () => {
+  it("refuses an unknown option anywhere on any command's line: exit 64, one line naming it", async () => {
     const names = commands.map((c) => c.name);
     const noise = fc.array(fc.oneof(nasty, fc.string({ maxLength: 12 })).filter((v) => noNul(v) && !v.startsWith("-")), { maxLength: 4 });
     const unknown = fc.oneof(fc.stringMatching(/^[a-z0-9-]{0,20}$/), nasty.filter(noNul)).map((suffix) => `--zz-hostile-${suffix}`);
@@ -287,7 +287,7 @@ describe("slap under hostile command lines", () => {
     );
   });
 
-  it("refuses an unknown command, and no command, with exit 2", async () => {
+  it("refuses an unknown command, and no command, with exit 64", async () => {
     await fc.assert(
       fc.asyncProperty(fc.oneof(nasty, fc.string({ maxLength: 20 })).filter((v) => noNul(v) && !commands.some((c) => c.name === v) && !["--help", "-h", "help"].includes(v)), async (name) => {
         await refused("unknown commands", [name], baseEnv(), ["unknown command", "slap"]);

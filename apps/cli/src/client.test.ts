@@ -46,7 +46,7 @@ describe("the master client", () => {
     await client.instances();
     await assert.rejects(client.computers(), {
       name: "MasterRejected",
-      message: "Unauthorized: header authorization: unknown token (give your token with SLAP_TOKEN, --token-file or SLAP_TOKEN_FILE)",
+      message: `Unauthorized: header authorization: unknown token (the master at ${connection.master} refused it; give your token with SLAP_TOKEN, --token-file or SLAP_TOKEN_FILE, and --master or SLAP_MASTER for another master)`,
     });
     await assert.rejects(collect(client.eventStream({}, new AbortController().signal)), { name: "MasterRejected", status: 401 });
     assert.deepEqual(

@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
 import { READINESS, ReleaseUrl, RequestedState, StringMap, readinessOf } from "@slap/events";
-import { HELP, UsageError, quoted, keyValues, positionalLabels, printHelp, splitArgv, validate, type Command, type Io } from "./args.js";
+import { EXIT, HELP, UsageError, quoted, keyValues, positionalLabels, printHelp, splitArgv, validate, type Command, type Io } from "./args.js";
 import {
   AsOfArg,
   MasterClient,
@@ -147,7 +147,7 @@ export interface Outcome {
  * `{ status, instance, connection, reason }` and stderr stays quiet.
  */
 export function outcomeOf(answer: Answer, json: boolean): Outcome {
-  const code = answer.status === "pending" ? 2 : 0;
+  const code = answer.status === "pending" ? EXIT.pending : EXIT.ok;
   if (json) {
     const line = {
       status: answer.status,
@@ -243,7 +243,7 @@ options:
                          "connection": {...}|null, "reason": string|null }
 ${clientHelp}
 
-exit codes: 0 ready (or destroyed), 2 still pending (or a usage error), 1 an error.`,
+exit codes: 0 ready (or destroyed), 1 an error, 2 still pending (run it again), 64 a usage error.`,
   async run(argv, io) {
     const args = parseRequestArgs(argv, io.env);
     if (args === HELP) return printHelp(io, requestCommand);
@@ -260,7 +260,7 @@ exit codes: 0 ready (or destroyed), 2 still pending (or a usage error), 1 an err
     status.done();
     if (result.interrupted) {
       io.stderr.write("slap request: interrupted; the request stands (ask again to follow it)\n");
-      return 130;
+      return EXIT.interrupted;
     }
     const outcome = outcomeOf(result.answer, args.json);
     if (result.timedOut && !args.json) outcome.stderr.push(`slap request: still pending after ${seconds(args.timeoutMs)}`);

@@ -75,7 +75,7 @@ describe("slap instances filters", () => {
 
   it("a status that is not a STATUS word is a usage error", async () => {
     const t = fakeIo({ SLAP_TOKEN: "token-of-alice-0123456789", SLAP_DATA: "/nonexistent" });
-    assert.equal(await main(["instances", "--status", "running"], t.io), 2);
+    assert.equal(await main(["instances", "--status", "running"], t.io), 64);
     assert.match(t.stderr(), /^slap instances: --status: must be one of ready, pending, error, destroying, destroyed/);
   });
 });

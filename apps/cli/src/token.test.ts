@@ -56,7 +56,7 @@ describe("slap token", () => {
       [["--role", "root"], /--role: must be admin, user, node or metrics/],
     ] as const) {
       const refused = await slap("token", "--file", file, ...argv);
-      assert.equal(refused.code, 2, `${argv.join(" ")}: ${refused.stderr}`);
+      assert.equal(refused.code, 64, `${argv.join(" ")}: ${refused.stderr}`);
       assert.match(refused.stderr, message);
     }
 

@@ -106,6 +106,17 @@ describe("slap's instance verbs on a child, by its path", () => {
     assert.match(bare.stdout, /port-offset = 7/);
   });
 
+  it("events --instance takes a path too; an unknown one is an error, not an empty list", async () => {
+    const events = await slap("events", "--instance", "my-webapp/kvdb");
+    assert.equal(events.code, 0, events.stderr);
+    assert.match(events.stdout, new RegExp(`InstanceRequested +tree\\.${appId}\\.instance\\.${kvId}`));
+    assert.ok(events.stdout.split("\n").filter(Boolean).every((line) => line.includes(`instance.${kvId}`)), events.stdout);
+    const unknown = await slap("events", "--instance", "nothing-like-it");
+    assert.equal(unknown.code, 1);
+    assert.equal(unknown.stdout, "");
+    assert.equal(unknown.stderr, 'slap events: you have requested no instance under the reference "nothing-like-it" (see slap instances)\n');
+  });
+
   it("stop, start and destroy change only the requested state: parameters kept, nothing created", async () => {
     const before = await instances();
     for (const [verb, state] of [
