@@ -5,16 +5,14 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { execFileSync, spawn } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { EmbeddedEventStore } from "@slap/eventstore-embedded";
 import { runMaster, type RunningMaster } from "@slap/master";
 import { runNode, type RunningNode } from "@slap/node";
-import { captureLogger, freePortBlock, releasePortBlock, tempDir, testToken, tokenFile } from "@slap/testkit";
+import { captureLogger, freePortBlock, releasePortBlock, runSlap, tempDir, testToken, tokenFile } from "@slap/testkit";
 
-const root = fileURLToPath(new URL("../../", import.meta.url));
 const COMPUTER = "COMP-TLS";
 let dir: Awaited<ReturnType<typeof tempDir>>;
 let store: EmbeddedEventStore;
@@ -34,18 +32,7 @@ function makeCertificates(at: string): { ca: string; cert: string; key: string }
   return { ca: file("ca.pem"), cert: file("master.pem"), key: file("master.key") };
 }
 
-function slap(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const { SLAP_MASTER: _m, SLAP_TOKEN: _t, SLAP_TOKEN_FILE: _f, SLAP_DATA: _d, SLAP_CA: _c, ...inherited } = process.env;
-  const child = spawn(process.execPath, ["bin/slap.mjs", ...args], { cwd: root, env: { ...inherited, SLAP_DATA: join(dir.path, "none"), ...env }, stdio: ["ignore", "pipe", "pipe"] });
-  let stdout = "";
-  let stderr = "";
-  child.stdout.setEncoding("utf8").on("data", (chunk: string) => (stdout += chunk));
-  child.stderr.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk));
-  return new Promise((resolve, reject) => {
-    child.on("error", reject);
-    child.on("close", (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const slap = (args: string[], env: Record<string, string> = {}) => runSlap(args, { SLAP_DATA: join(dir.path, "none"), ...env });
 
 before(async () => {
   dir = await tempDir("slap-tls-");

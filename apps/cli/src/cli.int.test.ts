@@ -4,14 +4,11 @@
  */
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
-import { tempDir } from "@slap/testkit";
+import { runSlap, tempDir } from "@slap/testkit";
 
-const root = fileURLToPath(new URL("../../../", import.meta.url));
 const ADMIN = "slap_admin-token-written-by-the-master";
 const ALICE = "token-of-alice-0123456789";
 
@@ -31,24 +28,7 @@ const withAdmin = () => ({ SLAP_DATA: join(data.path, "with-admin") });
 /** SLAP_DATA without an admin.token: the CLI has no token unless given one. */
 const withoutToken = () => ({ SLAP_DATA: join(data.path, "empty") });
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function slap(args: string[], env: Record<string, string> = {}): Promise<Run> {
-  const { SLAP_MASTER: _m, SLAP_TOKEN: _t, SLAP_TOKEN_FILE: _f, SLAP_DATA: _d, ...inherited } = process.env;
-  const child = spawn(process.execPath, ["bin/slap.mjs", ...args], { cwd: root, env: { ...inherited, ...withoutToken(), ...env }, stdio: ["ignore", "pipe", "pipe"] });
-  let stdout = "";
-  let stderr = "";
-  child.stdout.setEncoding("utf8").on("data", (chunk: string) => (stdout += chunk));
-  child.stderr.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk));
-  return new Promise((resolve, reject) => {
-    child.on("error", reject);
-    child.on("close", (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const slap = (args: string[], env: Record<string, string> = {}) => runSlap(args, { ...withoutToken(), ...env });
 
 const pending = (reason: string) => ({ status: "pending", instanceId: "I1", reference: "db", reason, retryAfterMs: 1000 });
 const ready = { status: "ready", instanceId: "I1", reference: "db", connection: { url: "http://10.0.0.1:8080", dsn: "kv://a=b" } };

@@ -6,16 +6,13 @@
  */
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { instanceIdFor } from "@slap/events";
 import { runMaster, type RunningMaster } from "@slap/master";
-import { as, callJson, captureLogger, eventually, tempDir, testToken, tokenFile } from "@slap/testkit";
+import { as, callJson, captureLogger, eventually, runSlap, tempDir, testToken, tokenFile } from "@slap/testkit";
 import { withAllocator } from "./alongside.js";
 
-const root = fileURLToPath(new URL("../../../", import.meta.url));
 const WEBAPP = "file:///software/webapp";
 const KVDB = "file:///software/kvdb";
 const COMPUTER = "COMP-V";
@@ -25,26 +22,8 @@ let master: RunningMaster;
 
 const call = (method: string, path: string, headers: Record<string, string>, body?: unknown) => callJson(`${master.url}${path}`, method, headers, body);
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
 /** `slap …` as alice, in a process of its own. */
-function slap(...args: string[]): Promise<Run> {
-  const { SLAP_MASTER: _m, SLAP_TOKEN: _t, SLAP_TOKEN_FILE: _f, SLAP_DATA: _d, ...inherited } = process.env;
-  const env = { ...inherited, SLAP_MASTER: master.url, SLAP_TOKEN: testToken.user("alice"), SLAP_DATA: join(dir.path, "nothing") };
-  const child = spawn(process.execPath, ["bin/slap.mjs", ...args], { cwd: root, env, stdio: ["ignore", "pipe", "pipe"] });
-  let stdout = "";
-  let stderr = "";
-  child.stdout.setEncoding("utf8").on("data", (chunk: string) => (stdout += chunk));
-  child.stderr.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk));
-  return new Promise((resolve, reject) => {
-    child.on("error", reject);
-    child.on("close", (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const slap = (...args: string[]) => runSlap(args, { SLAP_MASTER: master.url, SLAP_TOKEN: testToken.user("alice"), SLAP_DATA: join(dir.path, "nothing") });
 
 interface View {
   instanceId: string;
