@@ -176,7 +176,7 @@ const SHAPES: Readonly<Record<string, Shape>> = {
   events: {
     valid: () => [],
     flags: [
-      { flag: "--instance", bad: notToken },
+      { flag: "--instance", bad: tooLongFor(4096) },
       { flag: "--tree", bad: notToken },
       { flag: "--computer", bad: notToken },
       { flag: "--filter", bad: fc.oneof(nasty, tooLong(256)).filter((v) => v !== "" && !/^[A-Za-z0-9_*>.-]{1,256}$/.test(v)) },
