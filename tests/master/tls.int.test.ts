@@ -5,13 +5,11 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { execFileSync } from "node:child_process";
-import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { EmbeddedEventStore } from "@slap/eventstore-embedded";
 import { runMaster, type RunningMaster } from "@slap/master";
 import { runNode, type RunningNode } from "@slap/node";
-import { captureLogger, freePortBlock, releasePortBlock, runSlap, tempDir, testToken, tokenFile } from "@slap/testkit";
+import { captureLogger, freePortBlock, releasePortBlock, runSlap, tempDir, testCertificates, testToken, tokenFile } from "@slap/testkit";
 
 const COMPUTER = "COMP-TLS";
 let dir: Awaited<ReturnType<typeof tempDir>>;
@@ -21,22 +19,11 @@ let node: RunningNode | undefined;
 let portBase = 0;
 let ca = "";
 
-/** A CA, and a certificate it signs for 127.0.0.1 and localhost (openssl). */
-function makeCertificates(at: string): { ca: string; cert: string; key: string } {
-  const file = (name: string) => join(at, name);
-  const openssl = (...args: string[]) => execFileSync("openssl", args, { stdio: ["ignore", "ignore", "pipe"] });
-  openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=slap test CA", "-keyout", file("ca.key"), "-out", file("ca.pem"));
-  openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout", file("master.key"), "-out", file("master.csr"));
-  writeFileSync(file("san.ext"), "subjectAltName=IP:127.0.0.1,DNS:localhost\n");
-  openssl("x509", "-req", "-in", file("master.csr"), "-CA", file("ca.pem"), "-CAkey", file("ca.key"), "-CAcreateserial", "-days", "1", "-extfile", file("san.ext"), "-out", file("master.pem"));
-  return { ca: file("ca.pem"), cert: file("master.pem"), key: file("master.key") };
-}
-
 const slap = (args: string[], env: Record<string, string> = {}) => runSlap(args, { SLAP_DATA: join(dir.path, "none"), ...env });
 
 before(async () => {
   dir = await tempDir("slap-tls-");
-  const certificates = makeCertificates(dir.path);
+  const certificates = testCertificates(dir.path);
   ca = certificates.ca;
   const { logger } = captureLogger();
   store = await EmbeddedEventStore.open({ dir: join(dir.path, "data"), logger });

@@ -8,4 +8,4 @@ export {
 } from "./store.js";
 export { connectServiceLog, type ServiceLogConfig } from "./service.js";
 export { inboxPrefixOf, natsConfigFields, natsCredentialsFromEnv, NatsCredentialsError, type NatsCredentials } from "./credentials.js";
-export { natsCredentialsRule, natsSettings } from "./settings.js";
+export { natsCredentialsRule, natsSettings, natsTlsRule } from "./settings.js";

@@ -10,11 +10,25 @@ export interface ServiceLogConfig {
   natsUser?: string | undefined;
   natsPassword?: string | undefined;
   replicas?: 1 | 3 | 5 | undefined;
+  /** TLS to NATS: the CA file (PEM) of the server's certificate; a client certificate and key for a server that verifies clients. */
+  natsCa?: string | undefined;
+  natsCert?: string | undefined;
+  natsKey?: string | undefined;
+}
+
+/** The TLS options of the NATS connection, when the configuration names any file. */
+function tlsOf(config: ServiceLogConfig): { tls?: { caFile?: string; certFile?: string; keyFile?: string } } {
+  const tls = {
+    ...(config.natsCa === undefined ? {} : { caFile: config.natsCa }),
+    ...(config.natsCert === undefined ? {} : { certFile: config.natsCert }),
+    ...(config.natsKey === undefined ? {} : { keyFile: config.natsKey }),
+  };
+  return Object.keys(tls).length === 0 ? {} : { tls };
 }
 
 /**
  * Opens a service's event log from its configuration: the servers of `nats`, its stream, its NATS
- * user and the replicas of the stream when it is created. `deadLetters: false` for a reader that
+ * user, TLS (`natsCa`, `natsCert`, `natsKey`) and the replicas of the stream when it is created. `deadLetters: false` for a reader that
  * may not publish (a node).
  */
 export function connectServiceLog(config: ServiceLogConfig, logger: Logger, options: { deadLetters?: boolean } = {}): Promise<JetStreamEventStore> {
@@ -22,6 +36,7 @@ export function connectServiceLog(config: ServiceLogConfig, logger: Logger, opti
     servers: config.nats.split(",").map((s) => s.trim()),
     ...(config.streamName === undefined ? {} : { streamName: config.streamName }),
     ...natsConnectOptions(config),
+    ...tlsOf(config),
     ...(options.deadLetters === undefined ? {} : { deadLetters: options.deadLetters }),
     logger,
   });

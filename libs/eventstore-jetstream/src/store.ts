@@ -57,6 +57,11 @@ export interface JetStreamStoreOptions {
   user?: string;
   /** NATS password for the connection the store opens (ignored with `nc`); never logged. */
   pass?: string;
+  /**
+   * TLS for the connection the store opens (ignored with `nc`): the CA file the server's
+   * certificate must chain to, and a client certificate and key when the server asks for one.
+   */
+  tls?: { caFile?: string; certFile?: string; keyFile?: string };
   /** JetStream stream holding the log (default `SLAP_EVENTS`). Created when missing, reused when present. */
   streamName?: string;
   /** Subject prefix of every stream key (default `DEFAULT_SUBJECT_PREFIX`, `slap.ev`). */
@@ -191,6 +196,7 @@ export class JetStreamEventStore implements EventStore {
           name: "slap-event-store",
           ...(options.user === undefined ? {} : { user: options.user, inboxPrefix: inboxPrefixOf(options.user) }),
           ...(options.pass === undefined ? {} : { pass: options.pass }),
+          ...(options.tls === undefined ? {} : { tls: options.tls }),
           maxReconnectAttempts: -1,
           noAsyncTraces: true,
         });

@@ -17,4 +17,4 @@ export {
   type When,
 } from "./specification.js";
 export { freePortBlock, releasePortBlock, type FreePortBlockOptions } from "./ports.js";
-export { processGone, runSlap, type SlapRun } from "./processes.js";
+export { processGone, runSlap, testCertificates, type SlapRun } from "./processes.js";

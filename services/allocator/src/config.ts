@@ -4,7 +4,7 @@
  * validation from it.
  */
 import { Token, configSchema, logLevelSetting, type ConfigDescription, type ConfigInput, type ConfigOf, type Setting } from "@slap/events";
-import { natsCredentialsRule, natsSettings } from "@slap/eventstore-jetstream";
+import { natsCredentialsRule, natsSettings, natsTlsRule } from "@slap/eventstore-jetstream";
 import { z } from "zod";
 
 /** The allocator's settings. */
@@ -36,13 +36,16 @@ export const ALLOCATOR_SETTINGS = {
   },
   natsUser: natsSettings.natsUser,
   natsPassword: natsSettings.natsPassword,
+  natsCa: natsSettings.natsCa,
+  natsCert: natsSettings.natsCert,
+  natsKey: natsSettings.natsKey,
   replicas: natsSettings.replicas,
 } as const satisfies Record<string, Setting>;
 
 export type AllocatorSettings = typeof ALLOCATOR_SETTINGS;
 
 /** The allocator's configuration: its settings, and the rules between them. */
-export const ALLOCATOR_CONFIG: ConfigDescription<AllocatorSettings> = { settings: ALLOCATOR_SETTINGS, rules: [natsCredentialsRule] };
+export const ALLOCATOR_CONFIG: ConfigDescription<AllocatorSettings> = { settings: ALLOCATOR_SETTINGS, rules: [natsCredentialsRule, natsTlsRule] };
 
 /** The zod object of the allocator's settings (without the rules between them: `parseConfig(ALLOCATOR_CONFIG, …)` checks both). */
 export const AllocatorConfig = configSchema(ALLOCATOR_SETTINGS);

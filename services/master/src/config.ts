@@ -3,7 +3,7 @@
  * takes its flags, variables, help and validation from it.
  */
 import { configSchema, logLevelSetting, type ConfigDescription, type ConfigInput, type ConfigOf, type ConfigRule, type Setting } from "@slap/events";
-import { natsCredentialsRule, natsSettings } from "@slap/eventstore-jetstream";
+import { natsCredentialsRule, natsSettings, natsTlsRule } from "@slap/eventstore-jetstream";
 import { z } from "zod";
 import { DEFAULT_STALE_AFTER_MS } from "./shell/master.js";
 
@@ -52,6 +52,9 @@ export const MASTER_SETTINGS = {
   streamName: natsSettings.streamName,
   natsUser: natsSettings.natsUser,
   natsPassword: natsSettings.natsPassword,
+  natsCa: natsSettings.natsCa,
+  natsCert: natsSettings.natsCert,
+  natsKey: natsSettings.natsKey,
   replicas: natsSettings.replicas,
   logLevel: logLevelSetting,
 } as const satisfies Record<string, Setting>;
@@ -63,7 +66,7 @@ const tlsPairRule: ConfigRule<{ tlsCert?: string | undefined; tlsKey?: string | 
   (config.tlsCert === undefined) === (config.tlsKey === undefined) ? undefined : `${name("tlsCert")} and ${name("tlsKey")}: set both or neither`;
 
 /** The master's configuration: its settings, and the rules between them. */
-export const MASTER_CONFIG: ConfigDescription<MasterSettings> = { settings: MASTER_SETTINGS, rules: [natsCredentialsRule, tlsPairRule] };
+export const MASTER_CONFIG: ConfigDescription<MasterSettings> = { settings: MASTER_SETTINGS, rules: [natsCredentialsRule, natsTlsRule, tlsPairRule] };
 
 /** The zod object of the master's settings (without the rules between them: `parseConfig(MASTER_CONFIG, …)` checks both). */
 export const MasterConfig = configSchema(MASTER_SETTINGS);
