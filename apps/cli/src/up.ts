@@ -1,4 +1,4 @@
-import { readFile } from "node:fs/promises";
+import { chmod, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { pino } from "pino";
 import { describeSettings, usageOf, type ConfigDescription, type ConfigOf, type InstanceView, type Settings } from "@slap/events";
@@ -152,6 +152,9 @@ LOG_LEVEL (default warn) sets the level of the services' JSON logs (on stderr).`
 
     let node: Awaited<ReturnType<typeof runNode>> | undefined;
     try {
+      // The partitions' users must traverse the data folder to reach theirs (srv/), and must list
+      // or read nothing else in it: the log and the token files are 0600, the folder 0711.
+      await chmod(args.data, 0o711);
       node = await runNode(
         { master: master.url, token: tokens.node, computer: args.computer, partitions: args.partitions, root: join(args.data, "srv"), portBase: args.portBase, logLevel: "warn" },
         { store: master.master.store, logger, handleSignals: false },

@@ -121,6 +121,7 @@ export class Node {
           runTimeoutMs: options.runTimeoutMs,
           track: (work) => this.track(work),
           onRetryDue: () => this.scan(),
+          onReleaseMissing: (url) => this.releaseMissing(url),
         }),
       );
     }
@@ -320,6 +321,14 @@ export class Node {
     } catch (error) {
       log.warn({ err: error }, "could not make the installed release readable by the partition users");
     }
+  }
+
+  /** A release the node had installed is gone from its folder: forgotten, so that the next scan installs it again. */
+  private releaseMissing(url: string): void {
+    if (this.software.get(url) !== "installed") return;
+    this.logger.warn({ releaseUrl: url }, "an installed release is gone from the node's folder: installing it again");
+    this.software.delete(url);
+    queueMicrotask(() => this.scan());
   }
 
   private async removeSoftware(url: string): Promise<void> {

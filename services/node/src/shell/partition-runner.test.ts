@@ -7,7 +7,7 @@ import { eventually, fixtures, foldEvents, tempDir } from "@slap/testkit";
 import { pino } from "pino";
 import { MasterError, type MasterClient } from "./master-client.js";
 import { PartitionRunner, type Desired } from "./partition-runner.js";
-import { STATE_FILE } from "./partition-state.js";
+import { nodeStateDir, STATE_FILE } from "./partition-state.js";
 import { ProfileHosts } from "./profile-hosts.js";
 import { INSTALLED_MARKER, softwareDir } from "./software.js";
 
@@ -78,6 +78,7 @@ async function setUp(events: DomainEvent[]) {
     maxPeriodicityMs: 86_400_000,
     track: (work) => void work,
     onRetryDue: () => retries.push(Date.now()),
+    onReleaseMissing: () => undefined,
   });
   cleanup.push(async () => {
     runner.halt();
@@ -112,7 +113,7 @@ describe("partition runner", () => {
     assert.ok(runner.processing !== undefined, "a processing started");
     await runner.settled();
     assert.deepEqual(master.calls, ["status slappart0 I1 processing", 'publish slappart0 I1 {"url":"http://10.0.0.1"}', "status slappart0 I1 started"]);
-    const state = JSON.parse(await readFile(join(path, STATE_FILE), "utf8")) as { instanceId: string; outcome: string };
+    const state = JSON.parse(await readFile(join(nodeStateDir(path), STATE_FILE), "utf8")) as { instanceId: string; outcome: string };
     assert.deepEqual({ instanceId: state.instanceId, outcome: state.outcome }, { instanceId: "I1", outcome: "started" });
     runner.update(held());
     assert.equal(runner.processing, undefined);
@@ -136,7 +137,7 @@ describe("partition runner", () => {
     runner.update(held());
     await runner.settled();
     assert.deepEqual(master.calls, ["status slappart0 I1 processing", "publish failed slappart0 I1"]);
-    await assert.rejects(readFile(join(path, STATE_FILE)), "no state saved for an unfinished processing");
+    await assert.rejects(readFile(join(nodeStateDir(path), STATE_FILE)), "no state saved for an unfinished processing");
     runner.update(held());
     assert.equal(runner.processing, undefined, "no processing while the retry timer runs");
     await eventually("the retry is due", () => Promise.resolve(retries.length > 0 ? true : undefined), 5_000, 20);
@@ -222,6 +223,6 @@ describe("partition runner", () => {
     await runner.settled();
     assert.ok(Date.now() - started < 5_000, "halting did not wait for the profile's 10 min timeout");
     assert.deepEqual(master.calls, ["status slappart0 I1 processing"], "no error reported for an interrupted processing");
-    await assert.rejects(readFile(join(path, STATE_FILE)), "no state saved");
+    await assert.rejects(readFile(join(nodeStateDir(path), STATE_FILE)), "no state saved");
   });
 });

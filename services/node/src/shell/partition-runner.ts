@@ -1,5 +1,4 @@
-import { chmod, chown, mkdir, readdir, rm } from "node:fs/promises";
-import { join } from "node:path";
+import { chmod, chown, mkdir, stat } from "node:fs/promises";
 import type { CloudView, InstanceView, PartitionView } from "@slap/events";
 import type { Logger } from "pino";
 import type { ProfileEntry } from "../core/manifest.js";
@@ -9,14 +8,15 @@ import { decideProcessing, parametersHash, sameDeployment, type DeployedState, t
 import { checkPromise } from "./checks.js";
 import { applyDeclarations, baseEnv } from "./declarations.js";
 import { MasterError, type Answer, type MasterClient, type PromiseReport, type StatusReport } from "./master-client.js";
-import { NODE_OWNED, readDeployedState, writeDeployedState } from "./partition-state.js";
+import { emptyFolder, ensureFolder, inFolder, ownTreeBeneath } from "./beneath.js";
+import { clearDeployedState, nodeStateDir, prepareNodeStateDir, readDeployedState, writeDeployedState } from "./partition-state.js";
 import { PROFILE_TIMEOUT_MS, Waiting, type Declarations } from "./profile.js";
 import type { ProfileHosts } from "./profile-hosts.js";
 import { ProfileAborted, runProfileProcess } from "./profile-process.js";
 import { ProfileProtocolError, PROTOCOL_VERSION, type ProfileAnswer, type ProfileInput, type RequestAnswer } from "./profile-protocol.js";
 import { isInstalled, readManifest, softwareDir } from "./software.js";
 import { reapLeftovers, Supervisor, type ServiceExit } from "./supervisor.js";
-import { ensureUser, ownTree, partitionUserName, type PartitionUser } from "./users.js";
+import { ensureUser, partitionUserName, type PartitionUser } from "./users.js";
 
 export interface PartitionRunnerOptions {
   computerId: string;
@@ -40,6 +40,8 @@ export interface PartitionRunnerOptions {
   track: (work: Promise<unknown>) => void;
   /** The next try after the master did not take a processing is due: the node looks at the read model again. */
   onRetryDue: () => void;
+  /** The instance's release is gone from the node's folder (deleted under it): the node installs it again. */
+  onReleaseMissing: (releaseUrl: string) => void;
 }
 
 /** What the read model wants of a partition, as the node routes it to the partition's runner. */
@@ -136,13 +138,14 @@ export class PartitionRunner {
    */
   async prepare(users: boolean, leftovers: ReadonlyArray<{ pid: number; name: string }> | undefined): Promise<void> {
     await mkdir(this.path, { recursive: true, mode: 0o750 });
+    await prepareNodeStateDir(this.path);
     if (users) {
       this.user = await ensureUser(partitionUserName(this.options.computerId, this.partitionId));
       this.supervisor.setOwner(this.user);
-      await ownTree(this.path, this.user, NODE_OWNED);
+      await ownTreeBeneath(this.path, this.user);
     }
     await chmod(this.path, 0o750);
-    await reapLeftovers(this.path, this.logger.child({ partitionId: this.partitionId }), leftovers);
+    await reapLeftovers(this.path, this.logger.child({ partitionId: this.partitionId }), leftovers, this.user);
   }
 
   /** What the read model wants now: starts a processing if one is due (cheap when nothing changed). */
@@ -221,7 +224,8 @@ export class PartitionRunner {
     this.masterFailures = 0;
     if (sameDeployment(this.state, next)) return;
     this.state = next;
-    if (outcome !== "destroyed") await writeDeployedState(this.path, next);
+    if (outcome === "destroyed") await clearDeployedState(this.path);
+    else await writeDeployedState(this.path, next);
   }
 
   private decide(instance: InstanceView): ProcessDecision {
@@ -248,13 +252,37 @@ export class PartitionRunner {
     log.info({ reason: decision.reason, serial: instance.serial, requestedState: instance.requestedState }, "processing instance");
     this.instanceId = instanceId;
     const started = Date.now();
-    if (instance.requestedState === "destroyed") await this.destroy(instance, partition, log);
-    else if (instance.requestedState === "stopped") {
-      await this.supervisor.stopAll();
-      await this.saveState(instance, "stopped");
-      await this.report(instance, { status: "stopped", processes: [] }, log);
-    } else await this.deploy(instance, partition, log);
+    try {
+      await this.ensureFormatted(log);
+      if (instance.requestedState === "destroyed") await this.destroy(instance, partition, log);
+      else if (instance.requestedState === "stopped") {
+        await this.supervisor.stopAll();
+        await this.saveState(instance, "stopped");
+        await this.report(instance, { status: "stopped", processes: [] }, log);
+      } else await this.deploy(instance, partition, log);
+    } catch (error) {
+      // What the processing did not expect (the node's folder deleted under it, a full disk): the
+      // instance says so, and is tried again like any processing in error; it never stays `processing`.
+      log.error({ err: error }, "processing failed");
+      const message = `processing failed on the node: ${error instanceof Error ? error.message : String(error)}`;
+      await this.saveState(instance, "error").catch((failure: unknown) => log.error({ err: failure }, "could not record the failed processing"));
+      await this.report(instance, { status: "error", message, processes: this.supervisor.processes() }, log);
+    }
     log.info({ durationMs: Date.now() - started, outcome: this.state?.outcome }, "instance processed");
+  }
+
+  /** The partition's folders are there (made again, as at format, when they were deleted under the node). */
+  private async ensureFormatted(log: Logger): Promise<void> {
+    const present = await stat(this.path).then(
+      (s) => s.isDirectory(),
+      () => false,
+    );
+    if (present && (await stat(nodeStateDir(this.path)).then(() => true, () => false))) return;
+    log.warn({ path: this.path }, "the partition's folder is gone: formatting it again");
+    await mkdir(this.path, { recursive: true, mode: 0o750 });
+    if (this.user !== undefined) await chown(this.path, this.user.uid, this.user.gid);
+    await chmod(this.path, 0o750);
+    await prepareNodeStateDir(this.path);
   }
 
   /**
@@ -315,6 +343,13 @@ export class PartitionRunner {
     };
     await this.report(instance, { status: "processing" }, log);
     const software = softwareDir(this.options.root, instance.releaseUrl);
+    if (!(await isInstalled(software))) {
+      // Deleted under the node: installed again, and this instance processed once it is (`adopted` false, after the error is recorded).
+      await fail(`release ${instance.releaseUrl} is missing from this node (its folder was removed): installing it again`);
+      this.adopted = false;
+      this.options.onReleaseMissing(instance.releaseUrl);
+      return;
+    }
     let declarations: Declarations;
     try {
       const manifest = await readManifest(software);
@@ -398,9 +433,7 @@ export class PartitionRunner {
    * user, in its own process group, with the partition's environment and nothing of the node's.
    */
   private async runProfileOnce(entry: ProfileEntry, input: ProfileInput, log: Logger): Promise<ProfileAnswer> {
-    const tmp = join(this.path, "tmp");
-    await mkdir(tmp, { recursive: true });
-    if (this.user !== undefined) await chown(tmp, this.user.uid, this.user.gid);
+    await ensureFolder(this.path, "tmp", this.user);
     const spec = { cwd: this.path, env: baseEnv(this.path), owner: this.user };
     const run = { timeoutMs: this.options.profileTimeoutMs ?? PROFILE_TIMEOUT_MS, log: log.child({ profile: instanceProfileName(entry) }), signal: this.halted.signal };
     if (typeof entry !== "string") return runProfileProcess([insidePartition(input.software, entry.command[0]), ...entry.command.slice(1)], input, { ...spec, ...run });
@@ -479,7 +512,8 @@ export class PartitionRunner {
       log.error({ err: error }, "the destroy hook failed; wiping the partition anyway");
     }
     this.options.profiles.drop(this.partitionId);
-    for (const entry of await readdir(this.path)) await rm(join(this.path, entry), { recursive: true, force: true });
+    // Through the partition's descriptor, never following a link its user may have planted.
+    await inFolder(this.path, "", (dir) => emptyFolder(dir));
     this.requestAnswers = {};
     try {
       await this.client.destroyed(this.partitionId, instance.instanceId);
