@@ -154,7 +154,7 @@ LOG_LEVEL (default warn) sets the level of the services' JSON logs (on stderr).`
     try {
       node = await runNode(
         { master: master.url, token: tokens.node, computer: args.computer, partitions: args.partitions, root: join(args.data, "srv"), portBase: args.portBase, logLevel: "warn" },
-        { store: master.master.store, logger, handleSignals: false },
+        { logger, handleSignals: false },
       );
       say(`node ${args.computer}: ${args.partitions} partitions in ${join(args.data, "srv")}`);
       const call = async (path: string, body: unknown): Promise<{ status: number; body: unknown }> => {
