@@ -33,7 +33,7 @@ describe("a node on its desired state", () => {
   const alice = as.user("alice");
   let server: NatsServer;
   let dir: Awaited<ReturnType<typeof tempDir>>;
-  let stores: JetStreamEventStore[] = [];
+  const stores: JetStreamEventStore[] = [];
   let master: RunningMaster;
   let allocator: Allocator;
   let node: Node;
@@ -113,11 +113,11 @@ describe("a node on its desired state", () => {
     const processings = () => lines.filter((l) => l.msg === "processing instance").length;
     const before = processings();
     await master.stop();
-    await eventually("the node noticing the master gone", async () => (lines.some((l) => String(l.msg).startsWith("desired state: the master does not answer")) ? true : undefined));
+    await eventually("the node noticing the master gone", () => Promise.resolve(lines.some((l) => String(l.msg).startsWith("desired state: the master does not answer")) ? true : undefined));
     process.kill(pid, 0);
     assert.equal(node.servicePid(entry.partitionId, "idle"), pid, "the service runs on while the master is gone");
     master = await startMaster(port);
-    await eventually("the node hearing the master again", async () => (lines.some((l) => l.msg === "desired state: the master answers again") ? true : undefined), 30_000);
+    await eventually("the node hearing the master again", () => Promise.resolve(lines.some((l) => l.msg === "desired state: the master answers again") ? true : undefined), 30_000);
     // A change after the outage is still seen: the watch is live again.
     const later = await request("later");
     await eventually("a new instance placed after the outage started", async () => ((await instance(later)).status?.status === "started" ? true : undefined));
