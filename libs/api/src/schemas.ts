@@ -136,18 +136,10 @@ export const DesiredState = z.looseObject({
       address: Text,
       ports: z.object({ from: z.number().int(), to: z.number().int() }),
       revision: Revision,
-      instance: z
-        .looseObject({
-          instanceId: Text,
-          treeId: Text,
-          reference: Text,
-          releaseUrl: Text,
-          softwareType: Text,
-          parameters: Map,
-          requestedState: RequestedState,
-          serial: z.number().int(),
+      instance: InstanceView.pick({ instanceId: true, treeId: true, reference: true, releaseUrl: true, softwareType: true, parameters: true, requestedState: true, serial: true })
+        .extend({
           destroyed: z.boolean(),
-          sharedInstances: z.array(z.looseObject({ instanceId: Text, reference: Text, parameters: Map, requestedState: RequestedState, serial: z.number().int() })),
+          sharedInstances: z.array(InstanceView.pick({ instanceId: true, reference: true, parameters: true, requestedState: true, serial: true })),
           requested: z.array(z.looseObject({ instanceId: Text, reference: Text, connection: Map })),
         })
         .nullable(),

@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import type { Projection } from "../projection.js";
-import type { DomainEvent, RequestedState, StringMap } from "../schemas.js";
+import type { DomainEvent, StringMap } from "../schemas.js";
 import { cloudProjection, type CloudView } from "./cloud.js";
 import type { SoftwareStatus } from "./computers.js";
 import type { InstanceView } from "./instances.js";
@@ -36,16 +36,8 @@ export interface DesiredPartition {
   instance: DesiredInstance | null;
 }
 
-export interface DesiredInstance {
-  instanceId: string;
-  treeId: string;
-  reference: string;
-  releaseUrl: string;
-  softwareType: string;
-  parameters: StringMap;
-  requestedState: RequestedState;
-  /** The instances read model's serial (bumps, bangs): part of what the revision follows. */
-  serial: number;
+/** The instance as its node needs it; `serial` is the instances read model's (bumps, bangs), part of what the revision follows. */
+export interface DesiredInstance extends Pick<InstanceView, "instanceId" | "treeId" | "reference" | "releaseUrl" | "softwareType" | "parameters" | "requestedState" | "serial"> {
   /** Reported destroyed: the node has nothing more to do (the partition is released next). */
   destroyed: boolean;
   /** The shared instances attached to it (those not destroyed). */
@@ -54,13 +46,7 @@ export interface DesiredInstance {
   requested: DesiredRequested[];
 }
 
-export interface DesiredShared {
-  instanceId: string;
-  reference: string;
-  parameters: StringMap;
-  requestedState: RequestedState;
-  serial: number;
-}
+export type DesiredShared = Pick<InstanceView, "instanceId" | "reference" | "parameters" | "requestedState" | "serial">;
 
 export interface DesiredRequested {
   instanceId: string;
