@@ -223,8 +223,6 @@ describe("crashes: kill -9 of nats-server, the master, an allocator and a node d
           name: `node-${k + 1}`,
           args: [
             "node",
-            "--nats",
-            nats.url,
             "--master",
             masterUrl,
             "--computer",
@@ -238,7 +236,8 @@ describe("crashes: kill -9 of nats-server, the master, an allocator and a node d
             "--ports-per-partition",
             "1",
           ],
-          env: { ...env, SLAP_TOKEN: NODE_TOKENS[k] },
+          // No NATS setting at all: a node talks to the master only.
+          env: { ...Object.fromEntries(Object.entries(env).filter(([key]) => !key.startsWith("NATS_"))), SLAP_TOKEN: NODE_TOKENS[k] },
           logFile: join(logs, `node-${k + 1}.log`),
           ready: /node \S+ running with/,
         }),

@@ -180,7 +180,7 @@ before(async () => {
   await allocator.start();
   node = await runNode(
     { master: master.url, token: testToken.node(COMPUTER), computer: COMPUTER, partitions: PARTITIONS, root, portBase: await freePortBlock(PARTITIONS * 5), portsPerPartition: 5, partitionUsers: "off", logLevel: "warn" },
-    { store, logger, handleSignals: false },
+    { logger, handleSignals: false },
   );
   const supplied = await call("POST", `/v1/computers/${COMPUTER}/supply`, as.admin(), { releaseUrl: echo });
   assert.equal(supplied.status, 200, JSON.stringify(supplied.body));

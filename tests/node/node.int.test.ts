@@ -25,7 +25,6 @@ let server: NatsServer;
 let master: RunningMaster;
 let masterStore: JetStreamEventStore;
 let allocatorStore: JetStreamEventStore;
-let nodeStore: JetStreamEventStore;
 let allocator: Allocator;
 let node: Node;
 /** First port of the partitions' ports (100 each), free on this host. */
@@ -98,7 +97,6 @@ function assertPartitionUrl(url: string): void {
 
 function newNode(maxPeriodicityMs?: number): Node {
   return new Node({
-    store: nodeStore,
     masterUrl: master.url,
     token: testToken.node(COMPUTER),
     computerId: COMPUTER,
@@ -118,7 +116,6 @@ before(async () => {
   tokens = await tempDir("slap-node-tokens-");
   masterStore = await JetStreamEventStore.connect({ servers: server.url, logger });
   allocatorStore = await JetStreamEventStore.connect({ servers: server.url, logger });
-  nodeStore = await JetStreamEventStore.connect({ servers: server.url, logger });
   master = await runMaster(
     { port: 0, host: "127.0.0.1", tokens: tokenFile(tokens.path, { users: ["alice"], computers: [COMPUTER] }) },
     { store: masterStore, logger },
@@ -136,7 +133,6 @@ after(async () => {
   await master.stop();
   await masterStore.close();
   await allocatorStore.close();
-  await nodeStore.close();
   await server.dispose();
   await root.dispose();
   await tokens.dispose();

@@ -74,7 +74,8 @@ export const upCommand: Command = {
 
 Runs the master (HTTP API, with its allocator) and a node with N partitions in one process, over
 the embedded event log in DIR (kept across restarts; the node's partitions and software live in
-DIR/srv). It supplies the example releases ${UP_RELEASES.join(" and ")}, requests the webapp
+DIR/srv). The node talks to the master over HTTP as a distributed one does (its computer's
+desired state), never to the log. It supplies the example releases ${UP_RELEASES.join(" and ")}, requests the webapp
 (${UP_REFERENCE}, which requests its kvdb), prints progress as events happen, then the URLs of
 the master's API, of its live dashboard and of the running web app. Ctrl-C (SIGINT) or SIGTERM
 stops every process cleanly; the next start picks up the same state without re-creating
@@ -157,7 +158,7 @@ LOG_LEVEL (default warn) sets the level of the services' JSON logs (on stderr).`
       await chmod(args.data, 0o711);
       node = await runNode(
         { master: master.url, token: tokens.node, computer: args.computer, partitions: args.partitions, root: join(args.data, "srv"), portBase: args.portBase, logLevel: "warn" },
-        { store: master.master.store, logger, handleSignals: false },
+        { logger, handleSignals: false },
       );
       say(`node ${args.computer}: ${args.partitions} partitions in ${join(args.data, "srv")}`);
       const call = async (path: string, body: unknown): Promise<{ status: number; body: unknown }> => {

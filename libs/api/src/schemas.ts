@@ -118,6 +118,37 @@ export type InstanceChanged = z.infer<typeof InstanceChanged>;
 export const ComputerChanged = Appended.extend({ computerId: Text });
 export type ComputerChanged = z.infer<typeof ComputerChanged>;
 
+const Revision = z.number().int().min(0);
+const SoftwareStatus = z.enum(["unknown", "building", "available", "error", "destroyed"]);
+
+/**
+ * A computer's desired state (API.md, "Desired state"): all its node reads of the master, and
+ * nothing of other computers. `revision` is the log position of its last change (ask for a newer
+ * one with `?index=`); each partition's `revision` that of its own entry's last change.
+ */
+export const DesiredState = z.looseObject({
+  computerId: Text,
+  revision: Revision,
+  position: Revision.describe("the log position of the read models it was read from"),
+  partitions: z.array(
+    z.looseObject({
+      partitionId: Text,
+      address: Text,
+      ports: z.object({ from: z.number().int(), to: z.number().int() }),
+      revision: Revision,
+      instance: InstanceView.pick({ instanceId: true, treeId: true, reference: true, releaseUrl: true, softwareType: true, parameters: true, requestedState: true, serial: true })
+        .extend({
+          destroyed: z.boolean(),
+          sharedInstances: z.array(InstanceView.pick({ instanceId: true, reference: true, parameters: true, requestedState: true, serial: true })),
+          requested: z.array(z.looseObject({ instanceId: Text, reference: Text, connection: Map })),
+        })
+        .nullable(),
+    }),
+  ),
+  software: z.array(z.looseObject({ releaseUrl: Text, supplied: z.boolean(), status: SoftwareStatus })),
+});
+export type DesiredState = z.infer<typeof DesiredState>;
+
 /** A heartbeat heard: the computer's liveness now. */
 export const HeartbeatAnswer = z.looseObject({ computerId: Text, liveness: Liveness });
 export type HeartbeatAnswer = z.infer<typeof HeartbeatAnswer>;

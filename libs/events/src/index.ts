@@ -83,6 +83,20 @@ export {
   type TreeView,
 } from "./projections/instances.js";
 export { cloudProjection, type CloudView } from "./projections/cloud.js";
+export {
+  desiredRevisionOf,
+  desiredStateOf,
+  masterProjection,
+  type DesiredComputerView,
+  type DesiredInstance,
+  type DesiredPartition,
+  type DesiredRequested,
+  type DesiredShared,
+  type DesiredSoftware,
+  type DesiredState,
+  type DesiredView,
+  type MasterView,
+} from "./projections/desired.js";
 export { MASK, maskSecrets } from "./secrets.js";
 export {
   asOfBound,

@@ -4,7 +4,6 @@
  * from it.
  */
 import { ApiToken, Token, configSchema, logLevelSetting, type ConfigDescription, type ConfigInput, type ConfigOf, type ConfigRule, type Setting } from "@slap/events";
-import { natsCredentialsRule, natsSettings } from "@slap/eventstore-jetstream";
 import { z } from "zod";
 import { PROFILE_TIMEOUT_MS } from "./shell/profile.js";
 import { RUN_TIMEOUT_MS } from "./shell/checks.js";
@@ -26,8 +25,7 @@ const PortBase = z.coerce
 
 /** The node's settings. */
 export const NODE_SETTINGS = {
-  /** Required unless a program passes its store in (one-process mode); `slap node` requires it. */
-  nats: natsSettings.nats,
+  /** The node's one connection: it reads its computer's desired state there and writes there; it never reads the log. */
   master: {
     schema: z.url({ error: "must be the master's URL, like http://127.0.0.1:8080" }),
     flag: "master",
@@ -81,10 +79,6 @@ export const NODE_SETTINGS = {
     defaultHelp: "127.0.0.1",
     help: "the address the partitions' services listen on and publish: the host's address when nodes are apart",
   },
-  streamName: natsSettings.streamName,
-  natsUser: natsSettings.natsUser,
-  natsPassword: natsSettings.natsPassword,
-  replicas: natsSettings.replicas,
   partitionUsers: {
     schema: z.enum(["auto", "off"], { error: "must be auto or off" }),
     env: "SLAP_PARTITION_USERS",
@@ -130,7 +124,6 @@ export const portsFitRule: ConfigRule<{ portBase: number; partitions: number; po
 export const NODE_CONFIG: ConfigDescription<NodeSettings> = {
   settings: NODE_SETTINGS,
   rules: [
-    natsCredentialsRule,
     (config, name) =>
       config.token === undefined && config.tokenFile === undefined
         ? `the node's API token is required: ${name("token")}, or ${name("tokenFile")} naming the file that holds it`

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { chmod, mkdir, readFile, stat, symlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterEach, describe, it } from "node:test";
-import { cloudProjection, type CloudView, type DomainEvent } from "@slap/events";
+import { desiredStateOf, masterProjection, type DomainEvent, type MasterView } from "@slap/events";
 import { eventually, fixtures, foldEvents, tempDir } from "@slap/testkit";
 import { pino } from "pino";
 import { MasterError, type MasterClient } from "./master-client.js";
@@ -62,7 +62,9 @@ async function setUp(events: DomainEvent[]) {
   await writeFile(join(software, "slap-release.json"), JSON.stringify({ name: "runner-test", install: [], profiles: { default: "profile.mjs" } }));
   await writeFile(join(software, "profile.mjs"), "export default async function deploy(slap) { slap.publish({ url: `http://${slap.partition.address}` }); }\n");
   await writeFile(join(software, INSTALLED_MARKER), "");
-  let view: CloudView = foldEvents(cloudProjection, events);
+  let view: MasterView = foldEvents(masterProjection, events);
+  /** slappart0's entry of C1's desired state, as the master serves it. */
+  const entry = () => desiredStateOf(view, "C1", 0)?.partitions.find((p) => p.partitionId === "slappart0");
   const master = new FakeMaster();
   const retries: number[] = [];
   const profiles = new ProfileHosts(1, silent);
@@ -73,7 +75,7 @@ async function setUp(events: DomainEvent[]) {
     root: dir.path,
     client: master as unknown as MasterClient,
     profiles,
-    view: () => view,
+    desired: entry,
     logger: silent,
     maxPeriodicityMs: 86_400_000,
     track: (work) => void work,
@@ -88,8 +90,9 @@ async function setUp(events: DomainEvent[]) {
   });
   await runner.prepare(false, undefined);
   const held = (installed = true): Desired => {
-    const instance = view.instances.instances.I1;
-    return { kind: "held", instance, releaseInstalled: installed };
+    const partition = entry();
+    assert.ok(partition !== undefined);
+    return { kind: "held", partition, releaseInstalled: installed };
   };
   /** Makes the release's profile a shell script printing `answer` (a command profile). */
   const answering = async (answer: unknown): Promise<void> => {
@@ -97,7 +100,7 @@ async function setUp(events: DomainEvent[]) {
     await writeFile(join(software, "instance.sh"), `#!/bin/sh\ncat > /dev/null\necho '${JSON.stringify(answer)}'\n`);
     await chmod(join(software, "instance.sh"), 0o755);
   };
-  return { runner, master, retries, held, answering, root: dir.path, path: join(dir.path, "slappart0"), setView: (more: DomainEvent[]) => (view = foldEvents(cloudProjection, [...events, ...more])) };
+  return { runner, master, retries, held, answering, root: dir.path, path: join(dir.path, "slappart0"), setView: (more: DomainEvent[]) => (view = foldEvents(masterProjection, [...events, ...more])) };
 }
 
 const placed = (): DomainEvent[] => [

@@ -1,5 +1,5 @@
 import { chmod, chown, mkdir, stat } from "node:fs/promises";
-import type { CloudView, InstanceView, PartitionView } from "@slap/events";
+import type { DesiredPartition } from "@slap/events";
 import type { Logger } from "pino";
 import type { ProfileEntry } from "../core/manifest.js";
 import { checkParameters } from "../core/parameters.js";
@@ -28,8 +28,8 @@ export interface PartitionRunnerOptions {
   client: MasterClient;
   /** The node's warm hosts of JS profiles (shared by its partitions: it bounds how many are alive). */
   profiles: ProfileHosts;
-  /** The read model the node follows: read again at every processing, as it is then. */
-  view: () => CloudView;
+  /** The partition's entry of the computer's last good desired state: read again at every processing, as it is then. */
+  desired: () => PartitionView | undefined;
   /** The node's logger; the runner's lines add the partition id. */
   logger: Logger;
   maxPeriodicityMs: number;
@@ -44,12 +44,18 @@ export interface PartitionRunnerOptions {
   onReleaseMissing: (releaseUrl: string) => void;
 }
 
-/** What the read model wants of a partition, as the node routes it to the partition's runner. */
+/** A partition's entry of the computer's desired state. */
+export type PartitionView = DesiredPartition;
+
+/** The instance a processing works on: as the desired state it was read from says, with that entry's revision. */
+type InstanceView = NonNullable<PartitionView["instance"]> & { revision: number };
+
+/** What the desired state wants of a partition, as the node routes it to the partition's runner. */
 export type Desired =
   /** No instance holds the partition (free, or released without this node destroying it): nothing may run. */
   | { kind: "free" }
-  /** An instance holds it (undefined: the read model does not know it); `releaseInstalled`: its release is installed here. */
-  | { kind: "held"; instance: InstanceView | undefined; releaseInstalled: boolean };
+  /** An instance holds it; `releaseInstalled`: its release is installed here. */
+  | { kind: "held"; partition: PartitionView; releaseInstalled: boolean };
 
 /** After a processing the master did not take (unreachable, or a 5xx), the next try is this long later, doubling up to 10 s. */
 const MASTER_RETRY_MS = 500;
@@ -106,6 +112,8 @@ export class PartitionRunner {
   private retryTimer: NodeJS.Timeout | undefined;
   /** The master's answers to the requests the profile declared at its last run: given to the next run. */
   private requestAnswers: Record<string, RequestAnswer> = {};
+  /** The desired-state revision of the processing in flight, or of the last one. */
+  private working: number | undefined;
   /** Aborted by `halt`: no work starts any more, and a profile process in flight is killed. */
   private readonly halted = new AbortController();
 
@@ -125,6 +133,11 @@ export class PartitionRunner {
   /** The pid of a running service. */
   servicePid(name: string): number | undefined {
     return this.supervisor.pid(name);
+  }
+
+  /** The desired-state revision the partition's writes answer: the processing's in flight, else the last one's. */
+  get revision(): number | undefined {
+    return this.working ?? this.state?.revision;
   }
 
   /** The processing in flight, if any. */
@@ -156,11 +169,11 @@ export class PartitionRunner {
       if (this.busy === undefined) this.options.profiles.drop(this.partitionId);
       return;
     }
-    const { instance } = desired;
-    if (instance === undefined || instance.destroyed) return;
+    const instance = desired.partition.instance;
+    if (instance === null || instance.destroyed) return;
     if (instance.requestedState !== "destroyed" && !desired.releaseInstalled) return;
     if (this.retryTimer !== undefined) return; // the master did not take its last processing: tried again when the timer fires
-    if (this.busy === undefined && this.stateLoaded && !this.decide(instance).process) return;
+    if (this.busy === undefined && this.stateLoaded && !this.decide({ ...instance, revision: desired.partition.revision }).process) return;
     this.schedule();
   }
 
@@ -214,6 +227,7 @@ export class PartitionRunner {
     const next: DeployedState = {
       instanceId: instance.instanceId,
       serial: instance.serial,
+      revision: instance.revision,
       requestedState: instance.requestedState,
       parametersHash: parametersHash(instance.parameters),
       outcome,
@@ -239,17 +253,18 @@ export class PartitionRunner {
 
   private async maybeProcess(): Promise<void> {
     if (this.halted.signal.aborted) return;
-    const view = this.options.view();
-    const partition = view.computers.computers[this.options.computerId]?.partitions[this.partitionId];
-    const instanceId = partition?.instanceId;
-    if (partition === undefined || instanceId == null) return;
-    const instance = view.instances.instances[instanceId];
-    if (instance === undefined || instance.destroyed) return;
+    const partition = this.options.desired();
+    const held = partition?.instance;
+    if (partition === undefined || held == null || held.destroyed) return;
+    // The revision this processing works from, recorded with its outcome: a change meanwhile has a newer one and runs again.
+    const instance: InstanceView = { ...held, revision: partition.revision };
+    const { instanceId } = instance;
+    this.working = instance.revision;
     await this.loadState();
     const decision = this.decide(instance);
     if (!decision.process) return;
     const log = this.logger.child({ partitionId: this.partitionId, instanceId, treeId: instance.treeId });
-    log.info({ reason: decision.reason, serial: instance.serial, requestedState: instance.requestedState }, "processing instance");
+    log.info({ reason: decision.reason, revision: instance.revision, serial: instance.serial, requestedState: instance.requestedState }, "processing instance");
     this.instanceId = instanceId;
     const started = Date.now();
     try {
@@ -402,8 +417,8 @@ export class PartitionRunner {
 
   /** What a profile process of this partition gets on stdin, but the answers to its requests. */
   private profileInput(instance: InstanceView, partition: PartitionView, software: string, parameters: Record<string, string>, destroying: boolean): Omit<ProfileInput, "requests"> {
-    const sharedInstances = Object.values(this.options.view().instances.instances)
-      .filter((i) => i.host?.instanceId === instance.instanceId && !i.destroyed && i.requestedState !== "destroyed")
+    const sharedInstances = instance.sharedInstances
+      .filter((i) => i.requestedState !== "destroyed")
       .map((i) => ({ instanceId: i.instanceId, reference: i.reference, parameters: { ...i.parameters } }));
     return {
       protocol: PROTOCOL_VERSION,
