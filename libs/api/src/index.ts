@@ -34,6 +34,7 @@ export {
 export {
   AsOfQuery,
   Bang,
+  BangComputer,
   ChangeRequestedState,
   ComputerIdParam,
   EmptyBody,

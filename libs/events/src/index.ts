@@ -17,6 +17,7 @@ export {
   SoftwareSupplied,
   SoftwareUnsupplied,
   SoftwareReleaseStatusReported,
+  ComputerBanged,
   PartitionAllocated,
   PartitionReleased,
   InstanceRequested,

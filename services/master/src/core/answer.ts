@@ -1,5 +1,5 @@
 import type { Answer } from "@slap/api";
-import type { ComputersView, InstancesView, InstanceView } from "@slap/events";
+import { isReleaseAvailable, type ComputersView, type InstancesView, type InstanceView } from "@slap/events";
 
 export type { Answer };
 
@@ -18,21 +18,35 @@ export function answerFor(
   const { instanceId, reference } = instance;
   const pending = (reason: string): Answer => ({ status: "pending", instanceId, reference, reason, retryAfterMs: RETRY_AFTER_MS });
   if (instance.requestedState === "destroyed") {
-    if (instance.destroyed || (instance.placement === null && !instance.shared && instance.status === null)) {
-      return { status: "destroyed", instanceId, reference };
-    }
+    if (instance.destroyed || nothingToDestroy(instance, views.instances)) return { status: "destroyed", instanceId, reference };
+    if (instance.shared) return pending(`waiting for its host ${instance.host?.instanceId ?? ""} to drop it`);
     return pending("waiting for its node to destroy it");
+  }
+  const bound = computers.bindings[instanceId];
+  const computer = bound === undefined ? undefined : computers.computers[bound.computerId];
+  // Upgraded in place (another release under the same reference): served once its computer has the release.
+  if (bound !== undefined && computer !== undefined && !isReleaseAvailable(computer, instance.releaseUrl)) {
+    return pending(`waiting for release ${instance.releaseUrl} on ${bound.computerId}/${bound.partitionId}`);
   }
   if (instance.connection !== null) return { status: "ready", instanceId, reference, connection: instance.connection };
   if (instance.shared) {
     if (instance.host === null) return pending(explain(instance, views));
     return pending(`attached to host ${instance.host.instanceId}, waiting for its connection parameters`);
   }
-  const bound = computers.bindings[instanceId];
   if (bound === undefined) return pending(explain(instance, views));
   const where = `${bound.computerId}/${bound.partitionId}`;
   const status = instance.status;
   if (status?.status === "error") return pending(`allocated to ${where}; its node reports an error: ${status.message ?? "no message"}`);
   if (status?.status === "waiting") return pending(`allocated to ${where}, waiting for ${status.waitingFor.join(", ") || "requested instances"}`);
   return pending(`allocated to ${where}, waiting for connection parameters`);
+}
+
+/**
+ * A destroyed request nothing has to carry out: an instance never placed nor reported on, or a
+ * shared one never attached or whose host is gone (no node would ever report it).
+ */
+function nothingToDestroy(instance: InstanceView, instances: InstancesView): boolean {
+  if (!instance.shared) return instance.placement === null && instance.status === null;
+  const host = instance.host === null ? undefined : instances.instances[instance.host.instanceId];
+  return host === undefined || host.destroyed;
 }

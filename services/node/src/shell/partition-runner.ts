@@ -235,8 +235,11 @@ export class PartitionRunner {
     const partition = view.computers.computers[this.options.computerId]?.partitions[this.partitionId];
     const instanceId = partition?.instanceId;
     if (partition === undefined || instanceId == null) return;
-    const instance = view.instances.instances[instanceId];
-    if (instance === undefined || instance.destroyed) return;
+    const live = view.instances.instances[instanceId];
+    if (live === undefined || live.destroyed) return;
+    // The read model changes under a processing: what is recorded is what this run used (a
+    // change meanwhile leaves the serial behind and runs again).
+    const instance: InstanceView = { ...live };
     await this.loadState();
     const decision = this.decide(instance);
     if (!decision.process) return;
@@ -312,6 +315,8 @@ export class PartitionRunner {
     await this.report(instance, { status: "processing" }, log);
     const software = softwareDir(this.options.root, instance.releaseUrl);
     let declarations: Declarations;
+    // Read with the profile's input: those requested destroyed later are left to the next run.
+    const sharedGone = this.sharedToDestroy(instance);
     try {
       const manifest = await readManifest(software);
       // Own keys only: a software type named like a property of every object (constructor) is not a profile.
@@ -345,6 +350,8 @@ export class PartitionRunner {
     try {
       if (declarations.published !== undefined) await this.client.publish(this.partitionId, instance.instanceId, declarations.published);
       for (const [sharedId, parameters] of declarations.publishedShared) await this.client.publish(this.partitionId, sharedId, parameters);
+      // The profile ran without the shared instances requested destroyed: they are gone from this host.
+      for (const sharedId of sharedGone) await this.client.destroyed(this.partitionId, sharedId);
     } catch (error) {
       if (masterDown(error)) return this.retryLater(error, log);
       return fail(`could not publish connection parameters: ${error instanceof Error ? error.message : String(error)}`);
@@ -359,6 +366,13 @@ export class PartitionRunner {
     const refused = await this.report(instance, { status: "started", promises, processes: this.supervisor.processes() }, log);
     if (masterDown(refused)) return this.retryLater(refused, log);
     await this.saveState(instance, "started");
+  }
+
+  /** The shared instances attached to this host that are requested destroyed and not yet reported so. */
+  private sharedToDestroy(host: InstanceView): string[] {
+    return Object.values(this.options.view().instances.instances)
+      .filter((i) => i.host?.instanceId === host.instanceId && !i.destroyed && i.requestedState === "destroyed")
+      .map((i) => i.instanceId);
   }
 
   /** What a profile process of this partition gets on stdin, but the answers to its requests. */

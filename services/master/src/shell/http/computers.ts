@@ -1,10 +1,10 @@
-import { decideRegisterComputer, decideSoftwareStatus, decideSupply } from "../../core/decide.js";
+import { decideComputerBang, decideRegisterComputer, decideSoftwareStatus, decideSupply } from "../../core/decide.js";
 import { computerAsSeen, mayHeartbeat } from "../../core/visibility.js";
 import type { Master } from "../master.js";
 import { asOfOf, modelsOf, presentComputer, readAt } from "./reads.js";
 import { HttpError, refuseIf, type Handlers } from "./route.js";
 
-type ComputerOperation = "listComputers" | "registerComputer" | "getComputer" | "supplySoftware" | "reportSoftware" | "heartbeat";
+type ComputerOperation = "listComputers" | "registerComputer" | "getComputer" | "supplySoftware" | "reportSoftware" | "bangComputer" | "heartbeat";
 
 /** The computers (now or as of a past moment, holders masked as the actor may see them), their registration, software and heartbeats. */
 export function computerHandlers(master: Master): Handlers<ComputerOperation> {
@@ -40,6 +40,12 @@ export function computerHandlers(master: Master): Handlers<ComputerOperation> {
     reportSoftware: {
       async handle({ actor, params: { computerId }, body }) {
         const { position } = await master.execute(actor, (ctx) => decideSoftwareStatus(computerId, body, ctx));
+        return { status: 200, body: { computerId, position } };
+      },
+    },
+    bangComputer: {
+      async handle({ actor, params: { computerId }, body }) {
+        const { position } = await master.execute(actor, (ctx) => decideComputerBang(computerId, body, ctx));
         return { status: 200, body: { computerId, position } };
       },
     },
