@@ -1,0 +1,13 @@
+// Test release profile: a tree `depth` levels deep below this instance (each level requests one
+// child of the same release), serving shared instances: each gets its own parameters back with
+// the host's reference. Publishes its release and the shared instances it serves.
+export default async function deploy(slap) {
+  const depth = Number(slap.parameters.depth ?? "0");
+  if (depth > 0) await slap.request(slap.instance.releaseUrl, `${slap.instance.reference}-child`, { parameters: { depth: String(depth - 1) } });
+  for (const shared of slap.sharedInstances) slap.publishShared(shared.instanceId, { ...shared.parameters, host: slap.instance.reference });
+  slap.publish({
+    release: slap.instance.releaseUrl,
+    reference: slap.instance.reference,
+    tenants: slap.sharedInstances.map((s) => s.reference).sort().join(","),
+  });
+}

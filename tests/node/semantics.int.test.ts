@@ -1,0 +1,172 @@
+import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import { as, callJson, captureLogger, eventually, freePortBlock } from "@slap/testkit";
+import { startDeployment, type Deployment } from "./deployment.fixture.js";
+
+// What SlapOS's master does with trees, shared instances, bangs, upgrades and supplies (issue 16),
+// checked through the HTTP API against a real node.
+const RELEASES = fileURLToPath(new URL("../../services/node/test-releases/", import.meta.url));
+const TREE = pathToFileURL(join(RELEASES, "tree")).href;
+/** The same release under another URL: the "new version" an instance is upgraded to in place. */
+const TREE_V2 = join(RELEASES, "tree");
+const COMPUTER = `COMP-SEM-${randomBytes(4).toString("hex")}`;
+const PARTITIONS = 8;
+const { logger } = captureLogger();
+
+let deployment: Deployment;
+const alice = as.user("alice");
+const admin = as.admin();
+const call = (method: string, path: string, headers: Record<string, string>, body?: unknown) => callJson(`${deployment.master.url}${path}`, method, headers, body);
+
+interface Details {
+  instance: { instanceId: string; serial: number; destroyed: boolean; releaseUrl: string; placement: { computerId: string; partitionId: string } | null };
+  answer: { status: string; reason?: string; connection?: Record<string, string> };
+}
+
+async function details(instanceId: string): Promise<Details> {
+  const { status, body } = await call("GET", `/v1/instances/${instanceId}?secrets=1`, admin);
+  assert.equal(status, 200, JSON.stringify(body));
+  return body as unknown as Details;
+}
+
+const until = (instanceId: string, what: string, check: (d: Details) => boolean, timeoutMs = 20_000): Promise<Details> =>
+  eventually(what, async () => {
+    const d = await details(instanceId);
+    return check(d) ? d : undefined;
+  }, timeoutMs);
+
+async function request(body: Record<string, unknown>): Promise<string> {
+  const { status, body: answer } = await call("POST", "/v1/requests", alice, { releaseUrl: TREE, ...body });
+  assert.ok(status === 200 || status === 202, JSON.stringify(answer));
+  return answer.instanceId as string;
+}
+
+async function events(type: string, instanceId: string): Promise<Array<{ position: number; event: { data: Record<string, unknown> } }>> {
+  const { body } = await call("GET", `/v1/events?type=${type}&filter=tree.*.instance.${instanceId}`, admin);
+  return body.events as Array<{ position: number; event: { data: Record<string, unknown> } }>;
+}
+
+/** The log position now: what happens after it is what a step caused. */
+async function position(): Promise<number> {
+  const { body } = await call("GET", "/healthz", admin);
+  return body.position as number;
+}
+
+/** Resolves once the instance reported a processing that started after `since` and ended (started). */
+const reprocessedAfter = (instanceId: string, since: number): Promise<true> =>
+  eventually(`${instanceId} processed again`, async () => {
+    const reported = (await events("InstanceStatusReported", instanceId)).filter((e) => e.position > since);
+    return reported.some((e) => e.event.data.status === "processing") && reported.at(-1)?.event.data.status === "started" ? true : undefined;
+  }, 20_000);
+
+/** The ids of a tree's instances, root first. */
+async function treeOf(rootId: string): Promise<string[]> {
+  const { body } = await call("GET", "/v1/instances", admin);
+  const trees = body.trees as Array<{ treeId: string; instanceIds: string[] }>;
+  return trees.find((t) => t.treeId === rootId)?.instanceIds ?? [];
+}
+
+before(async () => {
+  deployment = await startDeployment({ computer: COMPUTER, node: { partitions: PARTITIONS, portBase: await freePortBlock(PARTITIONS * 100) }, releases: [TREE], logger });
+});
+
+after(async () => {
+  await deployment.stop();
+});
+
+describe("trees, shared instances, bangs, upgrades and supplies, as SlapOS's master (issue 16)", () => {
+  let hostId = "";
+
+  it("a shared instance follows its parameters, and requested destroyed it leaves its host's list and is reported destroyed", async () => {
+    hostId = await request({ reference: "host" });
+    await until(hostId, "host ready", (d) => d.answer.status === "ready");
+    const sla = { instance_guid: hostId };
+    const tenantId = await request({ reference: "tenant", shared: true, sla, parameters: { colour: "red" } });
+    await until(tenantId, "tenant ready with red", (d) => d.answer.connection?.colour === "red" && d.answer.connection.host === "host");
+    await until(hostId, "host serving tenant", (d) => d.answer.connection?.tenants === "tenant");
+    await request({ reference: "tenant", shared: true, sla, parameters: { colour: "blue" } });
+    await until(tenantId, "tenant ready with blue", (d) => d.answer.connection?.colour === "blue");
+    await request({ reference: "tenant", shared: true, sla, parameters: { colour: "blue" }, state: "destroyed" });
+    await until(tenantId, "tenant destroyed", (d) => d.answer.status === "destroyed" && d.instance.destroyed);
+    await until(hostId, "host no longer serving tenant", (d) => d.answer.connection !== undefined && (d.answer.connection.tenants ?? "") === "");
+  });
+
+  it("a bang reprocesses every instance of the tree, and a bang of a shared instance its host", async () => {
+    const rootId = await request({ reference: "bang-root", parameters: { depth: "2" } });
+    await until(rootId, "root ready", (d) => d.answer.status === "ready");
+    const members = await treeOf(rootId);
+    assert.equal(members.length, 3);
+    for (const id of members) await until(id, `${id} ready`, (d) => d.answer.status === "ready");
+    await deployment.node.idle();
+    const leaf = members[2]!;
+    const since = await position();
+    const before = await Promise.all(members.map(async (id) => (await details(id)).instance.serial));
+    assert.equal((await call("POST", `/v1/instances/${leaf}/bang`, alice, { message: "the leaf is wrong" })).status, 200);
+    for (const [n, id] of members.entries()) {
+      await reprocessedAfter(id, since);
+      assert.ok((await details(id)).instance.serial > before[n]!, `${id} bumped`);
+    }
+
+    const tenantId = await request({ reference: "tenant-2", shared: true, sla: { instance_guid: hostId } });
+    await until(tenantId, "tenant-2 ready", (d) => d.answer.status === "ready");
+    await deployment.node.idle();
+    const sinceShared = await position();
+    assert.equal((await call("POST", `/v1/instances/${tenantId}/bang`, alice, { message: "tenant-2 is wrong" })).status, 200);
+    await reprocessedAfter(hostId, sinceShared);
+  });
+
+  it("a computer bang (its node or admin) reprocesses every instance on the computer", async () => {
+    await deployment.node.idle();
+    const placed = (((await call("GET", "/v1/instances", admin)).body.instances as Array<{ instanceId: string; placement: unknown; destroyed: boolean }>) ?? []).filter((i) => i.placement !== null && !i.destroyed);
+    assert.ok(placed.length >= 4);
+    assert.equal((await call("POST", `/v1/computers/${COMPUTER}/bang`, alice, {})).status, 403);
+    const since = await position();
+    const banged = await call("POST", `/v1/computers/${COMPUTER}/bang`, as.node(COMPUTER), { message: "the disk was replaced" });
+    assert.equal(banged.status, 200, JSON.stringify(banged.body));
+    for (const { instanceId } of placed) await reprocessedAfter(instanceId, since);
+  });
+
+  it("a three-level tree is destroyed in seconds: its children's release wakes the root's node", async () => {
+    const rootId = await request({ reference: "doomed", parameters: { depth: "2" } });
+    const members = await eventually("three instances", async () => {
+      const ids = await treeOf(rootId);
+      return ids.length === 3 ? ids : undefined;
+    });
+    for (const id of members) await until(id, `${id} ready`, (d) => d.answer.status === "ready");
+    const started = performance.now();
+    assert.ok([200, 202].includes((await call("POST", `/v1/instances/${rootId}/state`, alice, { state: "destroyed" })).status));
+    // A minute is what a refused root waited before; far less is expected.
+    for (const id of members) await until(id, `${id} destroyed and freed`, (d) => d.instance.destroyed && d.instance.placement === null, 30_000);
+    const seconds = (performance.now() - started) / 1000;
+    process.stdout.write(`# three-level tree destroyed in ${seconds.toFixed(1)} s\n`);
+    assert.ok(seconds < 30, `took ${seconds} s`);
+  });
+
+  it("upgrades in place: another release under the same reference is one change, on the same partition, once the computer has it", async () => {
+    const id = await request({ reference: "upgraded" });
+    const first = await until(id, "ready on v1", (d) => d.answer.connection?.release === TREE);
+    const partition = first.instance.placement!;
+    const since = await position();
+    const { status, body } = await call("POST", "/v1/requests", alice, { releaseUrl: TREE_V2, reference: "upgraded" });
+    assert.equal(status, 202, JSON.stringify(body));
+    assert.equal(body.instanceId, id);
+    assert.equal(body.reason, `waiting for release ${TREE_V2} on ${partition.computerId}/${partition.partitionId}`);
+    const changes = (await events("InstanceParametersChanged", id)).filter((e) => e.position > since);
+    assert.deepEqual(changes.map((e) => e.event.data.releaseUrl), [TREE_V2]);
+    assert.equal((await call("POST", `/v1/computers/${COMPUTER}/supply`, admin, { releaseUrl: TREE_V2 })).status, 200);
+    const upgraded = await until(id, "ready on v2", (d) => d.answer.connection?.release === TREE_V2);
+    assert.deepEqual(upgraded.instance.placement, partition);
+    const allocations = await call("GET", `/v1/events?type=PartitionAllocated&after=${since}`, admin);
+    assert.equal((allocations.body.events as unknown[]).length, 0, "no re-placement");
+  });
+
+  it("a node may report a release destroyed only once it was unsupplied (409 while supplied)", async () => {
+    const report = () => call("POST", `/v1/computers/${COMPUTER}/software`, as.node(COMPUTER), { releaseUrl: TREE_V2, status: "destroyed" });
+    const refused = await report();
+    assert.equal(refused.status, 409, JSON.stringify(refused.body));
+    assert.match((refused.body.error as { message: string }).message, /unsupplied/);
+  });
+});
