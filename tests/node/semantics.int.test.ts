@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { as, callJson, captureLogger, eventually, freePortBlock } from "@slap/testkit";
+import { restartsWithin } from "@slap/node";
 import { startDeployment, type Deployment } from "./deployment.fixture.js";
 
 // What SlapOS's master does with trees, shared instances, bangs, upgrades and supplies (issue 16),
@@ -161,6 +162,31 @@ describe("trees, shared instances, bangs, upgrades and supplies, as SlapOS's mas
     assert.deepEqual(upgraded.instance.placement, partition);
     const allocations = await call("GET", `/v1/events?type=PartitionAllocated&after=${since}`, admin);
     assert.equal((allocations.body.events as unknown[]).length, 0, "no re-placement");
+  });
+
+  it("a crash-looping service: one pending bang at a time, each answered by a processing; a few events an hour", async () => {
+    // Each processing takes 1.5 s: the exit 1 s after the first bang happens while it runs.
+    const id = await request({ reference: "crashy", parameters: { crash: "yes", slow: "1500" } });
+    await eventually("three bangs", async () => ((await events("InstanceBanged", id)).length >= 3 ? true : undefined), 40_000);
+    await call("POST", `/v1/instances/${id}/state`, alice, { state: "destroyed" });
+    await until(id, "crashy destroyed", (d) => d.instance.destroyed, 20_000);
+    const { body } = await call("GET", `/v1/events?filter=tree.*.instance.${id}`, admin);
+    const story = (body.events as Array<{ event: { type: string; data: { status?: string } } }>).map((e) => (e.event.type === "InstanceStatusReported" ? e.event.data.status! : e.event.type));
+    const bangsAt = story.flatMap((step, n) => (step === "InstanceBanged" ? [n] : []));
+    for (const [k, at] of bangsAt.slice(1).entries()) {
+      const between = story.slice(bangsAt[k]! + 1, at);
+      const processing = between.indexOf("processing");
+      assert.ok(processing >= 0 && between.slice(processing + 1).some((s) => s === "started" || s === "error"), `a bang before the previous one was processed: ${story.join(" ")}`);
+    }
+    // Per bang: the bang and its processing's reports (the first bang to the last one's processing).
+    const last = bangsAt.at(-1)!;
+    const end = story.findIndex((s, n) => n > last && (s === "started" || s === "error"));
+    const perBang = (end - bangsAt[0]! + 1) / bangsAt.length;
+    const firstHour = (restartsWithin(3_600_000) + 1) * perBang;
+    const laterHours = (restartsWithin(2 * 3_600_000) - restartsWithin(3_600_000)) * perBang;
+    process.stdout.write(`# crash-looping instance: ${perBang.toFixed(1)} events per bang; at most ${firstHour.toFixed(0)} events in its first hour, ${laterHours.toFixed(0)} an hour after\n`);
+    assert.ok(perBang <= 4, story.join(" "));
+    assert.ok(firstHour <= 50 && laterHours <= 4);
   });
 
   it("a node may report a release destroyed only once it was unsupplied (409 while supplied)", async () => {

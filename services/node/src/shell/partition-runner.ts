@@ -99,6 +99,12 @@ export class PartitionRunner {
   /** Processings in a row the master did not take, and the timer of the next try (see `retryLater`). */
   private masterFailures = 0;
   private retryTimer: NodeJS.Timeout | undefined;
+  /**
+   * The bang of a service exit not yet followed by a processing: later exits are not banged until
+   * a processing that started after it ended — at most one pending bang per instance, so a
+   * crash-looping service adds no bang a processing would not answer.
+   */
+  private bang: "none" | "pending" = "none";
   /** The master's answers to the requests the profile declared at its last run: given to the next run. */
   private requestAnswers: Record<string, RequestAnswer> = {};
   /** Aborted by `halt`: no work starts any more, and a profile process in flight is killed. */
@@ -245,14 +251,22 @@ export class PartitionRunner {
     if (!decision.process) return;
     const log = this.logger.child({ partitionId: this.partitionId, instanceId, treeId: instance.treeId });
     log.info({ reason: decision.reason, serial: instance.serial, requestedState: instance.requestedState }, "processing instance");
+    if (this.instanceId !== instanceId) this.bang = "none";
     this.instanceId = instanceId;
+    // The bang's commit may reach this node before the master's answer does: a processing that
+    // starts while one is in flight answers it too.
+    const answersBang = this.bang !== "none";
     const started = Date.now();
-    if (instance.requestedState === "destroyed") await this.destroy(instance, partition, log);
-    else if (instance.requestedState === "stopped") {
-      await this.supervisor.stopAll();
-      await this.saveState(instance, "stopped");
-      await this.report(instance, { status: "stopped", processes: [] }, log);
-    } else await this.deploy(instance, partition, log);
+    try {
+      if (instance.requestedState === "destroyed") await this.destroy(instance, partition, log);
+      else if (instance.requestedState === "stopped") {
+        await this.supervisor.stopAll();
+        await this.saveState(instance, "stopped");
+        await this.report(instance, { status: "stopped", processes: [] }, log);
+      } else await this.deploy(instance, partition, log);
+    } finally {
+      if (answersBang) this.bang = "none";
+    }
     log.info({ durationMs: Date.now() - started, outcome: this.state?.outcome }, "instance processed");
   }
 
@@ -275,11 +289,16 @@ export class PartitionRunner {
     }, delayMs);
   }
 
-  /** A service exited: the instance is banged with the service's last log lines. */
+  /** A service exited: the instance is banged with the service's last log lines, unless a bang is pending already. */
   private onServiceExit(exit: ServiceExit): void {
     const instanceId = this.instanceId;
     if (instanceId === undefined || this.halted.signal.aborted) return;
     const how = exit.code === null ? `was killed by ${exit.signal ?? "a signal"}` : `exited with code ${exit.code}`;
+    if (this.bang !== "none") {
+      this.logger.info({ partitionId: this.partitionId, instanceId, service: exit.name, restartInMs: exit.restartInMs }, `service ${how}; not banged: a bang is pending`);
+      return;
+    }
+    this.bang = "pending";
     const message = `service ${exit.name} ${how} (restarting in ${exit.restartInMs} ms)\n--- last lines of var/log/${exit.name}.log ---\n${exit.logTail}`;
     this.options.track(
       this.client
@@ -290,6 +309,7 @@ export class PartitionRunner {
           ...(exit.signal === null || exit.signal === undefined ? {} : { signal: exit.signal }),
         })
         .catch((error: unknown) => {
+          this.bang = "none";
           this.logger.error({ err: error, partitionId: this.partitionId, instanceId }, "could not bang");
         }),
     );

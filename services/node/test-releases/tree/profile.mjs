@@ -1,9 +1,12 @@
 // Test release profile: a tree `depth` levels deep below this instance (each level requests one
 // child of the same release), serving shared instances: each gets its own parameters back with
-// the host's reference. Publishes its release and the shared instances it serves.
+// the host's reference. Publishes its release and the shared instances it serves. `crash=yes`
+// declares a service that dies at once; `slow=<ms>` makes each processing take that long.
 export default async function deploy(slap) {
   const depth = Number(slap.parameters.depth ?? "0");
   if (depth > 0) await slap.request(slap.instance.releaseUrl, `${slap.instance.reference}-child`, { parameters: { depth: String(depth - 1) } });
+  if (slap.parameters.slow !== undefined) await new Promise((resolve) => setTimeout(resolve, Number(slap.parameters.slow)));
+  if (slap.parameters.crash === "yes") slap.service("crash", { command: [process.execPath, "-e", "console.error('dying on purpose'); process.exit(4)"] });
   for (const shared of slap.sharedInstances) slap.publishShared(shared.instanceId, { ...shared.parameters, host: slap.instance.reference });
   slap.publish({
     release: slap.instance.releaseUrl,
