@@ -105,6 +105,7 @@ export class Node {
           root: options.root,
           client: this.client,
           view: () => this.view,
+          releaseInstalled: (url) => this.software.get(url) === "installed",
           logger: this.logger,
           maxPeriodicityMs: this.maxPeriodicityMs,
           promiseTimeoutMs: options.promiseTimeoutMs,

@@ -71,6 +71,7 @@ async function setUp(events: DomainEvent[]) {
     root: dir.path,
     client: master as unknown as MasterClient,
     view: () => view,
+    releaseInstalled: () => true,
     logger: silent,
     maxPeriodicityMs: 86_400_000,
     track: (work) => void work,

@@ -27,6 +27,8 @@ export interface PartitionRunnerOptions {
   client: MasterClient;
   /** The read model the node follows: read again at every processing, as it is then. */
   view: () => CloudView;
+  /** Whether a release is installed on this computer (an instance upgraded in place waits for its new one). */
+  releaseInstalled: (releaseUrl: string) => boolean;
   /** The node's logger; the runner's lines add the partition id. */
   logger: Logger;
   maxPeriodicityMs: number;
@@ -246,6 +248,8 @@ export class PartitionRunner {
     // The read model changes under a processing: what is recorded is what this run used (a
     // change meanwhile leaves the serial behind and runs again).
     const instance: InstanceView = { ...live };
+    // Checked again here: the read model may have changed the release (an upgrade) since `update`.
+    if (instance.requestedState !== "destroyed" && !this.options.releaseInstalled(instance.releaseUrl)) return;
     await this.loadState();
     const decision = this.decide(instance);
     if (!decision.process) return;
