@@ -3,7 +3,8 @@ import { randomBytes } from "node:crypto";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { fileURLToPath, pathToFileURL } from "node:url";
-import { as, callJson, captureLogger, eventually, freePortBlock } from "@slap/testkit";
+import { as, callJson, captureLogger, eventually, freePortBlock, testToken } from "@slap/testkit";
+import { fakeIo, main } from "@slap/cli";
 import { restartsWithin } from "@slap/node";
 import { startDeployment, type Deployment } from "./deployment.fixture.js";
 
@@ -13,6 +14,7 @@ const RELEASES = fileURLToPath(new URL("../../services/node/test-releases/", imp
 const TREE = pathToFileURL(join(RELEASES, "tree")).href;
 /** The same release under another URL: the "new version" an instance is upgraded to in place. */
 const TREE_V2 = join(RELEASES, "tree");
+const BROKEN = pathToFileURL(join(RELEASES, "broken")).href;
 const COMPUTER = `COMP-SEM-${randomBytes(4).toString("hex")}`;
 const PARTITIONS = 8;
 const { logger } = captureLogger();
@@ -187,6 +189,26 @@ describe("trees, shared instances, bangs, upgrades and supplies, as SlapOS's mas
     process.stdout.write(`# crash-looping instance: ${perBang.toFixed(1)} events per bang; at most ${firstHour.toFixed(0)} events in its first hour, ${laterHours.toFixed(0)} an hour after\n`);
     assert.ok(perBang <= 4, story.join(" "));
     assert.ok(firstHour <= 50 && laterHours <= 4);
+  });
+
+  it("a request nothing can progress is blocked with its cause, `slap request` exits 1 with it, and fixing the cause makes it progress", async () => {
+    const slap = async (...argv: string[]) => {
+      const t = fakeIo({ SLAP_MASTER: deployment.master.url, SLAP_TOKEN: testToken.user("alice") });
+      return { code: await main(["request", ...argv, "--timeout", "20"], t.io), stderr: t.stderr() };
+    };
+    const typo = await slap(TREE, "typo", "--sla", "computer_giud=x");
+    assert.equal(typo.code, 1, typo.stderr);
+    assert.match(typo.stderr, /blocked: unknown SLA key computer_giud/);
+    const { status, body } = await call("POST", "/v1/requests", alice, { releaseUrl: TREE, reference: "typo", sla: { computer_giud: "x" } });
+    assert.equal(status, 202);
+    assert.match(String(body.blocked), /unknown SLA key computer_giud/);
+    const fixed = await slap(TREE, "typo");
+    assert.equal(fixed.code, 0, fixed.stderr);
+
+    assert.equal((await call("POST", `/v1/computers/${COMPUTER}/supply`, admin, { releaseUrl: BROKEN })).status, 200);
+    const broken = await slap(BROKEN, "broken");
+    assert.equal(broken.code, 1, broken.stderr);
+    assert.match(broken.stderr, new RegExp(`blocked: release ${BROKEN} failed to install on ${COMPUTER}`));
   });
 
   it("a node may report a release destroyed only once it was unsupplied (409 while supplied)", async () => {

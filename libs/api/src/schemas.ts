@@ -14,7 +14,14 @@ const Map = z.record(z.string(), z.string());
  * `destroyed` once its node has wiped it.
  */
 export const Answer = z.discriminatedUnion("status", [
-  z.looseObject({ status: z.literal("pending"), instanceId: Text, reference: Text, reason: Text, retryAfterMs: z.number() }),
+  z.looseObject({
+    status: z.literal("pending"),
+    instanceId: Text,
+    reference: Text,
+    reason: Text,
+    retryAfterMs: z.number(),
+    blocked: Text.optional().describe("nothing can progress until this cause is fixed (still pending: fixing it makes the request progress)"),
+  }),
   z.looseObject({ status: z.literal("ready"), instanceId: Text, reference: Text, connection: Map }),
   z.looseObject({ status: z.literal("destroyed"), instanceId: Text, reference: Text }),
 ]);

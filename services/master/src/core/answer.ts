@@ -1,5 +1,6 @@
 import type { Answer } from "@slap/api";
 import { isReleaseAvailable, type ComputersView, type InstancesView, type InstanceView } from "@slap/events";
+import { blockedBy } from "@slap/placement";
 
 export type { Answer };
 
@@ -16,7 +17,11 @@ export function answerFor(
 ): Answer {
   const computers = views.computers;
   const { instanceId, reference } = instance;
-  const pending = (reason: string): Answer => ({ status: "pending", instanceId, reference, reason, retryAfterMs: RETRY_AFTER_MS });
+  const pending = (reason: string, blocked?: string): Answer => ({ status: "pending", instanceId, reference, reason, retryAfterMs: RETRY_AFTER_MS, ...(blocked === undefined ? {} : { blocked }) });
+  const unplaced = (): Answer => {
+    const blocked = blockedBy(instance, computers);
+    return pending(blocked ?? explain(instance, views), blocked);
+  };
   if (instance.requestedState === "destroyed") {
     if (instance.destroyed || nothingToDestroy(instance, views.instances)) return { status: "destroyed", instanceId, reference };
     if (instance.shared) return pending(`waiting for its host ${instance.host?.instanceId ?? ""} to drop it`);
@@ -30,10 +35,10 @@ export function answerFor(
   }
   if (instance.connection !== null) return { status: "ready", instanceId, reference, connection: instance.connection };
   if (instance.shared) {
-    if (instance.host === null) return pending(explain(instance, views));
+    if (instance.host === null) return unplaced();
     return pending(`attached to host ${instance.host.instanceId}, waiting for its connection parameters`);
   }
-  if (bound === undefined) return pending(explain(instance, views));
+  if (bound === undefined) return unplaced();
   const where = `${bound.computerId}/${bound.partitionId}`;
   const status = instance.status;
   if (status?.status === "error") return pending(`allocated to ${where}; its node reports an error: ${status.message ?? "no message"}`);
