@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
+import { readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { fileURLToPath, pathToFileURL } from "node:url";
@@ -24,9 +25,16 @@ const alice = as.user("alice");
 const admin = as.admin();
 const call = (method: string, path: string, headers: Record<string, string>, body?: unknown) => callJson(`${deployment.master.url}${path}`, method, headers, body);
 
+interface Health {
+  ok: boolean;
+  message: string | null;
+  since: string;
+  promises: Array<{ name: string; ok: boolean }>;
+}
+
 interface Details {
-  instance: { instanceId: string; serial: number; destroyed: boolean; releaseUrl: string; placement: { computerId: string; partitionId: string } | null };
-  answer: { status: string; reason?: string; connection?: Record<string, string> };
+  instance: { instanceId: string; serial: number; destroyed: boolean; releaseUrl: string; placement: { computerId: string; partitionId: string } | null; health: Health | null };
+  answer: { status: string; reason?: string; connection?: Record<string, string>; health?: Health };
 }
 
 async function details(instanceId: string): Promise<Details> {
@@ -73,7 +81,12 @@ async function treeOf(rootId: string): Promise<string[]> {
 }
 
 before(async () => {
-  deployment = await startDeployment({ computer: COMPUTER, node: { partitions: PARTITIONS, portBase: await freePortBlock(PARTITIONS * 100) }, releases: [TREE], logger });
+  deployment = await startDeployment({
+    computer: COMPUTER,
+    node: { partitions: PARTITIONS, portBase: await freePortBlock(PARTITIONS * 100), promiseIntervalMs: 300, promiseTimeoutMs: 500 },
+    releases: [TREE],
+    logger,
+  });
 });
 
 after(async () => {
@@ -209,6 +222,29 @@ describe("trees, shared instances, bangs, upgrades and supplies, as SlapOS's mas
     const broken = await slap(BROKEN, "broken");
     assert.equal(broken.code, 1, broken.stderr);
     assert.match(broken.stderr, new RegExp(`blocked: release ${BROKEN} failed to install on ${COMPUTER}`));
+  });
+
+  it("carries the instance's health in its answer and view; promises are checked again periodically, an event only when a result changes", async () => {
+    const id = await request({ reference: "watched", parameters: { promise: "yes" } });
+    const ready = await until(id, "ready and healthy", (d) => d.answer.status === "ready" && d.answer.health?.ok === true);
+    assert.deepEqual(ready.instance.health?.promises.map((p) => [p.name, p.ok]), [["flag", true]]);
+    const path = join(deployment.root, ready.instance.placement!.partitionId);
+    const checks = async (): Promise<number> => (await readFile(join(path, "checks"), "utf8").catch(() => "")).split("\n").length - 1;
+    const since = await position();
+    await writeFile(join(path, "sick"), "");
+    const sick = await until(id, "failing", (d) => d.answer.health?.ok === false);
+    assert.equal(sick.answer.status, "ready", "ready is published, not healthy (SlapOS's meaning)");
+    assert.match(sick.answer.health!.message ?? "", /promise flag failed/);
+    assert.deepEqual(sick.instance.health, sick.answer.health);
+    const failingSince = sick.answer.health!.since;
+    // Checked again a few times while still failing: nothing more is reported.
+    const seen = await checks();
+    await eventually("three more checks", async () => ((await checks()) >= seen + 3 ? true : undefined));
+    assert.equal((await details(id)).answer.health?.since, failingSince);
+    await rm(join(path, "sick"));
+    await until(id, "healthy again", (d) => d.answer.health?.ok === true);
+    const reports = (await events("InstanceStatusReported", id)).filter((e) => e.position > since);
+    assert.deepEqual(reports.map((e) => e.event.data.status), ["error", "started"]);
   });
 
   it("a node may report a release destroyed only once it was unsupplied (409 while supplied)", async () => {

@@ -327,9 +327,11 @@ export function showLines(instance: InstanceView, answer: Answer, shared: readon
     ["release", instance.releaseUrl],
     ["software type", instance.softwareType],
     ["requested state", instance.requestedState + (instance.shared ? " (shared)" : "")],
-    ["answer", answer.status === "pending" ? `pending: ${answer.reason}` : answer.status],
+    ["answer", answer.status === "pending" ? `${answer.blocked === undefined ? "pending" : "blocked"}: ${answer.reason}` : answer.status],
     ["runs on", placementOf(instance, name)],
   ];
+  const health = instance.health;
+  if (health !== null && health !== undefined) rows.push(["health", `${health.ok ? "ok" : "failing"} since ${health.since}${health.message === null ? "" : `: ${health.message}`}`]);
   const node = nodeLivenessIn(instance);
   if (node !== undefined) rows.push(["node", livenessText(node)]);
   const status = instance.status;

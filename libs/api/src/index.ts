@@ -24,6 +24,7 @@ export {
   InstanceDetails,
   InstanceList,
   InstanceView,
+  InstanceHealth,
   Liveness,
   NodeLiveness,
   PartitionView,

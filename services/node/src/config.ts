@@ -9,6 +9,7 @@ import { z } from "zod";
 import { PROFILE_TIMEOUT_MS } from "./shell/profile.js";
 import { RUN_TIMEOUT_MS } from "./shell/checks.js";
 import { DEFAULT_HEARTBEAT_MS } from "./shell/node.js";
+import { PROMISE_INTERVAL_MS } from "./shell/partition-runner.js";
 
 /** Milliseconds from `min` to `max`; the message says the bounds (`max` also in hours or minutes). */
 function millis(min: number, max: number, span: string) {
@@ -100,6 +101,12 @@ export const NODE_SETTINGS = {
   profileTimeoutMs: { schema: millis(100, 86_400_000, "24 h"), env: "SLAP_PROFILE_TIMEOUT_MS", default: String(PROFILE_TIMEOUT_MS), help: "how long, in ms, a profile's deploy or destroy hook may take" },
   runTimeoutMs: { schema: millis(100, 86_400_000, "24 h"), env: "SLAP_RUN_TIMEOUT_MS", default: String(RUN_TIMEOUT_MS), help: "how long, in ms, a one-shot (slap.run) may run" },
   promiseTimeoutMs: { schema: millis(100, 3_600_000, "1 h"), env: "SLAP_PROMISE_TIMEOUT_MS", default: "20000", help: "how long, in ms, a promise may take to hold" },
+  promiseIntervalMs: {
+    schema: millis(100, 86_400_000, "24 h"),
+    env: "SLAP_PROMISE_INTERVAL_MS",
+    default: String(PROMISE_INTERVAL_MS),
+    help: "how often, in ms, a deployed instance's promises are checked again between processings (a status is reported only when a result changes)",
+  },
   logLevel: logLevelSetting,
 } as const satisfies Record<string, Setting>;
 

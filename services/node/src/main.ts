@@ -76,6 +76,7 @@ export async function runNode(input: NodeConfig, options: RunNodeOptions = {}): 
     profileTimeoutMs: config.profileTimeoutMs,
     runTimeoutMs: config.runTimeoutMs,
     promiseTimeoutMs: config.promiseTimeoutMs,
+    promiseIntervalMs: config.promiseIntervalMs,
     logger,
   });
   const stop = await startService(node, {

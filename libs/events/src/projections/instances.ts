@@ -12,6 +12,18 @@ export interface InstanceStatusView {
   at: string;
 }
 
+/**
+ * How an instance is doing, from its node's last reports (SlapOS: its promises): `ok` while every
+ * promise holds; a failed processing or promise makes it failing with the message. `since`: when
+ * it last changed between ok and failing.
+ */
+export interface HealthView {
+  ok: boolean;
+  promises: PromiseResult[];
+  message: string | null;
+  since: string;
+}
+
 export interface InstanceView {
   instanceId: string;
   treeId: string;
@@ -42,6 +54,8 @@ export interface InstanceView {
   host: { instanceId: string; treeId: string } | null;
   connection: StringMap | null;
   status: InstanceStatusView | null;
+  /** Null until its node reported a processing's outcome, and while stopped. */
+  health: HealthView | null;
   lastBang: { message: string; service: string | null; exitCode: number | null; at: string } | null;
   destroyed: boolean;
 }
@@ -94,6 +108,7 @@ export const instancesProjection: Projection<InstancesView> = {
           host: null,
           connection: null,
           status: null,
+          health: null,
           lastBang: null,
           destroyed: false,
         };
@@ -118,6 +133,7 @@ export const instancesProjection: Projection<InstancesView> = {
             i.destroyed = false;
             i.connection = null;
             i.status = null;
+            i.health = null;
           }
           i.requestedState = event.data.requestedState;
           bump(state, i);
@@ -152,6 +168,7 @@ export const instancesProjection: Projection<InstancesView> = {
             partitionId: d.partitionId,
             at: event.time,
           };
+          i.health = healthAfter(i.health, d, event.time);
         });
       case "InstanceBanged":
         return update(state, event, position, (i) => {
@@ -225,6 +242,28 @@ function update(
   instance.updatedAt = event.time;
   instance.version = position;
   return state;
+}
+
+/** The health an outcome report leaves: processing and waiting change nothing, stopped clears it. */
+function healthAfter(health: HealthView | null, report: EventOf<"InstanceStatusReported">["data"], at: string): HealthView | null {
+  switch (report.status) {
+    case "processing":
+    case "waiting":
+      return health;
+    case "stopped":
+      return null;
+    case "started":
+    case "error": {
+      const promises = report.promises ?? [];
+      const ok = report.status === "started" && promises.every((p) => p.ok);
+      const since = health !== null && health.ok === ok ? health.since : at;
+      return { ok, promises, message: ok ? null : (report.message ?? null), since };
+    }
+    default: {
+      const never: never = report.status;
+      return never;
+    }
+  }
 }
 
 /**

@@ -17,7 +17,16 @@ export function answerFor(
 ): Answer {
   const computers = views.computers;
   const { instanceId, reference } = instance;
-  const pending = (reason: string, blocked?: string): Answer => ({ status: "pending", instanceId, reference, reason, retryAfterMs: RETRY_AFTER_MS, ...(blocked === undefined ? {} : { blocked }) });
+  const health = instance.health === null ? {} : { health: instance.health };
+  const pending = (reason: string, blocked?: string): Answer => ({
+    status: "pending",
+    instanceId,
+    reference,
+    reason,
+    retryAfterMs: RETRY_AFTER_MS,
+    ...(blocked === undefined ? {} : { blocked }),
+    ...health,
+  });
   const unplaced = (): Answer => {
     const blocked = blockedBy(instance, computers);
     return pending(blocked ?? explain(instance, views), blocked);
@@ -33,7 +42,7 @@ export function answerFor(
   if (bound !== undefined && computer !== undefined && !isReleaseAvailable(computer, instance.releaseUrl)) {
     return pending(`waiting for release ${instance.releaseUrl} on ${bound.computerId}/${bound.partitionId}`);
   }
-  if (instance.connection !== null) return { status: "ready", instanceId, reference, connection: instance.connection };
+  if (instance.connection !== null) return { status: "ready", instanceId, reference, connection: instance.connection, ...health };
   if (instance.shared) {
     if (instance.host === null) return unplaced();
     return pending(`attached to host ${instance.host.instanceId}, waiting for its connection parameters`);

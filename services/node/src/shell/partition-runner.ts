@@ -33,6 +33,8 @@ export interface PartitionRunnerOptions {
   logger: Logger;
   maxPeriodicityMs: number;
   promiseTimeoutMs?: number | undefined;
+  /** How often the promises of a deployed instance are checked again between processings (default `PROMISE_INTERVAL_MS`). */
+  promiseIntervalMs?: number | undefined;
   profileTimeoutMs?: number | undefined;
   runTimeoutMs?: number | undefined;
   /** Background work (stopping orphaned services, a bang) the node waits for in `idle()` and `stop()`. */
@@ -51,6 +53,9 @@ export type Desired =
 /** After a processing the master did not take (unreachable, or a 5xx), the next try is this long later, doubling up to 10 s. */
 const MASTER_RETRY_MS = 500;
 const MASTER_RETRY_MAX_MS = 10_000;
+
+/** Default of `promiseIntervalMs`: as SlapOS's monitor, every few minutes. */
+export const PROMISE_INTERVAL_MS = 300_000;
 
 /** Profile runs in one processing at most: a run is repeated when the master's answers to its requests changed meanwhile. */
 const MAX_PROFILE_ROUNDS = 4;
@@ -109,6 +114,11 @@ export class PartitionRunner {
   private bang: "none" | "pending" = "none";
   /** The master's answers to the requests the profile declared at its last run: given to the next run. */
   private requestAnswers: Record<string, RequestAnswer> = {};
+  /**
+   * The promises of the last processing that ran them, checked again every `promiseIntervalMs`
+   * until the next processing: a change of any result (ok or not) is reported, nothing else.
+   */
+  private watch: { instance: InstanceView; partition: PartitionView; promises: Declarations["promises"]; results: PromiseReport[]; timer: NodeJS.Timeout | undefined } | undefined;
   /** Aborted by `halt`: no work starts any more, and a profile process in flight is killed. */
   private readonly halted = new AbortController();
 
@@ -173,6 +183,7 @@ export class PartitionRunner {
   /** Stops starting work and kills a profile process in flight (its processing ends, recording nothing: `settled`). */
   halt(): void {
     clearTimeout(this.retryTimer);
+    this.unwatch();
     this.halted.abort();
   }
 
@@ -256,6 +267,7 @@ export class PartitionRunner {
     const log = this.logger.child({ partitionId: this.partitionId, instanceId, treeId: instance.treeId });
     log.info({ reason: decision.reason, serial: instance.serial, requestedState: instance.requestedState }, "processing instance");
     if (this.instanceId !== instanceId) this.bang = "none";
+    this.unwatch();
     this.instanceId = instanceId;
     // The bang's commit may reach this node before the master's answer does: a processing that
     // starts while one is in flight answers it too.
@@ -367,10 +379,8 @@ export class PartitionRunner {
       return fail(error instanceof Error ? error.message : String(error));
     }
     // Promises first, so that a requester sees the connection parameters once the services answer.
-    const env = baseEnv(this.path);
-    const promises: PromiseReport[] = await Promise.all(
-      [...declarations.promises].map(([name, check]) => checkPromise(name, check, { cwd: this.path, env, timeoutMs: this.options.promiseTimeoutMs ?? 20_000, owner: this.user, partition: { path: this.path, ...partition } })),
-    );
+    const promises = await this.checkPromises(declarations.promises, partition);
+    this.watchPromises(instance, partition, declarations.promises, promises);
     try {
       if (declarations.published !== undefined) await this.client.publish(this.partitionId, instance.instanceId, declarations.published);
       for (const [sharedId, parameters] of declarations.publishedShared) await this.client.publish(this.partitionId, sharedId, parameters);
@@ -383,13 +393,55 @@ export class PartitionRunner {
     const failed = promises.filter((p) => !p.ok);
     if (failed.length > 0) {
       await this.saveState(instance, "error");
-      const message = failed.map((p) => `promise ${p.name} failed: ${p.message}`).join("\n");
-      await this.report(instance, { status: "error", message, promises, processes: this.supervisor.processes() }, log);
+      await this.report(instance, { status: "error", message: promisesMessage(failed), promises, processes: this.supervisor.processes() }, log);
       return;
     }
     const refused = await this.report(instance, { status: "started", promises, processes: this.supervisor.processes() }, log);
     if (masterDown(refused)) return this.retryLater(refused, log);
     await this.saveState(instance, "started");
+  }
+
+  private checkPromises(declared: Declarations["promises"], partition: PartitionView): Promise<PromiseReport[]> {
+    const env = baseEnv(this.path);
+    const timeoutMs = this.options.promiseTimeoutMs ?? 20_000;
+    return Promise.all([...declared].map(([name, check]) => checkPromise(name, check, { cwd: this.path, env, timeoutMs, owner: this.user, partition: { path: this.path, ...partition } })));
+  }
+
+  /** Checks the promises again every `promiseIntervalMs` until the next processing (none declared: nothing to watch). */
+  private watchPromises(instance: InstanceView, partition: PartitionView, promises: Declarations["promises"], results: PromiseReport[]): void {
+    this.unwatch();
+    if (promises.size === 0 || this.halted.signal.aborted) return;
+    this.watch = { instance, partition, promises, results, timer: undefined };
+    this.rewatch();
+  }
+
+  private rewatch(): void {
+    const watch = this.watch;
+    if (watch === undefined) return;
+    watch.timer = setTimeout(() => {
+      if (this.watch !== watch || this.busy !== undefined) return this.rewatch();
+      this.options.track(this.recheck(watch));
+    }, this.options.promiseIntervalMs ?? PROMISE_INTERVAL_MS);
+  }
+
+  private unwatch(): void {
+    clearTimeout(this.watch?.timer);
+    this.watch = undefined;
+  }
+
+  /** One periodic check: reported (one event) only when a result changed since the last report. */
+  private async recheck(watch: NonNullable<PartitionRunner["watch"]>): Promise<void> {
+    const results = await this.checkPromises(watch.promises, watch.partition);
+    if (this.watch !== watch) return;
+    const changed = results.length !== watch.results.length || results.some((r, n) => r.name !== watch.results[n]?.name || r.ok !== watch.results[n]?.ok);
+    if (changed) {
+      const failed = results.filter((p) => !p.ok);
+      const log = this.logger.child({ partitionId: this.partitionId, instanceId: watch.instance.instanceId, treeId: watch.instance.treeId });
+      log.info({ failing: failed.map((p) => p.name) }, "promise results changed");
+      const report: StatusReport = failed.length > 0 ? { status: "error", message: promisesMessage(failed), promises: results, processes: this.supervisor.processes() } : { status: "started", promises: results, processes: this.supervisor.processes() };
+      if ((await this.report(watch.instance, report, log)) === undefined) watch.results = results;
+    }
+    this.rewatch();
   }
 
   /** The shared instances attached to this host that are requested destroyed and not yet reported so. */
@@ -534,4 +586,9 @@ export class PartitionRunner {
 /** How a profile entry is named in the logs: its module or executable. */
 function instanceProfileName(entry: ProfileEntry): string {
   return typeof entry === "string" ? entry : entry.command[0];
+}
+
+/** What failed promises say, one line each. */
+function promisesMessage(failed: readonly PromiseReport[]): string {
+  return failed.map((p) => `promise ${p.name} failed: ${p.message}`).join("\n");
 }
