@@ -25,6 +25,7 @@ export {
   InstanceDetails,
   InstanceList,
   InstanceView,
+  InstanceHealth,
   Liveness,
   NodeLiveness,
   PartitionView,
@@ -35,6 +36,7 @@ export {
 export {
   AsOfQuery,
   Bang,
+  BangComputer,
   ChangeRequestedState,
   ComputerIdParam,
   DesiredQuery,

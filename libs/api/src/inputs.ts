@@ -55,6 +55,10 @@ export const Bang = z.object({
 });
 export type Bang = z.infer<typeof Bang>;
 
+/** `POST /v1/computers/:id/bang`: every instance on the computer is processed again. */
+export const BangComputer = z.object({ message: z.string().min(1).max(65_536).default("computer banged by hand") });
+export type BangComputer = z.infer<typeof BangComputer>;
+
 export const PublishConnectionParameters = z.object({ parameters: StringMap });
 export type PublishConnectionParameters = z.infer<typeof PublishConnectionParameters>;
 

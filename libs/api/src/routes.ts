@@ -18,6 +18,7 @@ import {
 } from "./schemas.js";
 import {
   Bang,
+  BangComputer,
   ChangeRequestedState,
   ComputerIdParam,
   DesiredQuery,
@@ -194,7 +195,7 @@ export const routes = {
     operationId: "bang",
     method: "POST",
     path: "/v1/instances/{instanceId}/bang",
-    summary: "Ask the instance's tree to be processed again (a bang), with a message",
+    summary: "Ask the instance's whole tree to be processed again (a bang; a shared instance's host too), with a message",
     auth: ["admin", "user", "partition"],
     params: InstanceIdParam,
     body: Bang,
@@ -277,6 +278,16 @@ export const routes = {
     params: ComputerIdParam,
     body: ReportSoftwareStatus,
     responses: { 200: { description: "reported", body: ComputerChanged }, ...refusals, 404: E[404], 409: E[409] },
+  },
+  bangComputer: {
+    operationId: "bangComputer",
+    method: "POST",
+    path: "/v1/computers/{computerId}/bang",
+    summary: "Ask for every instance on the computer to be processed again (its node, or admin), with a message",
+    auth: ["admin", "node"],
+    params: ComputerIdParam,
+    body: BangComputer,
+    responses: { 200: { description: "banged", body: ComputerChanged }, ...refusals, 404: E[404] },
   },
   heartbeat: {
     operationId: "heartbeat",

@@ -7,15 +7,35 @@ import { Actor, Requester, RequestedState } from "@slap/events";
 const Text = z.string();
 const Map = z.record(z.string(), z.string());
 
+/** How an instance is doing (its promises), from its node's last outcome report; null until then and while stopped. */
+export const InstanceHealth = z
+  .object({
+    ok: z.boolean(),
+    promises: z.array(z.object({ name: Text, ok: z.boolean(), message: Text, durationMs: z.number().optional() })),
+    message: Text.nullable().describe("what fails: the failed promises' messages, or the processing's error"),
+    since: Text.describe("when it last turned ok or failing (ISO-8601)"),
+  })
+  .nullable();
+export type InstanceHealth = z.infer<typeof InstanceHealth>;
+
 /**
  * The answer to a request, as in SlapOS's asynchronous flow: `pending` (HTTP 202, "ask again",
  * with the reason and a retry hint) until the instance is placed and has published its
  * connection parameters, then `ready` (HTTP 200) with them. A destroyed instance answers
- * `destroyed` once its node has wiped it.
+ * `destroyed` once its node has wiped it. `health`, once its node reported how it is doing:
+ * ready means published (SlapOS's meaning), not healthy.
  */
 export const Answer = z.discriminatedUnion("status", [
-  z.looseObject({ status: z.literal("pending"), instanceId: Text, reference: Text, reason: Text, retryAfterMs: z.number() }),
-  z.looseObject({ status: z.literal("ready"), instanceId: Text, reference: Text, connection: Map }),
+  z.looseObject({
+    status: z.literal("pending"),
+    instanceId: Text,
+    reference: Text,
+    reason: Text,
+    retryAfterMs: z.number(),
+    blocked: Text.optional().describe("nothing can progress until this cause is fixed (still pending: fixing it makes the request progress)"),
+    health: InstanceHealth.optional(),
+  }),
+  z.looseObject({ status: z.literal("ready"), instanceId: Text, reference: Text, connection: Map, health: InstanceHealth.optional() }),
   z.looseObject({ status: z.literal("destroyed"), instanceId: Text, reference: Text }),
 ]);
 export type Answer = z.infer<typeof Answer>;
@@ -60,6 +80,7 @@ export const InstanceView = z.looseObject({
       at: Text,
     })
     .nullable(),
+  health: InstanceHealth,
   lastBang: z.looseObject({ message: Text, at: Text }).nullable(),
   destroyed: z.boolean(),
 }).describe("an instance; in a live read also `node` (NodeLiveness or null): whether the node it runs on answers");

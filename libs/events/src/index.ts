@@ -17,6 +17,7 @@ export {
   SoftwareSupplied,
   SoftwareUnsupplied,
   SoftwareReleaseStatusReported,
+  ComputerBanged,
   PartitionAllocated,
   PartitionReleased,
   InstanceRequested,
@@ -80,6 +81,7 @@ export {
   type InstancesView,
   type InstanceView,
   type InstanceStatusView,
+  type HealthView,
   type TreeView,
 } from "./projections/instances.js";
 export { cloudProjection, type CloudView } from "./projections/cloud.js";

@@ -9,6 +9,7 @@ import { PROFILE_TIMEOUT_MS } from "./shell/profile.js";
 import { RUN_TIMEOUT_MS } from "./shell/checks.js";
 import { WARM_PROFILES } from "./shell/profile-hosts.js";
 import { DEFAULT_HEARTBEAT_MS } from "./shell/node.js";
+import { PROMISE_INTERVAL_MS } from "./shell/partition-runner.js";
 
 /** Milliseconds from `min` to `max`; the message says the bounds (`max` also in hours or minutes). */
 function millis(min: number, max: number, span: string) {
@@ -102,6 +103,12 @@ export const NODE_SETTINGS = {
     note: "each warm one is a Node process of about 40 MiB, stopped after a minute idle",
   },
   promiseTimeoutMs: { schema: millis(100, 3_600_000, "1 h"), env: "SLAP_PROMISE_TIMEOUT_MS", default: "20000", help: "how long, in ms, a promise may take to hold" },
+  promiseIntervalMs: {
+    schema: millis(100, 86_400_000, "24 h"),
+    env: "SLAP_PROMISE_INTERVAL_MS",
+    default: String(PROMISE_INTERVAL_MS),
+    help: "how often, in ms, a deployed instance's promises are checked again between processings (a status is reported only when a result changes)",
+  },
   logLevel: logLevelSetting,
 } as const satisfies Record<string, Setting>;
 

@@ -65,6 +65,7 @@ export async function runNode(input: NodeConfig, options: RunNodeOptions = {}): 
     warmProfiles: config.warmProfiles,
     runTimeoutMs: config.runTimeoutMs,
     promiseTimeoutMs: config.promiseTimeoutMs,
+    promiseIntervalMs: config.promiseIntervalMs,
     logger,
   });
   const stop = await startService(node, {

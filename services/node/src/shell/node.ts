@@ -33,6 +33,11 @@ export interface NodeOptions {
   /** How long a promise may take to hold (default 20 s); a command still running then is killed. */
   promiseTimeoutMs?: number;
   /**
+   * How often a deployed instance's promises are checked again between processings (default 5
+   * min, as SlapOS's monitor); a status is reported only when a result changes.
+   */
+  promiseIntervalMs?: number;
+  /**
    * How long a profile's `deploy(slap)` (or a destroy hook) may take (default 10 min): then
    * processing ends in error, "profile timed out after N s", and the instance is processed again
    * at its next trigger (a change, a bang, the error retry, periodicity). See DESIGN.md, "Timeouts".
@@ -124,9 +129,11 @@ export class Node {
           client: this.client,
           profiles: this.profiles,
           desired: () => this.partitionsById.get(partitionId),
+          releaseInstalled: (url) => this.software.get(url) === "installed",
           logger: this.logger,
           maxPeriodicityMs: this.maxPeriodicityMs,
           promiseTimeoutMs: options.promiseTimeoutMs,
+          promiseIntervalMs: options.promiseIntervalMs,
           profileTimeoutMs: options.profileTimeoutMs,
           runTimeoutMs: options.runTimeoutMs,
           track: (work) => this.track(work),

@@ -76,6 +76,7 @@ async function setUp(events: DomainEvent[]) {
     client: master as unknown as MasterClient,
     profiles,
     desired: entry,
+    releaseInstalled: () => true,
     logger: silent,
     maxPeriodicityMs: 86_400_000,
     track: (work) => void work,

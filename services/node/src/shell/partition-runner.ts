@@ -30,10 +30,14 @@ export interface PartitionRunnerOptions {
   profiles: ProfileHosts;
   /** The partition's entry of the computer's last good desired state: read again at every processing, as it is then. */
   desired: () => PartitionView | undefined;
+  /** Whether a release is installed on this computer (an instance upgraded in place waits for its new one). */
+  releaseInstalled: (releaseUrl: string) => boolean;
   /** The node's logger; the runner's lines add the partition id. */
   logger: Logger;
   maxPeriodicityMs: number;
   promiseTimeoutMs?: number | undefined;
+  /** How often the promises of a deployed instance are checked again between processings (default `PROMISE_INTERVAL_MS`). */
+  promiseIntervalMs?: number | undefined;
   profileTimeoutMs?: number | undefined;
   runTimeoutMs?: number | undefined;
   /** Background work (stopping orphaned services, a bang) the node waits for in `idle()` and `stop()`. */
@@ -60,6 +64,9 @@ export type Desired =
 /** After a processing the master did not take (unreachable, or a 5xx), the next try is this long later, doubling up to 10 s. */
 const MASTER_RETRY_MS = 500;
 const MASTER_RETRY_MAX_MS = 10_000;
+
+/** Default of `promiseIntervalMs`: as SlapOS's monitor, every few minutes. */
+export const PROMISE_INTERVAL_MS = 300_000;
 
 /** Profile runs in one processing at most: a run is repeated when the master's answers to its requests changed meanwhile. */
 const MAX_PROFILE_ROUNDS = 4;
@@ -110,10 +117,21 @@ export class PartitionRunner {
   /** Processings in a row the master did not take, and the timer of the next try (see `retryLater`). */
   private masterFailures = 0;
   private retryTimer: NodeJS.Timeout | undefined;
+  /**
+   * The bang of a service exit not yet followed by a processing: later exits are not banged until
+   * a processing that started after it ended — at most one pending bang per instance, so a
+   * crash-looping service adds no bang a processing would not answer.
+   */
+  private bang: "none" | "pending" = "none";
   /** The master's answers to the requests the profile declared at its last run: given to the next run. */
   private requestAnswers: Record<string, RequestAnswer> = {};
   /** The desired-state revision of the processing in flight, or of the last one. */
   private working: number | undefined;
+  /**
+   * The promises of the last processing that ran them, checked again every `promiseIntervalMs`
+   * until the next processing: a change of any result (ok or not) is reported, nothing else.
+   */
+  private watch: { instance: InstanceView; partition: PartitionView; promises: Declarations["promises"]; results: PromiseReport[]; timer: NodeJS.Timeout | undefined } | undefined;
   /** Aborted by `halt`: no work starts any more, and a profile process in flight is killed. */
   private readonly halted = new AbortController();
 
@@ -185,6 +203,7 @@ export class PartitionRunner {
   /** Stops starting work and kills a profile process in flight (its processing ends, recording nothing: `settled`). */
   halt(): void {
     clearTimeout(this.retryTimer);
+    this.unwatch();
     this.halted.abort();
   }
 
@@ -260,12 +279,19 @@ export class PartitionRunner {
     const instance: InstanceView = { ...held, revision: partition.revision };
     const { instanceId } = instance;
     this.working = instance.revision;
+    // Checked again here: the desired state may have changed the release (an upgrade) since `update`.
+    if (instance.requestedState !== "destroyed" && !this.options.releaseInstalled(instance.releaseUrl)) return;
     await this.loadState();
     const decision = this.decide(instance);
     if (!decision.process) return;
     const log = this.logger.child({ partitionId: this.partitionId, instanceId, treeId: instance.treeId });
     log.info({ reason: decision.reason, revision: instance.revision, serial: instance.serial, requestedState: instance.requestedState }, "processing instance");
+    if (this.instanceId !== instanceId) this.bang = "none";
+    this.unwatch();
     this.instanceId = instanceId;
+    // The bang's commit may reach this node before the master's answer does: a processing that
+    // starts while one is in flight answers it too.
+    const answersBang = this.bang !== "none";
     const started = Date.now();
     try {
       await this.ensureFormatted(log);
@@ -282,6 +308,8 @@ export class PartitionRunner {
       const message = `processing failed on the node: ${error instanceof Error ? error.message : String(error)}`;
       await this.saveState(instance, "error").catch((failure: unknown) => log.error({ err: failure }, "could not record the failed processing"));
       await this.report(instance, { status: "error", message, processes: this.supervisor.processes() }, log);
+    } finally {
+      if (answersBang) this.bang = "none";
     }
     log.info({ durationMs: Date.now() - started, outcome: this.state?.outcome }, "instance processed");
   }
@@ -319,11 +347,16 @@ export class PartitionRunner {
     }, delayMs);
   }
 
-  /** A service exited: the instance is banged with the service's last log lines. */
+  /** A service exited: the instance is banged with the service's last log lines, unless a bang is pending already. */
   private onServiceExit(exit: ServiceExit): void {
     const instanceId = this.instanceId;
     if (instanceId === undefined || this.halted.signal.aborted) return;
     const how = exit.code === null ? `was killed by ${exit.signal ?? "a signal"}` : `exited with code ${exit.code}`;
+    if (this.bang !== "none") {
+      this.logger.info({ partitionId: this.partitionId, instanceId, service: exit.name, restartInMs: exit.restartInMs }, `service ${how}; not banged: a bang is pending`);
+      return;
+    }
+    this.bang = "pending";
     const message = `service ${exit.name} ${how} (restarting in ${exit.restartInMs} ms)\n--- last lines of var/log/${exit.name}.log ---\n${exit.logTail}`;
     this.options.track(
       this.client
@@ -334,6 +367,7 @@ export class PartitionRunner {
           ...(exit.signal === null || exit.signal === undefined ? {} : { signal: exit.signal }),
         })
         .catch((error: unknown) => {
+          this.bang = "none";
           this.logger.error({ err: error, partitionId: this.partitionId, instanceId }, "could not bang");
         }),
     );
@@ -366,6 +400,8 @@ export class PartitionRunner {
       return;
     }
     let declarations: Declarations;
+    // Read with the profile's input: those requested destroyed later are left to the next run.
+    const sharedGone = this.sharedToDestroy(instance);
     try {
       const manifest = await readManifest(software);
       // Own keys only: a software type named like a property of every object (constructor) is not a profile.
@@ -392,13 +428,13 @@ export class PartitionRunner {
       return fail(error instanceof Error ? error.message : String(error));
     }
     // Promises first, so that a requester sees the connection parameters once the services answer.
-    const env = baseEnv(this.path);
-    const promises: PromiseReport[] = await Promise.all(
-      [...declarations.promises].map(([name, check]) => checkPromise(name, check, { cwd: this.path, env, timeoutMs: this.options.promiseTimeoutMs ?? 20_000, owner: this.user, partition: { path: this.path, ...partition } })),
-    );
+    const promises = await this.checkPromises(declarations.promises, partition);
+    this.watchPromises(instance, partition, declarations.promises, promises);
     try {
       if (declarations.published !== undefined) await this.client.publish(this.partitionId, instance.instanceId, declarations.published);
       for (const [sharedId, parameters] of declarations.publishedShared) await this.client.publish(this.partitionId, sharedId, parameters);
+      // The profile ran without the shared instances requested destroyed: they are gone from this host.
+      for (const sharedId of sharedGone) await this.client.destroyed(this.partitionId, sharedId);
     } catch (error) {
       if (masterDown(error)) return this.retryLater(error, log);
       return fail(`could not publish connection parameters: ${error instanceof Error ? error.message : String(error)}`);
@@ -406,13 +442,60 @@ export class PartitionRunner {
     const failed = promises.filter((p) => !p.ok);
     if (failed.length > 0) {
       await this.saveState(instance, "error");
-      const message = failed.map((p) => `promise ${p.name} failed: ${p.message}`).join("\n");
-      await this.report(instance, { status: "error", message, promises, processes: this.supervisor.processes() }, log);
+      await this.report(instance, { status: "error", message: promisesMessage(failed), promises, processes: this.supervisor.processes() }, log);
       return;
     }
     const refused = await this.report(instance, { status: "started", promises, processes: this.supervisor.processes() }, log);
     if (masterDown(refused)) return this.retryLater(refused, log);
     await this.saveState(instance, "started");
+  }
+
+  private checkPromises(declared: Declarations["promises"], partition: PartitionView): Promise<PromiseReport[]> {
+    const env = baseEnv(this.path);
+    const timeoutMs = this.options.promiseTimeoutMs ?? 20_000;
+    return Promise.all([...declared].map(([name, check]) => checkPromise(name, check, { cwd: this.path, env, timeoutMs, owner: this.user, partition: { path: this.path, ...partition } })));
+  }
+
+  /** Checks the promises again every `promiseIntervalMs` until the next processing (none declared: nothing to watch). */
+  private watchPromises(instance: InstanceView, partition: PartitionView, promises: Declarations["promises"], results: PromiseReport[]): void {
+    this.unwatch();
+    if (promises.size === 0 || this.halted.signal.aborted) return;
+    this.watch = { instance, partition, promises, results, timer: undefined };
+    this.rewatch();
+  }
+
+  private rewatch(): void {
+    const watch = this.watch;
+    if (watch === undefined) return;
+    watch.timer = setTimeout(() => {
+      if (this.watch !== watch || this.busy !== undefined) return this.rewatch();
+      this.options.track(this.recheck(watch));
+    }, this.options.promiseIntervalMs ?? PROMISE_INTERVAL_MS);
+  }
+
+  private unwatch(): void {
+    clearTimeout(this.watch?.timer);
+    this.watch = undefined;
+  }
+
+  /** One periodic check: reported (one event) only when a result changed since the last report. */
+  private async recheck(watch: NonNullable<PartitionRunner["watch"]>): Promise<void> {
+    const results = await this.checkPromises(watch.promises, watch.partition);
+    if (this.watch !== watch) return;
+    const changed = results.length !== watch.results.length || results.some((r, n) => r.name !== watch.results[n]?.name || r.ok !== watch.results[n]?.ok);
+    if (changed) {
+      const failed = results.filter((p) => !p.ok);
+      const log = this.logger.child({ partitionId: this.partitionId, instanceId: watch.instance.instanceId, treeId: watch.instance.treeId });
+      log.info({ failing: failed.map((p) => p.name) }, "promise results changed");
+      const report: StatusReport = failed.length > 0 ? { status: "error", message: promisesMessage(failed), promises: results, processes: this.supervisor.processes() } : { status: "started", promises: results, processes: this.supervisor.processes() };
+      if ((await this.report(watch.instance, report, log)) === undefined) watch.results = results;
+    }
+    this.rewatch();
+  }
+
+  /** The shared instances attached to this host that are requested destroyed and not yet reported so. */
+  private sharedToDestroy(host: InstanceView): string[] {
+    return host.sharedInstances.filter((i) => i.requestedState === "destroyed").map((i) => i.instanceId);
   }
 
   /** What a profile process of this partition gets on stdin, but the answers to its requests. */
@@ -546,4 +629,9 @@ export class PartitionRunner {
 /** How a profile entry is named in the logs: its module or executable. */
 function instanceProfileName(entry: ProfileEntry): string {
   return typeof entry === "string" ? entry : entry.command[0];
+}
+
+/** What failed promises say, one line each. */
+function promisesMessage(failed: readonly PromiseReport[]): string {
+  return failed.map((p) => `promise ${p.name} failed: ${p.message}`).join("\n");
 }

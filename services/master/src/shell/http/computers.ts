@@ -1,10 +1,10 @@
-import { decideRegisterComputer, decideSoftwareStatus, decideSupply } from "../../core/decide.js";
+import { decideComputerBang, decideRegisterComputer, decideSoftwareStatus, decideSupply } from "../../core/decide.js";
 import { computerAsSeen, mayHeartbeat, mayReadDesired } from "../../core/visibility.js";
 import type { Master } from "../master.js";
 import { asOfOf, modelsOf, presentComputer, readAt } from "./reads.js";
 import { HttpError, refuseIf, type Handlers } from "./route.js";
 
-type ComputerOperation = "listComputers" | "registerComputer" | "getComputer" | "supplySoftware" | "reportSoftware" | "heartbeat" | "getDesiredState";
+type ComputerOperation = "listComputers" | "registerComputer" | "getComputer" | "supplySoftware" | "reportSoftware" | "bangComputer" | "heartbeat" | "getDesiredState";
 
 /** The computers (now or as of a past moment, holders masked as the actor may see them), their registration, software and heartbeats. */
 export function computerHandlers(master: Master): Handlers<ComputerOperation> {
@@ -58,6 +58,12 @@ export function computerHandlers(master: Master): Handlers<ComputerOperation> {
         } finally {
           reply.raw.off("close", onClose);
         }
+      },
+    },
+    bangComputer: {
+      async handle({ actor, params: { computerId }, body }) {
+        const { position } = await master.execute(actor, (ctx) => decideComputerBang(computerId, body, ctx));
+        return { status: 200, body: { computerId, position } };
       },
     },
     // A node's sign of life (recorded by the onRequest hook, as for any call with its token).
