@@ -27,6 +27,7 @@ describe("the node's configuration", () => {
       runTimeoutMs: 600_000,
       warmProfiles: 8,
       promiseTimeoutMs: 20_000,
+      promiseIntervalMs: 300_000,
       logLevel: "info",
     });
     assert.deepEqual(Object.keys(NODE_SETTINGS).filter((name) => /nats|stream|replicas/i.test(name)), [], "a node never talks to NATS");

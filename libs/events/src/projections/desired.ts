@@ -118,7 +118,8 @@ export const masterProjection: Projection<MasterView> = {
     const software = new Set<string>();
     switch (event.aggregate.kind) {
       case "computer":
-        if (event.type === "ComputerRegistered") {
+        // A new partition list, or a computer bang (every instance on it is processed again).
+        if (event.type === "ComputerRegistered" || event.type === "ComputerBanged") {
           for (const partitionId of Object.keys(state.computers.computers[event.aggregate.computerId]?.partitions ?? {})) touch(event.aggregate.computerId, partitionId);
         }
         software.add(event.aggregate.computerId);
