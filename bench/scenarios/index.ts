@@ -1,4 +1,5 @@
 import { allocation } from "./allocation.js";
+import { cliStart } from "./cli.js";
 import { e2e } from "./e2e.js";
 import { embedded } from "./embedded.js";
 import { jetstreamAdapter } from "./jetstream-adapter.js";
@@ -14,4 +15,4 @@ export type { Scenario, FigureSpec, FigureRef, Target, Measurements, Sizes, Scen
  * Every scenario, in run order. A scenario whose figures reference another one's (the raw
  * JetStream reference) must come after it. Add a module and list it here.
  */
-export const scenarios: readonly Scenario[] = [jetstreamRaw, jetstreamAdapter, embedded, allocation, e2e, rebuildScenario, node, nodeDesired];
+export const scenarios: readonly Scenario[] = [jetstreamRaw, jetstreamAdapter, embedded, allocation, e2e, rebuildScenario, node, nodeDesired, cliStart];

@@ -134,7 +134,7 @@ describe("without a valid token", () => {
     const operations = Object.entries(document.paths).flatMap(([path, methods]) => Object.entries(methods).map(([method, operation]) => ({ path, method, operation })));
     const isPublic = (o: (typeof operations)[number]) => Array.isArray(o.operation.security) && o.operation.security.length === 0;
     const guarded = operations.filter((o) => !isPublic(o));
-    assert.deepEqual(operations.filter(isPublic).map((o) => o.path).sort(), ["/dashboard", "/healthz", "/openapi.json"]);
+    assert.deepEqual(operations.filter(isPublic).map((o) => o.path).sort(), ["/dashboard", "/healthz", "/openapi.json", "/readyz"]);
     // A floor: every route http.ts serves is described, so none escapes the loop below.
     for (const route of ["POST /v1/requests", "GET /v1/instances/{instanceId}/watch", "POST /v1/instances/{instanceId}/destroyed", "GET /v1/events/stream", "GET /v1/audit", "POST /v1/computers/{computerId}/supply"]) {
       assert.ok(guarded.some((o) => `${o.method.toUpperCase()} ${o.path}` === route), `${route} is in the OpenAPI document`);
@@ -152,8 +152,8 @@ describe("without a valid token", () => {
     for (const { path, method } of guarded) {
       for (const [, headers] of callers) await refused(401, method.toUpperCase(), concrete(path), headers);
     }
-    // A route that does not exist is no different: a stranger learns nothing of the API.
-    for (const [, headers] of callers) await refused(401, "GET", "/v1/nothing-here", headers);
+    // A route that does not exist is a 404 to anyone: the API is public (/openapi.json), a 401 would only mislead.
+    for (const [, headers] of callers) await refused(404, "GET", "/v1/nothing-here", headers);
     assert.ok(guarded.length >= 17, `${guarded.length} guarded routes`);
     report(t, `${guarded.length} routes × ${callers.length} callers`, before);
   });

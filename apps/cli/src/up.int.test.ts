@@ -82,6 +82,8 @@ describe("slap up (npm start): the whole system in one process", () => {
     assert.match(first.output, /kvdb: ready on /);
     assert.match(first.output, /stopping/);
     assert.match(first.output, /dashboard: http:\/\/\S+\/dashboard#token=slap_\S+ /);
+    const masterUrl = /master: (\S+)/.exec(first.output)![1]!;
+    assert.ok(first.output.includes(`CLI: SLAP_MASTER=${masterUrl} npx slap instances`), `the CLI hint names this master (--port 0): ${first.output}`);
     const adminToken = (await readFile(join(data.path, "admin.token"), "utf8")).trim();
     assert.ok(first.output.includes(`#token=${adminToken} `), "the dashboard link carries the data folder's admin token");
     assert.equal((await stat(join(data.path, "admin.token"))).mode & 0o777, 0o600);

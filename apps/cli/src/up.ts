@@ -5,6 +5,7 @@ import { describeSettings, usageOf, type ConfigDescription, type ConfigOf, type 
 import { MASTER_SETTINGS, newToken, openOrCreateTokenFile } from "@slap/master";
 import { NODE_SETTINGS, portsFitRule } from "@slap/node";
 import { CliError, HELP, logLevelOf, printHelp, readSettings, settingsArgv, splitArgv, until, type Command, type Io } from "./args.js";
+import { DEFAULT_MASTER } from "./client.js";
 
 /**
  * The flags of `slap up`: the master's and the node's own settings it passes on (same flags,
@@ -116,10 +117,10 @@ LOG_LEVEL (default warn) sets the level of the services' JSON logs (on stderr).`
           logger,
           ...(await dashboardOrNone((line) => io.stderr.write(`${line}\n`))),
           alongside: withAllocator,
-          credentials: credentials.with([
+          extraTokens: [
             { role: "node", computer: args.computer, token: tokens.node },
             { role: "admin", token: tokens.user },
-          ]),
+          ],
         },
       );
     } catch (error) {
@@ -133,7 +134,10 @@ LOG_LEVEL (default warn) sets the level of the services' JSON logs (on stderr).`
         ? `dashboard: ${master.url}/dashboard (instances, computers and events, live; it asks for a token of ${join(args.data, "tokens.json")})`
         : `dashboard: ${master.url}/dashboard#token=${adminToken} (instances, computers and events, live; as admin)`,
     );
-    if (adminToken !== undefined) say(`CLI: npx slap instances (reads the admin token from ${join(args.data, "admin.token")})`);
+    // The master's URL in the hint: with --port N, the CLI's default (8080) is someone else's.
+    const cliMaster = master.url === DEFAULT_MASTER ? "" : `SLAP_MASTER=${master.url} `;
+    if (adminToken !== undefined) say(`CLI: ${cliMaster}npx slap instances (reads the admin token from ${join(args.data, "admin.token")}); slap show my-webapp/kvdb, slap --help`);
+    else say(`CLI: ${cliMaster}SLAP_TOKEN_FILE=<your token's file> npx slap instances`);
 
     // Progress: every change of the answer of an instance of the user's trees, as events happen.
     const seen = new Map<string, string>();

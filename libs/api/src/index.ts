@@ -29,7 +29,11 @@ export {
   Liveness,
   NodeLiveness,
   PartitionView,
+  Readiness,
   SoftwareView,
+  TokenInfo,
+  TokenList,
+  TokenRevoked,
   TreeView,
   WhoAmI,
 } from "./schemas.js";
@@ -56,6 +60,7 @@ export {
   SecretsQuery,
   SeenHeader,
   SupplySoftware,
+  TokenIdParam,
   WaitQuery,
   WatchQuery,
   oneMoment,
@@ -67,6 +72,7 @@ export { MasterError, MasterRejected, MasterTimedOut, MasterUnreachable, Unexpec
 export {
   CALL_TIMEOUT_MS,
   MasterClient,
+  fetchTrusting,
   type AnswerOf,
   type AsOfMoment,
   type CallInput,

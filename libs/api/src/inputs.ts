@@ -172,3 +172,6 @@ export const EventsQuery = z.object({
   secrets: Flag.optional().describe("show secret parameter values (1 or true)"),
 });
 export type EventsQuery = z.infer<typeof EventsQuery>;
+
+/** A token's id (`GET /v1/tokens`): the first 16 hex digits of its SHA-256. */
+export const TokenIdParam = z.object({ tokenId: z.string().regex(/^[0-9a-f]{16}$/, "must be a token id: 16 hex digits (slap token list)") });

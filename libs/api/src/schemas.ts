@@ -177,6 +177,31 @@ export type HeartbeatAnswer = z.infer<typeof HeartbeatAnswer>;
 export const Health = z.looseObject({ ok: z.literal(true), position: z.number().int().min(0) });
 export type Health = z.infer<typeof Health>;
 
+/**
+ * Whether the master can serve (`GET /readyz`): its event store answers and its read models have
+ * caught up with the log's head. `reason` says why not (503).
+ */
+export const Readiness = z.looseObject({ ready: z.boolean(), position: z.number().int().min(0), head: z.number().int().min(0).nullable(), reason: Text.optional() });
+export type Readiness = z.infer<typeof Readiness>;
+
+/** An API token as it may be shown: never the secret; `id` is the start of its SHA-256. */
+export const TokenInfo = z.looseObject({
+  id: z.string().regex(/^[0-9a-f]{16}$/),
+  role: z.enum(["admin", "user", "node", "metrics"]),
+  user: Text.optional(),
+  computer: Text.optional(),
+  name: z.string().optional(),
+});
+export type TokenInfo = z.infer<typeof TokenInfo>;
+
+/** The tokens of the master's token file. */
+export const TokenList = z.looseObject({ tokens: z.array(TokenInfo), file: z.string() });
+export type TokenList = z.infer<typeof TokenList>;
+
+/** A token revoked: what it was. */
+export const TokenRevoked = z.looseObject({ revoked: TokenInfo });
+export type TokenRevoked = z.infer<typeof TokenRevoked>;
+
 /** The actor a token (and `x-slap-partition`) names. */
 export const WhoAmI = z.looseObject({ actor: Actor });
 export type WhoAmI = z.infer<typeof WhoAmI>;

@@ -78,6 +78,9 @@ export {
 } from "./projections/computers.js";
 export {
   instancesProjection,
+  READINESS,
+  readinessOf,
+  type Readiness,
   type InstancesView,
   type InstanceView,
   type InstanceStatusView,
@@ -99,7 +102,7 @@ export {
   type DesiredView,
   type MasterView,
 } from "./projections/desired.js";
-export { MASK, maskSecrets } from "./secrets.js";
+export { MASK, isSecretName, maskSecrets, maskUrlPasswords } from "./secrets.js";
 export {
   asOfBound,
   foldAsOf,

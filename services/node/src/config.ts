@@ -35,6 +35,8 @@ export const NODE_SETTINGS = {
     default: "http://127.0.0.1:8080",
     help: "the master",
   },
+  /** An https:// master with a certificate of its own CA: that CA (PEM), instead of the system's. */
+  ca: { schema: z.string().min(1).optional(), flag: "ca", placeholder: "FILE", env: "SLAP_CA", defaultHelp: "the system's CAs", help: "the CA certificates (PEM) an https:// master's certificate must chain to" },
   computer: { schema: Token, flag: "computer", placeholder: "ID", env: "SLAP_COMPUTER", help: "this computer's id" },
   tokenFile: {
     schema: z.string().min(1).optional(),

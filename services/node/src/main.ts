@@ -4,7 +4,7 @@
  * SIGINT/SIGTERM (services stopped). Run directly (`tsx services/node/src/main.ts`) it reads its
  * configuration from the environment (`configFromEnv`).
  */
-import { open } from "node:fs/promises";
+import { open, readFile } from "node:fs/promises";
 import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { ApiToken, configFromEnvOf, parseConfig, startService } from "@slap/events";
@@ -49,9 +49,11 @@ export async function runNode(input: NodeConfig, options: RunNodeOptions = {}): 
   const { config } = parsed;
   // One of them is given (a rule of NODE_CONFIG).
   const token = config.token ?? (await readToken(config.tokenFile ?? ""));
+  const ca = config.ca === undefined ? undefined : await readCa(config.ca);
   const logger = options.logger ?? pino({ level: config.logLevel, base: { service: "node" } }, pino.destination(2));
   const node = new Node({
     masterUrl: config.master,
+    ...(ca === undefined ? {} : { masterCa: ca }),
     token,
     computerId: config.computer,
     partitions: config.partitions,
@@ -101,4 +103,13 @@ if (invokedDirectly) {
     process.stderr.write(`node: ${error instanceof Error ? error.message : String(error)}\n`);
     process.exitCode = 1;
   });
+}
+
+/** The CA file's PEM text (`--ca`, `SLAP_CA`). */
+async function readCa(path: string): Promise<string> {
+  try {
+    return await readFile(path, "utf8");
+  } catch (error) {
+    throw new NodeConfigError(`invalid node configuration: ca: cannot read ${JSON.stringify(path)}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`, { cause: error });
+  }
 }

@@ -52,9 +52,10 @@ export class MasterClient {
     private readonly computerId: string,
     token: string,
     private readonly revisionOf?: (partitionId?: string) => number | undefined,
+    ca?: string,
     fetchImpl?: typeof fetch,
   ) {
-    this.api = new ApiClient({ master: baseUrl, token, ...(fetchImpl === undefined ? {} : { fetch: fetchImpl }) });
+    this.api = new ApiClient({ master: baseUrl, token, ca, ...(fetchImpl === undefined ? {} : { fetch: fetchImpl }) });
   }
 
   /** The options of a call: as the node itself, or as one of its partitions; with the revision it answers. */

@@ -16,6 +16,8 @@ export { STATE_FILE } from "./partition-state.js";
 export interface NodeOptions {
   /** The master's base URL: the node reads its computer's desired state there and writes through its HTTP API. */
   masterUrl: string;
+  /** For an https:// master: the CA certificates (PEM) its certificate must chain to, instead of the system's. */
+  masterCa?: string;
   /** This node's API token (the master's token file lists it with role node for this computer). */
   token: string;
   computerId: string;
@@ -103,8 +105,9 @@ export class Node {
 
   constructor(private readonly options: NodeOptions) {
     this.logger = options.logger.child({ computerId: options.computerId });
-    this.client = new MasterClient(options.masterUrl, options.computerId, options.token, (partitionId) =>
-      partitionId === undefined ? this.watch.current?.revision : this.runners.get(partitionId)?.revision,
+    this.client = new MasterClient(options.masterUrl, options.computerId, options.token,
+      (partitionId) => (partitionId === undefined ? this.watch.current?.revision : this.runners.get(partitionId)?.revision),
+      options.masterCa,
     );
     this.watch = new DesiredWatch(
       this.client,
