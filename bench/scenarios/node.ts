@@ -136,7 +136,6 @@ async function withEnv<T>(ctx: ScenarioContext, options: EnvOptions, fn: (env: E
     };
     const masterStore = await open();
     const allocatorStore = await open();
-    const nodeStore = await open();
     const tokens = tokenFile(await ctx.tempDir(), { users: ["alice"], computers: [computerId] });
     const master = await runMaster({ port: 0, host: "127.0.0.1", tokens }, { store: masterStore, logger: ctx.logger });
     cleanup.push(() => master.stop());
@@ -146,7 +145,6 @@ async function withEnv<T>(ctx: ScenarioContext, options: EnvOptions, fn: (env: E
     const portBase = await freePortBlock(options.partitions * PORTS_PER_PARTITION);
     cleanup.push(() => releasePortBlock(portBase));
     const agent = new Node({
-      store: nodeStore,
       masterUrl: master.url,
       token: testToken.node(computerId),
       computerId,

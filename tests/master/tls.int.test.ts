@@ -66,7 +66,7 @@ describe("the master over HTTPS", () => {
     portBase = await freePortBlock(100);
     node = await runNode(
       { master: master.url, ca, token: testToken.node(COMPUTER), computer: COMPUTER, partitions: 1, root: join(dir.path, "srv"), portBase, partitionUsers: "off", logLevel: "silent" },
-      { store, handleSignals: false },
+      { handleSignals: false },
     );
     const state = master.master.computers.computers[COMPUTER];
     assert.ok(state !== undefined, "registered");

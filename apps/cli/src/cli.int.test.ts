@@ -102,11 +102,11 @@ describe("slap as a process, against a fake master", () => {
     const env = { SLAP_MASTER: master.url, ...withAdmin() };
     const first = await slap(["request", "rel", "db", "--param", "a=b=c", "--no-wait", "--json"], env);
     assert.equal(first.code, 2, first.stderr);
-    assert.deepEqual(JSON.parse(first.stdout), { status: "pending", instance: "I1", connection: null, reason: "no computer has rel installed" });
+    assert.deepEqual(JSON.parse(first.stdout), { status: "pending", instance: "I1", connection: null, reason: "no computer has rel installed", blocked: null });
     assert.equal(first.stderr, "");
     const second = await slap(["request", "rel", "db", "--param", "a=b=c", "--no-wait", "--json"], env);
     assert.equal(second.code, 0, second.stderr);
-    assert.deepEqual(JSON.parse(second.stdout), { status: "ready", instance: "I1", connection: ready.connection, reason: null });
+    assert.deepEqual(JSON.parse(second.stdout), { status: "ready", instance: "I1", connection: ready.connection, reason: null, blocked: null });
     assert.deepEqual(master.requests[0], {
       body: { releaseUrl: "rel", reference: "db", softwareType: "default", parameters: { a: "b=c" }, sla: {}, shared: false, state: "started" },
       authorization: `Bearer ${ADMIN}`,
@@ -129,7 +129,7 @@ describe("slap as a process, against a fake master", () => {
   it("request exits 2 with the last reason when still pending after --timeout", async () => {
     const run = await slap(["request", "rel", "stuck", "--timeout", "1", "--json"], { SLAP_MASTER: master.url, SLAP_TOKEN: ALICE });
     assert.equal(run.code, 2, run.stderr);
-    assert.deepEqual(JSON.parse(run.stdout), { status: "pending", instance: "STUCK", connection: null, reason: "stuck" });
+    assert.deepEqual(JSON.parse(run.stdout), { status: "pending", instance: "STUCK", connection: null, reason: "stuck", blocked: null });
   });
 
   it("an unknown route or a rejected request is one line and exit 1", async () => {

@@ -143,17 +143,20 @@ export interface Outcome {
 /**
  * The result of a request: `ready` exits 0 with the connection parameters (`key = value`
  * lines), `destroyed` exits 0, `pending` exits 2 with the reason (ask again: the request is
- * idempotent). With `json`, stdout is exactly one object
- * `{ status, instance, connection, reason }` and stderr stays quiet.
+ * idempotent), and 1 when it is blocked (nothing progresses until its cause is fixed). With
+ * `json`, stdout is exactly one object `{ status, instance, connection, reason, blocked }` and
+ * stderr stays quiet.
  */
 export function outcomeOf(answer: Answer, json: boolean): Outcome {
-  const code = answer.status === "pending" ? EXIT.pending : EXIT.ok;
+  const blocked = answer.status === "pending" ? answer.blocked : undefined;
+  const code = blocked !== undefined ? EXIT.error : answer.status === "pending" ? EXIT.pending : EXIT.ok;
   if (json) {
     const line = {
       status: answer.status,
       instance: answer.instanceId,
       connection: answer.status === "ready" ? answer.connection : null,
       reason: answer.status === "pending" ? answer.reason : null,
+      blocked: blocked ?? null,
     };
     return { code, stdout: [JSON.stringify(line)], stderr: [] };
   }
@@ -163,6 +166,7 @@ export function outcomeOf(answer: Answer, json: boolean): Outcome {
     case "destroyed":
       return { code, stdout: [`destroyed: ${answer.reference} [${answer.instanceId}]`], stderr: [] };
     case "pending":
+      if (blocked !== undefined) return { code, stdout: [], stderr: [`slap request: blocked: ${blocked} (the request stands: fixing the cause makes it progress)`] };
       return { code, stdout: [`pending: ${answer.reason}`], stderr: [] };
   }
 }
@@ -188,7 +192,8 @@ export async function settle(
   const timer = new AbortController();
   const timeout = setTimeout(() => timer.abort(), options.timeoutMs);
   const signal = AbortSignal.any([timer.signal, options.stop]);
-  const final = (a: Answer): boolean => a.status !== "pending";
+  // Blocked is final too: waiting would not help.
+  const final = (a: Answer): boolean => a.status !== "pending" || a.blocked !== undefined;
   let answer: Answer | undefined;
   const seen = (a: Answer): boolean => {
     answer = a;
@@ -240,10 +245,14 @@ options:
   --timeout SECONDS    how long to wait (default ${DEFAULT_TIMEOUT_S})
   --json               print one JSON object:
                        { "status": "pending"|"ready"|"destroyed", "instance": ID,
-                         "connection": {...}|null, "reason": string|null }
+                         "connection": {...}|null, "reason": string|null,
+                         "blocked": string|null }
 ${clientHelp}
 
-exit codes: 0 ready (or destroyed), 1 an error, 2 still pending (run it again), 64 a usage error.`,
+exit codes: 0 ready (or destroyed), 1 an error, or blocked: nothing can progress (an unknown SLA
+key, a release that failed to install on every computer supplied with it, parameters its schema
+refuses) until the cause is fixed (the request stands, still pending); 2 still pending (run it
+again), 64 a usage error.`,
   async run(argv, io) {
     const args = parseRequestArgs(argv, io.env);
     if (args === HELP) return printHelp(io, requestCommand);
@@ -349,9 +358,11 @@ export function showLines(instance: InstanceView, answer: Answer, shared: readon
     ["release", instance.releaseUrl],
     ["software type", instance.softwareType],
     ["requested state", instance.requestedState + (instance.shared ? " (shared)" : "")],
-    ["answer", answer.status === "pending" ? `pending: ${answer.reason}` : answer.status],
+    ["answer", answer.status === "pending" ? `${answer.blocked === undefined ? "pending" : "blocked"}: ${answer.reason}` : answer.status],
     ["runs on", placementOf(instance, name)],
   ];
+  const health = instance.health;
+  if (health !== null && health !== undefined) rows.push(["health", `${health.ok ? "ok" : "failing"} since ${health.since}${health.message === null ? "" : `: ${health.message}`}`]);
   const node = nodeLivenessIn(instance);
   if (node !== undefined) rows.push(["node", livenessText(node)]);
   const status = instance.status;

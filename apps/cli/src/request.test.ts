@@ -28,21 +28,41 @@ describe("the outcome of a request", () => {
     const ask = outcomeOf(pending("waiting"), true);
     assert.equal(ask.code, 2);
     assert.equal(ask.stdout.length, 1);
-    assert.deepEqual(JSON.parse(ask.stdout[0]!), { status: "pending", instance: "I1", connection: null, reason: "waiting" });
+    assert.deepEqual(JSON.parse(ask.stdout[0]!), { status: "pending", instance: "I1", connection: null, reason: "waiting", blocked: null });
     const done = outcomeOf({ status: "ready", instanceId: "I1", reference: "db", connection: { a: "1" } }, true);
     assert.equal(done.code, 0);
-    assert.deepEqual(JSON.parse(done.stdout[0]!), { status: "ready", instance: "I1", connection: { a: "1" }, reason: null });
+    assert.deepEqual(JSON.parse(done.stdout[0]!), { status: "ready", instance: "I1", connection: { a: "1" }, reason: null, blocked: null });
     assert.deepEqual(JSON.parse(outcomeOf({ status: "destroyed", instanceId: "I1", reference: "db" }, true).stdout[0]!), {
       status: "destroyed",
       instance: "I1",
       connection: null,
       reason: null,
+      blocked: null,
     });
     assert.deepEqual([ask.stderr, done.stderr], [[], []]);
+  });
+
+  it("exits 1 with the cause when the request is blocked, still pending", () => {
+    const blocked = { ...pending("unknown SLA key colour"), blocked: "unknown SLA key colour (known: computer_guid)" };
+    const text = outcomeOf(blocked, false);
+    assert.equal(text.code, 1);
+    assert.match(text.stderr.join("\n"), /blocked: unknown SLA key colour/);
+    const line = JSON.parse(outcomeOf(blocked, true).stdout[0]!) as { status: string; blocked: string };
+    assert.deepEqual([line.status, line.blocked], ["pending", blocked.blocked]);
   });
 });
 
 describe("waiting for a request", () => {
+  it("stops waiting at a blocked answer", async () => {
+    const blocked = { ...pending("x"), blocked: "release r failed to install on C1" };
+    const { fetchImpl } = scriptedFetch(
+      () => json(202, pending("not placed")),
+      (_url, init) => sse([{ event: "answer", data: pending("not placed") }, { event: "answer", data: blocked }], init),
+    );
+    const result = await settle(new MasterClient(connection, fetchImpl), body, { timeoutMs: 5_000, stop: new AbortController().signal, onAnswer: () => undefined });
+    assert.deepEqual(result, { answer: blocked, timedOut: false, interrupted: false });
+  });
+
   it("watches the instance after a pending answer until it is ready", async () => {
     const seen: string[] = [];
     const { fetchImpl, calls } = scriptedFetch(
@@ -119,11 +139,11 @@ describe("slap request", () => {
   it("with --no-wait --json asks once: exit 2 and the pending object, then exit 0 and the ready one", async () => {
     const first = fakeIo(tokenless, { fetch: scriptedFetch(() => json(202, pending("no computer has rel installed"))).fetchImpl });
     assert.equal(await main(["request", "rel", "db", "--no-wait", "--json"], first.io), 2);
-    assert.deepEqual(JSON.parse(first.stdout()), { status: "pending", instance: "I1", connection: null, reason: "no computer has rel installed" });
+    assert.deepEqual(JSON.parse(first.stdout()), { status: "pending", instance: "I1", connection: null, reason: "no computer has rel installed", blocked: null });
     assert.equal(first.stderr(), "");
     const second = fakeIo(tokenless, { fetch: scriptedFetch(() => json(200, ready)).fetchImpl });
     assert.equal(await main(["request", "rel", "db", "--no-wait", "--json"], second.io), 0);
-    assert.deepEqual(JSON.parse(second.stdout()), { status: "ready", instance: "I1", connection: ready.connection, reason: null });
+    assert.deepEqual(JSON.parse(second.stdout()), { status: "ready", instance: "I1", connection: ready.connection, reason: null, blocked: null });
   });
 
   it("sends the parsed body and the token of SLAP_TOKEN", async () => {
@@ -168,7 +188,7 @@ describe("slap request", () => {
       ).fetchImpl,
     });
     assert.equal(await main(["request", "rel", "db", "--timeout", "0.1", "--json"], t.io), 2);
-    assert.deepEqual(JSON.parse(t.stdout()), { status: "pending", instance: "I1", connection: null, reason: "not placed" });
+    assert.deepEqual(JSON.parse(t.stdout()), { status: "pending", instance: "I1", connection: null, reason: "not placed", blocked: null });
   });
 
   it("reports the master's rejection as one line, exit 1", async () => {

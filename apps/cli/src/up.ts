@@ -1,4 +1,4 @@
-import { readFile } from "node:fs/promises";
+import { chmod, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { pino } from "pino";
 import { describeSettings, usageOf, type ConfigDescription, type ConfigOf, type InstanceView, type Settings } from "@slap/events";
@@ -75,7 +75,8 @@ export const upCommand: Command = {
 
 Runs the master (HTTP API, with its allocator) and a node with N partitions in one process, over
 the embedded event log in DIR (kept across restarts; the node's partitions and software live in
-DIR/srv). It supplies the example releases ${UP_RELEASES.join(" and ")}, requests the webapp
+DIR/srv). The node talks to the master over HTTP as a distributed one does (its computer's
+desired state), never to the log. It supplies the example releases ${UP_RELEASES.join(" and ")}, requests the webapp
 (${UP_REFERENCE}, which requests its kvdb), prints progress as events happen, then the URLs of
 the master's API, of its live dashboard and of the running web app. Ctrl-C (SIGINT) or SIGTERM
 stops every process cleanly; the next start picks up the same state without re-creating
@@ -156,9 +157,12 @@ LOG_LEVEL (default warn) sets the level of the services' JSON logs (on stderr).`
 
     let node: Awaited<ReturnType<typeof runNode>> | undefined;
     try {
+      // The partitions' users must traverse the data folder to reach theirs (srv/), and must list
+      // or read nothing else in it: the log and the token files are 0600, the folder 0711.
+      await chmod(args.data, 0o711);
       node = await runNode(
         { master: master.url, token: tokens.node, computer: args.computer, partitions: args.partitions, root: join(args.data, "srv"), portBase: args.portBase, logLevel: "warn" },
-        { store: master.master.store, logger, handleSignals: false },
+        { logger, handleSignals: false },
       );
       say(`node ${args.computer}: ${args.partitions} partitions in ${join(args.data, "srv")}`);
       const call = async (path: string, body: unknown): Promise<{ status: number; body: unknown }> => {

@@ -18,6 +18,7 @@ export function instanceView(overrides: Partial<InstanceView> & Pick<InstanceVie
     host: null,
     connection: null,
     status: null,
+    health: null,
     lastBang: null,
     destroyed: false,
     ...overrides,

@@ -21,6 +21,7 @@ const EVENT_TYPES = [
   "SoftwareSupplied",
   "SoftwareUnsupplied",
   "SoftwareReleaseStatusReported",
+  "ComputerBanged",
   "PartitionAllocated",
   "PartitionReleased",
   "InstanceRequested",
@@ -499,7 +500,7 @@ function summary(event: DomainEvent): string {
     case "InstanceRequested":
       return `${event.data.reference} (${releaseName(event.data.releaseUrl)}) requested by ${requesterLabel(event.data.requester)}`;
     case "InstanceParametersChanged":
-      return `${ref}: parameters changed`;
+      return event.data.releaseUrl === undefined ? `${ref}: parameters changed` : `${ref}: upgraded to ${releaseName(event.data.releaseUrl)}`;
     case "InstanceRequestedStateChanged":
       return `${ref} requested ${event.data.requestedState}`;
     case "SharedInstanceAttached":
@@ -512,6 +513,8 @@ function summary(event: DomainEvent): string {
       return `${ref} banged: ${event.data.message}`;
     case "InstanceDestroyed":
       return `${ref} destroyed`;
+    case "ComputerBanged":
+      return `${event.aggregate.computerId} banged: ${event.data.message}`;
     default: {
       // A type this page does not know yet (a newer master): shown by name.
       const unknown: never = event;

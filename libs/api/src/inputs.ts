@@ -55,6 +55,10 @@ export const Bang = z.object({
 });
 export type Bang = z.infer<typeof Bang>;
 
+/** `POST /v1/computers/:id/bang`: every instance on the computer is processed again. */
+export const BangComputer = z.object({ message: z.string().min(1).max(65_536).default("computer banged by hand") });
+export type BangComputer = z.infer<typeof BangComputer>;
+
 export const PublishConnectionParameters = z.object({ parameters: StringMap });
 export type PublishConnectionParameters = z.infer<typeof PublishConnectionParameters>;
 
@@ -101,6 +105,9 @@ export const LogPosition = z
 /** `x-slap-seen`: a log position the caller has seen; the answer waits (a few seconds at most) for the read models to include it. */
 export const SeenHeader = LogPosition;
 
+/** `x-slap-revision`: the desired-state revision a node's write answers (logged with the write; never waited for). */
+export const RevisionHeader = LogPosition;
+
 /**
  * A past moment to answer a read at (API.md, "As of"): `asOf`, an ISO-8601 time with `Z` or an
  * offset, or `at`, a log position; at most one (see `oneMoment`). The read models are then the
@@ -137,6 +144,12 @@ export const showSecrets = (query: { secrets?: string | undefined }): boolean =>
 
 /** `POST /v1/requests?wait=ms`: long-poll up to this many milliseconds for an answer that is not pending. */
 export const WaitQuery = z.object({ wait: z.coerce.number().int().min(0).max(60_000).default(0).describe("long-poll up to this many ms") });
+
+/** `GET /v1/computers/:id/desired?index=N&wait=ms`: a blocking query, answered once the revision is past N or after `wait` ms. */
+export const DesiredQuery = z.object({
+  index: LogPosition.optional().describe("answer once the desired state's revision is greater than this (default: at once)"),
+  wait: z.coerce.number().int().min(0).max(60_000).default(0).describe("how long, in ms, to wait for a newer revision before answering the current one"),
+});
 
 /** A read of instances: secrets or not, now or as of a past moment. */
 export const ReadQuery = SecretsQuery.extend(AsOfQuery.shape).refine(oneMoment.check, oneMoment.issue);

@@ -7,15 +7,35 @@ import { Actor, Requester, RequestedState } from "@slap/events";
 const Text = z.string();
 const Map = z.record(z.string(), z.string());
 
+/** How an instance is doing (its promises), from its node's last outcome report; null until then and while stopped. */
+export const InstanceHealth = z
+  .object({
+    ok: z.boolean(),
+    promises: z.array(z.object({ name: Text, ok: z.boolean(), message: Text, durationMs: z.number().optional() })),
+    message: Text.nullable().describe("what fails: the failed promises' messages, or the processing's error"),
+    since: Text.describe("when it last turned ok or failing (ISO-8601)"),
+  })
+  .nullable();
+export type InstanceHealth = z.infer<typeof InstanceHealth>;
+
 /**
  * The answer to a request, as in SlapOS's asynchronous flow: `pending` (HTTP 202, "ask again",
  * with the reason and a retry hint) until the instance is placed and has published its
  * connection parameters, then `ready` (HTTP 200) with them. A destroyed instance answers
- * `destroyed` once its node has wiped it.
+ * `destroyed` once its node has wiped it. `health`, once its node reported how it is doing:
+ * ready means published (SlapOS's meaning), not healthy.
  */
 export const Answer = z.discriminatedUnion("status", [
-  z.looseObject({ status: z.literal("pending"), instanceId: Text, reference: Text, reason: Text, retryAfterMs: z.number() }),
-  z.looseObject({ status: z.literal("ready"), instanceId: Text, reference: Text, connection: Map }),
+  z.looseObject({
+    status: z.literal("pending"),
+    instanceId: Text,
+    reference: Text,
+    reason: Text,
+    retryAfterMs: z.number(),
+    blocked: Text.optional().describe("nothing can progress until this cause is fixed (still pending: fixing it makes the request progress)"),
+    health: InstanceHealth.optional(),
+  }),
+  z.looseObject({ status: z.literal("ready"), instanceId: Text, reference: Text, connection: Map, health: InstanceHealth.optional() }),
   z.looseObject({ status: z.literal("destroyed"), instanceId: Text, reference: Text }),
 ]);
 export type Answer = z.infer<typeof Answer>;
@@ -60,6 +80,7 @@ export const InstanceView = z.looseObject({
       at: Text,
     })
     .nullable(),
+  health: InstanceHealth,
   lastBang: z.looseObject({ message: Text, at: Text }).nullable(),
   destroyed: z.boolean(),
 }).describe("an instance; in a live read also `node` (NodeLiveness or null): whether the node it runs on answers");
@@ -117,6 +138,37 @@ export type InstanceChanged = z.infer<typeof InstanceChanged>;
 /** A command about a computer accepted. */
 export const ComputerChanged = Appended.extend({ computerId: Text });
 export type ComputerChanged = z.infer<typeof ComputerChanged>;
+
+const Revision = z.number().int().min(0);
+const SoftwareStatus = z.enum(["unknown", "building", "available", "error", "destroyed"]);
+
+/**
+ * A computer's desired state (API.md, "Desired state"): all its node reads of the master, and
+ * nothing of other computers. `revision` is the log position of its last change (ask for a newer
+ * one with `?index=`); each partition's `revision` that of its own entry's last change.
+ */
+export const DesiredState = z.looseObject({
+  computerId: Text,
+  revision: Revision,
+  position: Revision.describe("the log position of the read models it was read from"),
+  partitions: z.array(
+    z.looseObject({
+      partitionId: Text,
+      address: Text,
+      ports: z.object({ from: z.number().int(), to: z.number().int() }),
+      revision: Revision,
+      instance: InstanceView.pick({ instanceId: true, treeId: true, reference: true, releaseUrl: true, softwareType: true, parameters: true, requestedState: true, serial: true })
+        .extend({
+          destroyed: z.boolean(),
+          sharedInstances: z.array(InstanceView.pick({ instanceId: true, reference: true, parameters: true, requestedState: true, serial: true })),
+          requested: z.array(z.looseObject({ instanceId: Text, reference: Text, connection: Map })),
+        })
+        .nullable(),
+    }),
+  ),
+  software: z.array(z.looseObject({ releaseUrl: Text, supplied: z.boolean(), status: SoftwareStatus })),
+});
+export type DesiredState = z.infer<typeof DesiredState>;
 
 /** A heartbeat heard: the computer's liveness now. */
 export const HeartbeatAnswer = z.looseObject({ computerId: Text, liveness: Liveness });

@@ -17,6 +17,7 @@ export {
   SoftwareSupplied,
   SoftwareUnsupplied,
   SoftwareReleaseStatusReported,
+  ComputerBanged,
   PartitionAllocated,
   PartitionReleased,
   InstanceRequested,
@@ -83,9 +84,24 @@ export {
   type InstancesView,
   type InstanceView,
   type InstanceStatusView,
+  type HealthView,
   type TreeView,
 } from "./projections/instances.js";
 export { cloudProjection, type CloudView } from "./projections/cloud.js";
+export {
+  desiredRevisionOf,
+  desiredStateOf,
+  masterProjection,
+  type DesiredComputerView,
+  type DesiredInstance,
+  type DesiredPartition,
+  type DesiredRequested,
+  type DesiredShared,
+  type DesiredSoftware,
+  type DesiredState,
+  type DesiredView,
+  type MasterView,
+} from "./projections/desired.js";
 export { MASK, isSecretName, maskSecrets, maskUrlPasswords } from "./secrets.js";
 export {
   asOfBound,

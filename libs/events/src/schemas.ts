@@ -134,6 +134,9 @@ export const SoftwareReleaseStatusReported = event(
   }),
 );
 
+/** "Reprocess everything here": every instance placed on the computer is bumped (SlapOS's computer bang). */
+export const ComputerBanged = event("ComputerBanged", ComputerAggregate, z.object({ message: z.string().max(65_536) }));
+
 // --- partition ------------------------------------------------------------------------------
 
 /** The allocator placed an instance on this partition. Appended with the partition's expected version. */
@@ -167,11 +170,15 @@ export const InstanceRequested = event(
   }),
 );
 
-/** The same request came again with other parameters (or software type, or SLA): the instance is bumped. */
+/**
+ * The same request came again with other parameters (or software type, SLA, or release): the
+ * instance is bumped. `releaseUrl`, when present, is an upgrade in place: the same instance on
+ * the same partition, processed with the new release once its computer has it available.
+ */
 export const InstanceParametersChanged = event(
   "InstanceParametersChanged",
   InstanceAggregate,
-  z.object({ parameters: StringMap, softwareType: SoftwareType, sla: StringMap }),
+  z.object({ parameters: StringMap, softwareType: SoftwareType, sla: StringMap, releaseUrl: ReleaseUrl.optional() }),
 );
 
 export const InstanceRequestedStateChanged = event(
@@ -242,6 +249,7 @@ export const DomainEvent = z.discriminatedUnion("type", [
   SoftwareSupplied,
   SoftwareUnsupplied,
   SoftwareReleaseStatusReported,
+  ComputerBanged,
   PartitionAllocated,
   PartitionReleased,
   InstanceRequested,

@@ -1,4 +1,5 @@
-import type { InstanceView } from "@slap/events";
+import type { ComputersView, InstanceView } from "@slap/events";
+import { parseSla } from "./sla.js";
 import { attachHost, type AttachOptions, type AttachRejectionReason } from "./hosts.js";
 import { place, type PlaceOptions, type PlaceRejectionReason } from "./placement.js";
 import type { CloudView } from "@slap/events";
@@ -61,4 +62,20 @@ export function explainUnplaced(instance: InstanceView, view: CloudView, options
     case "destroyed":
       return "destroyed: nothing to allocate";
   }
+}
+
+/**
+ * Why an instance waiting for a partition (or a host) can make no progress until someone fixes
+ * the cause, or undefined: an SLA key or mode the allocator does not know, or a release whose
+ * install failed on every computer it is supplied to. Still pending: once the cause is fixed (a
+ * corrected SLA requested, the release rebuilt) it is placed without a new request.
+ */
+export function blockedBy(instance: InstanceView, computers: ComputersView): string | undefined {
+  const sla = parseSla(instance.sla, instance.shared);
+  if (!sla.ok) return sla.detail;
+  if (instance.shared) return undefined;
+  const url = instance.releaseUrl;
+  const supplied = Object.values(computers.computers).filter((c) => c.software[url]?.supplied === true);
+  if (supplied.length === 0 || supplied.some((c) => c.software[url]?.status !== "error")) return undefined;
+  return `release ${url} failed to install on ${supplied.map((c) => c.computerId).join(", ")}`;
 }

@@ -11,7 +11,7 @@ export {
   type AttachOptions,
   type AttachRejectionReason,
 } from "./hosts.js";
-export { explain, explainUnplaced, type Explanation, type PendingReason } from "./explain.js";
+export { blockedBy, explain, explainUnplaced, type Explanation, type PendingReason } from "./explain.js";
 export { CapacityIndex, partitionKey, type ComputerCapacity, type Reservation } from "./capacity.js";
 export { parseSla, isUnconstrained, SLA_KEYS, SLA_MODES, type Sla, type SlaParse } from "./sla.js";
 export { naturalCompare, ringOffset, rotationOf } from "./order.js";

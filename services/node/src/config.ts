@@ -4,12 +4,12 @@
  * from it.
  */
 import { ApiToken, Token, configSchema, logLevelSetting, type ConfigDescription, type ConfigInput, type ConfigOf, type ConfigRule, type Setting } from "@slap/events";
-import { natsCredentialsRule, natsSettings } from "@slap/eventstore-jetstream";
 import { z } from "zod";
 import { PROFILE_TIMEOUT_MS } from "./shell/profile.js";
 import { RUN_TIMEOUT_MS } from "./shell/checks.js";
 import { WARM_PROFILES } from "./shell/profile-hosts.js";
 import { DEFAULT_HEARTBEAT_MS } from "./shell/node.js";
+import { PROMISE_INTERVAL_MS } from "./shell/partition-runner.js";
 
 /** Milliseconds from `min` to `max`; the message says the bounds (`max` also in hours or minutes). */
 function millis(min: number, max: number, span: string) {
@@ -26,8 +26,7 @@ const PortBase = z.coerce
 
 /** The node's settings. */
 export const NODE_SETTINGS = {
-  /** Required unless a program passes its store in (one-process mode); `slap node` requires it. */
-  nats: natsSettings.nats,
+  /** The node's one connection: it reads its computer's desired state there and writes there; it never reads the log. */
   master: {
     schema: z.url({ error: "must be the master's URL, like http://127.0.0.1:8080" }),
     flag: "master",
@@ -83,10 +82,6 @@ export const NODE_SETTINGS = {
     defaultHelp: "127.0.0.1",
     help: "the address the partitions' services listen on and publish: the host's address when nodes are apart",
   },
-  streamName: natsSettings.streamName,
-  natsUser: natsSettings.natsUser,
-  natsPassword: natsSettings.natsPassword,
-  replicas: natsSettings.replicas,
   partitionUsers: {
     schema: z.enum(["auto", "off"], { error: "must be auto or off" }),
     env: "SLAP_PARTITION_USERS",
@@ -110,6 +105,12 @@ export const NODE_SETTINGS = {
     note: "each warm one is a Node process of about 40 MiB, stopped after a minute idle",
   },
   promiseTimeoutMs: { schema: millis(100, 3_600_000, "1 h"), env: "SLAP_PROMISE_TIMEOUT_MS", default: "20000", help: "how long, in ms, a promise may take to hold" },
+  promiseIntervalMs: {
+    schema: millis(100, 86_400_000, "24 h"),
+    env: "SLAP_PROMISE_INTERVAL_MS",
+    default: String(PROMISE_INTERVAL_MS),
+    help: "how often, in ms, a deployed instance's promises are checked again between processings (a status is reported only when a result changes)",
+  },
   logLevel: logLevelSetting,
 } as const satisfies Record<string, Setting>;
 
@@ -132,7 +133,6 @@ export const portsFitRule: ConfigRule<{ portBase: number; partitions: number; po
 export const NODE_CONFIG: ConfigDescription<NodeSettings> = {
   settings: NODE_SETTINGS,
   rules: [
-    natsCredentialsRule,
     (config, name) =>
       config.token === undefined && config.tokenFile === undefined
         ? `the node's API token is required: ${name("token")}, or ${name("tokenFile")} naming the file that holds it`

@@ -10,9 +10,10 @@ export { ReleaseManifest, ParametersSchema, type ParameterProperty } from "./cor
 export { checkParameters, type ParametersCheck } from "./core/parameters.js";
 export { insidePartition, PathEscapeError } from "./core/paths.js";
 export { DeployedState, RETRY_ERROR_AFTER_MS, decideProcessing, parametersHash, sameDeployment, type ProcessDecision, type Wanted } from "./core/state.js";
-export { BACKOFF, nextRestart } from "./core/backoff.js";
+export { BACKOFF, nextRestart, restartsWithin } from "./core/backoff.js";
 export { softwareDir } from "./shell/software.js";
-export { readTail } from "./shell/supervisor.js";
+export { readTail, SERVICE_MARK } from "./shell/supervisor.js";
+export { nodeStateDir, pidFileOf } from "./shell/partition-state.js";
 export { Waiting, type Slap, type PromiseCheck, type ProcessDeclaration } from "./shell/profile.js";
 export { MasterClient, MasterError } from "./shell/master-client.js";
 export { LayoutError } from "./shell/layout.js";

@@ -160,6 +160,7 @@ export const computersProjection: Projection<ComputersView> = {
       case "InstanceStatusReported":
       case "InstanceBanged":
       case "InstanceDestroyed":
+      case "ComputerBanged":
         return state;
       default:
         return unreachable(event);

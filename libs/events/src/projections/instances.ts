@@ -12,6 +12,18 @@ export interface InstanceStatusView {
   at: string;
 }
 
+/**
+ * How an instance is doing, from its node's last reports (SlapOS: its promises): `ok` while every
+ * promise holds; a failed processing or promise makes it failing with the message. `since`: when
+ * it last changed between ok and failing.
+ */
+export interface HealthView {
+  ok: boolean;
+  promises: PromiseResult[];
+  message: string | null;
+  since: string;
+}
+
 export interface InstanceView {
   instanceId: string;
   treeId: string;
@@ -42,6 +54,8 @@ export interface InstanceView {
   host: { instanceId: string; treeId: string } | null;
   connection: StringMap | null;
   status: InstanceStatusView | null;
+  /** Null until its node reported a processing's outcome, and while stopped. */
+  health: HealthView | null;
   lastBang: { message: string; service: string | null; exitCode: number | null; at: string } | null;
   destroyed: boolean;
 }
@@ -58,8 +72,6 @@ export interface InstancesView {
   instances: Record<string, InstanceView>;
   trees: Record<string, TreeView>;
 }
-
-const MAX_TREE_DEPTH = 1_000;
 
 /**
  * The instances read model. Placement is first-wins: a second allocation of an instance that
@@ -79,7 +91,7 @@ export function readinessOf(instance: Pick<InstanceView, "destroyed" | "requeste
 
 export const instancesProjection: Projection<InstancesView> = {
   name: "instances",
-  version: 2,
+  version: 3,
   initial: () => ({ instances: {}, trees: {} }),
   evolve(state, event, position) {
     switch (event.type) {
@@ -108,6 +120,7 @@ export const instancesProjection: Projection<InstancesView> = {
           host: null,
           connection: null,
           status: null,
+          health: null,
           lastBang: null,
           destroyed: false,
         };
@@ -122,7 +135,8 @@ export const instancesProjection: Projection<InstancesView> = {
           i.parameters = { ...event.data.parameters };
           i.softwareType = event.data.softwareType;
           i.sla = { ...event.data.sla };
-          i.serial += 1;
+          if (event.data.releaseUrl !== undefined) i.releaseUrl = event.data.releaseUrl;
+          bump(state, i);
         });
       case "InstanceRequestedStateChanged":
         return update(state, event, position, (i) => {
@@ -131,9 +145,10 @@ export const instancesProjection: Projection<InstancesView> = {
             i.destroyed = false;
             i.connection = null;
             i.status = null;
+            i.health = null;
           }
           i.requestedState = event.data.requestedState;
-          i.serial += 1;
+          bump(state, i);
         });
       case "SharedInstanceAttached":
         return update(state, event, position, (i) => {
@@ -165,6 +180,7 @@ export const instancesProjection: Projection<InstancesView> = {
             partitionId: d.partitionId,
             at: event.time,
           };
+          i.health = healthAfter(i.health, d, event.time);
         });
       case "InstanceBanged":
         return update(state, event, position, (i) => {
@@ -174,17 +190,26 @@ export const instancesProjection: Projection<InstancesView> = {
             exitCode: event.data.exitCode ?? null,
             at: event.time,
           };
-          // A bang reprocesses the instance and every requester up to the root.
-          let current: InstanceView | undefined = i;
-          for (let depth = 0; current !== undefined && depth < MAX_TREE_DEPTH; depth++) {
-            current.serial += 1;
-            current = current.requester.kind === "instance" ? state.instances[current.requester.instanceId] : undefined;
+          // As SlapOS's bang_tree: every instance of the tree is reprocessed, shared ones through their host.
+          const bumped = new Set<InstanceView>();
+          for (const id of state.trees[i.treeId]?.instanceIds ?? [i.instanceId]) {
+            const member = state.instances[id];
+            if (member !== undefined) bump(state, member, bumped);
           }
         });
       case "InstanceDestroyed":
         return update(state, event, position, (i) => {
           i.destroyed = true;
+          // A shared instance's host must stop serving it.
+          if (i.shared) bump(state, i);
         });
+      case "ComputerBanged": {
+        // Every instance placed on the computer; shared ones are served by them.
+        for (const instance of Object.values(state.instances)) {
+          if (instance.placement?.computerId === event.aggregate.computerId) instance.serial += 1;
+        }
+        return state;
+      }
       case "PartitionAllocated": {
         const instance = state.instances[event.data.instanceId];
         if (instance === undefined || instance.placement !== null) return state;
@@ -201,6 +226,9 @@ export const instancesProjection: Projection<InstancesView> = {
         }
         instance.placement = null;
         instance.updatedAt = event.time;
+        // A root being destroyed waits for its children to leave their partitions: the last one wakes it.
+        const root = state.instances[instance.treeId];
+        if (event.data.reason === "destroyed" && root !== undefined && root !== instance && root.requestedState === "destroyed" && !root.destroyed) root.serial += 1;
         return state;
       }
       case "ComputerRegistered":
@@ -226,6 +254,44 @@ function update(
   instance.updatedAt = event.time;
   instance.version = position;
   return state;
+}
+
+/** The health an outcome report leaves: processing and waiting change nothing, stopped clears it. */
+function healthAfter(health: HealthView | null, report: EventOf<"InstanceStatusReported">["data"], at: string): HealthView | null {
+  switch (report.status) {
+    case "processing":
+    case "waiting":
+      return health;
+    case "stopped":
+      return null;
+    case "started":
+    case "error": {
+      const promises = report.promises ?? [];
+      const ok = report.status === "started" && promises.every((p) => p.ok);
+      const since = health !== null && health.ok === ok ? health.since : at;
+      return { ok, promises, message: ok ? null : (report.message ?? null), since };
+    }
+    default: {
+      const never: never = report.status;
+      return never;
+    }
+  }
+}
+
+/**
+ * The instance must be reprocessed: its serial grows, and for a shared instance its host's too
+ * (the host is what serves it). `seen` keeps one bump per instance when bumping several.
+ */
+function bump(state: InstancesView, instance: InstanceView, seen = new Set<InstanceView>()): void {
+  if (!seen.has(instance)) {
+    seen.add(instance);
+    instance.serial += 1;
+  }
+  const host = instance.shared && instance.host !== null ? state.instances[instance.host.instanceId] : undefined;
+  if (host !== undefined && !seen.has(host)) {
+    seen.add(host);
+    host.serial += 1;
+  }
 }
 
 function sameMap(a: StringMap | null, b: StringMap): boolean {

@@ -113,15 +113,65 @@ describe("instances projection", () => {
     assert.deepEqual(state.instances.S!.host, { instanceId: "HOST", treeId: "HOST" });
   });
 
-  it("bumps the banged instance and every requester up to the root", () => {
-    let spec = instances.given([fixtures.instanceRequested("R"), child("A", "R", "R"), child("B", "A", "R")]);
-    const state = spec.state;
-    const before = { R: state.instances.R!.serial, A: state.instances.A!.serial, B: state.instances.B!.serial };
-    spec = spec.when([fixtures.instanceBanged("B", "R")]);
-    assert.deepEqual(
-      { R: state.instances.R!.serial, A: state.instances.A!.serial, B: state.instances.B!.serial },
-      { R: before.R + 1, A: before.A + 1, B: before.B + 1 },
-    );
+  /** The instances of a small world: a tree R > A > B with a shared instance S of it attached to HOST (tree HOST). */
+  const world = () => {
+    const attached = { ...fixtures.instanceBanged("S", "R"), id: fixtures.newId(), type: "SharedInstanceAttached" as const, data: { hostInstanceId: "HOST", hostTreeId: "HOST" } };
+    return instances.given([
+      fixtures.instanceRequested("HOST"),
+      fixtures.instanceRequested("R"),
+      child("A", "R", "R"),
+      child("B", "A", "R"),
+      { ...child("S", "R", "R"), data: { ...child("S", "R", "R").data, shared: true } },
+      attached,
+      fixtures.instanceRequested("OTHER"),
+    ]);
+  };
+  const serials = (state: { instances: Record<string, { serial: number }> }) => Object.fromEntries(Object.entries(state.instances).map(([id, i]) => [id, i.serial]));
+  const onS = <T extends "InstanceParametersChanged" | "InstanceRequestedStateChanged" | "InstanceDestroyed">(type: T, data: unknown) =>
+    ({ ...fixtures.instanceBanged("S", "R"), id: fixtures.newId(), type, data }) as unknown as Parameters<ReturnType<typeof world>["when"]>[0][number];
+
+  it("bumps every instance of the banged instance's tree once, and the host of its shared ones (bang_tree)", () => {
+    const spec = world();
+    const before = serials(spec.state);
+    spec.when([fixtures.instanceBanged("B", "R")]);
+    const after = serials(spec.state);
+    assert.deepEqual(after, { ...before, R: before.R! + 1, A: before.A! + 1, B: before.B! + 1, S: before.S! + 1, HOST: before.HOST! + 1 });
+  });
+
+  it("bumps the host at every change of a shared instance: parameters, state, destroyed (a bang: above)", () => {
+    let spec = world();
+    const host = () => spec.state.instances.HOST!.serial;
+    let expected = host();
+    for (const event of [
+      onS("InstanceParametersChanged", { parameters: { colour: "blue" }, softwareType: "default", sla: {} }),
+      onS("InstanceRequestedStateChanged", { requestedState: "destroyed" }),
+      onS("InstanceDestroyed", {}),
+    ]) {
+      spec = spec.when([event]);
+      assert.equal(host(), ++expected, event.type);
+    }
+  });
+
+  it("bumps every instance placed on a banged computer, and none elsewhere", () => {
+    const spec = world().when([fixtures.partitionAllocated("C1", "slappart0", "A", "R"), fixtures.partitionAllocated("C2", "slappart0", "B", "R")]);
+    const before = serials(spec.state);
+    spec.when([{ ...fixtures.computerRegistered("C1"), id: fixtures.newId(), type: "ComputerBanged", data: { message: "disk replaced" } }]);
+    assert.deepEqual(serials(spec.state), { ...before, A: before.A! + 1 });
+  });
+
+  it("bumps a root being destroyed when a child of its tree leaves its partition, destroyed", () => {
+    let spec = world().when([fixtures.partitionAllocated("C1", "slappart0", "R", "R"), fixtures.partitionAllocated("C1", "slappart1", "B", "R")]);
+    const root = () => spec.state.instances.R!.serial;
+    const alive = root();
+    spec = spec.when([fixtures.partitionReleased("C1", "slappart1", "B")]);
+    assert.equal(root(), alive, "not being destroyed: nothing to wake");
+    spec = spec.when([
+      { ...fixtures.instanceBanged("R"), id: fixtures.newId(), type: "InstanceRequestedStateChanged", data: { requestedState: "destroyed" } },
+      fixtures.partitionAllocated("C1", "slappart2", "A", "R"),
+    ]);
+    const destroying = root();
+    spec = spec.when([fixtures.partitionReleased("C1", "slappart2", "A")]);
+    assert.equal(root(), destroying + 1);
   });
 
   it("bumps the requester when, and only when, the connection parameters change", () => {

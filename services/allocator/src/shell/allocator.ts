@@ -287,6 +287,7 @@ export class Allocator {
         return;
       case "InstanceStatusReported":
       case "InstanceBanged":
+      case "ComputerBanged":
         return;
       default: {
         const never: never = event;

@@ -1,5 +1,6 @@
 import type { Answer } from "@slap/api";
-import type { ComputersView, InstancesView, InstanceView } from "@slap/events";
+import { isReleaseAvailable, type ComputersView, type InstancesView, type InstanceView } from "@slap/events";
+import { blockedBy } from "@slap/placement";
 
 export type { Answer };
 
@@ -16,23 +17,50 @@ export function answerFor(
 ): Answer {
   const computers = views.computers;
   const { instanceId, reference } = instance;
-  const pending = (reason: string): Answer => ({ status: "pending", instanceId, reference, reason, retryAfterMs: RETRY_AFTER_MS });
+  const health = instance.health === null ? {} : { health: instance.health };
+  const pending = (reason: string, blocked?: string): Answer => ({
+    status: "pending",
+    instanceId,
+    reference,
+    reason,
+    retryAfterMs: RETRY_AFTER_MS,
+    ...(blocked === undefined ? {} : { blocked }),
+    ...health,
+  });
+  const unplaced = (): Answer => {
+    const blocked = blockedBy(instance, computers);
+    return pending(blocked ?? explain(instance, views), blocked);
+  };
   if (instance.requestedState === "destroyed") {
-    if (instance.destroyed || (instance.placement === null && !instance.shared && instance.status === null)) {
-      return { status: "destroyed", instanceId, reference };
-    }
+    if (instance.destroyed || nothingToDestroy(instance, views.instances)) return { status: "destroyed", instanceId, reference };
+    if (instance.shared) return pending(`waiting for its host ${instance.host?.instanceId ?? ""} to drop it`);
     return pending("waiting for its node to destroy it");
   }
-  if (instance.connection !== null) return { status: "ready", instanceId, reference, connection: instance.connection };
+  const bound = computers.bindings[instanceId];
+  const computer = bound === undefined ? undefined : computers.computers[bound.computerId];
+  // Upgraded in place (another release under the same reference): served once its computer has the release.
+  if (bound !== undefined && computer !== undefined && !isReleaseAvailable(computer, instance.releaseUrl)) {
+    return pending(`waiting for release ${instance.releaseUrl} on ${bound.computerId}/${bound.partitionId}`);
+  }
+  if (instance.connection !== null) return { status: "ready", instanceId, reference, connection: instance.connection, ...health };
   if (instance.shared) {
-    if (instance.host === null) return pending(explain(instance, views));
+    if (instance.host === null) return unplaced();
     return pending(`attached to host ${instance.host.instanceId}, waiting for its connection parameters`);
   }
-  const bound = computers.bindings[instanceId];
-  if (bound === undefined) return pending(explain(instance, views));
+  if (bound === undefined) return unplaced();
   const where = `${bound.computerId}/${bound.partitionId}`;
   const status = instance.status;
   if (status?.status === "error") return pending(`allocated to ${where}; its node reports an error: ${status.message ?? "no message"}`);
   if (status?.status === "waiting") return pending(`allocated to ${where}, waiting for ${status.waitingFor.join(", ") || "requested instances"}`);
   return pending(`allocated to ${where}, waiting for connection parameters`);
+}
+
+/**
+ * A destroyed request nothing has to carry out: an instance never placed nor reported on, or a
+ * shared one never attached or whose host is gone (no node would ever report it).
+ */
+function nothingToDestroy(instance: InstanceView, instances: InstancesView): boolean {
+  if (!instance.shared) return instance.placement === null && instance.status === null;
+  const host = instance.host === null ? undefined : instances.instances[instance.host.instanceId];
+  return host === undefined || host.destroyed;
 }

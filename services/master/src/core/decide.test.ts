@@ -94,10 +94,25 @@ describe("request decider", () => {
       });
   });
 
-  it("refuses another release under the same reference as a conflict", () => {
+  it("upgrades in place: another release under the same reference is one change event naming it, on the same instance", () => {
     const history = given([]).when((ctx) => decideRequest(request({ reference: "app" }), ctx)).then(types(["InstanceRequested"]));
-    given(history)
+    const upgraded = given(history)
       .when((ctx) => decideRequest(request({ reference: "app", releaseUrl: KVDB }), ctx))
+      .then(([event, ...more], decision) => {
+        assert.equal(more.length, 0);
+        assert.ok(event?.type === "InstanceParametersChanged");
+        assert.equal(event.data.releaseUrl, KVDB);
+        assert.equal(decision.instanceId, history[0]?.aggregate.kind === "instance" ? history[0].aggregate.instanceId : "");
+      });
+    given([...history, ...upgraded])
+      .when((ctx) => decideRequest(request({ reference: "app", releaseUrl: KVDB }), ctx))
+      .then([]);
+  });
+
+  it("refuses another release for a shared instance: its host serves one release", () => {
+    const history = given([]).when((ctx) => decideRequest(request({ reference: "tenant", shared: true }), ctx)).then(types(["InstanceRequested"]));
+    given(history)
+      .when((ctx) => decideRequest(request({ reference: "tenant", shared: true, releaseUrl: KVDB }), ctx))
       .thenRejects("Conflict");
   });
 
@@ -311,7 +326,7 @@ describe("supply decider", () => {
 describe("request answer", () => {
   const explain = () => "no computer has file:///software/kvdb available";
   it("is pending with the allocator's reason, then with where it runs, then ready with the connection parameters", () => {
-    const requested = [fixtures.computerRegistered("C1"), fixtures.instanceRequested("I1")];
+    const requested = [fixtures.computerRegistered("C1"), fixtures.softwareSupplied("C1", KVDB), fixtures.softwareStatus("C1", KVDB, "available"), fixtures.instanceRequested("I1")];
     const ctx = given(requested).state;
     const i1 = () => ctx.instances.instances.I1!;
     assert.deepEqual(answerFor(i1(), ctx, explain), { status: "pending", instanceId: "I1", reference: "ref-I1", reason: explain(), retryAfterMs: 1000 });
@@ -320,5 +335,30 @@ describe("request answer", () => {
     assert.equal(a.status === "pending" && a.reason, "allocated to C1/slappart0, waiting for connection parameters");
     const ready = given([...requested, fixtures.partitionAllocated("C1", "slappart0", "I1"), fixtures.connectionPublished("I1", { url: "http://x" })]).state;
     assert.deepEqual(answerFor(ready.instances.instances.I1!, ready, explain), { status: "ready", instanceId: "I1", reference: "ref-I1", connection: { url: "http://x" } });
+  });
+
+  it("is pending while an instance upgraded in place waits for its new release on its computer", () => {
+    const placed = [
+      fixtures.computerRegistered("C1"),
+      fixtures.softwareSupplied("C1", KVDB),
+      fixtures.softwareStatus("C1", KVDB, "available"),
+      fixtures.instanceRequested("I1"),
+      fixtures.partitionAllocated("C1", "slappart0", "I1"),
+      fixtures.connectionPublished("I1", { url: "http://x" }),
+    ];
+    const upgrade: DomainEvent = { ...fixtures.connectionPublished("I1", {}), type: "InstanceParametersChanged", data: { parameters: {}, softwareType: "default", sla: {}, releaseUrl: WEBAPP } };
+    const waiting = given([...placed, upgrade]).state;
+    const a = answerFor(waiting.instances.instances.I1!, waiting, explain);
+    assert.equal(a.status === "pending" && a.reason, `waiting for release ${WEBAPP} on C1/slappart0`);
+    assert.equal(waiting.instances.instances.I1!.placement?.partitionId, "slappart0");
+    const available = given([...placed, upgrade, fixtures.softwareSupplied("C1", WEBAPP), fixtures.softwareStatus("C1", WEBAPP, "available")]).state;
+    assert.equal(answerFor(available.instances.instances.I1!, available, explain).status, "ready");
+  });
+
+  it("is destroyed for a shared instance requested destroyed that no host serves", () => {
+    const shared = fixtures.instanceRequested("SH", { shared: true });
+    const destroy: DomainEvent = { ...fixtures.connectionPublished("SH", {}), type: "InstanceRequestedStateChanged", data: { requestedState: "destroyed" } };
+    const state = given([shared, destroy]).state;
+    assert.equal(answerFor(state.instances.instances.SH!, state, explain).status, "destroyed");
   });
 });

@@ -12,6 +12,7 @@ import {
 } from "@slap/events";
 import type {
   Bang,
+  BangComputer,
   PublishConnectionParameters,
   RegisterComputer,
   ReportInstanceStatus,
@@ -113,12 +114,14 @@ const sameMap = (a: Record<string, string>, b: Record<string, string>): boolean 
 };
 
 /**
- * `request`: the same arguments again decide nothing; changed parameters, software type or SLA
- * decide one `InstanceParametersChanged`; a changed state decides one
+ * `request`: the same arguments again decide nothing; changed parameters, software type, SLA or
+ * release (an upgrade in place: same instance, same partition) decide one
+ * `InstanceParametersChanged`; a changed state decides one
  * `InstanceRequestedStateChanged`; when a root's state changes, every other instance of its
  * tree whose state differs gets one too (stopping or destroying a root reaches its whole tree
  * at once).
- * Another release or shared flag under the same reference is a conflict.
+ * Another shared flag under the same reference is a conflict, and so is another release for a
+ * shared instance (its host serves one release).
  */
 export function decideRequest(command: RequestInstance, ctx: DecisionContext, onBehalfOf?: Requester): Decision {
   const requester = onBehalfOf ?? requesterOf(ctx);
@@ -160,16 +163,22 @@ export function decideRequest(command: RequestInstance, ctx: DecisionContext, on
       ],
     };
   }
-  if (current.releaseUrl !== command.releaseUrl) {
-    return reject("Conflict", `${command.reference} was requested with release ${current.releaseUrl}, not ${command.releaseUrl}; destroy it or use another reference`);
-  }
   if (current.shared !== command.shared) {
     return reject("Conflict", `${command.reference} was requested with shared=${current.shared}; it cannot change`);
   }
+  const upgrade = current.releaseUrl !== command.releaseUrl;
+  if (upgrade && current.shared) {
+    return reject("Conflict", `${command.reference} is a shared instance of release ${current.releaseUrl}, served by a host of that release; destroy it or use another reference for ${command.releaseUrl}`);
+  }
   const ownEvents: DomainEvent[] = [];
   const base = { ...envelope(ctx, ctx.newId()), correlationId: ctx.correlationId ?? current.correlationId };
-  if (current.softwareType !== command.softwareType || !sameMap(current.parameters, parameters) || !sameMap(current.sla, sla)) {
-    ownEvents.push({ ...base, type: "InstanceParametersChanged", aggregate, data: { parameters, softwareType: command.softwareType, sla } });
+  if (upgrade || current.softwareType !== command.softwareType || !sameMap(current.parameters, parameters) || !sameMap(current.sla, sla)) {
+    ownEvents.push({
+      ...base,
+      type: "InstanceParametersChanged",
+      aggregate,
+      data: { parameters, softwareType: command.softwareType, sla, ...(upgrade ? { releaseUrl: command.releaseUrl } : {}) },
+    });
   }
   const appends: Append[] = [];
   if (current.requestedState !== command.state) {
@@ -391,7 +400,7 @@ export function decideDestroyed(instanceId: string, ctx: DecisionContext): Decis
   };
 }
 
-type ComputerEventType = "ComputerRegistered" | "SoftwareSupplied" | "SoftwareUnsupplied" | "SoftwareReleaseStatusReported";
+type ComputerEventType = "ComputerRegistered" | "SoftwareSupplied" | "SoftwareUnsupplied" | "SoftwareReleaseStatusReported" | "ComputerBanged";
 
 /** One event on a computer's stream, appended without a version check (each replaces or adds a fact). */
 function onComputer<T extends ComputerEventType>(computerId: string, ctx: DecisionContext, type: T, data: EventOf<T>["data"]): Decision {
@@ -440,16 +449,32 @@ export function decideSupply(computerId: string, command: SupplySoftware, ctx: D
   return onComputer(computerId, ctx, wanted ? "SoftwareSupplied" : "SoftwareUnsupplied", { releaseUrl: command.releaseUrl });
 }
 
+/**
+ * A node reports a release's build. `destroyed` only once the release was unsupplied (as
+ * SlapOS refuses it): a supplied release reported destroyed would read as removed while the
+ * computer is still ordered to keep it.
+ */
 export function decideSoftwareStatus(computerId: string, command: ReportSoftwareStatus, ctx: DecisionContext): Decision {
   const computer = ctx.computers.computers[computerId];
   if (computer === undefined) return reject("NotFound", `no computer ${computerId}`);
   const denied = mayActForComputer(computerId, ctx);
   if (denied !== undefined) return denied;
   const current = computer.software[command.releaseUrl];
+  if (command.status === "destroyed" && current?.supplied === true) {
+    return reject("Conflict", `${command.releaseUrl} is supplied on ${computerId}: it may be reported destroyed only after it was unsupplied`);
+  }
   if (current !== undefined && current.status === command.status && current.log === (command.log ?? null)) return { ok: true, appends: [] };
   return onComputer(computerId, ctx, "SoftwareReleaseStatusReported", {
     releaseUrl: command.releaseUrl,
     status: command.status,
     ...(command.log === undefined ? {} : { log: command.log }),
   });
+}
+
+/** A computer bang (SlapOS's `computerBang`): every instance placed on it is processed again. Its node or admin. */
+export function decideComputerBang(computerId: string, command: BangComputer, ctx: DecisionContext): Decision {
+  const denied = mayActForComputer(computerId, ctx);
+  if (denied !== undefined) return denied;
+  if (ctx.computers.computers[computerId] === undefined) return reject("NotFound", `no computer ${computerId}`);
+  return onComputer(computerId, ctx, "ComputerBanged", { message: command.message });
 }

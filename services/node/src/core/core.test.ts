@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { nextRestart } from "./backoff.js";
+import { nextRestart, restartsWithin } from "./backoff.js";
 import { ParametersSchema } from "./manifest.js";
 import { checkParameters } from "./parameters.js";
 import { insidePartition, PathEscapeError } from "./paths.js";
@@ -59,10 +59,11 @@ describe("partition paths", () => {
 });
 
 describe("when to process an instance", () => {
-  const wanted = { instanceId: "I1", serial: 3, requestedState: "started" as const, parameters: { a: "1" } };
+  const wanted = { instanceId: "I1", serial: 3, revision: 7, requestedState: "started" as const, parameters: { a: "1" } };
   const state: DeployedState = {
     instanceId: "I1",
     serial: 3,
+    revision: 7,
     requestedState: "started",
     parametersHash: parametersHash({ a: "1" }),
     outcome: "started",
@@ -78,6 +79,9 @@ describe("when to process an instance", () => {
     assert.deepEqual(decideProcessing(undefined, wanted, options), { process: true, reason: "new" });
     assert.deepEqual(decideProcessing({ ...state, instanceId: "I0" }, wanted, options), { process: true, reason: "new" });
     assert.deepEqual(decideProcessing(state, { ...wanted, serial: 4 }, options), { process: true, reason: "changed" });
+    assert.deepEqual(decideProcessing(state, { ...wanted, revision: 8 }, options), { process: true, reason: "changed" });
+    const { revision: _, ...older } = state;
+    assert.deepEqual(decideProcessing(older, { ...wanted, revision: 8 }, options), { process: false }, "a state file without a revision (an older node's) compares serials only");
     assert.deepEqual(decideProcessing(state, { ...wanted, requestedState: "stopped" }, options), { process: true, reason: "changed" });
     assert.deepEqual(decideProcessing(state, { ...wanted, parameters: { a: "2" } }, options), { process: true, reason: "changed" });
     assert.deepEqual(decideProcessing(state, wanted, { ...options, adopted: false }), { process: true, reason: "adopt" });
@@ -103,15 +107,22 @@ describe("when to process an instance", () => {
 });
 
 describe("service restart back-off", () => {
-  it("doubles from 1 s up to 30 s and resets after 60 s up", () => {
+  it("doubles from 1 s up to an hour and resets after 60 s up", () => {
     let failures = 0;
     const delays: number[] = [];
-    for (let i = 0; i < 7; i++) {
+    for (let i = 0; i < 15; i++) {
       const next = nextRestart(failures, 100);
       failures = next.failures;
       delays.push(next.delayMs);
     }
-    assert.deepEqual(delays, [1_000, 2_000, 4_000, 8_000, 16_000, 30_000, 30_000]);
+    assert.deepEqual(delays.slice(0, 6), [1_000, 2_000, 4_000, 8_000, 16_000, 32_000]);
+    assert.deepEqual(delays.slice(-3), [3_600_000, 3_600_000, 3_600_000]);
     assert.deepEqual(nextRestart(failures, 60_000), { delayMs: 1_000, failures: 1 });
+  });
+
+  it("restarts a service that keeps failing 11 times in its first hour (12 exits), then once an hour", () => {
+    assert.equal(restartsWithin(3_600_000), 11);
+    assert.equal(restartsWithin(2 * 3_600_000) - restartsWithin(3_600_000), 1);
+    assert.equal(restartsWithin(24 * 3_600_000), 11 + 23);
   });
 });

@@ -1,6 +1,5 @@
-import { chmod, chown, mkdir, readdir, rm } from "node:fs/promises";
-import { join } from "node:path";
-import type { CloudView, InstanceView, PartitionView } from "@slap/events";
+import { chmod, chown, mkdir, stat } from "node:fs/promises";
+import type { DesiredPartition } from "@slap/events";
 import type { Logger } from "pino";
 import type { ProfileEntry } from "../core/manifest.js";
 import { checkParameters } from "../core/parameters.js";
@@ -9,14 +8,15 @@ import { decideProcessing, parametersHash, sameDeployment, type DeployedState, t
 import { checkPromise } from "./checks.js";
 import { applyDeclarations, baseEnv } from "./declarations.js";
 import { MasterError, type Answer, type MasterClient, type PromiseReport, type StatusReport } from "./master-client.js";
-import { NODE_OWNED, readDeployedState, writeDeployedState } from "./partition-state.js";
+import { emptyFolder, ensureFolder, inFolder, ownTreeBeneath } from "./beneath.js";
+import { clearDeployedState, nodeStateDir, prepareNodeStateDir, readDeployedState, writeDeployedState } from "./partition-state.js";
 import { PROFILE_TIMEOUT_MS, Waiting, type Declarations } from "./profile.js";
 import type { ProfileHosts } from "./profile-hosts.js";
 import { ProfileAborted, runProfileProcess } from "./profile-process.js";
 import { ProfileProtocolError, PROTOCOL_VERSION, type ProfileAnswer, type ProfileInput, type RequestAnswer } from "./profile-protocol.js";
 import { isInstalled, readManifest, softwareDir } from "./software.js";
 import { reapLeftovers, Supervisor, type ServiceExit } from "./supervisor.js";
-import { ensureUser, ownTree, partitionUserName, type PartitionUser } from "./users.js";
+import { ensureUser, partitionUserName, type PartitionUser } from "./users.js";
 
 export interface PartitionRunnerOptions {
   computerId: string;
@@ -28,30 +28,45 @@ export interface PartitionRunnerOptions {
   client: MasterClient;
   /** The node's warm hosts of JS profiles (shared by its partitions: it bounds how many are alive). */
   profiles: ProfileHosts;
-  /** The read model the node follows: read again at every processing, as it is then. */
-  view: () => CloudView;
+  /** The partition's entry of the computer's last good desired state: read again at every processing, as it is then. */
+  desired: () => PartitionView | undefined;
+  /** Whether a release is installed on this computer (an instance upgraded in place waits for its new one). */
+  releaseInstalled: (releaseUrl: string) => boolean;
   /** The node's logger; the runner's lines add the partition id. */
   logger: Logger;
   maxPeriodicityMs: number;
   promiseTimeoutMs?: number | undefined;
+  /** How often the promises of a deployed instance are checked again between processings (default `PROMISE_INTERVAL_MS`). */
+  promiseIntervalMs?: number | undefined;
   profileTimeoutMs?: number | undefined;
   runTimeoutMs?: number | undefined;
   /** Background work (stopping orphaned services, a bang) the node waits for in `idle()` and `stop()`. */
   track: (work: Promise<unknown>) => void;
   /** The next try after the master did not take a processing is due: the node looks at the read model again. */
   onRetryDue: () => void;
+  /** The instance's release is gone from the node's folder (deleted under it): the node installs it again. */
+  onReleaseMissing: (releaseUrl: string) => void;
 }
 
-/** What the read model wants of a partition, as the node routes it to the partition's runner. */
+/** A partition's entry of the computer's desired state. */
+export type PartitionView = DesiredPartition;
+
+/** The instance a processing works on: as the desired state it was read from says, with that entry's revision. */
+type InstanceView = NonNullable<PartitionView["instance"]> & { revision: number };
+
+/** What the desired state wants of a partition, as the node routes it to the partition's runner. */
 export type Desired =
   /** No instance holds the partition (free, or released without this node destroying it): nothing may run. */
   | { kind: "free" }
-  /** An instance holds it (undefined: the read model does not know it); `releaseInstalled`: its release is installed here. */
-  | { kind: "held"; instance: InstanceView | undefined; releaseInstalled: boolean };
+  /** An instance holds it; `releaseInstalled`: its release is installed here. */
+  | { kind: "held"; partition: PartitionView; releaseInstalled: boolean };
 
 /** After a processing the master did not take (unreachable, or a 5xx), the next try is this long later, doubling up to 10 s. */
 const MASTER_RETRY_MS = 500;
 const MASTER_RETRY_MAX_MS = 10_000;
+
+/** Default of `promiseIntervalMs`: as SlapOS's monitor, every few minutes. */
+export const PROMISE_INTERVAL_MS = 300_000;
 
 /** Profile runs in one processing at most: a run is repeated when the master's answers to its requests changed meanwhile. */
 const MAX_PROFILE_ROUNDS = 4;
@@ -102,8 +117,21 @@ export class PartitionRunner {
   /** Processings in a row the master did not take, and the timer of the next try (see `retryLater`). */
   private masterFailures = 0;
   private retryTimer: NodeJS.Timeout | undefined;
+  /**
+   * The bang of a service exit not yet followed by a processing: later exits are not banged until
+   * a processing that started after it ended — at most one pending bang per instance, so a
+   * crash-looping service adds no bang a processing would not answer.
+   */
+  private bang: "none" | "pending" = "none";
   /** The master's answers to the requests the profile declared at its last run: given to the next run. */
   private requestAnswers: Record<string, RequestAnswer> = {};
+  /** The desired-state revision of the processing in flight, or of the last one. */
+  private working: number | undefined;
+  /**
+   * The promises of the last processing that ran them, checked again every `promiseIntervalMs`
+   * until the next processing: a change of any result (ok or not) is reported, nothing else.
+   */
+  private watch: { instance: InstanceView; partition: PartitionView; promises: Declarations["promises"]; results: PromiseReport[]; timer: NodeJS.Timeout | undefined } | undefined;
   /** Aborted by `halt`: no work starts any more, and a profile process in flight is killed. */
   private readonly halted = new AbortController();
 
@@ -125,6 +153,11 @@ export class PartitionRunner {
     return this.supervisor.pid(name);
   }
 
+  /** The desired-state revision the partition's writes answer: the processing's in flight, else the last one's. */
+  get revision(): number | undefined {
+    return this.working ?? this.state?.revision;
+  }
+
   /** The processing in flight, if any. */
   get processing(): Promise<void> | undefined {
     return this.busy;
@@ -136,13 +169,14 @@ export class PartitionRunner {
    */
   async prepare(users: boolean, leftovers: ReadonlyArray<{ pid: number; name: string }> | undefined): Promise<void> {
     await mkdir(this.path, { recursive: true, mode: 0o750 });
+    await prepareNodeStateDir(this.path);
     if (users) {
       this.user = await ensureUser(partitionUserName(this.options.computerId, this.partitionId));
       this.supervisor.setOwner(this.user);
-      await ownTree(this.path, this.user, NODE_OWNED);
+      await ownTreeBeneath(this.path, this.user);
     }
     await chmod(this.path, 0o750);
-    await reapLeftovers(this.path, this.logger.child({ partitionId: this.partitionId }), leftovers);
+    await reapLeftovers(this.path, this.logger.child({ partitionId: this.partitionId }), leftovers, this.user);
   }
 
   /** What the read model wants now: starts a processing if one is due (cheap when nothing changed). */
@@ -153,11 +187,11 @@ export class PartitionRunner {
       if (this.busy === undefined) this.options.profiles.drop(this.partitionId);
       return;
     }
-    const { instance } = desired;
-    if (instance === undefined || instance.destroyed) return;
+    const instance = desired.partition.instance;
+    if (instance === null || instance.destroyed) return;
     if (instance.requestedState !== "destroyed" && !desired.releaseInstalled) return;
     if (this.retryTimer !== undefined) return; // the master did not take its last processing: tried again when the timer fires
-    if (this.busy === undefined && this.stateLoaded && !this.decide(instance).process) return;
+    if (this.busy === undefined && this.stateLoaded && !this.decide({ ...instance, revision: desired.partition.revision }).process) return;
     this.schedule();
   }
 
@@ -169,6 +203,7 @@ export class PartitionRunner {
   /** Stops starting work and kills a profile process in flight (its processing ends, recording nothing: `settled`). */
   halt(): void {
     clearTimeout(this.retryTimer);
+    this.unwatch();
     this.halted.abort();
   }
 
@@ -211,6 +246,7 @@ export class PartitionRunner {
     const next: DeployedState = {
       instanceId: instance.instanceId,
       serial: instance.serial,
+      revision: instance.revision,
       requestedState: instance.requestedState,
       parametersHash: parametersHash(instance.parameters),
       outcome,
@@ -221,7 +257,8 @@ export class PartitionRunner {
     this.masterFailures = 0;
     if (sameDeployment(this.state, next)) return;
     this.state = next;
-    if (outcome !== "destroyed") await writeDeployedState(this.path, next);
+    if (outcome === "destroyed") await clearDeployedState(this.path);
+    else await writeDeployedState(this.path, next);
   }
 
   private decide(instance: InstanceView): ProcessDecision {
@@ -235,26 +272,60 @@ export class PartitionRunner {
 
   private async maybeProcess(): Promise<void> {
     if (this.halted.signal.aborted) return;
-    const view = this.options.view();
-    const partition = view.computers.computers[this.options.computerId]?.partitions[this.partitionId];
-    const instanceId = partition?.instanceId;
-    if (partition === undefined || instanceId == null) return;
-    const instance = view.instances.instances[instanceId];
-    if (instance === undefined || instance.destroyed) return;
+    const partition = this.options.desired();
+    const held = partition?.instance;
+    if (partition === undefined || held == null || held.destroyed) return;
+    // The revision this processing works from, recorded with its outcome: a change meanwhile has a newer one and runs again.
+    const instance: InstanceView = { ...held, revision: partition.revision };
+    const { instanceId } = instance;
+    this.working = instance.revision;
+    // Checked again here: the desired state may have changed the release (an upgrade) since `update`.
+    if (instance.requestedState !== "destroyed" && !this.options.releaseInstalled(instance.releaseUrl)) return;
     await this.loadState();
     const decision = this.decide(instance);
     if (!decision.process) return;
     const log = this.logger.child({ partitionId: this.partitionId, instanceId, treeId: instance.treeId });
-    log.info({ reason: decision.reason, serial: instance.serial, requestedState: instance.requestedState }, "processing instance");
+    log.info({ reason: decision.reason, revision: instance.revision, serial: instance.serial, requestedState: instance.requestedState }, "processing instance");
+    if (this.instanceId !== instanceId) this.bang = "none";
+    this.unwatch();
     this.instanceId = instanceId;
+    // The bang's commit may reach this node before the master's answer does: a processing that
+    // starts while one is in flight answers it too.
+    const answersBang = this.bang !== "none";
     const started = Date.now();
-    if (instance.requestedState === "destroyed") await this.destroy(instance, partition, log);
-    else if (instance.requestedState === "stopped") {
-      await this.supervisor.stopAll();
-      await this.saveState(instance, "stopped");
-      await this.report(instance, { status: "stopped", processes: [] }, log);
-    } else await this.deploy(instance, partition, log);
+    try {
+      await this.ensureFormatted(log);
+      if (instance.requestedState === "destroyed") await this.destroy(instance, partition, log);
+      else if (instance.requestedState === "stopped") {
+        await this.supervisor.stopAll();
+        await this.saveState(instance, "stopped");
+        await this.report(instance, { status: "stopped", processes: [] }, log);
+      } else await this.deploy(instance, partition, log);
+    } catch (error) {
+      // What the processing did not expect (the node's folder deleted under it, a full disk): the
+      // instance says so, and is tried again like any processing in error; it never stays `processing`.
+      log.error({ err: error }, "processing failed");
+      const message = `processing failed on the node: ${error instanceof Error ? error.message : String(error)}`;
+      await this.saveState(instance, "error").catch((failure: unknown) => log.error({ err: failure }, "could not record the failed processing"));
+      await this.report(instance, { status: "error", message, processes: this.supervisor.processes() }, log);
+    } finally {
+      if (answersBang) this.bang = "none";
+    }
     log.info({ durationMs: Date.now() - started, outcome: this.state?.outcome }, "instance processed");
+  }
+
+  /** The partition's folders are there (made again, as at format, when they were deleted under the node). */
+  private async ensureFormatted(log: Logger): Promise<void> {
+    const present = await stat(this.path).then(
+      (s) => s.isDirectory(),
+      () => false,
+    );
+    if (present && (await stat(nodeStateDir(this.path)).then(() => true, () => false))) return;
+    log.warn({ path: this.path }, "the partition's folder is gone: formatting it again");
+    await mkdir(this.path, { recursive: true, mode: 0o750 });
+    if (this.user !== undefined) await chown(this.path, this.user.uid, this.user.gid);
+    await chmod(this.path, 0o750);
+    await prepareNodeStateDir(this.path);
   }
 
   /**
@@ -276,11 +347,16 @@ export class PartitionRunner {
     }, delayMs);
   }
 
-  /** A service exited: the instance is banged with the service's last log lines. */
+  /** A service exited: the instance is banged with the service's last log lines, unless a bang is pending already. */
   private onServiceExit(exit: ServiceExit): void {
     const instanceId = this.instanceId;
     if (instanceId === undefined || this.halted.signal.aborted) return;
     const how = exit.code === null ? `was killed by ${exit.signal ?? "a signal"}` : `exited with code ${exit.code}`;
+    if (this.bang !== "none") {
+      this.logger.info({ partitionId: this.partitionId, instanceId, service: exit.name, restartInMs: exit.restartInMs }, `service ${how}; not banged: a bang is pending`);
+      return;
+    }
+    this.bang = "pending";
     const message = `service ${exit.name} ${how} (restarting in ${exit.restartInMs} ms)\n--- last lines of var/log/${exit.name}.log ---\n${exit.logTail}`;
     this.options.track(
       this.client
@@ -291,6 +367,7 @@ export class PartitionRunner {
           ...(exit.signal === null || exit.signal === undefined ? {} : { signal: exit.signal }),
         })
         .catch((error: unknown) => {
+          this.bang = "none";
           this.logger.error({ err: error, partitionId: this.partitionId, instanceId }, "could not bang");
         }),
     );
@@ -315,7 +392,16 @@ export class PartitionRunner {
     };
     await this.report(instance, { status: "processing" }, log);
     const software = softwareDir(this.options.root, instance.releaseUrl);
+    if (!(await isInstalled(software))) {
+      // Deleted under the node: installed again, and this instance processed once it is (`adopted` false, after the error is recorded).
+      await fail(`release ${instance.releaseUrl} is missing from this node (its folder was removed): installing it again`);
+      this.adopted = false;
+      this.options.onReleaseMissing(instance.releaseUrl);
+      return;
+    }
     let declarations: Declarations;
+    // Read with the profile's input: those requested destroyed later are left to the next run.
+    const sharedGone = this.sharedToDestroy(instance);
     try {
       const manifest = await readManifest(software);
       // Own keys only: a software type named like a property of every object (constructor) is not a profile.
@@ -342,13 +428,13 @@ export class PartitionRunner {
       return fail(error instanceof Error ? error.message : String(error));
     }
     // Promises first, so that a requester sees the connection parameters once the services answer.
-    const env = baseEnv(this.path);
-    const promises: PromiseReport[] = await Promise.all(
-      [...declarations.promises].map(([name, check]) => checkPromise(name, check, { cwd: this.path, env, timeoutMs: this.options.promiseTimeoutMs ?? 20_000, owner: this.user, partition: { path: this.path, ...partition } })),
-    );
+    const promises = await this.checkPromises(declarations.promises, partition);
+    this.watchPromises(instance, partition, declarations.promises, promises);
     try {
       if (declarations.published !== undefined) await this.client.publish(this.partitionId, instance.instanceId, declarations.published);
       for (const [sharedId, parameters] of declarations.publishedShared) await this.client.publish(this.partitionId, sharedId, parameters);
+      // The profile ran without the shared instances requested destroyed: they are gone from this host.
+      for (const sharedId of sharedGone) await this.client.destroyed(this.partitionId, sharedId);
     } catch (error) {
       if (masterDown(error)) return this.retryLater(error, log);
       return fail(`could not publish connection parameters: ${error instanceof Error ? error.message : String(error)}`);
@@ -356,8 +442,7 @@ export class PartitionRunner {
     const failed = promises.filter((p) => !p.ok);
     if (failed.length > 0) {
       await this.saveState(instance, "error");
-      const message = failed.map((p) => `promise ${p.name} failed: ${p.message}`).join("\n");
-      await this.report(instance, { status: "error", message, promises, processes: this.supervisor.processes() }, log);
+      await this.report(instance, { status: "error", message: promisesMessage(failed), promises, processes: this.supervisor.processes() }, log);
       return;
     }
     const refused = await this.report(instance, { status: "started", promises, processes: this.supervisor.processes() }, log);
@@ -365,10 +450,58 @@ export class PartitionRunner {
     await this.saveState(instance, "started");
   }
 
+  private checkPromises(declared: Declarations["promises"], partition: PartitionView): Promise<PromiseReport[]> {
+    const env = baseEnv(this.path);
+    const timeoutMs = this.options.promiseTimeoutMs ?? 20_000;
+    return Promise.all([...declared].map(([name, check]) => checkPromise(name, check, { cwd: this.path, env, timeoutMs, owner: this.user, partition: { path: this.path, ...partition } })));
+  }
+
+  /** Checks the promises again every `promiseIntervalMs` until the next processing (none declared: nothing to watch). */
+  private watchPromises(instance: InstanceView, partition: PartitionView, promises: Declarations["promises"], results: PromiseReport[]): void {
+    this.unwatch();
+    if (promises.size === 0 || this.halted.signal.aborted) return;
+    this.watch = { instance, partition, promises, results, timer: undefined };
+    this.rewatch();
+  }
+
+  private rewatch(): void {
+    const watch = this.watch;
+    if (watch === undefined) return;
+    watch.timer = setTimeout(() => {
+      if (this.watch !== watch || this.busy !== undefined) return this.rewatch();
+      this.options.track(this.recheck(watch));
+    }, this.options.promiseIntervalMs ?? PROMISE_INTERVAL_MS);
+  }
+
+  private unwatch(): void {
+    clearTimeout(this.watch?.timer);
+    this.watch = undefined;
+  }
+
+  /** One periodic check: reported (one event) only when a result changed since the last report. */
+  private async recheck(watch: NonNullable<PartitionRunner["watch"]>): Promise<void> {
+    const results = await this.checkPromises(watch.promises, watch.partition);
+    if (this.watch !== watch) return;
+    const changed = results.length !== watch.results.length || results.some((r, n) => r.name !== watch.results[n]?.name || r.ok !== watch.results[n]?.ok);
+    if (changed) {
+      const failed = results.filter((p) => !p.ok);
+      const log = this.logger.child({ partitionId: this.partitionId, instanceId: watch.instance.instanceId, treeId: watch.instance.treeId });
+      log.info({ failing: failed.map((p) => p.name) }, "promise results changed");
+      const report: StatusReport = failed.length > 0 ? { status: "error", message: promisesMessage(failed), promises: results, processes: this.supervisor.processes() } : { status: "started", promises: results, processes: this.supervisor.processes() };
+      if ((await this.report(watch.instance, report, log)) === undefined) watch.results = results;
+    }
+    this.rewatch();
+  }
+
+  /** The shared instances attached to this host that are requested destroyed and not yet reported so. */
+  private sharedToDestroy(host: InstanceView): string[] {
+    return host.sharedInstances.filter((i) => i.requestedState === "destroyed").map((i) => i.instanceId);
+  }
+
   /** What a profile process of this partition gets on stdin, but the answers to its requests. */
   private profileInput(instance: InstanceView, partition: PartitionView, software: string, parameters: Record<string, string>, destroying: boolean): Omit<ProfileInput, "requests"> {
-    const sharedInstances = Object.values(this.options.view().instances.instances)
-      .filter((i) => i.host?.instanceId === instance.instanceId && !i.destroyed && i.requestedState !== "destroyed")
+    const sharedInstances = instance.sharedInstances
+      .filter((i) => i.requestedState !== "destroyed")
       .map((i) => ({ instanceId: i.instanceId, reference: i.reference, parameters: { ...i.parameters } }));
     return {
       protocol: PROTOCOL_VERSION,
@@ -398,9 +531,7 @@ export class PartitionRunner {
    * user, in its own process group, with the partition's environment and nothing of the node's.
    */
   private async runProfileOnce(entry: ProfileEntry, input: ProfileInput, log: Logger): Promise<ProfileAnswer> {
-    const tmp = join(this.path, "tmp");
-    await mkdir(tmp, { recursive: true });
-    if (this.user !== undefined) await chown(tmp, this.user.uid, this.user.gid);
+    await ensureFolder(this.path, "tmp", this.user);
     const spec = { cwd: this.path, env: baseEnv(this.path), owner: this.user };
     const run = { timeoutMs: this.options.profileTimeoutMs ?? PROFILE_TIMEOUT_MS, log: log.child({ profile: instanceProfileName(entry) }), signal: this.halted.signal };
     if (typeof entry !== "string") return runProfileProcess([insidePartition(input.software, entry.command[0]), ...entry.command.slice(1)], input, { ...spec, ...run });
@@ -479,7 +610,8 @@ export class PartitionRunner {
       log.error({ err: error }, "the destroy hook failed; wiping the partition anyway");
     }
     this.options.profiles.drop(this.partitionId);
-    for (const entry of await readdir(this.path)) await rm(join(this.path, entry), { recursive: true, force: true });
+    // Through the partition's descriptor, never following a link its user may have planted.
+    await inFolder(this.path, "", (dir) => emptyFolder(dir));
     this.requestAnswers = {};
     try {
       await this.client.destroyed(this.partitionId, instance.instanceId);
@@ -497,4 +629,9 @@ export class PartitionRunner {
 /** How a profile entry is named in the logs: its module or executable. */
 function instanceProfileName(entry: ProfileEntry): string {
   return typeof entry === "string" ? entry : entry.command[0];
+}
+
+/** What failed promises say, one line each. */
+function promisesMessage(failed: readonly PromiseReport[]): string {
+  return failed.map((p) => `promise ${p.name} failed: ${p.message}`).join("\n");
 }

@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import type { Duplex } from "node:stream";
 import Fastify, { LogController, type FastifyReply, type FastifyRequest } from "fastify";
-import { ROUTES, SeenHeader, routerPath, routes, type OperationId } from "@slap/api";
+import { ROUTES, RevisionHeader, SeenHeader, routerPath, routes, type OperationId } from "@slap/api";
 import { EventValidationError, type Actor } from "@slap/events";
 import type { Logger } from "pino";
 import { authenticate, type CredentialSource, type TokenFileWatch } from "../auth.js";
@@ -141,6 +141,10 @@ export function buildHttpApi(master: Master, logger: Logger, options: { credenti
   // reacting to its allocation) sends `x-slap-seen: N`, and is answered from read models that
   // include N — not refused because this master's projection is a few milliseconds behind.
   app.addHook("preHandler", async (request) => {
+    // A node's write says which revision of its desired state it answers: logged with the write
+    // (the node read that state here, so there is nothing to wait for).
+    const revision = request.headers["x-slap-revision"];
+    if (revision !== undefined && actors.has(request)) request.log = request.log.child({ revision: parse(RevisionHeader, revision, "header x-slap-revision") });
     const seen = request.headers["x-slap-seen"];
     // Only for authenticated callers: a stranger must not hold requests open (public routes).
     if (seen === undefined || !(actors.has(request) || scrapers.has(request))) return;
