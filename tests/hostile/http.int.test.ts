@@ -343,6 +343,11 @@ const ENDPOINTS: readonly Endpoint[] = [
     },
   }),
   route(routes.heartbeat, { computerId: "COMP-1" }, { who: () => as.node("COMP-1") }),
+  route(routes.getDesiredState, { computerId: "COMP-1" }, { who: () => as.node("COMP-1"), query: { index: notPosition, wait: notIntQuery(0, 60_000) } }),
+  route(routes.bangComputer, { computerId: "COMP-1" }, {
+    who: () => as.admin(),
+    body: { valid: () => ({ message: "why" }), fields: [{ path: ["message"], required: false, bad: notStringIn(1, 65_536) }] },
+  }),
   route(routes.reportSoftware, { computerId: "COMP-1" }, {
     who: () => as.node("COMP-1"),
     body: {

@@ -83,6 +83,9 @@ describe("runAllocator", () => {
       maxInFlight: undefined,
       natsUser: undefined,
       natsPassword: undefined,
+      natsCa: undefined,
+      natsCert: undefined,
+      natsKey: undefined,
       replicas: undefined,
     });
   });
