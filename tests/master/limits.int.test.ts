@@ -2,7 +2,8 @@
 // limit, idle event streams past the limit are refused, others' calls go on.
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { as, callJson, captureLogger, tempDir, tokenFile } from "@slap/testkit";
+import { EmbeddedEventStore } from "@slap/eventstore-embedded";
+import { as, callJson, captureLogger, fixtures, tempDir, tokenFile } from "@slap/testkit";
 import { runMaster, type RunningMaster } from "@slap/master";
 
 let master: RunningMaster;
@@ -55,7 +56,9 @@ describe("limits per caller", () => {
       return fetch(`${master.url}/v1/events/stream`, { headers: as.user("bob"), signal: stop.signal });
     };
     try {
-      for (let n = 0; n < 4; n++) assert.equal((await open()).status, 200, `stream ${n}`);
+      const opened: Response[] = [];
+      for (let n = 0; n < 4; n++) opened.push(await open());
+      assert.deepEqual(opened.map((r) => r.status), [200, 200, 200, 200]);
       const fifth = await open();
       assert.equal(fifth.status, 429);
       assert.match(((await fifth.json()) as { error: { message: string } }).error.message, /at most 4 per caller/);
@@ -71,5 +74,46 @@ describe("limits per caller", () => {
     } finally {
       for (const stop of streams) stop.abort();
     }
+  });
+});
+
+describe("\"as of\" reads between callers", () => {
+  let folding: RunningMaster;
+  let folder: Awaited<ReturnType<typeof tempDir>>;
+  before(async () => {
+    folder = await tempDir("slap-limits-asof-");
+    const { logger } = captureLogger();
+    const store = await EmbeddedEventStore.open({ dir: `${folder.path}/data`, logger });
+    // A log long enough that each fold takes a while: the reads below wait in the queue.
+    const commits = fixtures.story(400);
+    for (let n = 0; n < commits.length; n += 200) await Promise.all(commits.slice(n, n + 200).map((events) => store.append(events, { expectedVersion: "any" })));
+    folding = await runMaster({ port: 0, host: "127.0.0.1", tokens: tokenFile(folder.path, { users: ["alice", "bob"], computers: [] }), logLevel: "silent" }, { store, logger });
+  });
+  after(async () => {
+    await folding.stop();
+    await folder.dispose();
+  });
+
+  it("are served in turn (alice's is not queued behind bob's), at most 4 waiting or folding per caller", async () => {
+    const done: string[] = [];
+    const read = (who: "alice" | "bob", at: number) =>
+      callJson(`${folding.url}/v1/instances?at=${at}`, "GET", as.user(who)).then((answer) => {
+        if (answer.status === 200) done.push(`${who}@${at}`);
+        return answer;
+      });
+    const bobs = Array.from({ length: 12 }, (_, n) => read("bob", 3_000 + n * 10));
+    // Let bob's reads reach the master first.
+    await new Promise((r) => setTimeout(r, 30));
+    const alice = await read("alice", 3_125);
+    const answers = await Promise.all(bobs);
+    assert.equal(alice.status, 200, JSON.stringify(alice.body));
+    const refused = answers.filter((a) => a.status === 429);
+    // Twelve sent at once, each fold taking a while: at most four wait or run, so most are refused (a fold may end before the last arrive).
+    assert.ok(refused.length >= 1 && refused.length <= 8, `bob's reads past four waiting are refused (${answers.map((a) => a.status).join(" ")})`);
+    assert.ok(answers.every((a) => a.status === 200 || a.status === 429));
+    assert.match(JSON.stringify(refused[0]!.body), /at most 4 per caller/);
+    // Once alice's read is in, at most the one of bob's that is folding goes before it.
+    // The turn between callers itself is core/fair-queue.test.ts's (an HTTP round trip here takes as long as a fold).
+    assert.ok(done.includes("alice@3125"), "bob's queue does not refuse alice");
   });
 });

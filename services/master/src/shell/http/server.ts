@@ -6,7 +6,7 @@ import { EventValidationError, type Actor } from "@slap/events";
 import type { Logger } from "pino";
 import { authenticate, type CredentialSource, type TokenFileWatch } from "../auth.js";
 import { isDashboardPath, registerDashboard, type DashboardFiles } from "../dashboard.js";
-import { CommandRejected, type Master } from "../master.js";
+import { AsOfQueueFull, CommandRejected, type Master } from "../master.js";
 import { MasterMetrics } from "../metrics.js";
 import { DEFAULT_LIMITS, Limits, type LimitSettings, type OverLimit } from "../../core/limits.js";
 import { adminHandlers } from "./admin.js";
@@ -152,6 +152,7 @@ export function buildHttpApi(
     if (error instanceof HttpError) {
       return reply.code(error.status).send({ error: { code: error.code, message: error.message, ...(error.issues ? { issues: error.issues } : {}) } });
     }
+    if (error instanceof AsOfQueueFull) return reply.code(429).header("retry-after", "1").send({ error: { code: "TooManyRequests", message: error.message } });
     if (error instanceof CommandRejected) {
       return reply.code(REFUSAL_STATUS[error.rejection.reason]).send({ error: { code: error.rejection.reason, message: error.rejection.detail } });
     }
