@@ -20,8 +20,8 @@ const LIMIT_SETTINGS = {
   writeBytesBurst: { schema: count(1_024, 1_073_741_824), env: "SLAP_WRITE_BYTES_BURST", default: String(DEFAULT_LIMITS.writeBytesBurst), help: "bytes one caller may write at once (a burst)" },
   writesPerSecond: { schema: count(1, 1_000_000), env: "SLAP_WRITES_PER_S", default: String(DEFAULT_LIMITS.writesPerSecond), help: "writes (requests, bangs, reports…) one caller may make per second, on average" },
   writesBurst: { schema: count(1, 10_000_000), env: "SLAP_WRITES_BURST", default: String(DEFAULT_LIMITS.writesBurst), help: "writes one caller may make at once (a burst)" },
-  heldPerCaller: { schema: count(1, 1_000_000), env: "SLAP_HELD_PER_CALLER", default: String(DEFAULT_LIMITS.heldPerCaller), help: "event streams, watches and long polls one caller may hold open at once" },
-  heldTotal: { schema: count(1, 10_000_000), env: "SLAP_HELD_TOTAL", default: String(DEFAULT_LIMITS.heldTotal), help: "event streams, watches and long polls held open at once by everyone" },
+  heldPerCaller: { schema: count(1, 1_000_000), env: "SLAP_HELD_PER_CALLER", default: String(DEFAULT_LIMITS.heldPerCaller), help: "event streams and watches one caller may hold open at once" },
+  heldTotal: { schema: count(1, 10_000_000), env: "SLAP_HELD_TOTAL", default: String(DEFAULT_LIMITS.heldTotal), help: "event streams and watches held open at once by everyone" },
 } as const satisfies Record<string, Setting>;
 
 /** The master's settings. */

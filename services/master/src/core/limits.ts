@@ -1,6 +1,6 @@
 /**
  * What one caller may take of the master (README, "Guarantees and failures", "Limits"): how much
- * it writes to the log, and how many requests it holds open (event streams, watches, long polls).
+ * it writes to the log, and how many requests it holds open (event streams, watches).
  * Pure: the time is given. Callers are counted by who they are (a user, a node with its
  * partitions), not by token: a user's tokens share one budget.
  */
@@ -15,7 +15,7 @@ export interface LimitSettings {
   writesPerSecond: number;
   /** …and at once. */
   writesBurst: number;
-  /** Requests a caller may hold open at once: event streams, instance watches, desired-state watches, long polls. */
+  /** Requests a caller may hold open at once: event streams, instance watches, desired-state watches (a request's own long poll is not one). */
   heldPerCaller: number;
   /** Requests held open at once by everyone. */
   heldTotal: number;

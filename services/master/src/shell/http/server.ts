@@ -39,11 +39,17 @@ function requestIdOf(header: string | string[] | undefined): string {
   return given !== undefined && REQUEST_ID.test(given) ? given : randomUUID();
 }
 
-/** Routes that hold a request open: event streams and watches; and any request asked to wait (`?wait=`, a long poll). */
+/** Routes that hold a request open for as long as the caller likes: event streams and instance watches. */
 const STREAM_ROUTES = new Set(ROUTES.filter((r) => Object.values(r.responses).some((a) => "stream" in a)).map(routerPath));
 
+/**
+ * Whether a request counts against the held limits: a stream, or a read asked to wait (a
+ * desired-state watch). A request's own long poll (`POST /v1/requests?wait=`) does not: it ends
+ * within a minute and is a write, counted as one (a user's hundred requests at once each wait).
+ */
 function holdsOpen(request: FastifyRequest): boolean {
   if (STREAM_ROUTES.has(request.routeOptions.url ?? "")) return true;
+  if (request.method !== "GET") return false;
   const wait = (request.query as { wait?: unknown } | undefined)?.wait;
   return wait !== undefined && wait !== "0" && wait !== "";
 }
