@@ -304,9 +304,8 @@ export function desiredStateOf(view: MasterView, computerId: string, position: n
   const computer = view.computers.computers[computerId];
   if (computer === undefined) return undefined;
   const record = view.desired.computers[computerId];
-  const partitions = Object.keys(computer.partitions)
-    .sort((a, b) => a.localeCompare(b, "en", { numeric: true }))
-    .map((partitionId) => desiredPartitionOf(view, computerId, partitionId, record?.partitions[partitionId]?.revision ?? 0)!);
+  // In the order the computer registered them (slappart0, slappart1, …).
+  const partitions = Object.keys(computer.partitions).map((partitionId) => desiredPartitionOf(view, computerId, partitionId, record?.partitions[partitionId]?.revision ?? 0)!);
   return { computerId, revision: record?.revision ?? 0, position, partitions, software: desiredSoftwareOf(computer.software) };
 }
 
