@@ -212,7 +212,6 @@ const SHAPES: Readonly<Record<string, Shape>> = {
       SLAP_ADDRESS: fc.constantFrom("999.1.1.1", "nowhere", "1.1.1"),
       SLAP_PARTITION_USERS: notEnumIn(["auto", "off"]),
       LOG_LEVEL: notLevel,
-      SLAP_STREAM: notToken,
       SLAP_TOKEN: fc.constantFrom("short", "x"),
     },
   },

@@ -343,6 +343,7 @@ const ENDPOINTS: readonly Endpoint[] = [
     },
   }),
   route(routes.heartbeat, { computerId: "COMP-1" }, { who: () => as.node("COMP-1") }),
+  route(routes.getDesiredState, { computerId: "COMP-1" }, { who: () => as.node("COMP-1"), query: { index: notPosition, wait: notIntQuery(0, 60_000) } }),
   route(routes.reportSoftware, { computerId: "COMP-1" }, {
     who: () => as.node("COMP-1"),
     body: {

@@ -18,8 +18,11 @@ import { operationsRoutes, tokenHandlers } from "./operations.js";
 import { requestHandlers } from "./requests.js";
 import { HttpError, parse, registerRoutes, type Handlers } from "./route.js";
 
-/** The heartbeat's path, not logged as a request (see `buildHttpApi`). */
-const HEARTBEAT_URL = new RegExp(`^${routes.heartbeat.path.replace(/\{\w+\}/g, "[^/?]+")}(\\?|$)`);
+/** A route's path as a pattern of request URLs (with any query). */
+const urlPattern = (path: string): RegExp => new RegExp(`^${path.replace(/\{\w+\}/g, "[^/?]+")}(\\?|$)`);
+/** The heartbeat's path, and the nodes' watch of their desired state: not logged as requests (see `buildHttpApi`). */
+const HEARTBEAT_URL = urlPattern(routes.heartbeat.path);
+const DESIRED_URL = urlPattern(routes.getDesiredState.path);
 
 /** Routes anyone may call (health, the API description), from the route table; and the dashboard's static files (which carry no data). */
 const PUBLIC_ROUTES = new Set(ROUTES.filter((r) => r.auth === "public").map(routerPath));
@@ -112,10 +115,10 @@ export function buildHttpApi(
       void (reply as FastifyReply).code(error.statusCode ?? 400).send({ error: { code: "BadRequest", message: error.message } });
     },
     clientErrorHandler: answerClientError,
-    // Heartbeats (one per node every few seconds) are not logged as requests; their failures still are.
+    // Heartbeats and desired-state watches (each node's, all the time) are not logged as requests; their failures still are.
     logController: new LogController({
       requestIdLogLabel: "requestId",
-      disableRequestLogging: (request) => request.method === "POST" && HEARTBEAT_URL.test(request.url),
+      disableRequestLogging: (request) => (request.method === "POST" && HEARTBEAT_URL.test(request.url)) || (request.method === "GET" && DESIRED_URL.test(request.url)),
     }),
   });
 
