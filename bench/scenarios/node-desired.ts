@@ -14,8 +14,8 @@ import type { Scenario, ScenarioContext } from "./types.js";
 const CHILD = fileURLToPath(new URL("./desired-child.ts", import.meta.url));
 const REPO = fileURLToPath(new URL("../../", import.meta.url));
 const FILLER_RELEASE = "https://lab.example.net/software/kvdb/software.cfg";
-/** The node's own partitions, each holding one instance of a release that only publishes. */
-const NODE_PARTITIONS = 10;
+/** The node's own partitions, each holding one instance of a release that only publishes (2 in the harness test: each is a profile run). */
+const NODE_PARTITIONS = { full: 10, quick: 10, test: 2 } as const;
 const PORTS_PER_PARTITION = 5;
 /** Filler computers' partitions. */
 const FILLER_PARTITIONS = 100;
@@ -71,7 +71,7 @@ export const nodeDesired: Scenario = {
     for (const size of CLOUDS[scale]) {
       const cloud = await ctx.shared(`node-desired-cloud-${size}`, () => startCloud(ctx, size), (c) => c.dispose());
       await ctx.settle();
-      joins.push(await joinCloud(ctx, cloud, release.url));
+      joins.push(await joinCloud(ctx, cloud, release.url, NODE_PARTITIONS[scale]));
     }
     const watch = WATCH[scale];
     const watched = await ctx.shared(`node-desired-watch-${watch.computers}`, () => startWatched(ctx, watch.computers), (c) => c.dispose());
@@ -156,12 +156,12 @@ function fillerStory(size: number, i: number): DomainEvent[] {
 }
 
 /** One run's node joining `cloud`: its computer and instances written, the node started in its own process, timed until they are processed. */
-async function joinCloud(ctx: ScenarioContext, cloud: Cloud, releaseUrl: string): Promise<{ time: number; rss: number }> {
+async function joinCloud(ctx: ScenarioContext, cloud: Cloud, releaseUrl: string, partitions: number): Promise<{ time: number; rss: number }> {
   const computerId = nodeComputer(cloud.size, ctx.run);
-  const instanceIds = Array.from({ length: NODE_PARTITIONS }, (_, n) => `${computerId}i${n}`);
+  const instanceIds = Array.from({ length: partitions }, (_, n) => `${computerId}i${n}`);
   let position = 0;
   for (const event of [
-    fixtures.computerRegistered(computerId, NODE_PARTITIONS),
+    fixtures.computerRegistered(computerId, partitions),
     fixtures.softwareSupplied(computerId, releaseUrl),
     ...instanceIds.flatMap((instanceId, n) => [fixtures.instanceRequested(instanceId, { releaseUrl, reference: `mine ${n}` }), fixtures.partitionAllocated(computerId, `slappart${n}`, instanceId)]),
   ]) {
@@ -169,8 +169,8 @@ async function joinCloud(ctx: ScenarioContext, cloud: Cloud, releaseUrl: string)
   }
   await cloud.master.master.settled(position);
   const root = await ctx.tempDir();
-  const portBase = await freePortBlock(NODE_PARTITIONS * PORTS_PER_PARTITION);
-  const args = { mode: "node", masterUrl: cloud.master.url, computerId, partitions: NODE_PARTITIONS, root, portBase, portsPerPartition: PORTS_PER_PARTITION, cwd: REPO };
+  const portBase = await freePortBlock(partitions * PORTS_PER_PARTITION);
+  const args = { mode: "node", masterUrl: cloud.master.url, computerId, partitions, root, portBase, portsPerPartition: PORTS_PER_PARTITION, cwd: REPO };
   const started = performance.now();
   const child = spawnChild(args);
   try {

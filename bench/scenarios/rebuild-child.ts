@@ -4,7 +4,7 @@
  * prints one JSON line `{ events, ms, maxRssMb, heapUsedMb, instances }`.
  */
 import { pino } from "pino";
-import { cloudProjection } from "@slap/events";
+import { masterProjection } from "@slap/events";
 import { rebuild, type EventStore } from "@slap/events";
 import { EmbeddedEventStore } from "@slap/eventstore-embedded";
 import { JetStreamEventStore } from "@slap/eventstore-jetstream";
@@ -20,10 +20,10 @@ async function main(): Promise<void> {
   try {
     let events = 0;
     const counted = {
-      ...cloudProjection,
-      evolve: (state: Parameters<typeof cloudProjection.evolve>[0], event: Parameters<typeof cloudProjection.evolve>[1], position: number) => {
+      ...masterProjection,
+      evolve: (state: Parameters<typeof masterProjection.evolve>[0], event: Parameters<typeof masterProjection.evolve>[1], position: number) => {
         events++;
-        return cloudProjection.evolve(state, event, position);
+        return masterProjection.evolve(state, event, position);
       },
     };
     const t0 = performance.now();

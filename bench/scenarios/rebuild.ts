@@ -15,8 +15,8 @@ const eventsFor = (ctx: ScenarioContext): number =>
   ctx.sizes.pipelined >= 30_000 ? 1_000_000 : ctx.sizes.pipelined >= 10_000 ? 100_000 : ctx.sizes.pipelined >= 5_000 ? 20_000 : 3_000;
 
 /**
- * Rebuilding every read model (computers and instances: the allocator view the master, the
- * allocator and the nodes fold) from position 0 of a log of a million events, as an audit or a
+ * Rebuilding every read model of the master (computers, instances and the computers' desired
+ * states: `masterProjection`) from position 0 of a log of a million events, as an audit or a
  * new replica does. The log (see `rebuild-log.ts`) is written once per bench to each store and
  * shared by the runs. Each run rebuilds in a fresh child process, so the peak resident memory it
  * reports (`maxRSS`: Node, the modules and the read models) is the rebuild's alone; the rate is

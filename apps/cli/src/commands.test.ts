@@ -167,24 +167,28 @@ describe("arguments of the other client commands", () => {
   });
 });
 
+/** The master's limits when none is set: their defaults (core/limits.ts). */
+const LIMITS = { writeBytesPerSecond: 1_048_576, writeBytesBurst: 16_777_216, writesPerSecond: 1_000, writesBurst: 5_000, heldPerCaller: 64, heldTotal: 4_096 };
+
 describe("slap master and slap allocator arguments", () => {
   it("fall back on NATS_URL, SLAP_DATA, PORT, HOST and LOG_LEVEL, then the defaults", () => {
-    assert.deepEqual(parseMasterArgs([], {}), { data: "./data", port: 8080, host: "127.0.0.1", logLevel: "info" });
+    assert.deepEqual(parseMasterArgs([], {}), { data: "./data", port: 8080, host: "127.0.0.1", logLevel: "info", ...LIMITS });
     assert.deepEqual(parseMasterArgs([], { NATS_URL: "nats://n:4222", SLAP_DATA: "/d", PORT: "9000", HOST: "0.0.0.0", LOG_LEVEL: "debug" }), {
       nats: "nats://n:4222",
       data: "/d",
       port: 9000,
       host: "0.0.0.0",
       logLevel: "debug",
+      ...LIMITS,
     });
-    assert.deepEqual(parseMasterArgs(["--port", "0", "--data", "x"], { PORT: "9000" }), { data: "x", port: 0, host: "127.0.0.1", logLevel: "info" });
+    assert.deepEqual(parseMasterArgs(["--port", "0", "--data", "x"], { PORT: "9000" }), { data: "x", port: 0, host: "127.0.0.1", logLevel: "info", ...LIMITS });
     assert.deepEqual(parseAllocatorArgs(["--replica", "a1"], { NATS_URL: "nats://n" }), { nats: "nats://n", data: "./data", replica: "a1", logLevel: "info" });
     assert.deepEqual(parseAllocatorArgs([], { ALLOCATOR_REPLICA: "a2", SLAP_STREAM: "S2" }), { data: "./data", replica: "a2", streamName: "S2", logLevel: "info" });
   });
 
   it("take the token file from --tokens, then SLAP_TOKENS", () => {
-    assert.deepEqual(parseMasterArgs([], { SLAP_TOKENS: "/etc/slap/tokens.json" }), { tokens: "/etc/slap/tokens.json", data: "./data", port: 8080, host: "127.0.0.1", logLevel: "info" });
-    assert.deepEqual(parseMasterArgs(["--tokens", "t.json"], { SLAP_TOKENS: "/etc/slap/tokens.json" }), { tokens: "t.json", data: "./data", port: 8080, host: "127.0.0.1", logLevel: "info" });
+    assert.deepEqual(parseMasterArgs([], { SLAP_TOKENS: "/etc/slap/tokens.json" }), { tokens: "/etc/slap/tokens.json", data: "./data", port: 8080, host: "127.0.0.1", logLevel: "info", ...LIMITS });
+    assert.deepEqual(parseMasterArgs(["--tokens", "t.json"], { SLAP_TOKENS: "/etc/slap/tokens.json" }), { tokens: "t.json", data: "./data", port: 8080, host: "127.0.0.1", logLevel: "info", ...LIMITS });
   });
 
   it("slap node needs its token: SLAP_TOKEN, or --token-file/SLAP_TOKEN_FILE (read when the node starts), never a flag holding the token itself", () => {

@@ -1,4 +1,3 @@
-import { createHash } from "node:crypto";
 import type { Projection } from "../projection.js";
 import type { DomainEvent, StringMap } from "../schemas.js";
 import { cloudProjection, type CloudView } from "./cloud.js";
@@ -63,8 +62,8 @@ export interface DesiredSoftware {
 /** What the master keeps per computer to serve its desired state: revisions and the fingerprints they follow. */
 export interface DesiredComputerView {
   revision: number;
-  software: { revision: number; hash: string };
-  partitions: Record<string, { revision: number; hash: string }>;
+  software: { revision: number; hash: number };
+  partitions: Record<string, { revision: number; hash: number }>;
 }
 
 /**
@@ -97,10 +96,12 @@ const TREE_WIDE = new Set<DomainEvent["type"]>([
 
 /**
  * The cloud read models and the desired states, as one projection. A commit changes a
- * partition's revision only when the partition's entry (as `desiredPartitionOf` builds it) is
- * different afterwards: its fingerprint is compared, so a status report or an event of another
- * computer's instance changes nothing here, and whatever bumps an instance's serial (the
- * instances read model decides that) changes the revision of the partition holding it.
+ * partition's revision only when the partition's entry is different afterwards, as its
+ * `signature` tells: the serials of its instance and of the shared instances attached to it
+ * (the instances read model bumps a serial whenever its node must act: parameters, state,
+ * release, bangs), their states, and the connection parameters of what it requested. So a status
+ * report or an event of another computer's instance changes nothing here, and whatever bumps an
+ * instance's serial changes the revision of the partition holding it.
  */
 export const masterProjection: Projection<MasterView> = {
   name: "master",
@@ -118,16 +119,17 @@ export const masterProjection: Projection<MasterView> = {
     const software = new Set<string>();
     switch (event.aggregate.kind) {
       case "computer":
-        // A new partition list, or a computer bang (every instance on it is processed again).
-        if (event.type === "ComputerRegistered" || event.type === "ComputerBanged") {
-          for (const partitionId of Object.keys(state.computers.computers[event.aggregate.computerId]?.partitions ?? {})) touch(event.aggregate.computerId, partitionId);
-        }
+        // A registration, a release's supply or status: every entry of the computer is looked at
+        // (its partitions' addresses, or anything an event of the computer may bump).
+        for (const partitionId of Object.keys(state.computers.computers[event.aggregate.computerId]?.partitions ?? {})) touch(event.aggregate.computerId, partitionId);
         software.add(event.aggregate.computerId);
         break;
       case "partition":
         touch(event.aggregate.computerId, event.aggregate.partitionId);
         break;
       case "instance":
+        // The most frequent event, and the node's own output: nothing of it is in an entry.
+        if (event.type === "InstanceStatusReported") break;
         for (const instance of candidates(state, event as InstanceEvent)) {
           if (instance.placement !== null) touch(instance.placement.computerId, instance.placement.partitionId);
         }
@@ -139,7 +141,7 @@ export const masterProjection: Projection<MasterView> = {
       const computer = state.computers.computers[computerId];
       if (computer === undefined) continue;
       const record = desiredRecord(state.desired, computerId);
-      const hash = fingerprint(desiredSoftwareOf(computer.software));
+      const hash = fingerprint(JSON.stringify(desiredSoftwareOf(computer.software)));
       if (hash !== record.software.hash) {
         record.software = { revision: position, hash };
         record.revision = position;
@@ -149,8 +151,8 @@ export const masterProjection: Projection<MasterView> = {
       if (state.computers.computers[computerId] === undefined) continue;
       const record = desiredRecord(state.desired, computerId);
       for (const partitionId of partitionIds) {
-        const entry = desiredPartitionOf(state, computerId, partitionId, 0);
-        const hash = entry === undefined ? "" : fingerprint(entry);
+        const text = signature(state, computerId, partitionId);
+        const hash = text === undefined ? 0 : fingerprint(text);
         if (record.partitions[partitionId]?.hash === hash) continue;
         record.partitions[partitionId] = { revision: position, hash };
         record.revision = position;
@@ -202,11 +204,51 @@ function candidates(state: MasterView, event: InstanceEvent): Set<InstanceView> 
 }
 
 function desiredRecord(desired: DesiredView, computerId: string): DesiredComputerView {
-  return (desired.computers[computerId] ??= { revision: 0, software: { revision: 0, hash: "" }, partitions: {} });
+  return (desired.computers[computerId] ??= { revision: 0, software: { revision: 0, hash: 0 }, partitions: {} });
 }
 
-function fingerprint(value: unknown): string {
-  return createHash("sha256").update(JSON.stringify(value)).digest("base64url").slice(0, 22);
+/**
+ * What of a partition's entry its node acts on, as a string: the partition's address and ports;
+ * its instance's id, serial, state and whether it is destroyed; each shared instance's id, serial
+ * and state; each requested instance's id, state and connection parameters. Parameters and the
+ * rest are not in it: every change of them bumps the serial. Cheap (no parameters serialized),
+ * because every instance event computes it for the partitions it may touch.
+ */
+function signature(view: MasterView, computerId: string, partitionId: string): string | undefined {
+  const partition = view.computers.computers[computerId]?.partitions[partitionId];
+  if (partition === undefined) return undefined;
+  let text = `${partition.address}|${partition.ports.from}-${partition.ports.to}`;
+  const instances = view.instances.instances;
+  const held = partition.instanceId === null ? undefined : instances[partition.instanceId];
+  if (held === undefined) return text;
+  text += `|${held.instanceId}:${held.serial}:${held.requestedState}:${held.destroyed}`;
+  for (const id of view.desired.shared[held.instanceId] ?? []) {
+    const s = instances[id];
+    if (s !== undefined && s.host?.instanceId === held.instanceId) text += `|s${s.instanceId}:${s.serial}:${s.requestedState}:${s.destroyed}`;
+  }
+  for (const id of view.desired.requested[held.instanceId] ?? []) {
+    const r = instances[id];
+    if (r !== undefined) text += `|r${r.instanceId}:${r.requestedState}:${r.destroyed}:${r.connection === null ? "" : JSON.stringify(r.connection)}`;
+  }
+  return text;
+}
+
+/**
+ * A 53-bit hash of a signature (cyrb53: two multiplicative 32-bit lanes mixed): an entry whose
+ * hash is unchanged is taken as unchanged, so two different signatures of one partition would
+ * have to collide (about 1 in 2^53) for a change to go unseen.
+ */
+function fingerprint(text: string): number {
+  let h1 = 0xdeadbeef;
+  let h2 = 0x41c6ce57;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    h1 = Math.imul(h1 ^ c, 2654435761);
+    h2 = Math.imul(h2 ^ c, 1597334677);
+  }
+  h1 = Math.imul(h1 ^ (h1 >>> 16), 2246822507) ^ Math.imul(h2 ^ (h2 >>> 13), 3266489909);
+  h2 = Math.imul(h2 ^ (h2 >>> 16), 2246822507) ^ Math.imul(h1 ^ (h1 >>> 13), 3266489909);
+  return 4294967296 * (2097151 & h2) + (h1 >>> 0);
 }
 
 function desiredSoftwareOf(software: CloudView["computers"]["computers"][string]["software"]): DesiredSoftware[] {
@@ -228,13 +270,13 @@ function desiredPartitionOf(view: MasterView, computerId: string, partitionId: s
     for (const id of view.desired.shared[held.instanceId] ?? []) {
       const s = instances[id];
       if (s === undefined || s.destroyed || s.host?.instanceId !== held.instanceId) continue;
-      shared.push({ instanceId: s.instanceId, reference: s.reference, parameters: { ...s.parameters }, requestedState: s.requestedState, serial: s.serial });
+      shared.push({ instanceId: s.instanceId, reference: s.reference, parameters: s.parameters, requestedState: s.requestedState, serial: s.serial });
     }
     const requested: DesiredRequested[] = [];
     for (const id of view.desired.requested[held.instanceId] ?? []) {
       const r = instances[id];
       if (r === undefined || r.destroyed || r.requestedState === "destroyed" || r.connection === null) continue;
-      requested.push({ instanceId: r.instanceId, reference: r.reference, connection: { ...r.connection } });
+      requested.push({ instanceId: r.instanceId, reference: r.reference, connection: r.connection });
     }
     instance = {
       instanceId: held.instanceId,
@@ -242,7 +284,7 @@ function desiredPartitionOf(view: MasterView, computerId: string, partitionId: s
       reference: held.reference,
       releaseUrl: held.releaseUrl,
       softwareType: held.softwareType,
-      parameters: { ...held.parameters },
+      parameters: held.parameters,
       requestedState: held.requestedState,
       serial: held.serial,
       destroyed: held.destroyed,
@@ -250,17 +292,20 @@ function desiredPartitionOf(view: MasterView, computerId: string, partitionId: s
       requested,
     };
   }
-  return { partitionId, address: partition.address, ports: { from: partition.ports.from, to: partition.ports.to }, revision, instance };
+  return { partitionId, address: partition.address, ports: partition.ports, revision, instance };
 }
 
-/** A computer's desired state as of `view` (undefined: no such computer). Costs its own partitions' instances, not the cloud's. */
+/**
+ * A computer's desired state as of `view` (undefined: no such computer). Costs its own
+ * partitions' instances, not the cloud's. It shares the read models' maps (parameters,
+ * connections): read-only, and to be serialized before the next commit is folded.
+ */
 export function desiredStateOf(view: MasterView, computerId: string, position: number): DesiredState | undefined {
   const computer = view.computers.computers[computerId];
   if (computer === undefined) return undefined;
   const record = view.desired.computers[computerId];
-  const partitions = Object.keys(computer.partitions)
-    .sort((a, b) => a.localeCompare(b, "en", { numeric: true }))
-    .map((partitionId) => desiredPartitionOf(view, computerId, partitionId, record?.partitions[partitionId]?.revision ?? 0)!);
+  // In the order the computer registered them (slappart0, slappart1, …).
+  const partitions = Object.keys(computer.partitions).map((partitionId) => desiredPartitionOf(view, computerId, partitionId, record?.partitions[partitionId]?.revision ?? 0)!);
   return { computerId, revision: record?.revision ?? 0, position, partitions, software: desiredSoftwareOf(computer.software) };
 }
 

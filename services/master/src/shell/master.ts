@@ -1,3 +1,4 @@
+import { FairQueue } from "../core/fair-queue.js";
 import {
   ProjectionRunner,
   WrongExpectedVersionError,
@@ -48,6 +49,14 @@ export interface MasterOptions {
 /** Default of `MasterOptions.staleAfterMs`. */
 export const DEFAULT_STALE_AFTER_MS = 30_000;
 
+/** "As of" folds one caller may have waiting or running at once (`Master.asOf`). */
+export const ASOF_FOLDS_PER_CALLER = 4;
+
+/** A caller has `ASOF_FOLDS_PER_CALLER` "as of" reads waiting already: answered 429. */
+export class AsOfQueueFull extends Error {
+  override name = "AsOfQueueFull";
+}
+
 /** The read models as of a past moment (see `Master.asOf`). */
 export interface AsOfRead {
   views: CloudView;
@@ -88,8 +97,11 @@ export class Master {
    * reads of one moment share one fold.
    */
   private readonly asOfCache = new Map<number, Promise<{ views: CloudView; position: number; time: string | null }>>();
-  /** Folds for as-of reads run one at a time: memory holds at most one fold in progress besides the cache. */
-  private asOfQueue: Promise<unknown> = Promise.resolve();
+  /**
+   * Folds for as-of reads run one at a time (memory holds at most one fold in progress besides
+   * the cache), the callers served in turn, at most `ASOF_FOLDS_PER_CALLER` waiting for one.
+   */
+  private readonly asOfFolds = new FairQueue(ASOF_FOLDS_PER_CALLER);
   /** When the master last heard from each computer's node (ms, by the master's clock): in memory only, never an event. */
   private readonly lastSeen = new Map<string, number>();
   /** Since when this master can hear nodes: a node not heard from since is `unknown` for `staleAfterMs`, then `unresponsive`. */
@@ -255,7 +267,7 @@ export class Master {
    * log to find a time's bound, then a fold up to the bound, unless the model at that bound is
    * one of the last few kept. Treat the views as read-only: they may be shared between requests.
    */
-  async asOf(asOf: AsOf): Promise<AsOfRead> {
+  async asOf(asOf: AsOf, caller = "(anyone)"): Promise<AsOfRead> {
     const bound = await readAsOfBound(this.store, asOf);
     let pending = this.asOfCache.get(bound);
     if (pending === undefined) {
@@ -265,8 +277,9 @@ export class Master {
         this.logger.debug({ asOf, bound, position: folded.position, foldMs: Math.round(performance.now() - started) }, "as-of read models folded");
         return { views: folded.state, position: folded.position, time: folded.time };
       };
-      pending = this.asOfQueue.then(fold, fold);
-      this.asOfQueue = pending.catch(() => undefined);
+      const queued = this.asOfFolds.run(caller, fold);
+      if (queued === undefined) throw new AsOfQueueFull(`too many "as of" reads waiting: at most ${ASOF_FOLDS_PER_CALLER} per caller (each folds the log; wait for one to answer)`);
+      pending = queued;
       this.asOfCache.set(bound, pending);
       // A failed fold is not kept: the next read tries again.
       void pending.catch(() => this.asOfCache.delete(bound));

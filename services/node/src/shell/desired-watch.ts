@@ -3,6 +3,13 @@ import { MasterError, type DesiredState, type MasterClient } from "./master-clie
 
 /** How long one blocking query waits for a newer revision before the master answers the current one. */
 export const DESIRED_WAIT_MS = 30_000;
+/**
+ * After a new state, the next query waits this long per partition of the state (at most
+ * `COALESCE_MAX_MS`): a big computer under a stream of changes parses a few whole states a
+ * second, not one per commit, and a small one asks again at once.
+ */
+const COALESCE_MS_PER_PARTITION = 0.1;
+const COALESCE_MAX_MS = 100;
 /** After a failed query, the next one is this long later, doubling up to 10 s. */
 const RETRY_MS = 250;
 const RETRY_MAX_MS = 10_000;
@@ -62,18 +69,19 @@ export class DesiredWatch {
   private async follow(): Promise<void> {
     const signal = this.stopped.signal;
     for (let failures = 0; !signal.aborted; ) {
+      let delay: number;
       try {
-        this.accept(await this.client.desired(this.state?.revision ?? 0, this.waitMs, signal));
+        const before = this.state?.revision;
+        this.accept(await this.client.desired(before ?? 0, this.waitMs, signal));
         failures = 0;
+        const changed = this.state !== undefined && this.state.revision !== before;
+        delay = changed ? Math.min(COALESCE_MAX_MS, this.state!.partitions.length * COALESCE_MS_PER_PARTITION) : 0;
       } catch (error) {
         if (signal.aborted) return;
         this.report(error);
-        const delay = Math.min(RETRY_MAX_MS, RETRY_MS * 2 ** Math.min(failures++, 10));
-        await new Promise<void>((resolve) => {
-          const timer = setTimeout(resolve, delay);
-          signal.addEventListener("abort", () => (clearTimeout(timer), resolve()), { once: true });
-        });
+        delay = Math.min(RETRY_MAX_MS, RETRY_MS * 2 ** Math.min(failures++, 10));
       }
+      if (delay >= 1) await pause(delay, signal);
     }
   }
 
@@ -87,4 +95,17 @@ export class DesiredWatch {
       this.logger.error({ err: error, revision: this.state?.revision }, `desired state refused, the last good one is kept: ${error.message}`);
     } else this.logger.warn({ err: error, revision: this.state?.revision }, "desired state: the master does not answer; the last good state is kept");
   }
+}
+
+/** Resolves after `ms`, or at once when `signal` aborts. */
+function pause(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const done = (): void => {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener("abort", done, { once: true });
+  });
 }

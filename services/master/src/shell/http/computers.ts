@@ -11,7 +11,7 @@ export function computerHandlers(master: Master): Handlers<ComputerOperation> {
   return {
     listComputers: {
       async handle({ actor, query }) {
-        const read = await readAt(master, query);
+        const read = await readAt(master, query, actor);
         const models = modelsOf(master, read);
         const computers = Object.values(read.views.computers.computers).map((c) => presentComputer(master, computerAsSeen(actor, c, models), read));
         return { status: 200, body: { computers, ...asOfOf(read) } };
@@ -19,7 +19,7 @@ export function computerHandlers(master: Master): Handlers<ComputerOperation> {
     },
     getComputer: {
       async handle({ actor, params: { computerId }, query }) {
-        const read = await readAt(master, query);
+        const read = await readAt(master, query, actor);
         const computer = read.views.computers.computers[computerId];
         if (computer === undefined) throw new HttpError(404, "NotFound", `no computer ${computerId}`);
         return { status: 200, body: { computer: presentComputer(master, computerAsSeen(actor, computer, modelsOf(master, read)), read), ...asOfOf(read) } };

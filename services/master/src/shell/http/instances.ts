@@ -21,7 +21,7 @@ export function instanceHandlers(master: Master): Handlers<InstanceOperation> {
   return {
     listInstances: {
       async handle({ actor, query }) {
-        const read = await readAt(master, query);
+        const read = await readAt(master, query, actor);
         const instances = visibleInstances(actor, modelsOf(master, read));
         const treeIds = new Set(instances.map((i) => i.treeId));
         const show = showSecrets(query);
@@ -37,14 +37,14 @@ export function instanceHandlers(master: Master): Handlers<InstanceOperation> {
     },
     getInstance: {
       async handle({ actor, params, query }) {
-        const read = await readAt(master, query);
+        const read = await readAt(master, query, actor);
         const instance = orRefuse(findInstance(actor, params.instanceId, modelsOf(master, read)));
         return { status: 200, body: details(master, actor, instance, showSecrets(query), read) };
       },
     },
     getByReference: {
       async handle({ actor, params, query }) {
-        const read = await readAt(master, query);
+        const read = await readAt(master, query, actor);
         const requester = orRefuse(requesterOf({ ...master.context(actor), ...read.views }));
         const instance = orRefuse(findInstance(actor, keyOf(requester, params.reference).instanceId, modelsOf(master, read)));
         return { status: 200, body: details(master, actor, instance, showSecrets(query), read) };

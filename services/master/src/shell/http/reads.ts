@@ -11,10 +11,11 @@ export interface Read {
 
 export const live = (master: Master): Read => ({ views: master.view.state });
 
-export async function readAt(master: Master, query: { asOf?: string | undefined; at?: number | undefined }): Promise<Read> {
+/** The read models of a read (`caller`: whose turn an "as of" fold takes, see `Master.asOf`). */
+export async function readAt(master: Master, query: { asOf?: string | undefined; at?: number | undefined }, caller: Actor): Promise<Read> {
   const moment = query.asOf !== undefined ? { time: query.asOf } : query.at !== undefined ? { position: query.at } : undefined;
   if (moment === undefined) return live(master);
-  const read = await master.asOf(moment);
+  const read = await master.asOf(moment, JSON.stringify(caller));
   return { views: read.views, asOf: { time: read.time, position: read.position } };
 }
 

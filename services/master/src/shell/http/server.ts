@@ -6,8 +6,9 @@ import { EventValidationError, type Actor } from "@slap/events";
 import type { Logger } from "pino";
 import { authenticate, type CredentialSource, type TokenFileWatch } from "../auth.js";
 import { isDashboardPath, registerDashboard, type DashboardFiles } from "../dashboard.js";
-import { CommandRejected, type Master } from "../master.js";
+import { AsOfQueueFull, CommandRejected, type Master } from "../master.js";
 import { MasterMetrics } from "../metrics.js";
+import { DEFAULT_LIMITS, Limits, type LimitSettings, type OverLimit } from "../../core/limits.js";
 import { adminHandlers } from "./admin.js";
 import { computerHandlers } from "./computers.js";
 import { eventHandlers } from "./events.js";
@@ -17,8 +18,11 @@ import { operationsRoutes, tokenHandlers } from "./operations.js";
 import { requestHandlers } from "./requests.js";
 import { HttpError, parse, registerRoutes, type Handlers } from "./route.js";
 
-/** The heartbeat's path, not logged as a request (see `buildHttpApi`). */
-const HEARTBEAT_URL = new RegExp(`^${routes.heartbeat.path.replace(/\{\w+\}/g, "[^/?]+")}(\\?|$)`);
+/** A route's path as a pattern of request URLs (with any query). */
+const urlPattern = (path: string): RegExp => new RegExp(`^${path.replace(/\{\w+\}/g, "[^/?]+")}(\\?|$)`);
+/** The heartbeat's path, and the nodes' watch of their desired state: not logged as requests (see `buildHttpApi`). */
+const HEARTBEAT_URL = urlPattern(routes.heartbeat.path);
+const DESIRED_URL = urlPattern(routes.getDesiredState.path);
 
 /** Routes anyone may call (health, the API description), from the route table; and the dashboard's static files (which carry no data). */
 const PUBLIC_ROUTES = new Set(ROUTES.filter((r) => r.auth === "public").map(routerPath));
@@ -36,6 +40,34 @@ const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 function requestIdOf(header: string | string[] | undefined): string {
   const given = Array.isArray(header) ? header[0] : header;
   return given !== undefined && REQUEST_ID.test(given) ? given : randomUUID();
+}
+
+/** Routes that hold a request open for as long as the caller likes: event streams and instance watches. */
+const STREAM_ROUTES = new Set(ROUTES.filter((r) => Object.values(r.responses).some((a) => "stream" in a)).map(routerPath));
+
+/**
+ * Whether a request counts against the held limits: a stream, or a read asked to wait (a
+ * desired-state watch). A request's own long poll (`POST /v1/requests?wait=`) does not: it ends
+ * within a minute and is a write, counted as one (a user's hundred requests at once each wait).
+ */
+function holdsOpen(request: FastifyRequest): boolean {
+  if (STREAM_ROUTES.has(request.routeOptions.url ?? "")) return true;
+  if (request.method !== "GET") return false;
+  const wait = (request.query as { wait?: unknown } | undefined)?.wait;
+  return wait !== undefined && wait !== "0" && wait !== "";
+}
+
+/** Who a request's limits count against: a user (admin included), or a node with its partitions. */
+function callerOf(actor: Actor): string {
+  switch (actor.kind) {
+    case "user":
+      return `user:${actor.userId}`;
+    case "node":
+    case "partition":
+      return `node:${actor.computerId}`;
+    case "service":
+      return `service:${actor.name}`;
+  }
 }
 
 /** Status of a policy's or a decider's refusal. */
@@ -63,7 +95,12 @@ function answerClientError(error: Error & { code?: string }, socket: Duplex): vo
  * `{ error: { code, message, issues? } }` with 400/401/403/404/409, never a stack trace. Who may
  * see what is core/visibility.ts; this layer authenticates and maps refusals to statuses.
  */
-export function buildHttpApi(master: Master, logger: Logger, options: { credentials: CredentialSource; tokenFile?: TokenFileWatch; dashboard?: DashboardFiles; https?: { cert: Buffer; key: Buffer } }) {
+export function buildHttpApi(
+  master: Master,
+  logger: Logger,
+  options: { credentials: CredentialSource; tokenFile?: TokenFileWatch; dashboard?: DashboardFiles; https?: { cert: Buffer; key: Buffer }; limits?: LimitSettings },
+) {
+  const limits = new Limits(options.limits ?? DEFAULT_LIMITS);
   const metrics = new MasterMetrics(master);
   const app = Fastify({
     loggerInstance: logger,
@@ -78,10 +115,10 @@ export function buildHttpApi(master: Master, logger: Logger, options: { credenti
       void (reply as FastifyReply).code(error.statusCode ?? 400).send({ error: { code: "BadRequest", message: error.message } });
     },
     clientErrorHandler: answerClientError,
-    // Heartbeats (one per node every few seconds) are not logged as requests; their failures still are.
+    // Heartbeats and desired-state watches (each node's, all the time) are not logged as requests; their failures still are.
     logController: new LogController({
       requestIdLogLabel: "requestId",
-      disableRequestLogging: (request) => request.method === "POST" && HEARTBEAT_URL.test(request.url),
+      disableRequestLogging: (request) => (request.method === "POST" && HEARTBEAT_URL.test(request.url)) || (request.method === "GET" && DESIRED_URL.test(request.url)),
     }),
   });
 
@@ -124,6 +161,7 @@ export function buildHttpApi(master: Master, logger: Logger, options: { credenti
     if (error instanceof HttpError) {
       return reply.code(error.status).send({ error: { code: error.code, message: error.message, ...(error.issues ? { issues: error.issues } : {}) } });
     }
+    if (error instanceof AsOfQueueFull) return reply.code(429).header("retry-after", "1").send({ error: { code: "TooManyRequests", message: error.message } });
     if (error instanceof CommandRejected) {
       return reply.code(REFUSAL_STATUS[error.rejection.reason]).send({ error: { code: error.rejection.reason, message: error.rejection.detail } });
     }
@@ -153,6 +191,25 @@ export function buildHttpApi(master: Master, logger: Logger, options: { credenti
     await master.settledWithin(position, SEEN_WAIT_MS);
     // Past the deadline: the caller reads another log (a node on another stream?) or a commit there is malformed.
     if (position > master.position) request.log.warn({ seen: position, position: master.position }, "x-slap-seen names a position this master has not reached: answering anyway");
+  });
+  // What one caller may take (core/limits.ts): its writes, and the requests it holds open. Refused with a 429 naming the limit.
+  app.addHook("preHandler", async (request, reply) => {
+    const actor = actors.get(request);
+    if (actor === undefined) return;
+    const caller = callerOf(actor);
+    const over = (refusal: OverLimit): never => {
+      if (refusal.retryAfterS > 0) void reply.header("retry-after", String(refusal.retryAfterS));
+      request.log.warn({ caller, limit: refusal.limit }, "request refused: over a limit");
+      throw new HttpError(429, "TooManyRequests", refusal.message);
+    };
+    if (request.method !== "GET" && request.method !== "HEAD") {
+      const refusal = limits.write(caller, Number(request.headers["content-length"] ?? 0) || 0, Date.now());
+      if (refusal !== undefined) over(refusal);
+    }
+    if (!holdsOpen(request)) return;
+    const held = limits.hold(caller);
+    if (typeof held !== "function") return over(held);
+    reply.raw.once("close", held);
   });
   app.addHook("onResponse", (request, reply, done) => {
     metrics.observe(request.method, request.routeOptions.url ?? "(none)", reply.statusCode, reply.elapsedTime / 1000);
