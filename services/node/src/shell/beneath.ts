@@ -245,3 +245,43 @@ export function openPartitionLog(partitionPath: string, name: string, owner: Par
 export function ensureFolder(root: string, relative: string, owner: PartitionUser | undefined): Promise<void> {
   return inFolder(root, relative, () => Promise.resolve(), { owner, replace: true });
 }
+
+/**
+ * Makes `name` in the folder open as `dir` a regular file holding `bytes` (mode `mode`, given to
+ * `owner`), without following a link: unchanged content is not rewritten (its mode and owner are
+ * made right); `once`: an existing file is left as it is.
+ * @throws PlantedLinkError when a link, or something that is not a regular file, is there.
+ */
+export async function writeFileIn(dir: FileHandle, name: string, bytes: Buffer, options: { mode?: number | undefined; owner?: PartitionUser | undefined; once?: boolean; shown: string }): Promise<void> {
+  const regular = async (file: FileHandle): Promise<Stats> => {
+    const s = await file.stat();
+    if (!s.isFile()) throw new PlantedLinkError(options.shown, "not a regular file");
+    const owner = options.owner;
+    if (owner !== undefined && (s.uid !== owner.uid || s.gid !== owner.gid)) await file.chown(owner.uid, owner.gid);
+    return s;
+  };
+  const mode = async (file: FileHandle, s: Stats): Promise<void> => {
+    if (options.mode !== undefined && (s.mode & 0o7777) !== options.mode) await file.chmod(options.mode);
+  };
+  const current = await open(at(dir, name), O_RDONLY | O_NOFOLLOW | O_NONBLOCK).catch((error: NodeJS.ErrnoException) => {
+    if (error.code === "ENOENT") return undefined;
+    return wrap(error, options.shown);
+  });
+  if (current !== undefined) {
+    try {
+      const s = await regular(current);
+      if (options.once === true) return;
+      if (s.size === bytes.length && (await current.readFile()).equals(bytes)) return await mode(current, s);
+    } finally {
+      await current.close();
+    }
+  }
+  const file = await open(at(dir, name), constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | O_NOFOLLOW | O_NONBLOCK, options.mode ?? 0o644).catch((error: unknown) => wrap(error, options.shown));
+  try {
+    const s = await regular(file);
+    await file.writeFile(bytes);
+    await mode(file, s);
+  } finally {
+    await file.close();
+  }
+}

@@ -1,9 +1,8 @@
-import { constants } from "node:fs";
 import { readdir, realpath, rm } from "node:fs/promises";
-import { dirname, isAbsolute, join, relative } from "node:path";
+import { dirname, isAbsolute, join, normalize, relative, sep } from "node:path";
 import { insidePartition, PathEscapeError } from "../core/paths.js";
 import { RUN_TIMEOUT_MS, runOnce } from "./checks.js";
-import { at, ensureFolder, inFolder, openFileBeneath, PlantedLinkError } from "./beneath.js";
+import { at, ensureFolder, inFolder, PlantedLinkError, writeFileIn } from "./beneath.js";
 import type { Declarations, ProcessDeclaration } from "./profile.js";
 import type { FileDeclaration } from "./profile-protocol.js";
 import type { ServiceSpec, Supervisor } from "./supervisor.js";
@@ -48,44 +47,19 @@ async function noLinkOut(root: string, full: string, path: string): Promise<void
 
 /**
  * Writes one declared file in the partition, as `owner`'s: refused if its path leaves the
- * partition, lexically or through a symbolic link at any step (`openFileBeneath`: no link is
+ * partition, lexically or through a symbolic link at any step (`inFolder`, `writeFileIn`: no link is
  * followed, no gap between check and write); unchanged content is not rewritten; `once`: left as
  * it is when it exists.
  */
 export async function writeDeclaredFile(root: string, file: FileDeclaration, owner?: PartitionUser): Promise<void> {
   insidePartition(root, file.path);
-  const bytes = Buffer.from(file.content, file.encoding);
+  const parts = normalize(file.path).split(sep).filter((p) => p !== "" && p !== ".");
+  const name = parts.pop()!;
   try {
-    const current = await openFileBeneath(root, file.path, constants.O_RDONLY).catch((error: NodeJS.ErrnoException) => {
-      if (error.code === "ENOENT") return undefined;
-      throw error;
-    });
-    if (current !== undefined) {
-      const same = file.once || (await current.readFile()).equals(bytes);
-      await current.close();
-      if (file.once) return;
-      if (same) return await ensureMode(root, file, owner);
-    }
-    const handle = await openFileBeneath(root, file.path, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC, { mode: file.mode ?? 0o644, owner, mkdirs: true });
-    try {
-      await handle.writeFile(bytes);
-      if (file.mode !== undefined) await handle.chmod(file.mode);
-    } finally {
-      await handle.close();
-    }
+    await inFolder(root, parts.join("/"), (dir) => writeFileIn(dir, name, Buffer.from(file.content, file.encoding), { mode: file.mode, owner, once: file.once, shown: file.path }), { owner });
   } catch (error) {
     if (error instanceof PlantedLinkError) throw new PathEscapeError(file.path);
     throw error;
-  }
-}
-
-/** An unchanged file keeps its content; its mode and owner are made what was declared. */
-async function ensureMode(root: string, file: FileDeclaration, owner: PartitionUser | undefined): Promise<void> {
-  const handle = await openFileBeneath(root, file.path, constants.O_RDONLY, { owner });
-  try {
-    if (file.mode !== undefined && ((await handle.stat()).mode & 0o7777) !== file.mode) await handle.chmod(file.mode);
-  } finally {
-    await handle.close();
   }
 }
 
@@ -101,12 +75,12 @@ async function syncFolder(root: string, relative: string, entries: Map<string, u
       for (const file of await readdir(`/proc/self/fd/${dir.fd}`)) {
         if (file.endsWith(".json") && !entries.has(file.slice(0, -5))) await rm(at(dir, file), { force: true });
       }
+      for (const [name, value] of entries) {
+        await writeFileIn(dir, `${name}.json`, Buffer.from(`${JSON.stringify(value, null, 2)}\n`), { owner, shown: `${relative}/${name}.json` });
+      }
     },
     { owner },
   );
-  for (const [name, value] of entries) {
-    await writeDeclaredFile(root, { path: `${relative}/${name}.json`, content: `${JSON.stringify(value, null, 2)}\n`, encoding: "utf8", once: false }, owner);
-  }
 }
 
 /**
