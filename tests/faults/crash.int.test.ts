@@ -396,7 +396,7 @@ describe("crashes: kill -9 of nats-server, the master, an allocator and a node d
     const releases = new Map<string, Array<{ position: number; partition: string; reason: string }>>();
     const holder = new Map<string, string>();
     const doubleHeld: string[] = [];
-    const requested = new Map<string, Array<Record<string, string>>>();
+    const requested = new Map<string, Array<Record<string, unknown>>>();
     for (const commit of commits) {
       for (const event of commit.events) {
         if (event.type === "PartitionAllocated" || event.type === "PartitionReleased") {

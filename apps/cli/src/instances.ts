@@ -352,7 +352,7 @@ export function showLines(instance: InstanceView, answer: Answer, shared: readon
   if (instance.lastBang !== null) rows.push(["last bang", `${instance.lastBang.at}: ${instance.lastBang.message}`]);
 
   const lines = [`${instance.reference}  [${instance.instanceId}]`, ...table(rows, "  ")];
-  const section = (title: string, map: Readonly<Record<string, string>> | null, empty: string): void => {
+  const section = (title: string, map: Readonly<Record<string, unknown>> | null, empty: string): void => {
     lines.push(`${title}:`);
     const entries = map === null ? [] : keyValueLines(map, "  ");
     lines.push(...(entries.length > 0 ? entries : [`  (${empty})`]));

@@ -27,6 +27,7 @@ describe("the node's configuration", () => {
       profileTimeoutMs: 600_000,
       runTimeoutMs: 600_000,
       promiseTimeoutMs: 20_000,
+      promiseIntervalMs: 300_000,
       logLevel: "info",
     });
     const variables = Object.values(NODE_SETTINGS).flatMap((setting) => ("env" in setting ? [setting.env] : []));

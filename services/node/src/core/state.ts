@@ -1,4 +1,5 @@
 import { createHash } from "node:crypto";
+import { canonicalJson, type ParameterMap } from "@slap/events";
 import { z } from "zod";
 
 /** `.slap-state.json`: what the node last did with the partition's instance. */
@@ -17,15 +18,15 @@ export interface Wanted {
   instanceId: string;
   serial: number;
   requestedState: "started" | "stopped" | "destroyed";
-  parameters: Record<string, string>;
+  parameters: ParameterMap;
 }
 
-/** A stable hash of a parameters map (key order does not matter). */
-export function parametersHash(parameters: Record<string, string>): string {
+/** A stable hash of a parameters map (key order does not matter, at any depth). */
+export function parametersHash(parameters: ParameterMap): string {
   const sorted = Object.keys(parameters)
     .sort()
     .map((k) => [k, parameters[k]]);
-  return createHash("sha256").update(JSON.stringify(sorted)).digest("hex").slice(0, 16);
+  return createHash("sha256").update(canonicalJson(sorted)).digest("hex").slice(0, 16);
 }
 
 export type ProcessDecision = { process: false } | { process: true; reason: "new" | "changed" | "periodicity" | "adopt" | "retry" };

@@ -21,7 +21,7 @@ const HEARTBEAT_URL = new RegExp(`^${routes.heartbeat.path.replace(/\{\w+\}/g, "
 const PUBLIC_ROUTES = new Set(ROUTES.filter((r) => r.auth === "public").map(routerPath));
 
 /** Status of a policy's or a decider's refusal. */
-const REFUSAL_STATUS = { Forbidden: 403, NotFound: 404, Conflict: 409 } as const;
+const REFUSAL_STATUS = { Forbidden: 403, NotFound: 404, Conflict: 409, BadParameters: 400 } as const;
 
 /**
  * A request the HTTP parser refuses (a bad request line, a control character in a header,
@@ -94,7 +94,13 @@ export function buildHttpApi(master: Master, logger: Logger, options: { credenti
       return reply.code(error.status).send({ error: { code: error.code, message: error.message, ...(error.issues ? { issues: error.issues } : {}) } });
     }
     if (error instanceof CommandRejected) {
-      return reply.code(REFUSAL_STATUS[error.rejection.reason]).send({ error: { code: error.rejection.reason, message: error.rejection.detail } });
+      const rejection = error.rejection;
+      if (rejection.reason === "BadParameters") {
+        // Refused by the release's schema: a bad input like any other, its issue naming the parameter.
+        const path = rejection.parameter === "" ? "parameters" : `parameters.${rejection.parameter}`;
+        return reply.code(400).send({ error: { code: "BadRequest", message: rejection.detail, issues: [{ path, message: rejection.detail }] } });
+      }
+      return reply.code(REFUSAL_STATUS[rejection.reason]).send({ error: { code: rejection.reason, message: rejection.detail } });
     }
     if (error instanceof EventValidationError) {
       return reply.code(400).send({ error: { code: "BadRequest", message: error.message, issues: error.issues } });
