@@ -1,6 +1,6 @@
 import { z } from "zod";
-import { ReleaseUrl, RequestedState, StringMap } from "@slap/events";
-import { CliError, HELP, keyValues, positionalLabels, printHelp, splitArgv, validate, type Command, type Io } from "./args.js";
+import { ParameterMap, ReleaseUrl, RequestedState, StringMap } from "@slap/events";
+import { CliError, HELP, jsonKeyValues, keyValues, positionalLabels, printHelp, splitArgv, validate, type Command, type Io } from "./args.js";
 import {
   AsOfArg,
   MasterClient,
@@ -36,6 +36,7 @@ const requestArgv = {
     ...clientOptions,
     type: { type: "string" },
     param: { type: "string", multiple: true },
+    "param-json": { type: "string", multiple: true },
     sla: { type: "string", multiple: true },
     shared: { type: "boolean" },
     state: { type: "string" },
@@ -50,7 +51,7 @@ const RequestArgs = z.object({
   release: ReleaseUrl,
   reference: z.string().min(1).max(512),
   type: z.string().min(1).max(128).default("default"),
-  param: StringMap,
+  param: ParameterMap,
   sla: StringMap,
   shared: z.boolean().default(false),
   state: RequestedState.default("started"),
@@ -67,7 +68,7 @@ export interface RequestArgs {
   timeoutMs: number;
 }
 
-/** `slap request` arguments; `--param`/`--sla` are `k=v` (split on the first `=`). */
+/** `slap request` arguments; `--param`/`--sla` are `k=v` (split on the first `=`), `--param-json` `k=<json>` (a typed parameter). */
 export function parseRequestArgs(argv: readonly string[], env: Io["env"]): RequestArgs | typeof HELP {
   const split = splitArgv(requestArgv, argv);
   if (split === HELP) return HELP;
@@ -77,7 +78,7 @@ export function parseRequestArgs(argv: readonly string[], env: Io["env"]): Reque
     {
       ...values,
       ...positionals,
-      param: keyValues("param", values.param as string[] | undefined),
+      param: { ...keyValues("param", values.param as string[] | undefined), ...jsonKeyValues("param-json", values["param-json"] as string[] | undefined) },
       sla: keyValues("sla", values.sla as string[] | undefined),
     },
     positionalLabels(requestArgv.positionals),
@@ -201,6 +202,7 @@ and prints its connection parameters as "key = value" lines.
 options:
   --type T             software type (default "default")
   --param k=v          an instance parameter; repeat for more; the value may contain "="
+  --param-json k=JSON  a typed parameter: --param-json replicas=3 --param-json tls=true
   --sla k=v            a placement constraint, e.g. --sla computer_guid=COMP-1; repeatable
   --shared             ask for a shared instance (a slave) served by a host instance
   --state S            started (default), stopped or destroyed
