@@ -214,7 +214,7 @@ describe("paths and shells under hostile input, master and node end to end", () 
     count("source files checked", sources.length);
   });
 
-  it("refuses what is too long or not a string with a 400 naming the field, and nothing reaches the node", async () => {
+  it("refuses what is too long or malformed with a 400 naming the field, and nothing reaches the node", async () => {
     const cases: Array<{ body: Record<string, unknown>; field: string }> = [
       { body: { reference: "r".repeat(10_000) }, field: "reference" },
       { body: { reference: "ok", softwareType: "t".repeat(129) }, field: "softwareType" },
@@ -222,7 +222,8 @@ describe("paths and shells under hostile input, master and node end to end", () 
       { body: { reference: "ok", parameters: { ["k".repeat(257)]: "v" } }, field: "parameters" },
       { body: { reference: "ok", parameters: { file: "v".repeat(65_537) } }, field: "parameters" },
       { body: { reference: "ok", releaseUrl: "__proto__" }, field: "releaseUrl" },
-      { body: { reference: "ok", parameters: { file: 1 } }, field: "parameters" },
+      { body: { reference: "ok", parameters: { file: { nested: ["v".repeat(65_537)] } } }, field: "parameters" },
+      { body: { reference: "ok", parameters: { "": "empty name" } }, field: "parameters" },
     ];
     for (const { body, field } of cases) {
       const head = await store.head();
