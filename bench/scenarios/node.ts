@@ -45,8 +45,9 @@ const MANY = { full: 100, quick: 20, test: 2 } as const;
  *   test), then rounds of `node.reprocessAll()` + `node.idle()` — the no-change path of a
  *   restart/periodic processing: status `processing` then `started` over HTTP, the profile run,
  *   declarations compared with the files, one-shots run, the HTTP promise checked, connection
- *   re-published; the profile runs in a process of its own (the node's JS profile runner, a fresh
- *   `node` per processing: services/node/DESIGN.md, "Profile processes"). Each figure is a
+ *   re-published; the profile runs in a process of its own (the node's JS profile runner: its
+ *   partition's warm host, and in `reprocessKvdbCold` a fresh `node` per processing:
+ *   services/node/DESIGN.md, "Warm profile hosts"). Each figure is a
  *   round's wall time (reprocessAll → idle) divided by N, median over the rounds. `reprocess`
  *   deploys `services/node/test-releases/web`, whose `prepare` one-shot (`node -e …`) is
  *   spawned at every processing; `reprocessKvdb` deploys
@@ -81,6 +82,12 @@ export const node: Scenario = {
       higherIsBetter: false,
       target: { kind: "atMost", value: 20 },
     },
+    {
+      key: "reprocessKvdbCold",
+      label: "no-change reprocessing per instance, example kvdb, no warm profile host (SLAP_WARM_PROFILES=0: a fresh node per processing)",
+      unit: "ms",
+      higherIsBetter: false,
+    },
     { key: "reprocessLatency", label: "no-change reprocessing, web: the node's time per processing", unit: "ms", higherIsBetter: false },
     { key: "webapp", label: "request → webapp answering HTTP (with its kvdb)", unit: "ms", higherIsBetter: false, target: { kind: "atMost", value: 2_000 } },
     { key: "many", label: "100 instances on one node: request → all ready (quick: 20)", unit: "s", higherIsBetter: false },
@@ -90,9 +97,10 @@ export const node: Scenario = {
     const { instances, rounds } = REPROCESS[scale];
     const web = await reprocessing(ctx, WEB, "web", instances, rounds);
     const kvdb = await reprocessing(ctx, KVDB, "kvdb", instances, rounds);
+    const kvdbCold = await reprocessing(ctx, KVDB, "kvdb", instances, rounds, 0);
     const webapp = await webappServing(ctx);
     const many = await manyInstances(ctx, MANY[scale]);
-    return { reprocess: web.wallPerInstance, reprocessKvdb: kvdb.wallPerInstance, reprocessLatency: web.perProcessing, webapp, many };
+    return { reprocess: web.wallPerInstance, reprocessKvdb: kvdb.wallPerInstance, reprocessKvdbCold: kvdbCold.wallPerInstance, reprocessLatency: web.perProcessing, webapp, many };
   },
 };
 
@@ -110,6 +118,8 @@ interface EnvOptions {
   partitions: number;
   releases: readonly string[];
   nodeLogger?: Logger;
+  /** The node's `warmProfiles` (default: the node's). */
+  warmProfiles?: number;
 }
 
 /** Starts master, allocator and node, supplies `releases` and waits until they are available; stops it all afterwards. */
@@ -126,7 +136,6 @@ async function withEnv<T>(ctx: ScenarioContext, options: EnvOptions, fn: (env: E
     };
     const masterStore = await open();
     const allocatorStore = await open();
-    const nodeStore = await open();
     const tokens = tokenFile(await ctx.tempDir(), { users: ["alice"], computers: [computerId] });
     const master = await runMaster({ port: 0, host: "127.0.0.1", tokens }, { store: masterStore, logger: ctx.logger });
     cleanup.push(() => master.stop());
@@ -136,7 +145,6 @@ async function withEnv<T>(ctx: ScenarioContext, options: EnvOptions, fn: (env: E
     const portBase = await freePortBlock(options.partitions * PORTS_PER_PARTITION);
     cleanup.push(() => releasePortBlock(portBase));
     const agent = new Node({
-      store: nodeStore,
       masterUrl: master.url,
       token: testToken.node(computerId),
       computerId,
@@ -145,6 +153,7 @@ async function withEnv<T>(ctx: ScenarioContext, options: EnvOptions, fn: (env: E
       portBase,
       portsPerPartition: PORTS_PER_PARTITION,
       cwd: REPO,
+      ...(options.warmProfiles === undefined ? {} : { warmProfiles: options.warmProfiles }),
       logger: options.nodeLogger ?? ctx.logger,
     });
     // Registered before start: a start that fails half-way may have spawned nothing yet, and stop() is safe then.
@@ -234,16 +243,17 @@ function processingLog(): { logger: Logger; processed: Array<{ durationMs: numbe
   return { logger: pino({ level: "info" }, sink), processed };
 }
 
-/** N instances of `releaseUrl` (its service `service`), then `rounds` no-change reprocessings of them all. */
+/** N instances of `releaseUrl` (its service `service`), then `rounds` no-change reprocessings of them all (`warmProfiles`: the node's setting). */
 async function reprocessing(
   ctx: ScenarioContext,
   releaseUrl: string,
   service: string,
   instances: number,
   rounds: number,
+  warmProfiles?: number,
 ): Promise<{ perProcessing: number; wallPerInstance: number }> {
   const log = processingLog();
-  return withEnv(ctx, { partitions: instances, releases: [releaseUrl], nodeLogger: log.logger }, async (env) => {
+  return withEnv(ctx, { partitions: instances, releases: [releaseUrl], nodeLogger: log.logger, ...(warmProfiles === undefined ? {} : { warmProfiles }) }, async (env) => {
     await Promise.all(Array.from({ length: instances }, (_, i) => requestUntilReady(env, releaseUrl, `site${i}`)));
     // Ready means published: the `started` report comes right after; let every processing end.
     await env.node.idle();

@@ -354,17 +354,17 @@ describe("profiles with a fake slap", () => {
     assert.deepEqual(again.services.get("kvdb"), service, "an unchanged deployment declares the same service");
   });
 
-  it("kvdb: publishes a password and key prefix to each shared instance", async () => {
+  it("kvdb: publishes a password and key prefix to each shared instance, by its instance id (two users' shared `db` get distinct prefixes)", async () => {
     const path = await partition("kvdb-shared");
     const sharedInstances = [
-      { instanceId: "SOFTINST-a", reference: "alice", parameters: {} },
-      { instanceId: "SOFTINST-b", reference: "bob", parameters: {} },
+      { instanceId: "SOFTINST-a", reference: "db", parameters: {} },
+      { instanceId: "SOFTINST-b", reference: "db", parameters: {} },
     ];
     const slap = await deploy("kvdb", { partition: path, port: 20011, sharedInstances, parameters: { "max-keys": "5" } });
     const a = slap.publishedShared.get("SOFTINST-a");
     const b = slap.publishedShared.get("SOFTINST-b");
-    assert.equal(a?.["prefix"], "alice/");
-    assert.equal(b?.["prefix"], "bob/");
+    assert.equal(a?.["prefix"], "SOFTINST-a/");
+    assert.equal(b?.["prefix"], "SOFTINST-b/");
     assert.equal(a?.["url"], "http://127.0.0.1:20011");
     assert.ok(a?.["password"] && b?.["password"] && a["password"] !== b["password"]);
     assert.notEqual(a["password"], slap.published?.["password"]);
@@ -467,10 +467,10 @@ describe("kvdb and webapp servers", () => {
 
     const tenant = kvdb.publishedShared.get("SOFTINST-t");
     assert.ok(tenant?.["password"]);
-    assert.equal((await kv("tenant/x", { method: "PUT", body: "t", password: tenant["password"] })).status, 200);
+    assert.equal((await kv("SOFTINST-t/x", { method: "PUT", body: "t", password: tenant["password"] })).status, 200);
     assert.equal((await kv("greeting", { password: tenant["password"] })).status, 403);
 
-    // 2 keys now (greeting, tenant/x); max-keys is 4
+    // 2 keys now (greeting, SOFTINST-t/x); max-keys is 4
     assert.equal((await kv("k3", { method: "PUT", body: "3", password })).status, 200);
     assert.equal((await kv("k4", { method: "PUT", body: "4", password })).status, 200);
     assert.equal((await kv("k5", { method: "PUT", body: "5", password })).status, 507);

@@ -18,6 +18,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { pino } from "pino";
 import type { Commit } from "@slap/events";
 import { JetStreamEventStore } from "@slap/eventstore-jetstream";
+import { pidFileOf } from "@slap/node";
 import { faultSeed, freePortBlock, seededRandom, startNatsServer, tempDir, type NatsServer, type SeededRandom } from "@slap/testkit";
 import { commandLine, processesRunning, ServiceProcess } from "./processes.js";
 
@@ -222,8 +223,6 @@ describe("crashes: kill -9 of nats-server, the master, an allocator and a node d
           name: `node-${k + 1}`,
           args: [
             "node",
-            "--nats",
-            nats.url,
             "--master",
             masterUrl,
             "--computer",
@@ -237,7 +236,8 @@ describe("crashes: kill -9 of nats-server, the master, an allocator and a node d
             "--ports-per-partition",
             "1",
           ],
-          env: { ...env, SLAP_TOKEN: NODE_TOKENS[k] },
+          // No NATS setting at all: a node talks to the master only.
+          env: { ...Object.fromEntries(Object.entries(env).filter(([key]) => !key.startsWith("NATS_"))), SLAP_TOKEN: NODE_TOKENS[k] },
           logFile: join(logs, `node-${k + 1}.log`),
           ready: /node \S+ running with/,
         }),
@@ -557,7 +557,7 @@ async function unsettled(api: Api, byInstance: Map<string, Sent>, computers: str
 async function serviceOf(partitionPath: string): Promise<number | string> {
   let record: { pid: number; command: string[] };
   try {
-    record = JSON.parse(await readFile(join(partitionPath, "var", "run", `${SERVICE}.pid`), "utf8")) as { pid: number; command: string[] };
+    record = JSON.parse(await readFile(pidFileOf(partitionPath, SERVICE), "utf8")) as { pid: number; command: string[] };
   } catch (error) {
     return `no pid file (${error instanceof Error ? error.message : String(error)})`;
   }
@@ -582,6 +582,6 @@ async function describeProcess(pid: number): Promise<string> {
   const stat = await readFile(`/proc/${pid}/stat`, "utf8").catch(() => "");
   const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
   const cwd = await readlink(`/proc/${pid}/cwd`).catch(() => "?");
-  const pidFile = await readFile(join(cwd, "var", "run", `${SERVICE}.pid`), "utf8").catch(() => "(no pid file)");
+  const pidFile = await readFile(pidFileOf(cwd, SERVICE), "utf8").catch(() => "(no pid file)");
   return `ppid ${fields[1] ?? "?"}, started at tick ${fields[19] ?? "?"}, cwd ${cwd}, its partition's pid file: ${pidFile.trim().slice(0, 200)}`;
 }

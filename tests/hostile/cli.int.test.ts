@@ -19,7 +19,7 @@ import { nasty, tooLong } from "./arbitraries.fixture.js";
 import { FUZZ_SEED, Tally, runs, startHostileMaster, within, type HostileMaster } from "./hostile.fixture.js";
 
 const REPO = fileURLToPath(new URL("../../", import.meta.url));
-const USAGE = 2;
+const USAGE = 64;
 
 let h: HostileMaster;
 /** Folders the commands are pointed at (data, root, cluster dir): none may be created by a refused command line. */
@@ -56,7 +56,7 @@ async function slap(argv: readonly string[], env: Record<string, string>): Promi
 }
 
 /**
- * Runs a command line that must be refused: exit 2, one line on stderr naming one of `names`,
+ * Runs a command line that must be refused: exit 64, one line on stderr naming one of `names`,
  * no stack trace nor terminal control character, nothing on stdout, no call to the master,
  * nothing appended, nothing created on disk.
  */
@@ -161,10 +161,18 @@ const SHAPES: Readonly<Record<string, Shape>> = {
     ],
     env: clientEnv,
   },
-  show: { valid: () => ["db"], flags: [asOf, { flag: "--master", bad: notUrl }], booleans: ["--json", "--secrets"], positionals: [{ name: "reference", bad: tooLongFor(512) }], env: clientEnv },
-  instances: { valid: () => [], flags: [asOf, { flag: "--master", bad: notUrl }], booleans: ["--json"], env: clientEnv },
+  show: { valid: () => ["db"], flags: [asOf, { flag: "--master", bad: notUrl }], booleans: ["--json", "--secrets"], positionals: [{ name: "instance", bad: tooLongFor(4096) }], env: clientEnv },
+  stop: { valid: () => ["db"], flags: [{ flag: "--master", bad: notUrl }], booleans: ["--json"], positionals: [{ name: "instance", bad: tooLongFor(4096) }], env: clientEnv },
+  start: { valid: () => ["db"], flags: [{ flag: "--master", bad: notUrl }], booleans: ["--json"], positionals: [{ name: "instance", bad: tooLongFor(4096) }], env: clientEnv },
+  destroy: { valid: () => ["db"], flags: [{ flag: "--master", bad: notUrl }], booleans: ["--json"], positionals: [{ name: "instance", bad: tooLongFor(4096) }], env: clientEnv },
+  instances: {
+    valid: () => [],
+    flags: [asOf, { flag: "--status", bad: notEnumIn(["ready", "pending", "error", "destroying", "destroyed"]) }, { flag: "--master", bad: notUrl }],
+    booleans: ["--json", "--all"],
+    env: clientEnv,
+  },
   computers: { valid: () => [], flags: [asOf, { flag: "--master", bad: notUrl }], booleans: ["--json"], env: clientEnv },
-  bang: { valid: () => ["db"], flags: [{ flag: "--message", bad: tooLongFor(65_536) }, { flag: "--master", bad: notUrl }], positionals: [{ name: "reference", bad: tooLongFor(512) }], env: clientEnv },
+  bang: { valid: () => ["db"], flags: [{ flag: "--message", bad: tooLongFor(65_536) }, { flag: "--master", bad: notUrl }], positionals: [{ name: "instance", bad: tooLongFor(4096) }], env: clientEnv },
   events: {
     valid: () => [],
     flags: [
@@ -265,7 +273,7 @@ describe("slap under hostile command lines", () => {
     }
   });
 
-  it("refuses an unknown option anywhere on any command's line: exit 2, one line naming it", async () => {
+  it("refuses an unknown option anywhere on any command's line: exit 64, one line naming it", async () => {
     const names = commands.map((c) => c.name);
     const noise = fc.array(fc.oneof(nasty, fc.string({ maxLength: 12 })).filter((v) => noNul(v) && !v.startsWith("-")), { maxLength: 4 });
     const unknown = fc.oneof(fc.stringMatching(/^[a-z0-9-]{0,20}$/), nasty.filter(noNul)).map((suffix) => `--zz-hostile-${suffix}`);
@@ -279,7 +287,7 @@ describe("slap under hostile command lines", () => {
     );
   });
 
-  it("refuses an unknown command, and no command, with exit 2", async () => {
+  it("refuses an unknown command, and no command, with exit 64", async () => {
     await fc.assert(
       fc.asyncProperty(fc.oneof(nasty, fc.string({ maxLength: 20 })).filter((v) => noNul(v) && !commands.some((c) => c.name === v) && !["--help", "-h", "help"].includes(v)), async (name) => {
         await refused("unknown commands", [name], baseEnv(), ["unknown command", "slap"]);
@@ -358,7 +366,7 @@ describe("slap under hostile command lines", () => {
       { argv: ["events", "--zz-hostile-\u0007"], names: ["--zz-hostile"] },
       { argv: ["master", "--port", "99999"], names: ["--port"] },
       { argv: ["instances"], env: { SLAP_MASTER: "ftp://example" }, names: ["SLAP_MASTER"] },
-      { argv: ["bang", "x".repeat(100_000)], names: ["<reference>"] },
+      { argv: ["bang", "x".repeat(100_000)], names: ["<instance>"] },
     ];
     await Promise.all(
       cases.map(async ({ argv, env = {}, names }) => {

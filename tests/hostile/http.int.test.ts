@@ -381,6 +381,9 @@ const ENDPOINTS: readonly Endpoint[] = [
   }),
   route(routes.audit, {}, { who: () => as.admin() }),
   route(routes.whoami, {}, { who: () => as.user("alice") }),
+  route(routes.metrics, {}, { who: () => as.metrics() }),
+  route(routes.listTokens, {}, { who: () => as.admin() }),
+  route(routes.revokeToken, { tokenId: "0123456789abcdef" }, { who: () => as.admin() }),
 ];
 
 const withBody = ENDPOINTS.filter((e) => e.body !== undefined);
@@ -813,6 +816,7 @@ describe("the master's HTTP API under hostile input", () => {
       user: () => as.user("alice"),
       node: () => as.node("COMP-1"),
       partition: () => as.partition("COMP-1", "slappart0"),
+      metrics: () => as.metrics(),
     };
     let tried = 0;
     for (const endpoint of ENDPOINTS) {

@@ -270,7 +270,7 @@ describe("the CLI as of a past moment (--as-of)", () => {
 
   it("a bad --as-of is a usage error naming the flag", async () => {
     const run = await cli("instances", "--as-of", "last tuesday");
-    assert.equal(run.code, 2);
+    assert.equal(run.code, 64);
     assert.match(run.stderr, /^slap instances: --as-of: must be an ISO time with Z or an offset/);
   });
 });

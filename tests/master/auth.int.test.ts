@@ -134,7 +134,7 @@ describe("without a valid token", () => {
     const operations = Object.entries(document.paths).flatMap(([path, methods]) => Object.entries(methods).map(([method, operation]) => ({ path, method, operation })));
     const isPublic = (o: (typeof operations)[number]) => Array.isArray(o.operation.security) && o.operation.security.length === 0;
     const guarded = operations.filter((o) => !isPublic(o));
-    assert.deepEqual(operations.filter(isPublic).map((o) => o.path).sort(), ["/dashboard", "/healthz", "/openapi.json"]);
+    assert.deepEqual(operations.filter(isPublic).map((o) => o.path).sort(), ["/dashboard", "/healthz", "/openapi.json", "/readyz"]);
     // A floor: every route http.ts serves is described, so none escapes the loop below.
     for (const route of ["POST /v1/requests", "GET /v1/instances/{instanceId}/watch", "POST /v1/instances/{instanceId}/destroyed", "GET /v1/events/stream", "GET /v1/audit", "POST /v1/computers/{computerId}/supply"]) {
       assert.ok(guarded.some((o) => `${o.method.toUpperCase()} ${o.path}` === route), `${route} is in the OpenAPI document`);
@@ -152,8 +152,8 @@ describe("without a valid token", () => {
     for (const { path, method } of guarded) {
       for (const [, headers] of callers) await refused(401, method.toUpperCase(), concrete(path), headers);
     }
-    // A route that does not exist is no different: a stranger learns nothing of the API.
-    for (const [, headers] of callers) await refused(401, "GET", "/v1/nothing-here", headers);
+    // A route that does not exist is a 404 to anyone: the API is public (/openapi.json), a 401 would only mislead.
+    for (const [, headers] of callers) await refused(404, "GET", "/v1/nothing-here", headers);
     assert.ok(guarded.length >= 17, `${guarded.length} guarded routes`);
     report(t, `${guarded.length} routes × ${callers.length} callers`, before);
   });
@@ -389,6 +389,64 @@ describe("what a user learns of others' instances", () => {
     const answer = await call("GET", "/healthz", { "x-slap-seen": "999999999" });
     assert.equal(answer.status, 200);
     assert.equal(warnings(), before, "the header of an unauthenticated caller is not waited for");
+  });
+});
+
+describe("a computer's desired state", () => {
+  interface Desired {
+    computerId: string;
+    revision: number;
+    position: number;
+    partitions: Array<{ partitionId: string; revision: number; instance: { instanceId: string } | null }>;
+  }
+  const desired = async (computerId: string, headers: Headers, query = ""): Promise<Desired> => (await ok("GET", `/v1/computers/${computerId}/desired${query}`, headers)) as unknown as Desired;
+
+  it("is served to its own node (and admin) only: another computer's node, its partitions, a user or nobody are refused", async (t) => {
+    const before = { ...counted };
+    await refused(403, "GET", "/v1/computers/COMP-1/desired", comp2);
+    await refused(403, "GET", "/v1/computers/COMP-1/desired?index=0&wait=5000", comp2);
+    await refused(403, "GET", "/v1/computers/COMP-1/desired", holderOf(b2));
+    await refused(403, "GET", "/v1/computers/COMP-1/desired", alice);
+    await refused(403, "GET", "/v1/computers/COMP-2/desired", bob);
+    await refused(401, "GET", "/v1/computers/COMP-1/desired", {});
+    await refused(401, "GET", "/v1/computers/COMP-1/desired", { authorization: "Bearer not-a-known-token-0123456789" });
+    // A node asking for a computer that does not exist learns nothing either: it is not its own.
+    await refused(403, "GET", "/v1/computers/COMP-9/desired", comp1);
+    assert.equal((await desired("COMP-1", admin)).computerId, "COMP-1");
+    report(t, "desired state", before);
+  });
+
+  it("holds only the computer's own partitions and the instances they hold, nothing of another computer", async () => {
+    const state = await desired("COMP-1", comp1);
+    assert.equal(state.computerId, "COMP-1");
+    assert.deepEqual(state.partitions.map((p) => p.partitionId), ["slappart0", "slappart1"]);
+    assert.deepEqual(state.partitions.flatMap((p) => (p.instance === null ? [] : [p.instance.instanceId])), [a1]);
+    assert.equal(state.partitions.find((p) => p.instance !== null)?.partitionId, placement[a1]!.partitionId);
+    const text = JSON.stringify(state);
+    for (const other of [b2, b3, "COMP-2", "bob"]) assert.ok(!text.includes(other), `COMP-1's desired state names ${other}: ${text}`);
+    const asPartition = await desired("COMP-1", holderOf(a1));
+    assert.deepEqual(asPartition.partitions, state.partitions);
+  });
+
+  it("answers a blocking query once the computer's own state changes, not for another computer's change nor a status report", async () => {
+    const start = await desired("COMP-1", comp1);
+    const entryOf = (state: Desired) => state.partitions.find((p) => p.partitionId === placement[a1]!.partitionId)!;
+    let answered: Desired | undefined;
+    const poll = desired("COMP-1", comp1, `?index=${start.revision}&wait=20000`).then((state) => (answered = state));
+    await ok("POST", `/v1/instances/${b2}/bang`, bob, { message: "another computer's change" });
+    await ok("POST", `/v1/instances/${a1}/status`, holderOf(a1), { status: "processing" });
+    const quiet = await head();
+    // The master has folded both commits (a read after them answers at their position) and the watch is still waiting.
+    assert.ok((await desired("COMP-1", comp1)).position >= quiet);
+    assert.equal(answered, undefined, "a commit that touches no partition of COMP-1 wakes none of its watchers");
+    assert.equal((await desired("COMP-1", comp1)).revision, start.revision);
+    await ok("POST", `/v1/instances/${a1}/bang`, alice, { message: "reprocess" });
+    const next = await poll;
+    assert.ok(next.revision > start.revision, JSON.stringify(next));
+    assert.ok(entryOf(next).revision > entryOf(start).revision, "the banged instance's partition has a newer revision");
+    const audit = await ok("GET", "/v1/audit", admin);
+    assert.equal(audit.equal, true, JSON.stringify(audit));
+    assert.ok((audit.models as Array<{ name: string }>).some((m) => m.name === "desired"), "the audit covers the desired states");
   });
 });
 

@@ -53,7 +53,7 @@ describe("the live dashboard, in headless Chromium, over a real deployment (mast
     master = await runMaster({ data: join(dir.path, "data"), tokens, port: 0, host: "127.0.0.1", logLevel: "silent" }, { logger, alongside: withAllocator, dashboard: await dashboardFiles() });
     node = await runNode(
       { master: master.url, token: testToken.node(computer), computer, partitions: PARTITIONS, root: join(dir.path, "srv"), portBase: await freePortBlock(PARTITIONS * 100), logLevel: "silent" },
-      { store: master.master.store, logger, handleSignals: false },
+      { logger, handleSignals: false },
     );
     for (const releaseUrl of [KVDB, WEBAPP]) {
       const supplied = await callJson(`${master.url}/v1/computers/${computer}/supply`, "POST", as.admin(), { releaseUrl });

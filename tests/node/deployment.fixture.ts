@@ -7,15 +7,13 @@ import type { Logger } from "pino";
 import { Node, type NodeOptions } from "@slap/node";
 import { removePartitionUsers } from "@slap/node";
 
-/** A real deployment for the node's tests: nats-server, a master, an allocator and one node, each on its own store. */
+/** A real deployment for the node's tests: nats-server, a master and an allocator, each on its own store, and one node (over HTTP only). */
 export interface Deployment {
   server: NatsServer;
   master: RunningMaster;
   node: Node;
   /** The node's folder. */
   root: string;
-  /** A store of the log to give another node of the test. */
-  store: JetStreamEventStore;
   /** Stops everything, deletes the folders and the node's partition users. */
   stop(): Promise<void>;
 }
@@ -26,7 +24,7 @@ export interface Deployment {
  */
 export async function startDeployment(options: {
   computer: string;
-  node: Omit<NodeOptions, "store" | "masterUrl" | "token" | "computerId" | "root" | "logger">;
+  node: Omit<NodeOptions, "masterUrl" | "token" | "computerId" | "root" | "logger">;
   releases: readonly string[];
   logger: Logger;
 }): Promise<Deployment> {
@@ -34,14 +32,14 @@ export async function startDeployment(options: {
   const server = await startNatsServer();
   const root = await tempDir("slap-node-deployment-");
   const tokens = await tempDir("slap-node-deployment-tokens-");
-  const stores = await Promise.all([1, 2, 3].map(() => JetStreamEventStore.connect({ servers: server.url, logger })));
+  const stores = await Promise.all([1, 2].map(() => JetStreamEventStore.connect({ servers: server.url, logger })));
   const master = await runMaster(
     { port: 0, host: "127.0.0.1", tokens: tokenFile(tokens.path, { users: ["alice"], computers: [computer] }) },
     { store: stores[0]!, logger },
   );
   const allocator = new Allocator({ store: stores[1]!, logger });
   await allocator.start();
-  const node = new Node({ ...options.node, store: stores[2]!, masterUrl: master.url, token: testToken.node(computer), computerId: computer, root: root.path, logger });
+  const node = new Node({ ...options.node, masterUrl: master.url, token: testToken.node(computer), computerId: computer, root: root.path, logger });
   await node.start();
   for (const releaseUrl of options.releases) {
     const response = await fetch(`${master.url}/v1/computers/${computer}/supply`, { method: "POST", headers: { ...as.admin(), "content-type": "application/json" }, body: JSON.stringify({ releaseUrl }) });
@@ -52,7 +50,6 @@ export async function startDeployment(options: {
     master,
     node,
     root: root.path,
-    store: stores[2]!,
     async stop() {
       await node.stop();
       await allocator.stop();

@@ -60,7 +60,7 @@ describe("the example releases on a real node (webapp requests its kvdb; redis)"
   after(() => deployment.stop());
 
   it("deploys the webapp and its kvdb; the page counts visits in the kvdb", async () => {
-    let answer: { status: string; connection?: Record<string, string> } = { status: "pending" };
+    let answer: { status: string; instanceId?: string; connection?: Record<string, string> } = { status: "pending" };
     const deadline = Date.now() + 30_000;
     while (answer.status !== "ready" && Date.now() < deadline) {
       const response = await fetch(`${master.url}/v1/requests?wait=5000`, { method: "POST", headers: alice, body: JSON.stringify({ releaseUrl: WEBAPP, reference: "shop" }) });
@@ -84,7 +84,7 @@ describe("the example releases on a real node (webapp requests its kvdb; redis)"
   });
 
   it("a shared kvdb instance is attached to a running kvdb, which publishes its own credentials", async () => {
-    let answer: { status: string; connection?: Record<string, string> } = { status: "pending" };
+    let answer: { status: string; instanceId?: string; connection?: Record<string, string> } = { status: "pending" };
     const deadline = Date.now() + 30_000;
     while (answer.status !== "ready" && Date.now() < deadline) {
       const response = await fetch(`${master.url}/v1/requests?wait=5000`, {
@@ -96,8 +96,8 @@ describe("the example releases on a real node (webapp requests its kvdb; redis)"
     }
     assert.equal(answer.status, "ready", JSON.stringify(answer));
     const { url, password, prefix } = answer.connection!;
-    assert.equal(prefix, "tenant/");
-    const put = await fetch(`${url}/kv/${encodeURIComponent("tenant/x")}`, { method: "PUT", headers: { authorization: `Bearer ${password}` }, body: "1" });
+    assert.equal(prefix, `${answer.instanceId}/`, "confined by its instance id, unique in the cloud (a reference is unique per user only)");
+    const put = await fetch(`${url}/kv/${encodeURIComponent(`${prefix}x`)}`, { method: "PUT", headers: { authorization: `Bearer ${password}` }, body: "1" });
     assert.equal(put.status < 300, true, `PUT answered ${put.status}`);
   });
 });

@@ -157,7 +157,8 @@ async function checkContained(): Promise<void> {
   assert.deepEqual(await snapshot(join(base, "sibling")), siblingBefore, "the sibling folder changed");
   assert.deepEqual((await readdir(base)).sort(), parentBefore, "the parent folder of the root changed");
   const partitions = Array.from({ length: PARTITIONS }, (_, n) => `slappart${n}`);
-  assert.deepEqual((await readdir(root)).sort(), ["software", ...partitions].sort(), "the root holds something else than software and the partitions");
+  assert.deepEqual((await readdir(root)).sort(), ["software", "state", ...partitions].sort(), "the root holds something else than software, the node's state and the partitions");
+  assert.deepEqual((await readdir(join(root, "state"))).sort(), [...partitions].sort(), "the node's state holds a folder per partition, nothing else");
   for (const entry of await readdir(join(root, "software"))) assert.match(entry, /^[0-9a-f]{16}$/, "a software folder not named by 16 hex digits");
 }
 
@@ -179,7 +180,7 @@ before(async () => {
   await allocator.start();
   node = await runNode(
     { master: master.url, token: testToken.node(COMPUTER), computer: COMPUTER, partitions: PARTITIONS, root, portBase: await freePortBlock(PARTITIONS * 5), portsPerPartition: 5, partitionUsers: "off", logLevel: "warn" },
-    { store, logger, handleSignals: false },
+    { logger, handleSignals: false },
   );
   const supplied = await call("POST", `/v1/computers/${COMPUTER}/supply`, as.admin(), { releaseUrl: echo });
   assert.equal(supplied.status, 200, JSON.stringify(supplied.body));

@@ -8,7 +8,7 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 import { pino } from "pino";
 import { Allocator } from "@slap/allocator";
 import { JetStreamEventStore } from "@slap/eventstore-jetstream";
-import { eventually, as, callJson, freePortBlock, startNatsServer, tempDir, testToken, tokenFile, type NatsServer } from "@slap/testkit";
+import { eventually, as, callJson, freePortBlock, processGone, startNatsServer, tempDir, testToken, tokenFile, type NatsServer } from "@slap/testkit";
 import { runMaster, type RunningMaster } from "@slap/master";
 import { softwareDir } from "@slap/node";
 
@@ -75,15 +75,6 @@ async function webProcesses(): Promise<number[]> {
     if (cmdline.split("\0").includes(script)) pids.push(Number(entry));
   }
   return pids;
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 before(async () => {
@@ -190,7 +181,7 @@ describe("a node that stops answering is shown as such, and nothing moves when i
     assert.equal(instancesThen.find((i) => i.instanceId === siteId)?.node, undefined);
 
     // The service runs on meanwhile.
-    assert.ok(alive(servicePid));
+    assert.ok(!processGone(servicePid));
   });
 
   it("shows it responsive again once it continues (SIGCONT): one allocation per instance, the same service process, no second one", async () => {

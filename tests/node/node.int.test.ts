@@ -10,7 +10,7 @@ import { JetStreamEventStore } from "@slap/eventstore-jetstream";
 import { eventually as poll, as, callJson, captureLogger, freePortBlock, startNatsServer, tempDir, testToken, tokenFile, type NatsServer } from "@slap/testkit";
 // The master package exports no runner yet; its main module is the one way to start one in a test.
 import { runMaster, type RunningMaster } from "@slap/master";
-import { Node } from "@slap/node";
+import { Node, pidFileOf, SERVICE_MARK } from "@slap/node";
 import { softwareDir } from "@slap/node";
 import { removePartitionUsers } from "@slap/node";
 
@@ -25,7 +25,6 @@ let server: NatsServer;
 let master: RunningMaster;
 let masterStore: JetStreamEventStore;
 let allocatorStore: JetStreamEventStore;
-let nodeStore: JetStreamEventStore;
 let allocator: Allocator;
 let node: Node;
 /** First port of the partitions' ports (100 each), free on this host. */
@@ -98,7 +97,6 @@ function assertPartitionUrl(url: string): void {
 
 function newNode(maxPeriodicityMs?: number): Node {
   return new Node({
-    store: nodeStore,
     masterUrl: master.url,
     token: testToken.node(COMPUTER),
     computerId: COMPUTER,
@@ -118,7 +116,6 @@ before(async () => {
   tokens = await tempDir("slap-node-tokens-");
   masterStore = await JetStreamEventStore.connect({ servers: server.url, logger });
   allocatorStore = await JetStreamEventStore.connect({ servers: server.url, logger });
-  nodeStore = await JetStreamEventStore.connect({ servers: server.url, logger });
   master = await runMaster(
     { port: 0, host: "127.0.0.1", tokens: tokenFile(tokens.path, { users: ["alice"], computers: [COMPUTER] }) },
     { store: masterStore, logger },
@@ -136,7 +133,6 @@ after(async () => {
   await master.stop();
   await masterStore.close();
   await allocatorStore.close();
-  await nodeStore.close();
   await server.dispose();
   await root.dispose();
   await tokens.dispose();
@@ -200,9 +196,16 @@ describe("the node agent, against a real master, allocator and nats-server", () 
     // What a node killed with SIGKILL leaves behind: its service still running, its pid file.
     const path = join(root.path, sitePartition);
     const declared = JSON.parse(await readFile(join(path, "etc", "service", "web.json"), "utf8")) as { command: [string, ...string[]]; env: Record<string, string>; cwd: string };
-    const leftover = spawn(declared.command[0], declared.command.slice(1), { cwd: declared.cwd, env: declared.env, stdio: "ignore" });
+    // As the node started it: as the partition's user (when root), with the service's mark.
+    const user = node.partitionUser(sitePartition);
+    const leftover = spawn(declared.command[0], declared.command.slice(1), {
+      cwd: declared.cwd,
+      env: { ...declared.env, [SERVICE_MARK]: `${path}#web` },
+      stdio: "ignore",
+      ...(user === undefined ? {} : { uid: user.uid, gid: user.gid }),
+    });
     const gone = new Promise((resolve) => leftover.once("exit", resolve));
-    await writeFile(join(path, "var", "run", "web.pid"), JSON.stringify({ pid: leftover.pid, command: declared.command }));
+    await writeFile(pidFileOf(path, "web"), JSON.stringify({ pid: leftover.pid, command: declared.command }));
     const siteUrl = (await details(siteId)).answer.connection!.url!;
     assert.equal((await eventually("the leftover to listen", () => getJson(siteUrl))).pid, leftover.pid);
     node = newNode();

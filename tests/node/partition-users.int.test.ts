@@ -84,7 +84,7 @@ describe("partition users", () => {
     assert.equal(partitionUsersEnabled("off"), false);
     assert.equal(partitionUsersEnabled("auto"), ROOT);
     assert.equal(partitionUsersEnabled(undefined), ROOT);
-    const off = new Node({ store: deployment.store, masterUrl: master.url, token: testToken.node(`${COMPUTER}-OFF`), computerId: `${COMPUTER}-OFF`, partitions: 1, root: root.path, logger, partitionUsers: "off" });
+    const off = new Node({ masterUrl: master.url, token: testToken.node(`${COMPUTER}-OFF`), computerId: `${COMPUTER}-OFF`, partitions: 1, root: root.path, logger, partitionUsers: "off" });
     assert.equal(off.partitionUsers, false);
     assert.equal(off.partitionUser("slappart0"), undefined);
   });

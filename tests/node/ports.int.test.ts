@@ -8,7 +8,6 @@ import { after, describe, it } from "node:test";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { as, callJson, captureLogger, eventually, freePortBlock, tempDir, testToken } from "@slap/testkit";
 import { LayoutError, Node, PortsTakenError, removePartitionUsers, type PartitionUsersOption } from "@slap/node";
-import type { EventStore } from "@slap/events";
 import { startDeployment, type Deployment } from "./deployment.fixture.js";
 
 const PORTS = pathToFileURL(fileURLToPath(new URL("../../services/node/test-releases/ports", import.meta.url))).href;
@@ -41,13 +40,6 @@ function hold(host: string, port: number): Promise<Server> {
     server.listen({ host, port, exclusive: true }, () => resolve(server));
   });
 }
-
-/** A store the refusals never reach: the node refuses before it reads the log (and the master's URL answers nothing). */
-const untouchable = new Proxy({} as EventStore, {
-  get: () => {
-    throw new Error("the node read the log before it checked its partitions");
-  },
-});
 
 const close = (server: Server): Promise<void> => new Promise((resolve) => server.close(() => resolve()));
 
@@ -149,7 +141,7 @@ for (const partitionUsers of ROOT ? (["auto", "off"] as const) : (["off"] as con
         await eventually("the daemon to listen", listening(port + 1));
       }
 
-      const again = new Node({ store: d.store, masterUrl: d.master.url, token: testToken.node(computer), computerId: computer, partitions: PARTITIONS, root: d.root, portBase: portBase(), promiseTimeoutMs: 2_000, partitionUsers, logger });
+      const again = new Node({ masterUrl: d.master.url, token: testToken.node(computer), computerId: computer, partitions: PARTITIONS, root: d.root, portBase: portBase(), promiseTimeoutMs: 2_000, partitionUsers, logger });
       try {
         await again.start();
         await eventually("the leftover stopped", () => Promise.resolve(alive(leftover) ? undefined : true));
@@ -172,7 +164,7 @@ describe("format refuses what would leave a partition to someone else", () => {
     const portBase = await freePortBlock(PARTITIONS * 100);
     const holder = await hold("127.0.0.1", portBase + 107);
     try {
-      const node = new Node({ store: untouchable, masterUrl: "http://127.0.0.1:9", token: testToken.node(computer), computerId: computer, partitions: PARTITIONS, root: root.path, portBase, logger, partitionUsers });
+      const node = new Node({ masterUrl: "http://127.0.0.1:9", token: testToken.node(computer), computerId: computer, partitions: PARTITIONS, root: root.path, portBase, logger, partitionUsers });
       const error = await node.start().then(
         () => assert.fail("the node must refuse the taken port"),
         (e: unknown) => e,
@@ -195,7 +187,7 @@ describe("format refuses what would leave a partition to someone else", () => {
     computers.add(computer);
     try {
       const root = join(parent.path, "root");
-      const node = new Node({ store: untouchable, masterUrl: "http://127.0.0.1:9", token: testToken.node(computer), computerId: computer, partitions: PARTITIONS, root, portBase: await freePortBlock(PARTITIONS * 100), logger });
+      const node = new Node({ masterUrl: "http://127.0.0.1:9", token: testToken.node(computer), computerId: computer, partitions: PARTITIONS, root, portBase: await freePortBlock(PARTITIONS * 100), logger });
       const error = await node.start().then(
         () => assert.fail("the node must refuse a root its partition users cannot reach"),
         (e: unknown) => e,

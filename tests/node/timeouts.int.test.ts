@@ -79,7 +79,6 @@ before(async () => {
   const tokens = tokenFile(join(dir.path, "tokens"), { users: ["alice"], computers: [COMPUTER] });
   master = await runMaster({ data: join(dir.path, "data"), tokens, port: 0, host: "127.0.0.1", logLevel: "silent" }, { logger, alongside: withAllocator });
   node = new Node({
-    store: master.master.store,
     masterUrl: master.url,
     token: testToken.node(COMPUTER),
     computerId: COMPUTER,

@@ -36,7 +36,7 @@ describe("command-line parsing", () => {
     assert.throws(() => keyValues("param", ["ok=1", "oops"]), (error: unknown) => {
       assert.ok(error instanceof UsageError);
       assert.equal(error.message, '--param "oops": expected key=value');
-      assert.equal(error.exitCode, 2);
+      assert.equal(error.exitCode, 64);
       return true;
     });
     assert.throws(() => keyValues("sla", ["=v"]), { message: '--sla "=v": expected key=value' });

@@ -43,27 +43,38 @@ export interface Command {
    * `envNamesOf` of the settings it takes from a service's configuration description).
    */
   readonly env?: readonly string[];
-  /** Returns the exit code; throws `UsageError` (exit 2) or `CliError` (its exit code). */
+  /** Returns the exit code (`EXIT`); throws `UsageError` (exit 64) or `CliError` (its exit code). */
   run(argv: readonly string[], io: Io): Promise<number>;
 }
+
+/**
+ * `slap`'s exit codes, the same for every command (`slap --help` lists them): 0 done (ready),
+ * 1 an error (a refusal, a failure, a request that cannot be served), 2 still pending (ask again:
+ * requests are idempotent), 64 a usage error (EX_USAGE of sysexits.h), 130 interrupted.
+ */
+export const EXIT = { ok: 0, error: 1, pending: 2, usage: 64, interrupted: 130 } as const;
+
+/** The exit codes as `--help` says them. */
+export const EXIT_HELP = `exit codes: ${EXIT.ok} done (ready), ${EXIT.error} an error (refused, failed, blocked), ${EXIT.pending} still pending (ask again),
+            ${EXIT.usage} a usage error, ${EXIT.interrupted} interrupted`;
 
 /** A failure the user can act on: reported as one line, `slap <command>: <message>`, with `exitCode`. */
 export class CliError extends Error {
   override name = "CliError";
   constructor(
     message: string,
-    readonly exitCode = 1,
+    readonly exitCode: number = EXIT.error,
     options?: { cause?: unknown },
   ) {
     super(message, options);
   }
 }
 
-/** A wrong command line: exit code 2, with a pointer to the command's `--help`. */
+/** A wrong command line: exit code 64 (`EXIT.usage`), with a pointer to the command's `--help`. */
 export class UsageError extends CliError {
   override name = "UsageError";
   constructor(message: string, options?: { cause?: unknown }) {
-    super(message, 2, options);
+    super(message, EXIT.usage, options);
   }
 }
 

@@ -164,14 +164,14 @@ describe("slap as a process, against a fake master", () => {
     assert.equal(run.stdout, "");
     assert.equal(
       run.stderr,
-      "slap instances: Unauthorized: missing credentials: send the header Authorization: Bearer <token> (give your token with SLAP_TOKEN, --token-file or SLAP_TOKEN_FILE)\n",
+      `slap instances: Unauthorized: missing credentials: send the header Authorization: Bearer <token> (the master at ${master.url} refused it; give your token with SLAP_TOKEN, --token-file or SLAP_TOKEN_FILE, and --master or SLAP_MASTER for another master)\n`,
     );
   });
 
-  it("an unreadable --token-file is a usage error naming it, exit 2", async () => {
+  it("an unreadable --token-file is a usage error naming it, exit 64", async () => {
     const missing = join(data.path, "missing.token");
     const run = await slap(["instances", "--token-file", missing], { SLAP_MASTER: master.url });
-    assert.equal(run.code, 2);
+    assert.equal(run.code, 64);
     assert.equal(run.stderr, `slap instances: --token-file: cannot read "${missing}": ENOENT (see slap instances --help)\n`);
   });
 
@@ -186,9 +186,9 @@ describe("slap as a process, against a fake master", () => {
     assert.equal(run.stderr, `slap request: cannot reach the master at ${url} (is it running? slap master)\n`);
   });
 
-  it("a usage error is one line naming the argument, exit 2, and --help exits 0", async () => {
+  it("a usage error is one line naming the argument, exit 64 (not 2: still pending), and --help exits 0", async () => {
     const bad = await slap(["request", "rel", "db", "--param", "debug"]);
-    assert.equal(bad.code, 2);
+    assert.equal(bad.code, 64);
     assert.equal(bad.stderr, 'slap request: --param "debug": expected key=value (see slap request --help)\n');
     const help = await slap(["request", "--help"]);
     assert.equal(help.code, 0);

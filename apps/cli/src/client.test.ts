@@ -46,7 +46,7 @@ describe("the master client", () => {
     await client.instances();
     await assert.rejects(client.computers(), {
       name: "MasterRejected",
-      message: "Unauthorized: header authorization: unknown token (give your token with SLAP_TOKEN, --token-file or SLAP_TOKEN_FILE)",
+      message: `Unauthorized: header authorization: unknown token (the master at ${connection.master} refused it; give your token with SLAP_TOKEN, --token-file or SLAP_TOKEN_FILE, and --master or SLAP_MASTER for another master)`,
     });
     await assert.rejects(collect(client.eventStream({}, new AbortController().signal)), { name: "MasterRejected", status: 401 });
     assert.deepEqual(
@@ -113,7 +113,12 @@ describe("slap events", () => {
 
 describe("slap show and slap bang", () => {
   it("say in the user's terms that no instance has that reference", async () => {
-    const t = fakeIo({ ...tokenless, SLAP_TOKEN: "token-of-bob-0123456789" }, { fetch: scriptedFetch(() => json(404, { error: { code: "NotFound", message: "no instance 39MWCV" } })).fetchImpl });
+    const t = fakeIo({ ...tokenless, SLAP_TOKEN: "token-of-bob-0123456789" }, {
+      fetch: scriptedFetch(
+        () => json(404, { error: { code: "NotFound", message: "no instance 39MWCV" } }),
+        () => json(200, { instances: [], trees: [] }),
+      ).fetchImpl,
+    });
     assert.equal(await main(["show", "my db"], t.io), 1);
     assert.equal(t.stderr(), 'slap show: you have requested no instance under the reference "my db" (see slap instances)\n');
   });

@@ -1,4 +1,4 @@
-import { closeSync, existsSync, openSync, readSync } from "node:fs";
+import { closeSync, existsSync, openSync, readFileSync, readSync } from "node:fs";
 import { join } from "node:path";
 import { z } from "zod";
 import { ApiToken } from "@slap/events";
@@ -65,11 +65,25 @@ export function isMasterFailure<E extends MasterError>(error: unknown, kind: abs
   return error instanceof MasterFailure && error.reason instanceof kind;
 }
 
-/** What the CLI says of a failed call: where the master is, and for a 401 how to give a token. */
+/** Node's codes for a TLS certificate it does not trust (or that does not name the host). */
+const UNTRUSTED_CERTIFICATE = /^(UNABLE_TO_VERIFY_LEAF_SIGNATURE|UNABLE_TO_GET_ISSUER_CERT(_LOCALLY)?|SELF_SIGNED_CERT_IN_CHAIN|DEPTH_ZERO_SELF_SIGNED_CERT|CERT_HAS_EXPIRED|CERT_NOT_YET_VALID|ERR_TLS_CERT_ALTNAME_INVALID|CERT_UNTRUSTED)$/;
+
+/** The first `code` in an error's chain of causes. */
+function codeIn(error: unknown): string | undefined {
+  for (let at: unknown = error, depth = 0; at instanceof Error && depth < 5; at = at.cause, depth++) {
+    const code = (at as { code?: unknown }).code;
+    if (typeof code === "string" && UNTRUSTED_CERTIFICATE.test(code)) return code;
+  }
+  return undefined;
+}
+
+/** What the CLI says of a failed call: which master, why (unreachable, a certificate not trusted), and for a 401 how to give a token. */
 function sayFailure(error: MasterError, master: string): MasterFailure {
   if (error instanceof MasterTimedOut) return new MasterFailure(error, error.message);
+  const tls = codeIn(error);
+  if (tls !== undefined) return new MasterFailure(error, `the master at ${master} has a certificate this client does not trust (${tls}): give its CA with --ca FILE or SLAP_CA`);
   if (error instanceof MasterUnreachable) return new MasterFailure(error, `cannot reach the master at ${master} (is it running? slap master)`);
-  const hint = error.status === 401 ? " (give your token with SLAP_TOKEN, --token-file or SLAP_TOKEN_FILE)" : "";
+  const hint = error.status === 401 ? ` (the master at ${master} refused it; give your token with SLAP_TOKEN, --token-file or SLAP_TOKEN_FILE, and --master or SLAP_MASTER for another master)` : "";
   return new MasterFailure(error, `${error.message}${hint}`);
 }
 
@@ -82,10 +96,14 @@ export const DEFAULT_MASTER = "http://127.0.0.1:8080";
 export const clientOptions = {
   master: { type: "string" },
   "token-file": { type: "string" },
+  ca: { type: "string" },
 } as const satisfies Record<string, OptionSpec>;
 
 export const clientHelp = `connection:
-  --master URL        the master (env SLAP_MASTER, default ${DEFAULT_MASTER})
+  --master URL        the master (env SLAP_MASTER, default ${DEFAULT_MASTER}); https:// is
+                      verified against the system's CAs, or those of --ca
+  --ca FILE           the CA certificates (PEM) an https:// master's certificate must chain
+                      to (env SLAP_CA)
   --token-file FILE   the file holding your API token (env SLAP_TOKEN_FILE); or the token
                       itself in env SLAP_TOKEN; default, for a master on this host only:
                       <SLAP_DATA or ./data>/admin.token when it exists (written by the
@@ -118,6 +136,8 @@ export function asOfHeader(asOf: AsOfInfo): string {
 const Connection = z.object({
   master: z.url({ protocol: /^https?$/, error: "must be an http:// or https:// URL" }).transform((url) => url.replace(/\/+$/, "")),
   token: ApiToken.optional(),
+  /** The PEM text of `--ca`/`SLAP_CA`. */
+  ca: z.string().min(1, "is empty").optional(),
 });
 export type Connection = z.infer<typeof Connection>;
 
@@ -126,7 +146,7 @@ export type Connection = z.infer<typeof Connection>;
  * else `SLAP_TOKEN`, else `SLAP_TOKEN_FILE`, else (for a master on loopback only) the master's `admin.token` in `SLAP_DATA`
  * (./data) when that exists. Without any, calls go without a token and the master's 401 says so.
  */
-export function connectionOf(values: { master?: unknown; "token-file"?: unknown }, env: Io["env"]): Connection {
+export function connectionOf(values: { master?: unknown; "token-file"?: unknown; ca?: unknown }, env: Io["env"]): Connection {
   // A flag first, then the environment (as for --master): --token-file, SLAP_TOKEN, SLAP_TOKEN_FILE, the data folder's admin token.
   const flag = typeof values["token-file"] === "string" ? values["token-file"] : undefined;
   const envFile = fromEnv(env, "SLAP_TOKEN_FILE");
@@ -136,11 +156,22 @@ export function connectionOf(values: { master?: unknown; "token-file"?: unknown 
       ? readTokenFile(flag, "--token-file")
       : (fromEnv(env, "SLAP_TOKEN") ??
         (envFile !== undefined ? readTokenFile(envFile, "SLAP_TOKEN_FILE") : isLoopback(master) ? defaultAdminToken(fromEnv(env, "SLAP_DATA") ?? "./data") : undefined));
+  const caFile = typeof values.ca === "string" ? values.ca : fromEnv(env, "SLAP_CA");
+  const ca = caFile === undefined ? undefined : readCaFile(caFile, typeof values.ca === "string" ? "--ca" : "SLAP_CA");
   return validate(
     Connection,
-    { master, token },
-    { master: "--master (or SLAP_MASTER)", token: "the API token (SLAP_TOKEN, --token-file or SLAP_TOKEN_FILE)" },
+    { master, token, ...(ca === undefined ? {} : { ca }) },
+    { master: "--master (or SLAP_MASTER)", token: "the API token (SLAP_TOKEN, --token-file or SLAP_TOKEN_FILE)", ca: "--ca (or SLAP_CA)" },
   );
+}
+
+/** A CA file's PEM text; a missing or unreadable file is a usage error naming `where`. */
+function readCaFile(path: string, where: string): string {
+  try {
+    return readFileSync(path, "utf8");
+  } catch (error) {
+    throw new UsageError(`${where}: cannot read ${quoted(path)}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+  }
 }
 
 /** The token in a file (its first line); a missing or unreadable file is a usage error naming `where`. */
@@ -199,9 +230,9 @@ export type EventQuery = Parameters<ApiClient["events"]>[0];
 export class MasterClient extends ApiClient {
   constructor(
     readonly connection: Connection,
-    fetchImpl: typeof fetch = fetch,
+    fetchImpl?: typeof fetch,
   ) {
-    super({ master: connection.master, token: connection.token, fetch: fetchImpl });
+    super({ master: connection.master, token: connection.token, ...(fetchImpl === undefined ? { ca: connection.ca } : { fetch: fetchImpl }) });
   }
 
   protected override fail(error: MasterError): Error {

@@ -269,8 +269,10 @@ ${describeSettings(CLUSTER_SETTINGS)}`,
     const env: NodeJS.ProcessEnv = { ...io.env, LOG_LEVEL: args.logLevel };
     // Each service's NATS user, when the cluster runs its own nats-server (see natsAuth below).
     const natsEnv = new Map<string, Record<string, string>>();
+    // A node gets no NATS setting at all (it talks to the master only), not even one of the caller's environment.
+    const nodeEnv = Object.fromEntries(Object.entries(env).filter(([key]) => !key.startsWith("NATS_")));
     const slap = (name: string, tier: number, command: readonly string[], onLine?: (line: string) => void): Child =>
-      processes.start(name, tier, process.execPath, [BIN, ...command], { ...env, ...natsEnv.get(name) }, onLine);
+      processes.start(name, tier, process.execPath, [BIN, ...command], command[0] === "node" ? nodeEnv : { ...env, ...natsEnv.get(name) }, onLine);
     let failure: Error | undefined;
     try {
       await mkdir(args.dir, { recursive: true });
@@ -284,7 +286,7 @@ ${describeSettings(CLUSTER_SETTINGS)}`,
           const store = join(args.dir, "nats");
           await mkdir(store, { recursive: true });
           // One NATS user per service with its subject permissions (slap nats-config), new at every start.
-          const auth = await natsAuth(join(args.dir, "nats-auth"), computers);
+          const auth = await natsAuth(join(args.dir, "nats-auth"));
           for (const [name, credentials] of auth.env) natsEnv.set(name, credentials);
           const nats = processes.start("nats", 0, binary, ["-c", auth.config, "-a", "127.0.0.1", "-p", "-1", "-js", "-sd", store, "--ports_file_dir", store], env);
           natsUrl = await eventually("nats-server listening", () => natsPort(store, nats.process.pid ?? 0), halt);
@@ -319,7 +321,7 @@ ${describeSettings(CLUSTER_SETTINGS)}`,
       computers.forEach((computer, k) => {
         const root = join(args.dir, `node-${k + 1}`);
         const portBase = args.portBase + k * args.partitions * PORTS_PER_PARTITION;
-        const node = slap(`node-${k + 1}`, 2, ["node", "--nats", natsUrl, "--master", masterUrl, "--token-file", tokens.nodeFiles[k]!, "--computer", computer, "--partitions", String(args.partitions), "--root", root, "--port-base", String(portBase)]);
+        const node = slap(`node-${k + 1}`, 2, ["node", "--master", masterUrl, "--token-file", tokens.nodeFiles[k]!, "--computer", computer, "--partitions", String(args.partitions), "--root", root, "--port-base", String(portBase)]);
         say(`node-${k + 1}: ${computer}, ${args.partitions} partitions in ${root}, ports ${portBase}-${portBase + args.partitions * PORTS_PER_PARTITION - 1} (pid ${node.process.pid})`);
       });
 
@@ -400,10 +402,10 @@ async function writeClusterTokens(dir: string, computers: readonly string[]) {
 /**
  * The NATS users of the cluster's own nats-server (as `slap nats-config` writes them, into `dir`,
  * 0700/0600): its configuration file, and each service's `NATS_USER`/`NATS_PASSWORD` by the
- * cluster's process names (master, allocator-N, node-K).
+ * cluster's process names (master, allocator-N). The nodes have none: they talk to the master only.
  */
-async function natsAuth(dir: string, computers: readonly string[]): Promise<{ config: string; env: Map<string, Record<string, string>> }> {
-  const files = natsConfigFiles({ computers: [...computers], allocators: CLUSTER_ALLOCATORS.length });
+async function natsAuth(dir: string): Promise<{ config: string; env: Map<string, Record<string, string>> }> {
+  const files = natsConfigFiles({ allocators: CLUSTER_ALLOCATORS.length });
   await mkdir(dir, { recursive: true, mode: 0o700 });
   for (const { name, text } of files) await writeSecretFile(join(dir, name), text);
   const credentials = (file: string): Record<string, string> => {
@@ -413,7 +415,6 @@ async function natsAuth(dir: string, computers: readonly string[]): Promise<{ co
   const env = new Map<string, Record<string, string>>([
     ["master", credentials("master.env")],
     ...CLUSTER_ALLOCATORS.map((name): [string, Record<string, string>] => [name, credentials(`${name}.env`)]),
-    ...computers.map((computer, k): [string, Record<string, string>] => [`node-${k + 1}`, credentials(`node-${computer}.env`)]),
   ]);
   return { config: join(dir, "nats.conf"), env };
 }

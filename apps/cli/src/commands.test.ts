@@ -113,8 +113,8 @@ describe("arguments of the other client commands", () => {
   it("show, bang, instances and computers take their options", () => {
     const connection = { master: "http://127.0.0.1:8080", token: ALICE };
     const env = envOf({ SLAP_TOKEN: ALICE });
-    assert.deepEqual(parseShowArgs(["db", "--secrets"], env), { reference: "db", json: false, secrets: true, connection });
-    assert.deepEqual(parseBangArgs(["db", "--message", "why"], env), { reference: "db", message: "why", connection });
+    assert.deepEqual(parseShowArgs(["db", "--secrets"], env), { instance: "db", json: false, secrets: true, connection });
+    assert.deepEqual(parseBangArgs(["db", "--message", "why"], env), { instance: "db", message: "why", connection });
     assert.deepEqual(parseListingArgs(["--json"], env), { json: true, connection });
     const supply = parseSupplyArgs(["rel", "--computer", "COMP-1", "--token-file", tokenIn("supply.token", BOB)], envOf());
     assert.deepEqual(supply !== HELP && supply.connection, { master: "http://127.0.0.1:8080", token: BOB });
@@ -148,7 +148,10 @@ describe("arguments of the other client commands", () => {
       const args = parseEventsArgs(argv, {});
       return args === HELP ? undefined : args.filter;
     };
-    assert.equal(filterOf(["--instance", "I1"]), "tree.*.instance.I1");
+    const byName = parseEventsArgs(["--instance", "my-webapp/kvdb"], {});
+    assert.equal(byName !== HELP && byName.instance, "my-webapp/kvdb", "resolved by the master, not a filter yet");
+    assert.equal(filterOf(["--instance", "I1", "--data", "./d"]), "tree.*.instance.I1");
+    assert.throws(() => parseEventsArgs(["--instance", "my-webapp/kvdb", "--data", "./d"], {}), { name: "UsageError", message: /with --data, an instance id/ });
     assert.equal(filterOf(["--tree", "T1"]), "tree.T1.>");
     assert.equal(filterOf(["--computer", "C1"]), "computer.C1.>");
     assert.equal(filterOf([]), undefined);
@@ -223,16 +226,25 @@ describe("slap dispatch", () => {
     });
   }
 
+  it("slap --version prints the CLI's version; slap --help lists the exit codes", async () => {
+    const t = fakeIo();
+    assert.equal(await main(["--version"], t.io), 0);
+    assert.match(t.stdout(), /^slap \d+\.\d+\.\d+\n$/);
+    const help = fakeIo();
+    assert.equal(await main(["--help"], help.io), 0);
+    assert.match(help.stdout(), /exit codes: 0 done \(ready\), 1 an error \(refused, failed, blocked\), 2 still pending \(ask again\),\s+64 a usage error, 130 interrupted/);
+  });
+
   it("slap --help lists every command", async () => {
     const t = fakeIo();
     assert.equal(await main(["--help"], t.io), 0);
     for (const command of commands) assert.match(t.stdout(), new RegExp(`\\n  ${command.name} +${command.summary.slice(0, 10)}`));
   });
 
-  it("an unknown command, no command or a bad option is one line on stderr and exit 2", async () => {
+  it("an unknown command, no command or a bad option is one line on stderr and exit 64", async () => {
     for (const argv of [["launch"], [], ["request", "rel"], ["computers", "--verbose"], ["request", "r", "x", "--param", "oops"]]) {
       const t = fakeIo();
-      assert.equal(await main(argv, t.io), 2, argv.join(" "));
+      assert.equal(await main(argv, t.io), 64, argv.join(" "));
       assert.equal(t.stdout(), "");
       assert.match(t.stderr(), /^slap( [a-z]+)?: [^\n]+ \(see slap( [a-z]+)? --help\)\n$/, argv.join(" "));
     }

@@ -190,7 +190,9 @@ export function checkCompose(document: unknown, context: ComposeContext): string
     }
     if (slap.name === "allocator" && config.nats !== undefined && !mounts.has(String(config.data))) say(`its checkpoints (${String(config.data)}) are not on a volume`);
     const envFiles = typeof service.env_file === "string" ? [service.env_file] : (service.env_file ?? []);
-    if (isNatsAuthenticated && envFiles.length === 0) say("no env_file with its NATS credentials (NATS_USER, NATS_PASSWORD): nats-server requires a user");
+    if (slap.name === "node") {
+      if (envFiles.length > 0) say("has an env_file: a node needs no NATS credentials (it talks to the master only, over HTTP)");
+    } else if (isNatsAuthenticated && envFiles.length === 0) say("no env_file with its NATS credentials (NATS_USER, NATS_PASSWORD): nats-server requires a user");
     if (slap.name === "master" && config.tokens === undefined) say(`no SLAP_TOKENS: it would create its token file in ${String(config.data)}, inside the container`);
     if (slap.name === "node") {
       if (!mounts.has(String(config.root))) say(`its root ${String(config.root)} is not on a volume`);

@@ -86,7 +86,9 @@ describe("docker-compose.yml and the Dockerfile", () => {
     ["a published port the master does not listen on", (d) => (service(d, "master").ports = ["8080:9090"]), /master: ports 8080:9090: the master listens on 8080/],
     ["a master on loopback", (d) => (service(d, "master").environment.HOST = "127.0.0.1"), /master: listens on 127\.0\.0\.1/],
     ["a master URL with the wrong port", (d) => (service(d, "node-1").environment.SLAP_MASTER = "http://master:8081"), /node-1: master http:\/\/master:8081: master listens on 8080/],
-    ["a NATS URL naming no service", (d) => (service(d, "node-2").environment.NATS_URL = "nats://natz:4222"), /node-2: nats nats:\/\/natz:4222: natz is not a service/],
+    ["a NATS URL naming no service", (d) => (service(d, "allocator-2").environment.NATS_URL = "nats://natz:4222"), /allocator-2: nats nats:\/\/natz:4222: natz is not a service/],
+    ["a node given a NATS URL", (d) => (service(d, "node-2").environment.NATS_URL = "nats://nats:4222"), /node-2: environment NATS_URL: slap node does not read it/],
+    ["a node given NATS credentials", (d) => (service(d, "node-1").env_file = ["config/allocator-1.env"]), /node-1: has an env_file: a node needs no NATS credentials/],
     ["an undeclared volume", (d) => delete d.volumes["node-1-srv"], /node-1: volume node-1-srv: not declared/],
     ["a node root off its volume", (d) => (service(d, "node-2").environment.SLAP_ROOT = "/srv/elsewhere"), /node-2: its root \/srv\/elsewhere is not on a volume/],
     ["a JetStream store off its volume", (d) => (service(d, "nats").volumes = []), /nats: the JetStream store \/data is not on a volume/],
@@ -101,7 +103,7 @@ describe("docker-compose.yml and the Dockerfile", () => {
     ["a master without its token file", (d) => delete service(d, "master").environment.SLAP_TOKENS, /master: no SLAP_TOKENS/],
     ["nats-server without its users", (d) => (service(d, "nats").command = ["-js", "-sd", "/data", "-m", "8222"]), /nats: nats-server runs without a configuration \(-c\)/],
     ["a nats configuration that is not a secret", (d) => (service(d, "nats").secrets = []), /nats: its configuration \/run\/secrets\/nats-conf is not one of its secrets/],
-    ["a node without its NATS credentials", (d) => delete service(d, "node-1").env_file, /node-1: no env_file with its NATS credentials/],
+    ["an allocator without its NATS credentials", (d) => delete service(d, "allocator-1").env_file, /allocator-1: no env_file with its NATS credentials/],
     ["a build without its Dockerfile", (d) => (service(d, "master").build.dockerfile = "Dockerfile.missing"), /master: build: no Dockerfile\.missing in \./],
   ];
   for (const [what, edit, expected] of broken) {

@@ -2,8 +2,9 @@ import { z } from "zod";
 import { pino } from "pino";
 import { ComputerId, EVENT_TYPES, InstanceId, TreeId, follow, type Commit, type EventType } from "@slap/events";
 import { EmbeddedEventStore } from "@slap/eventstore-embedded";
-import { CliError, HELP, atMostOne, logLevelOf, printHelp, splitArgv, until, validate, type Command, type Io } from "./args.js";
+import { CliError, HELP, UsageError, atMostOne, logLevelOf, printHelp, quoted, splitArgv, until, validate, type Command, type Io } from "./args.js";
 import { MasterClient, clientHelp, clientOptions, connectionOf, type Connection, type EventQuery, type EventRecord } from "./client.js";
+import { resolveInstance } from "./resolve.js";
 
 const eventsArgv = {
   options: {
@@ -24,7 +25,8 @@ const EventsArgs = z.object({
   data: z.string().min(1).optional(),
   follow: z.boolean().default(false),
   json: z.boolean().default(false),
-  instance: InstanceId.optional(),
+  /** An id, a reference or a path (resolve.ts); an id only with --data, where there are no read models. */
+  instance: z.string().min(1).max(4_096).optional(),
   tree: TreeId.optional(),
   computer: ComputerId.optional(),
   filter: z
@@ -40,6 +42,8 @@ export interface EventsArgs {
   source: { kind: "master"; connection: Connection } | { kind: "embedded"; dir: string };
   follow: boolean;
   json: boolean;
+  /** `--instance` as given, to be resolved by the master (an id, a reference, a path); its events are `follow.instance(id)`. */
+  instance?: string;
   filter?: string;
   type?: EventType;
   since?: string;
@@ -51,8 +55,11 @@ export function parseEventsArgs(argv: readonly string[], env: Io["env"]): Events
   const args = validate(EventsArgs, split.values);
   atMostOne({ instance: args.instance, tree: args.tree, computer: args.computer, filter: args.filter });
   if (args.data !== undefined) atMostOne({ data: args.data, master: split.values.master });
+  if (args.data !== undefined && args.instance !== undefined && !InstanceId.safeParse(args.instance).success) {
+    throw new UsageError(`--instance ${quoted(args.instance)}: with --data, an instance id (there is no master to find a reference)`);
+  }
   const filter =
-    args.instance !== undefined
+    args.instance !== undefined && args.data !== undefined
       ? follow.instance(args.instance)
       : args.tree !== undefined
         ? follow.tree(args.tree)
@@ -63,6 +70,7 @@ export function parseEventsArgs(argv: readonly string[], env: Io["env"]): Events
     source: args.data === undefined ? { kind: "master", connection: connectionOf(split.values, env) } : { kind: "embedded", dir: args.data },
     follow: args.follow,
     json: args.json,
+    ...(args.instance === undefined || args.data !== undefined ? {} : { instance: args.instance }),
     ...(filter === undefined ? {} : { filter }),
     ...(args.type === undefined ? {} : { type: args.type }),
     ...(args.since === undefined ? {} : { since: args.since }),
@@ -79,7 +87,7 @@ export function eventLine(record: EventRecord, json: boolean): string {
 export const eventsCommand: Command = {
   name: "events",
   summary: "the event log: every fact, in order (--follow: live)",
-  help: `usage: slap events [--follow] [--json] [--instance ID | --tree ID | --computer ID] [--type T] [--since ISO]
+  help: `usage: slap events [--follow] [--json] [--instance I | --tree ID | --computer ID] [--type T] [--since ISO]
 
 Prints the events of the log, oldest first, one per line: position, time, type, stream and
 correlation id.
@@ -87,7 +95,8 @@ correlation id.
 options:
   --follow         keep printing new events as they are appended (Ctrl-C stops)
   --json           one JSON object per line: { position, stream, ...event }
-  --instance ID    only that instance's events
+  --instance I     only that instance's events: its id, reference or path (my-webapp/kvdb),
+                   as slap show takes it (an unknown one is an error, not an empty list)
   --tree ID        only the events of that instance tree
   --computer ID    only that computer's events (registration, software, partitions)
   --filter F       a raw subject filter instead (tree.<id>.>, tree.*.instance.<id>, computer.<id>.>)
@@ -107,8 +116,9 @@ ${clientHelp}`,
 const PAGE = 1_000;
 
 async function fromMaster(client: MasterClient, args: EventsArgs, print: (record: EventRecord) => void, io: Io): Promise<number> {
+  const filter = args.instance === undefined ? args.filter : follow.instance((await resolveInstance(client, args.instance)).instance.instanceId);
   const query: EventQuery = {
-    ...(args.filter === undefined ? {} : { filter: args.filter }),
+    ...(filter === undefined ? {} : { filter }),
     ...(args.type === undefined ? {} : { type: args.type }),
     ...(args.since === undefined ? {} : { since: args.since }),
   };

@@ -1,11 +1,12 @@
+import { readFileSync } from "node:fs";
+import { parse as parseYaml } from "yaml";
 import { z } from "zod";
-import { ParameterMap, ReleaseUrl, RequestedState, StringMap } from "@slap/events";
-import { CliError, HELP, jsonKeyValues, keyValues, positionalLabels, printHelp, splitArgv, validate, type Command, type Io } from "./args.js";
+import { ParameterMap, READINESS, ReleaseUrl, RequestedState, StringMap, readinessOf, type JsonValue } from "@slap/events";
+import { EXIT, HELP, UsageError, quoted, jsonKeyValues, keyValues, positionalLabels, printHelp, splitArgv, validate, type Command, type Io } from "./args.js";
 import {
   AsOfArg,
   MasterClient,
   MasterFailure,
-  MasterRejected,
   isMasterFailure,
   UnexpectedAnswer,
   asOfHeader,
@@ -14,15 +15,13 @@ import {
   clientHelp,
   clientOptions,
   connectionOf,
-  parseListingArgs,
   type Answer,
-  type AsOfQuery,
   type Connection,
-  type InstanceDetails,
   type InstanceList,
   type InstanceView,
   type RequestBody,
 } from "./client.js";
+import { resolveInstance } from "./resolve.js";
 import { forest, keyValueLines, livenessText, mask, nodeLivenessIn, seconds, StatusLine, table } from "./format.js";
 
 // ---------------------------------------------------------------------------------------------
@@ -37,6 +36,7 @@ const requestArgv = {
     type: { type: "string" },
     param: { type: "string", multiple: true },
     "param-json": { type: "string", multiple: true },
+    "parameters-file": { type: "string" },
     sla: { type: "string", multiple: true },
     shared: { type: "boolean" },
     state: { type: "string" },
@@ -68,17 +68,22 @@ export interface RequestArgs {
   timeoutMs: number;
 }
 
-/** `slap request` arguments; `--param`/`--sla` are `k=v` (split on the first `=`), `--param-json` `k=<json>` (a typed parameter). */
+/**
+ * `slap request` arguments; `--param`/`--sla` are `k=v` (split on the first `=`); the parameters
+ * of `--parameters-file` come first, and a `--param` (or `--param-json k=<json>`, a typed value)
+ * of the same name wins over the file.
+ */
 export function parseRequestArgs(argv: readonly string[], env: Io["env"]): RequestArgs | typeof HELP {
   const split = splitArgv(requestArgv, argv);
   if (split === HELP) return HELP;
   const { values, positionals } = split;
+  const file = typeof values["parameters-file"] === "string" ? readParametersFile(values["parameters-file"]) : {};
   const args = validate(
     RequestArgs,
     {
       ...values,
       ...positionals,
-      param: { ...keyValues("param", values.param as string[] | undefined), ...jsonKeyValues("param-json", values["param-json"] as string[] | undefined) },
+      param: { ...file, ...keyValues("param", values.param as string[] | undefined), ...jsonKeyValues("param-json", values["param-json"] as string[] | undefined) },
       sla: keyValues("sla", values.sla as string[] | undefined),
     },
     positionalLabels(requestArgv.positionals),
@@ -100,6 +105,31 @@ export function parseRequestArgs(argv: readonly string[], env: Io["env"]): Reque
   };
 }
 
+/**
+ * The parameters in a `--parameters-file`: a JSON or YAML object (YAML 1.2, of which JSON is a
+ * part, read with the `yaml` package) of names to values, kept as typed (numbers, booleans,
+ * lists, objects: the release's schema says which it takes).
+ */
+export function readParametersFile(path: string): Record<string, JsonValue> {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (error) {
+    throw new UsageError(`--parameters-file: cannot read ${quoted(path)}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+  }
+  let document: unknown;
+  try {
+    document = parseYaml(text);
+  } catch (error) {
+    throw new UsageError(`--parameters-file ${quoted(path)}: not JSON or YAML: ${(error as Error).message.split("\n")[0]}`);
+  }
+  if (typeof document !== "object" || document === null || Array.isArray(document)) {
+    throw new UsageError(`--parameters-file ${quoted(path)}: must be an object of parameter names to values`);
+  }
+  // Through JSON: what YAML has beyond it (dates, undefined) becomes what a request carries.
+  return JSON.parse(JSON.stringify(document)) as Record<string, JsonValue>;
+}
+
 /** What `request` prints and its exit code, for an answer. */
 export interface Outcome {
   code: number;
@@ -116,7 +146,7 @@ export interface Outcome {
  */
 export function outcomeOf(answer: Answer, json: boolean): Outcome {
   const blocked = answer.status === "pending" ? answer.blocked : undefined;
-  const code = blocked !== undefined ? 1 : answer.status === "pending" ? 2 : 0;
+  const code = blocked !== undefined ? EXIT.error : answer.status === "pending" ? EXIT.pending : EXIT.ok;
   if (json) {
     const line = {
       status: answer.status,
@@ -203,6 +233,8 @@ options:
   --type T             software type (default "default")
   --param k=v          an instance parameter; repeat for more; the value may contain "="
   --param-json k=JSON  a typed parameter: --param-json replicas=3 --param-json tls=true
+  --parameters-file F  the instance parameters from a file: a JSON or YAML object of
+                       name: value, kept as typed; --param of the same name wins over it
   --sla k=v            a placement constraint, e.g. --sla computer_guid=COMP-1; repeatable
   --shared             ask for a shared instance (a slave) served by a host instance
   --state S            started (default), stopped or destroyed
@@ -214,10 +246,10 @@ options:
                          "blocked": string|null }
 ${clientHelp}
 
-exit codes: 0 ready (or destroyed), 2 still pending (or a usage error), 1 an error, or
-blocked: nothing can progress (an unknown SLA key, a release that failed to install on every
-computer supplied with it, parameters its schema refuses) until the cause is fixed; the request
-stands, still pending.`,
+exit codes: 0 ready (or destroyed), 1 an error, or blocked: nothing can progress (an unknown SLA
+key, a release that failed to install on every computer supplied with it, parameters its schema
+refuses) until the cause is fixed (the request stands, still pending); 2 still pending (run it
+again), 64 a usage error.`,
   async run(argv, io) {
     const args = parseRequestArgs(argv, io.env);
     if (args === HELP) return printHelp(io, requestCommand);
@@ -234,7 +266,7 @@ stands, still pending.`,
     status.done();
     if (result.interrupted) {
       io.stderr.write("slap request: interrupted; the request stands (ask again to follow it)\n");
-      return 130;
+      return EXIT.interrupted;
     }
     const outcome = outcomeOf(result.answer, args.json);
     if (result.timedOut && !args.json) outcome.stderr.push(`slap request: still pending after ${seconds(args.timeoutMs)}`);
@@ -254,11 +286,17 @@ function emit(io: Io, outcome: Outcome): number {
 
 const showArgv = {
   options: { ...clientOptions, ...asOfOption, json: { type: "boolean" }, secrets: { type: "boolean" } },
-  positionals: ["reference"],
+  positionals: ["instance"],
 } as const;
 
+/** `<instance>`: an id, a reference, or a path of references (`my-webapp/kvdb`): see resolve.ts. */
+const InstanceName = z.string().min(1).max(4_096);
+
+const instanceHelp = `<instance> is the instance's id, its reference (when one instance of your trees has it; your
+own root of that name first), or its path from the root of its tree: my-webapp/kvdb.`;
+
 const ShowArgs = z.object({
-  reference: z.string().min(1).max(512),
+  instance: InstanceName,
   json: z.boolean().default(false),
   secrets: z.boolean().default(false),
   "as-of": AsOfArg.optional(),
@@ -274,14 +312,15 @@ export function parseShowArgs(argv: readonly string[], env: Io["env"]) {
 export const showCommand: Command = {
   name: "show",
   summary: "show one instance: where it runs, its status, promises, connection, tree",
-  help: `usage: slap show <reference> [--json] [--secrets] [--as-of WHEN]
+  help: `usage: slap show <instance> [--json] [--secrets] [--as-of WHEN]
 
-Shows the instance you requested under <reference>: release, software type, requested state,
+Shows an instance of your trees: release, software type, requested state,
 where it runs and whether that computer's node answers (responsive, or unresponsive since
 when), the answer a request would get now, its node's status and promises, parameters,
-connection parameters (values whose name looks secret are masked unless --secrets), requester,
+connection parameters (secrets masked unless --secrets: see "Secrets" in the README), requester,
 shared instances it hosts and its instance tree. With --as-of, all of it as it was then (but
 the node's liveness, which is now, not history), under a first line "as of WHEN (log position N)".
+${instanceHelp}
 
 options:
   --json         print the master's answer as JSON (with --as-of: with "asOf": { time, position })
@@ -292,7 +331,7 @@ ${clientHelp}`,
     const args = parseShowArgs(argv, io.env);
     if (args === HELP) return printHelp(io, showCommand);
     const client = new MasterClient(args.connection, io.fetch);
-    const details = await byReference(client, args.reference, args.secrets, args["as-of"]);
+    const details = await resolveInstance(client, args.instance, { secrets: args.secrets, ...(args["as-of"] === undefined ? {} : { asOf: args["as-of"] }) });
     if (args.json) {
       io.stdout.write(`${JSON.stringify(details, null, 2)}\n`);
       return 0;
@@ -304,19 +343,6 @@ ${clientHelp}`,
     return 0;
   },
 };
-
-/** The instance the user requested under `reference`; a missing one is said in the user's terms (a reference, not an id). */
-async function byReference(client: MasterClient, reference: string, secrets: boolean, asOf?: AsOfQuery): Promise<InstanceDetails> {
-  try {
-    return await client.byReference(reference, secrets, asOf);
-  } catch (error) {
-    if (isMasterFailure(error, MasterRejected) && error.status === 404 && error.code === "NotFound" && !error.message.includes("no route")) {
-      const then = asOf === undefined ? "" : ` as of ${"asOf" in asOf ? asOf.asOf : `log position ${asOf.at}`}`;
-      throw new CliError(`you ${asOf === undefined ? "have" : "had"} requested no instance under the reference ${JSON.stringify(reference)}${then} (see slap instances)`, 1, { cause: error });
-    }
-    throw error;
-  }
-}
 
 /** The text of `slap show`. */
 export function showLines(instance: InstanceView, answer: Answer, shared: readonly InstanceView[], list: InstanceList, secrets: boolean): string[] {
@@ -382,23 +408,68 @@ export function showLines(instance: InstanceView, answer: Answer, shared: readon
 // slap instances
 // ---------------------------------------------------------------------------------------------
 
+const instancesArgv = {
+  options: { ...clientOptions, ...asOfOption, json: { type: "boolean" }, all: { type: "boolean" }, status: { type: "string" }, computer: { type: "string" }, release: { type: "string" } },
+} as const;
+
+
+const InstancesArgs = z.object({
+  json: z.boolean().default(false),
+  all: z.boolean().default(false),
+  status: z.enum(READINESS, { error: `must be one of ${READINESS.join(", ")}` }).optional(),
+  computer: z.string().min(1).max(64).optional(),
+  release: z.string().min(1).max(2_048).optional(),
+  "as-of": AsOfArg.optional(),
+});
+export type InstanceFilter = Pick<z.output<typeof InstancesArgs>, "all" | "status" | "computer" | "release">;
+
+export function parseInstancesArgs(argv: readonly string[], env: Io["env"]) {
+  const split = splitArgv(instancesArgv, argv);
+  if (split === HELP) return HELP;
+  return { ...validate(InstancesArgs, split.values), connection: connectionOf(split.values, env) };
+}
+
+/**
+ * The instances `slap instances` lists: destroyed ones only with `all` (or `--status destroyed`);
+ * then those of that status, on that computer (a shared instance: its host's), of that release.
+ * Trees keep only the instances kept.
+ */
+export function filterInstances(list: InstanceList, filter: InstanceFilter): InstanceList {
+  const byId = new Map(list.instances.map((i) => [i.instanceId, i]));
+  const computerOf = (i: InstanceView): string | undefined => i.placement?.computerId ?? (i.host === null ? undefined : byId.get(i.host.instanceId)?.placement?.computerId);
+  const kept = list.instances.filter(
+    (i) =>
+      (filter.all || filter.status === "destroyed" || !i.destroyed) &&
+      (filter.status === undefined || readiness(i) === filter.status) &&
+      (filter.computer === undefined || computerOf(i) === filter.computer) &&
+      (filter.release === undefined || i.releaseUrl === filter.release),
+  );
+  const ids = new Set(kept.map((i) => i.instanceId));
+  return { ...list, instances: kept, trees: list.trees.map((t) => ({ ...t, instanceIds: t.instanceIds.filter((id) => ids.has(id)) })).filter((t) => t.instanceIds.length > 0) };
+}
+
 export const instancesCommand: Command = {
   name: "instances",
   summary: "your instance trees: every instance under its requester",
-  help: `usage: slap instances [--json] [--as-of WHEN]
+  help: `usage: slap instances [--all] [--status S] [--computer ID] [--release URL] [--json] [--as-of WHEN]
 
 Lists the instances you can see (admin: all), tree by tree, each indented under the instance
-that requested it, with its requested state, where it runs and whether it is ready. With
---as-of, as they were then, under a first line "as of WHEN (log position N)".
+that requested it, with its requested state, where it runs and whether it is ready. Destroyed
+instances are left out unless --all. With --as-of, as they were then, under a first line
+"as of WHEN (log position N)".
 
 options:
-  --json         print the master's answer as JSON (with --as-of: with "asOf": { time, position })
+  --all          destroyed instances too
+  --status S     only those whose STATUS is S: ${READINESS.join(", ")}
+  --computer ID  only those running on computer ID (a shared instance: where its host runs)
+  --release URL  only those of that release (its URL as requested)
+  --json         print the master's answer, filtered, as JSON (with --as-of: with "asOf": { time, position })
 ${asOfHelp}
 ${clientHelp}`,
   async run(argv, io) {
-    const args = parseListingArgs(argv, io.env);
+    const args = parseInstancesArgs(argv, io.env);
     if (args === HELP) return printHelp(io, instancesCommand);
-    const list = await new MasterClient(args.connection, io.fetch).instances(args["as-of"]);
+    const list = filterInstances(await new MasterClient(args.connection, io.fetch).instances(args["as-of"]), args);
     if (args.json) {
       io.stdout.write(`${JSON.stringify(list, null, 2)}\n`);
       return 0;
@@ -439,20 +510,14 @@ export function placementOf(instance: InstanceView, name: (instanceId: string) =
 }
 
 /** One word for where an instance stands, from its record (the list has no answers). */
-export function readiness(instance: InstanceView): string {
-  if (instance.destroyed) return "destroyed";
-  if (instance.requestedState === "destroyed") return "destroying";
-  if (instance.connection !== null) return "ready";
-  if (instance.status?.status === "error") return "error";
-  return "pending";
-}
+export const readiness = readinessOf;
 
 // ---------------------------------------------------------------------------------------------
 // slap bang
 // ---------------------------------------------------------------------------------------------
 
-const bangArgv = { options: { ...clientOptions, message: { type: "string" } }, positionals: ["reference"] } as const;
-const BangArgs = z.object({ reference: z.string().min(1).max(512), message: z.string().min(1).max(65_536).optional() });
+const bangArgv = { options: { ...clientOptions, message: { type: "string" } }, positionals: ["instance"] } as const;
+const BangArgs = z.object({ instance: InstanceName, message: z.string().min(1).max(65_536).optional() });
 
 export function parseBangArgs(argv: readonly string[], env: Io["env"]) {
   const split = splitArgv(bangArgv, argv);
@@ -464,10 +529,11 @@ export function parseBangArgs(argv: readonly string[], env: Io["env"]) {
 export const bangCommand: Command = {
   name: "bang",
   summary: "make an instance and its requesters up to the root reprocess",
-  help: `usage: slap bang <reference> [--message M]
+  help: `usage: slap bang <instance> [--message M]
 
-Bangs the instance you requested under <reference>: it and every instance that requested it,
-up to the root of its tree, are processed again by their nodes.
+Bangs an instance of your trees: it and every instance that requested it, up to the root of
+its tree, are processed again by their nodes.
+${instanceHelp}
 
 options:
   --message M    why (default "banged by hand")
@@ -476,9 +542,65 @@ ${clientHelp}`,
     const args = parseBangArgs(argv, io.env);
     if (args === HELP) return printHelp(io, bangCommand);
     const client = new MasterClient(args.connection, io.fetch);
-    const { instance } = await byReference(client, args.reference, false);
+    const { instance } = await resolveInstance(client, args.instance);
     const { position } = await client.bang(instance.instanceId, args.message);
     io.stdout.write(`banged ${instance.reference} [${instance.instanceId}] (log position ${position})\n`);
     return 0;
   },
 };
+
+// ---------------------------------------------------------------------------------------------
+// slap start | stop | destroy
+// ---------------------------------------------------------------------------------------------
+
+const stateArgv = { options: { ...clientOptions, json: { type: "boolean" } }, positionals: ["instance"] } as const;
+const StateArgs = z.object({ instance: InstanceName, json: z.boolean().default(false) });
+
+export function parseStateArgs(argv: readonly string[], env: Io["env"]) {
+  const split = splitArgv(stateArgv, argv);
+  if (split === HELP) return HELP;
+  const args = validate(StateArgs, { ...split.values, ...split.positionals }, positionalLabels(stateArgv.positionals));
+  return { ...args, connection: connectionOf(split.values, env) };
+}
+
+/**
+ * `slap start|stop|destroy <instance>`: the requested state only (`POST /v1/instances/:id/state`),
+ * never a request: the instance's parameters, SLA and release stay as they are, nothing is
+ * created, and a child instance stays in its tree.
+ */
+function stateCommand(name: "start" | "stop" | "destroy", state: "started" | "stopped" | "destroyed", summary: string, what: string): Command {
+  const command: Command = {
+    name,
+    summary,
+    help: `usage: slap ${name} <instance> [--json]
+
+${what} Only the requested state changes: parameters, SLA and release stay as they are,
+and nothing is requested anew (slap request would replace the parameters). Answers at once;
+follow it with slap show or slap events --follow.
+${instanceHelp}
+
+options:
+  --json         print the master's answer as JSON
+${clientHelp}`,
+    async run(argv, io) {
+      const args = parseStateArgs(argv, io.env);
+      if (args === HELP) return printHelp(io, command);
+      const client = new MasterClient(args.connection, io.fetch);
+      const { instance } = await resolveInstance(client, args.instance);
+      const answer = await client.changeState(instance.instanceId, state);
+      if (args.json) io.stdout.write(`${JSON.stringify(answer)}\n`);
+      else io.stdout.write(`${instance.reference} [${instance.instanceId}]: requested ${state}; ${answer.status === "pending" ? `pending: ${answer.reason}` : answer.status}\n`);
+      return 0;
+    },
+  };
+  return command;
+}
+
+export const startCommand = stateCommand("start", "started", "start an instance (its requested state: started)", "Starts an instance of your trees (a root's whole tree follows).");
+export const stopCommand = stateCommand("stop", "stopped", "stop an instance's services (its requested state: stopped)", "Stops an instance of your trees (a root's whole tree follows).");
+export const destroyCommand = stateCommand(
+  "destroy",
+  "destroyed",
+  "destroy an instance (a root: its whole tree, children first)",
+  "Destroys an instance of your trees; a root's whole tree is destroyed, children first.",
+);

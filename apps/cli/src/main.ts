@@ -1,19 +1,23 @@
 /**
  * `slap`: the command line. `main(argv, io)` dispatches to one command and returns its exit
  * code; `run()` is the process entry (`bin/slap.mjs`). Every argument is parsed with zod; every
- * error is one line on stderr, never a stack trace: exit 2 for a usage error, 1 otherwise.
+ * error is one line on stderr, never a stack trace: exit 64 for a usage error, 1 otherwise (`EXIT`).
  */
-import { CliError, UsageError, quoted, type Command, type Io } from "./args.js";
+import { CliError, EXIT_HELP, UsageError, quoted, type Command, type Io } from "./args.js";
 import { computersCommand, supplyCommand } from "./computers.js";
 import { demoCommand } from "./demo.js";
 import { eventsCommand } from "./events.js";
-import { bangCommand, instancesCommand, requestCommand, showCommand } from "./instances.js";
+import { bangCommand, destroyCommand, instancesCommand, requestCommand, showCommand, startCommand, stopCommand } from "./instances.js";
 import { allocatorCommand, masterCommand, nodeCommand } from "./services.js";
 import { upCommand } from "./up.js";
 import { clusterCommand } from "./cluster.js";
 import { auditCommand } from "./audit.js";
 import { tokenCommand } from "./token.js";
 import { natsConfigCommand } from "./nats-config.js";
+import cliPackage from "../package.json" with { type: "json" };
+
+/** `slap --version`: the CLI package's version. */
+export const VERSION: string = cliPackage.version;
 
 /** In the order `slap --help` lists them. */
 export const commands: readonly Command[] = [
@@ -25,6 +29,9 @@ export const commands: readonly Command[] = [
   supplyCommand,
   requestCommand,
   showCommand,
+  stopCommand,
+  startCommand,
+  destroyCommand,
   instancesCommand,
   computersCommand,
   bangCommand,
@@ -57,14 +64,21 @@ ${commands
   .map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`)
   .join("\n")}
 
-environment: SLAP_MASTER, SLAP_TOKEN or SLAP_TOKEN_FILE (your API token), NATS_URL, SLAP_DATA, PORT,
-HOST, LOG_LEVEL, SLAP_COMPUTER, SLAP_PARTITIONS, SLAP_ROOT, SLAP_PORT_BASE, SLAP_ADDRESS.`;
+environment: SLAP_MASTER, SLAP_TOKEN or SLAP_TOKEN_FILE (your API token), SLAP_CA, NATS_URL, SLAP_DATA,
+PORT, HOST, LOG_LEVEL, SLAP_COMPUTER, SLAP_PARTITIONS, SLAP_ROOT, SLAP_PORT_BASE, SLAP_ADDRESS.
+
+${EXIT_HELP}
+slap --version prints the version.`;
 }
 
 /** Runs one command line; never throws. */
 export async function main(argv: readonly string[], io: Io): Promise<number> {
   const [name, ...rest] = argv;
   if (name === undefined) return fail(io, undefined, new UsageError("no command given"));
+  if (name === "--version" || name === "-V" || name === "version") {
+    io.stdout.write(`slap ${VERSION}\n`);
+    return 0;
+  }
   if (name === "--help" || name === "-h" || name === "help") {
     const command = rest[0] === undefined ? undefined : commands.find((c) => c.name === rest[0]);
     if (rest[0] !== undefined && command === undefined) return fail(io, undefined, new UsageError(`unknown command ${quoted(rest[0])}`));

@@ -12,34 +12,19 @@ import { CliError, HELP, envReader, printHelp, splitArgv, validate, type Command
 import { bcryptHash, renderNatsConfig } from "./nats-server-config.js";
 
 const argvSpec = {
-  options: { computers: { type: "string" }, allocators: { type: "string" }, out: { type: "string" }, force: { type: "boolean" } },
+  options: { allocators: { type: "string" }, out: { type: "string" }, force: { type: "boolean" } },
 } as const;
 
 /** bcrypt cost of the hashes in nats.conf: nats-server's own tool's. */
 const BCRYPT_COST = 11;
 
-const NatsConfigArgs = z
-  .object({
-    computers: z
-      .string({ error: "is required: the computer ids, comma-separated (COMP-1,COMP-2)" })
-      .transform((list) => list.split(",").map((id) => id.trim()))
-      .superRefine((ids, ctx) => {
-        const seen = new Set<string>();
-        for (const id of ids) {
-          if (!Token.safeParse(id).success) ctx.addIssue({ code: "custom", message: `${JSON.stringify(id)} is not a computer id (1-64 characters of A-Z, a-z, 0-9, _ or -)` });
-          else if (seen.has(id)) ctx.addIssue({ code: "custom", message: `${id} is given twice` });
-          else if (id === "master" || /^allocator-\d+$/.test(id)) ctx.addIssue({ code: "custom", message: `${id} is the name of a service's user: name the computer otherwise` });
-          seen.add(id);
-        }
-      }),
-    allocators: z.coerce.number({ error: "must be a number" }).int("must be a whole number").min(0).max(100),
-    out: z.string({ error: "is required: the folder to write nats.conf and the env files to" }).min(1),
-    streamName: Token.optional(),
-    force: z.boolean(),
-  })
-  .superRefine((args, ctx) => {
-    if (args.computers.length === 0) ctx.addIssue({ code: "custom", path: ["computers"], message: "names no computer" });
-  });
+/** Nodes have no NATS user: they talk to the master only, over HTTP. */
+const NatsConfigArgs = z.object({
+  allocators: z.coerce.number({ error: "must be a number" }).int("must be a whole number").min(0).max(100),
+  out: z.string({ error: "is required: the folder to write nats.conf and the env files to" }).min(1),
+  streamName: Token.optional(),
+  force: z.boolean(),
+});
 
 export type NatsConfigArgs = z.output<typeof NatsConfigArgs>;
 
@@ -54,7 +39,6 @@ export function parseNatsConfigArgs(argv: readonly string[], env: Io["env"]): Na
   const args = validate(
     NatsConfigArgs,
     {
-      computers: values.computers,
       allocators: values.allocators ?? "2",
       out: values.out,
       streamName: fromEnv("SLAP_STREAM"),
@@ -77,7 +61,7 @@ interface Output {
  * The files of a deployment's NATS users: `nats.conf` (bcrypt hashes only) and one env file per
  * service. `random` gives the bytes of passwords and salts (tests pass their own).
  */
-export function natsConfigFiles(args: Pick<NatsConfigArgs, "computers" | "allocators" | "streamName">, random: (size: number) => Uint8Array = randomBytes): Output[] {
+export function natsConfigFiles(args: Pick<NatsConfigArgs, "allocators" | "streamName">, random: (size: number) => Uint8Array = randomBytes): Output[] {
   const credential = () => {
     const password = Buffer.from(random(24)).toString("base64url");
     return { password, hash: bcryptHash(password, random(16), BCRYPT_COST) };
@@ -89,18 +73,15 @@ export function natsConfigFiles(args: Pick<NatsConfigArgs, "computers" | "alloca
   });
   const master = credential();
   const allocators = Array.from({ length: args.allocators }, (_, i) => ({ user: `allocator-${i + 1}`, ...credential() }));
-  const nodes = args.computers.map((computerId) => ({ computerId, ...credential() }));
   const config = renderNatsConfig({
     ...(args.streamName === undefined ? {} : { streamName: args.streamName }),
     master: { password: master.hash },
     allocators: allocators.map((a) => ({ user: a.user, password: a.hash })),
-    nodes: nodes.map((n) => ({ computerId: n.computerId, password: n.hash })),
   });
   return [
     { name: "nats.conf", text: config },
     envFile("master.env", "the master", { NATS_USER: "master", NATS_PASSWORD: master.password }),
     ...allocators.map((a) => envFile(`${a.user}.env`, `allocator ${a.user}`, { NATS_USER: a.user, NATS_PASSWORD: a.password, ALLOCATOR_REPLICA: a.user })),
-    ...nodes.map((n) => envFile(`node-${n.computerId}.env`, `the node of ${n.computerId}`, { NATS_USER: n.computerId, NATS_PASSWORD: n.password, SLAP_COMPUTER: n.computerId })),
   ];
 }
 
@@ -108,7 +89,7 @@ export const natsConfigCommand: Command = {
   name: "nats-config",
   summary: "write nats-server users and permissions, and each service's NATS credentials",
   env: NATS_CONFIG_ENV,
-  help: `usage: slap nats-config --computers ID[,ID…] [--allocators N] --out DIR [--force]
+  help: `usage: slap nats-config [--allocators N] --out DIR [--force]
 
 Writes DIR/nats.conf, a nats-server configuration with one user per service and what it may do
 on the event log, and one env file per service holding its NATS credentials (NATS_USER,
@@ -116,14 +97,15 @@ NATS_PASSWORD), all readable by their owner only (0600):
 
   master.env           the master: the whole log; it creates the streams
   allocator-N.env      allocator N: reads; appends partition and instance events
-  node-<ID>.env        the node of computer ID (user ID): reads the log, publishes nothing on it
+
+Nodes get no NATS user: a node talks to the master only, over HTTP, with its API token
+(slap token --role node), and reads nothing of the log.
 
 Passwords are random; nats.conf holds only their bcrypt hashes. Start the server with
   nats-server -js -sd <store dir> -c DIR/nats.conf
 and the master before the others (it creates the stream the others may only read).
 
 options:
-  --computers IDS   the computers' ids, comma-separated (one node user each; required)
   --allocators N    how many allocator users (default 2)
   --out DIR         where to write the files (created 0700 if missing; required)
   --force           replace files already there (every password changes)

@@ -19,8 +19,9 @@ const hash = (pw: string): string => bcryptHash(pw, randomBytes(16), 4);
 const users = {
   master: { user: "master", pass: password() },
   allocator: { user: "allocator-1", pass: password() },
-  nodeA: { user: "COMP-A", pass: password() },
-  nodeB: { user: "COMP-B", pass: password() },
+  // Read-only users of the log (nodes have no NATS user: they talk to the master over HTTP).
+  readerA: { user: "reader-A", pass: password() },
+  readerB: { user: "reader-B", pass: password() },
 };
 
 async function collect(iterable: AsyncIterable<Commit>): Promise<Commit[]> {
@@ -81,9 +82,9 @@ describe("NATS users of a deployment, on a nats-server started with the generate
     const config = renderNatsConfig({
       master: { password: hash(users.master.pass) },
       allocators: [{ user: users.allocator.user, password: hash(users.allocator.pass) }],
-      nodes: [
-        { computerId: users.nodeA.user, password: hash(users.nodeA.pass) },
-        { computerId: users.nodeB.user, password: hash(users.nodeB.pass) },
+      readers: [
+        { user: users.readerA.user, password: hash(users.readerA.pass) },
+        { user: users.readerB.user, password: hash(users.readerB.pass) },
       ],
     });
     assert.ok(!config.includes(users.master.pass), "the configuration holds hashes, not passwords");
@@ -100,8 +101,8 @@ describe("NATS users of a deployment, on a nats-server started with the generate
 
   it("refuses a wrong password, an unknown user and no credentials, without naming the password", async (t) => {
     for (const attempt of [
-      { user: users.nodeA.user, pass: users.nodeB.pass },
-      { user: "COMP-C", pass: users.nodeA.pass },
+      { user: users.readerA.user, pass: users.readerB.pass },
+      { user: "reader-C", pass: users.readerA.pass },
       { user: users.master.user, pass: `${users.master.pass}x` },
     ]) {
       await assert.rejects(connect({ servers: server.url, ...attempt, reconnect: false }), { name: "AuthorizationError" });
@@ -110,20 +111,20 @@ describe("NATS users of a deployment, on a nats-server started with the generate
     await assert.rejects(connect({ servers: server.url, reconnect: false }), { name: "AuthorizationError" });
     denials++;
     await assert.rejects(
-      JetStreamEventStore.connect({ servers: server.url, user: users.nodeA.user, pass: "not-the-password", logger: captureLogger().logger }),
+      JetStreamEventStore.connect({ servers: server.url, user: users.readerA.user, pass: "not-the-password", logger: captureLogger().logger }),
       (error: unknown) =>
         error instanceof EventStoreError &&
         !error.retryable &&
-        error.message.includes("refused the credentials of user COMP-A") &&
+        error.message.includes("refused the credentials of user reader-A") &&
         !error.message.includes("not-the-password"),
     );
     denials++;
     t.diagnostic(`denials so far: ${denials}`);
   });
 
-  it("lets a node open the log only once the master has created it, with an error saying so before", async () => {
+  it("lets a reader open the log only once the master has created it, with an error saying so before", async () => {
     await assert.rejects(
-      JetStreamEventStore.connect({ servers: server.url, user: users.nodeA.user, pass: users.nodeA.pass, logger: captureLogger().logger }),
+      JetStreamEventStore.connect({ servers: server.url, user: users.readerA.user, pass: users.readerA.pass, logger: captureLogger().logger }),
       (error: unknown) => error instanceof EventStoreError && /stream SLAP_EVENTS does not exist and this NATS user may not create it: start the master first/.test(error.message),
     );
     denials++;
@@ -138,8 +139,8 @@ describe("NATS users of a deployment, on a nats-server started with the generate
     assert.equal(await lastSeq(), 3);
   });
 
-  it("refuses every publication of a node on the log, for another computer, its own, or any tree, core or JetStream", async (t) => {
-    const nc = await as(users.nodeA);
+  it("refuses every publication of a reader on the log, for another computer, its own, or any tree, core or JetStream", async (t) => {
+    const nc = await as(users.readerA);
     const js = jetstream(nc);
     const before = denials;
     const attempts: Array<[string, DomainEvent]> = [
@@ -158,19 +159,19 @@ describe("NATS users of a deployment, on a nats-server started with the generate
       await refused(`JetStream publish on ${subject}`, () => js.publish(subject, body));
       await refused(`JetStream publish on ${subject} with an expected version`, () => js.publish(subject, body, { expect: { lastSubjectSequence: 0 } }));
     }
-    const { store } = await storeAs(users.nodeA, { deadLetters: false });
+    const { store } = await storeAs(users.readerA, { deadLetters: false });
     await refused("an append through the adapter", () => store.append([fixtures.softwareStatus("COMP-A", "file:///sr/x", "available")], { expectedVersion: "any" }));
     await assert.rejects(store.append([fixtures.softwareStatus("COMP-A", "file:///sr/x", "available")], { expectedVersion: 1 }), {
       name: "EventStoreError",
       message: "append to computer.COMP-A.computer refused: this NATS user may not publish on slap.ev.computer.COMP-A.computer",
       retryable: false,
     });
-    assert.ok(!nc.isClosed(), "a refused publication does not cost the node its connection");
-    t.diagnostic(`node publications refused: ${denials - before}`);
+    assert.ok(!nc.isClosed(), "a refused publication does not cost the reader its connection");
+    t.diagnostic(`reader publications refused: ${denials - before}`);
   });
 
-  it("refuses a node any administration of the streams: create, update, purge, delete, delete a message, list, legacy durable", async (t) => {
-    const nc = await as(users.nodeA);
+  it("refuses a reader any administration of the streams: create, update, purge, delete, delete a message, list, legacy durable", async (t) => {
+    const nc = await as(users.readerA);
     const jsm = await jetstreamManager(nc);
     const before = denials;
     await refused("create a stream", () => jsm.streams.add({ name: "EVIL", subjects: ["evil.>"] }));
@@ -194,12 +195,12 @@ describe("NATS users of a deployment, on a nats-server started with the generate
     const info = await masterJsm.streams.info(STREAM);
     assert.equal(info.state.messages, 3);
     assert.equal(info.config.max_msgs, -1);
-    t.diagnostic(`node administration refused: ${denials - before}`);
+    t.diagnostic(`reader administration refused: ${denials - before}`);
   });
 
-  it("keeps each user's replies its own: a node cannot subscribe to the shared inbox nor to another user's", async (t) => {
-    const nc = await as(users.nodeA);
-    for (const subject of ["_INBOX.>", `${inboxPrefixOf(users.master.user)}.>`, `${inboxPrefixOf(users.nodeB.user)}.>`, ">"]) {
+  it("keeps each user's replies its own: a reader cannot subscribe to the shared inbox nor to another user's", async (t) => {
+    const nc = await as(users.readerA);
+    for (const subject of ["_INBOX.>", `${inboxPrefixOf(users.master.user)}.>`, `${inboxPrefixOf(users.readerB.user)}.>`, ">"]) {
       const reported = (async () => {
         for await (const s of nc.status()) {
           if (s.type === "error" && s.error instanceof PermissionViolationError && s.error.operation === "subscription" && s.error.subject === subject) return true;
@@ -212,13 +213,13 @@ describe("NATS users of a deployment, on a nats-server started with the generate
       denials++;
     }
     // Its own inbox works: the request-reply of the JetStream API above went through it.
-    const store = await storeAs(users.nodeA, { deadLetters: false });
+    const store = await storeAs(users.readerA, { deadLetters: false });
     assert.ok((await store.store.head()) >= 0);
     t.diagnostic("inbox subscriptions refused: 4");
   });
 
-  it("lets a node create a named durable consumer (the server cannot tell it from an ephemeral one by subject), which steals nothing: the log keeps every message for everyone", async () => {
-    const nc = await as(users.nodeA);
+  it("lets a reader create a named durable consumer (the server cannot tell it from an ephemeral one by subject), which steals nothing: the log keeps every message for everyone", async () => {
+    const nc = await as(users.readerA);
     const jsm = await jetstreamManager(nc);
     await jsm.consumers.add(STREAM, { durable_name: "greedy", ack_policy: AckPolicy.Explicit });
     const consumer = await jetstream(nc).consumers.get(STREAM, "greedy");
@@ -236,8 +237,8 @@ describe("NATS users of a deployment, on a nats-server started with the generate
     await masterJsm.consumers.delete(STREAM, "greedy");
   });
 
-  it("lets a node read the log through the adapter: head, readAll, readStream, subscribe and a projection, with dead letters off", async () => {
-    const { store, captured } = await storeAs(users.nodeA);
+  it("lets a reader read the log through the adapter: head, readAll, readStream, subscribe and a projection, with dead letters off", async () => {
+    const { store, captured } = await storeAs(users.readerA);
     assert.ok(captured.lines.some((l) => l.msg?.startsWith("dead letters off: this NATS user may not use the dead-letter stream")));
     assert.equal(await store.head(), 3);
     assert.deepEqual((await collect(store.readAll())).map((c) => c.position), [1, 2, 3]);
@@ -262,7 +263,7 @@ describe("NATS users of a deployment, on a nats-server started with the generate
     assert.deepEqual(Object.keys(runner.state.computers["COMP-A"]?.software ?? {}), ["file:///sr/kvdb"]);
     await runner.stop();
 
-    // A malformed commit is skipped by the node's reads; it cannot dead-letter it and does not try.
+    // A malformed commit is skipped by the reader's reads; it cannot dead-letter it and does not try.
     await jetstream(await as(users.master)).publish("slap.ev.computer.COMP-A.computer", "not json");
     assert.equal((await collect(store.readAll({ after: position }))).length, 0);
     assert.ok(captured.lines.some((l) => l.msg === "malformed commit skipped" && l.position === position + 1));
@@ -281,7 +282,7 @@ describe("NATS users of a deployment, on a nats-server started with the generate
       { expectedVersion: 3 },
     );
     assert.ok(attached.position > released.position);
-    // The allocator reads the malformed commit the node met above and may copy it aside.
+    // The allocator reads the malformed commit the reader met above and may copy it aside.
     assert.equal((await collect(store.readAll())).length, (await lastSeq()) - 1);
     const dead = await waitForDeadLetters(masterJsm, 1);
     assert.equal(dead, 1);

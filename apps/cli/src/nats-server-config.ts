@@ -25,7 +25,7 @@ export interface NatsLogNames {
   subjectPrefix?: string;
 }
 
-export type NatsRole = "master" | "allocator" | "node";
+export type NatsRole = "master" | "allocator" | "reader";
 
 
 /**
@@ -61,8 +61,11 @@ export function logReaderApi(streamName: string = DEFAULT_STREAM_NAME): string[]
  *   `PartitionReleased`) and on instance subjects, because `SharedInstanceAttached` is an event
  *   of the shared instance's own stream (`<prefix>.tree.*.instance.*`); writes dead letters and
  *   reads the dead-letter stream's info. No computer subject, no stream administration.
- * - **node**: reads the log, nothing else. It publishes on no log subject at all (its reports
- *   and its partitions' requests go to the master over HTTP) and writes no dead letters.
+ * - **reader**: reads the log, nothing else (a backup, an auditor's tool). It publishes on no log
+ *   subject at all and writes no dead letters.
+ *
+ * Nodes have no NATS user: a node talks to the master only, over HTTP (its computer's desired
+ * state, its reports), so it reads nothing of the log.
  */
 export function natsPermissions(role: NatsRole, names: NatsLogNames = {}, user?: string): NatsPermissions {
   const streamName = names.streamName ?? DEFAULT_STREAM_NAME;
@@ -86,7 +89,7 @@ export function natsPermissions(role: NatsRole, names: NatsLogNames = {}, user?:
         },
         subscribe: inbox,
       };
-    case "node":
+    case "reader":
       return { publish: { allow: logReaderApi(streamName), deny: [`${prefix}.>`, dead] }, subscribe: inbox };
     default: {
       const never: never = role;
@@ -117,15 +120,15 @@ export const NatsConfigSpec = z
     subjectPrefix: z.string().regex(/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/).optional(),
     master: z.object({ user: UserName.default("master"), password: Password }),
     allocators: z.array(z.object({ user: UserName, password: Password })),
-    /** One per computer: the user is named after the computer id. */
-    nodes: z.array(z.object({ computerId: UserName, password: Password })),
+    /** Read-only users of the log (none by default; never a node). */
+    readers: z.array(z.object({ user: UserName, password: Password })).default([]),
   })
   .superRefine((spec, ctx) => {
     const seen = new Map<string, string>();
     const names: Array<[string, (string | number)[]]> = [
       [spec.master.user, ["master", "user"]],
       ...spec.allocators.map((a, i): [string, (string | number)[]] => [a.user, ["allocators", i, "user"]]),
-      ...spec.nodes.map((n, i): [string, (string | number)[]] => [n.computerId, ["nodes", i, "computerId"]]),
+      ...spec.readers.map((r, i): [string, (string | number)[]] => [r.user, ["readers", i, "user"]]),
     ];
     for (const [name, path] of names) {
       const first = seen.get(name);
@@ -143,8 +146,8 @@ export type NatsConfigSpec = z.input<typeof NatsConfigSpec>;
  * would need the stream and its JetStream API exported and imported between them. Subject
  * permissions within the one account express the same boundaries.
  *
- * Users: the master (`master` unless named), each allocator, and each node named after its
- * computer id; their permissions are `natsPermissions`. Passwords go in as given: a bcrypt
+ * Users: the master (`master` unless named) and each allocator (nodes have none: they talk to
+ * the master over HTTP only); their permissions are `natsPermissions`. Passwords go in as given: a bcrypt
  * hash (`bcryptHash`) keeps the file free of secrets, nats-server checks either.
  * @throws Error naming the field of an invalid spec (user name, password, duplicate user).
  */
@@ -162,7 +165,7 @@ export function renderNatsConfig(input: NatsConfigSpec): string {
   const users = [
     { comment: "master: the whole log and its administration", user: spec.master.user, password: spec.master.password, role: "master" as const },
     ...spec.allocators.map((a) => ({ comment: "allocator: reads; appends partition and instance events", user: a.user, password: a.password, role: "allocator" as const })),
-    ...spec.nodes.map((n) => ({ comment: `node of computer ${n.computerId}: reads only`, user: n.computerId, password: n.password, role: "node" as const })),
+    ...spec.readers.map((r) => ({ comment: "reader: reads only", user: r.user, password: r.password, role: "reader" as const })),
   ];
   const list = (items: readonly string[]): string => `[${items.map((s) => JSON.stringify(s)).join(", ")}]`;
   const rendered = users.map(({ comment, user, password, role }) => {

@@ -164,7 +164,7 @@ describe("slap request", () => {
     assert.equal(calls[0]?.headers.authorization, undefined);
     assert.equal(
       t.stderr(),
-      "slap request: Unauthorized: missing credentials: send the header Authorization: Bearer <token> (give your token with SLAP_TOKEN, --token-file or SLAP_TOKEN_FILE)\n",
+      "slap request: Unauthorized: missing credentials: send the header Authorization: Bearer <token> (the master at http://127.0.0.1:8080 refused it; give your token with SLAP_TOKEN, --token-file or SLAP_TOKEN_FILE, and --master or SLAP_MASTER for another master)\n",
     );
   });
 

@@ -12,9 +12,9 @@ import { allocatorCommand, masterCommand, nodeCommand, parseNodeArgs } from "./s
 import { parseUpArgs } from "./up.js";
 
 const TOKEN = "token-of-the-node-0123456789";
-const nodeEnv = { NATS_URL: "nats://n:4222", SLAP_COMPUTER: "COMP-1", SLAP_TOKEN: TOKEN };
+const nodeEnv = { SLAP_COMPUTER: "COMP-1", SLAP_TOKEN: TOKEN };
 /** What the node's own configuration takes, besides the setting under test. */
-const nodeConfig = { nats: "nats://n:4222", computer: "COMP-1", token: TOKEN };
+const nodeConfig = { computer: "COMP-1", token: TOKEN };
 
 /** The message of a one-issue usage error, after its label. */
 function messageOf(run: () => unknown): string {
@@ -65,7 +65,7 @@ describe("slap node, slap up and slap cluster check a setting as the node does: 
     const message = "must be a number of milliseconds from 100 to 3600000 (1 h)";
     assert.equal(messageOf(() => parseNodeArgs([], { ...nodeEnv, SLAP_HEARTBEAT_MS: "7200000" })), `SLAP_HEARTBEAT_MS: ${message}`);
     const t = fakeIo({ ...nodeEnv, SLAP_HEARTBEAT_MS: "7200000" });
-    assert.equal(await main(["node"], t.io), 2);
+    assert.equal(await main(["node"], t.io), 64);
     assert.equal(t.stderr(), `slap node: SLAP_HEARTBEAT_MS: ${message} (see slap node --help)\n`);
     // The node run from its environment refuses it before it opens anything.
     await assert.rejects(runNode(configFromEnv({ ...nodeEnv, SLAP_HEARTBEAT_MS: "7200000" }), { handleSignals: false }), (error: unknown) => {
@@ -77,14 +77,14 @@ describe("slap node, slap up and slap cluster check a setting as the node does: 
     assert.equal(hour !== HELP && hour.heartbeatMs, 3_600_000);
   });
 
-  it("slap node requires the NATS URL that runNode may do without, and a token", () => {
-    const { NATS_URL: _nats, ...noNats } = nodeEnv;
-    assert.equal(messageOf(() => parseNodeArgs([], noNats)), "--nats (or NATS_URL): is required");
+  it("slap node requires a computer and a token, and takes no NATS setting (it talks to the master only)", () => {
+    const parsed = parseNodeArgs([], nodeEnv);
+    assert.ok(parsed !== HELP && !("nats" in parsed));
+    assert.match(messageOf(() => parseNodeArgs(["--nats", "nats://127.0.0.1:4222"], nodeEnv)), /nats/);
     const { SLAP_COMPUTER: _computer, ...noComputer } = nodeEnv;
     assert.equal(messageOf(() => parseNodeArgs([], noComputer)), "--computer (or SLAP_COMPUTER): is required");
     const { SLAP_TOKEN: _token, ...noToken } = nodeEnv;
     assert.equal(messageOf(() => parseNodeArgs([], noToken)), "the node's API token is required: SLAP_TOKEN, or --token-file (or SLAP_TOKEN_FILE) naming the file that holds it");
-    assert.equal(messageOf(() => parseNodeArgs([], { ...nodeEnv, NATS_USER: "node-1" })), "NATS_USER and NATS_PASSWORD: set both or neither");
   });
 });
 

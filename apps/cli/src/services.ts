@@ -84,28 +84,26 @@ ${describeSettings(ALLOCATOR_SETTINGS)}`,
 /** The environment variables `slap node` reads: those of the node's settings. */
 export const NODE_ENV = envNamesOf(NODE_SETTINGS);
 
-/** What `slap node` requires that `runNode` does without (a program may pass its store in). */
-const NODE_REQUIRED = ["nats"] as const;
-
 /**
  * The config `runNode` gets: the node's own settings (`NODE_CONFIG`), each flag first, then its
  * variable, then its default; `--token-file` wins over `SLAP_TOKEN`. The token itself is never a
  * flag (argv is visible to every local user); the file is read when the node starts.
  */
-export const parseNodeArgs = argsOf(NODE_CONFIG, { required: NODE_REQUIRED });
+export const parseNodeArgs = argsOf(NODE_CONFIG);
 
 export const nodeCommand: Command = {
   name: "node",
   summary: "run a node agent: formats a computer, installs releases, runs its instances",
   env: NODE_ENV,
-  help: `usage: slap node ${usageOf(NODE_SETTINGS, { required: NODE_REQUIRED })}
+  help: `usage: slap node ${usageOf(NODE_SETTINGS)}
 
 Runs the node agent of one computer: it registers the computer and its partitions, installs
 the releases supplied to it, and deploys and supervises the instances placed on it (see
-services/node/README.md). It follows the event log over NATS and writes through the master.
+services/node/README.md). It talks to the master only, over HTTP: it reads its computer's
+desired state there (a blocking query) and writes there; it needs no NATS credentials.
 Ctrl-C (SIGINT) or SIGTERM stops it cleanly (its services are stopped).
 
-${describeSettings(NODE_SETTINGS, { required: NODE_REQUIRED })}`,
+${describeSettings(NODE_SETTINGS)}`,
   async run(argv, io) {
     const args = parseNodeArgs(argv, io.env);
     if (args === HELP) return printHelp(io, nodeCommand);

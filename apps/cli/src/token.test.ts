@@ -53,10 +53,10 @@ describe("slap token", () => {
       [["--role", "node"], /--computer: is required with --role node/],
       [["--role", "user", "--user", "admin"], /admin is a role/],
       [["--role", "admin", "--computer", "C1"], /--computer: goes with --role node only/],
-      [["--role", "root"], /--role: must be admin, user or node/],
+      [["--role", "root"], /--role: must be admin, user, node or metrics/],
     ] as const) {
       const refused = await slap("token", "--file", file, ...argv);
-      assert.equal(refused.code, 2, `${argv.join(" ")}: ${refused.stderr}`);
+      assert.equal(refused.code, 64, `${argv.join(" ")}: ${refused.stderr}`);
       assert.match(refused.stderr, message);
     }
 

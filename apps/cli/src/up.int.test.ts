@@ -82,10 +82,15 @@ describe("slap up (npm start): the whole system in one process", () => {
     assert.match(first.output, /kvdb: ready on /);
     assert.match(first.output, /stopping/);
     assert.match(first.output, /dashboard: http:\/\/\S+\/dashboard#token=slap_\S+ /);
+    const masterUrl = /master: (\S+)/.exec(first.output)![1]!;
+    assert.ok(first.output.includes(`CLI: SLAP_MASTER=${masterUrl} npx slap instances`), `the CLI hint names this master (--port 0): ${first.output}`);
     const adminToken = (await readFile(join(data.path, "admin.token"), "utf8")).trim();
     assert.ok(first.output.includes(`#token=${adminToken} `), "the dashboard link carries the data folder's admin token");
     assert.equal((await stat(join(data.path, "admin.token"))).mode & 0o777, 0o600);
     assert.equal((await stat(join(data.path, "tokens.json"))).mode & 0o777, 0o600);
+    // Partition users traverse the data folder to their partitions, and read nothing of it: not the log of every tenant.
+    assert.equal((await stat(data.path)).mode & 0o777, 0o711);
+    assert.equal((await stat(join(data.path, "events.log"))).mode & 0o777, 0o600);
     assert.ok(!(await readFile(join(data.path, "tokens.json"), "utf8")).includes(adminToken), "the token file keeps only the hash");
     assert.equal(first.anonymous.code, 1, "without a token the CLI is refused");
     assert.match(first.anonymous.stderr, /Unauthorized.*SLAP_TOKEN/);

@@ -1,10 +1,11 @@
-import { readFile } from "node:fs/promises";
+import { chmod, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { pino } from "pino";
 import { describeSettings, usageOf, type ConfigDescription, type ConfigOf, type InstanceView, type Settings } from "@slap/events";
 import { MASTER_SETTINGS, newToken, openOrCreateTokenFile } from "@slap/master";
 import { NODE_SETTINGS, portsFitRule } from "@slap/node";
 import { CliError, HELP, logLevelOf, printHelp, readSettings, settingsArgv, splitArgv, until, type Command, type Io } from "./args.js";
+import { DEFAULT_MASTER } from "./client.js";
 
 /**
  * The flags of `slap up`: the master's and the node's own settings it passes on (same flags,
@@ -74,7 +75,8 @@ export const upCommand: Command = {
 
 Runs the master (HTTP API, with its allocator) and a node with N partitions in one process, over
 the embedded event log in DIR (kept across restarts; the node's partitions and software live in
-DIR/srv). It supplies the example releases ${UP_RELEASES.join(" and ")}, requests the webapp
+DIR/srv). The node talks to the master over HTTP as a distributed one does (its computer's
+desired state), never to the log. It supplies the example releases ${UP_RELEASES.join(" and ")}, requests the webapp
 (${UP_REFERENCE}, which requests its kvdb), prints progress as events happen, then the URLs of
 the master's API, of its live dashboard and of the running web app. Ctrl-C (SIGINT) or SIGTERM
 stops every process cleanly; the next start picks up the same state without re-creating
@@ -115,10 +117,10 @@ LOG_LEVEL (default warn) sets the level of the services' JSON logs (on stderr).`
           logger,
           ...(await dashboardOrNone((line) => io.stderr.write(`${line}\n`))),
           alongside: withAllocator,
-          credentials: credentials.with([
+          extraTokens: [
             { role: "node", computer: args.computer, token: tokens.node },
             { role: "admin", token: tokens.user },
-          ]),
+          ],
         },
       );
     } catch (error) {
@@ -132,7 +134,10 @@ LOG_LEVEL (default warn) sets the level of the services' JSON logs (on stderr).`
         ? `dashboard: ${master.url}/dashboard (instances, computers and events, live; it asks for a token of ${join(args.data, "tokens.json")})`
         : `dashboard: ${master.url}/dashboard#token=${adminToken} (instances, computers and events, live; as admin)`,
     );
-    if (adminToken !== undefined) say(`CLI: npx slap instances (reads the admin token from ${join(args.data, "admin.token")})`);
+    // The master's URL in the hint: with --port N, the CLI's default (8080) is someone else's.
+    const cliMaster = master.url === DEFAULT_MASTER ? "" : `SLAP_MASTER=${master.url} `;
+    if (adminToken !== undefined) say(`CLI: ${cliMaster}npx slap instances (reads the admin token from ${join(args.data, "admin.token")}); slap show my-webapp/kvdb, slap --help`);
+    else say(`CLI: ${cliMaster}SLAP_TOKEN_FILE=<your token's file> npx slap instances`);
 
     // Progress: every change of the answer of an instance of the user's trees, as events happen.
     const seen = new Map<string, string>();
@@ -152,9 +157,12 @@ LOG_LEVEL (default warn) sets the level of the services' JSON logs (on stderr).`
 
     let node: Awaited<ReturnType<typeof runNode>> | undefined;
     try {
+      // The partitions' users must traverse the data folder to reach theirs (srv/), and must list
+      // or read nothing else in it: the log and the token files are 0600, the folder 0711.
+      await chmod(args.data, 0o711);
       node = await runNode(
         { master: master.url, token: tokens.node, computer: args.computer, partitions: args.partitions, root: join(args.data, "srv"), portBase: args.portBase, logLevel: "warn" },
-        { store: master.master.store, logger, handleSignals: false },
+        { logger, handleSignals: false },
       );
       say(`node ${args.computer}: ${args.partitions} partitions in ${join(args.data, "srv")}`);
       const call = async (path: string, body: unknown): Promise<{ status: number; body: unknown }> => {

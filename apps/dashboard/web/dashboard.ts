@@ -369,7 +369,7 @@ function instanceCard(instance: Instance): HTMLElement {
       h("table", { class: "connection" },
         h("caption", {}, "connection parameters"),
         h("tbody", {}, Object.entries(instance.connection).map(([name, value]) =>
-          h("tr", { "data-parameter": name }, h("th", {}, name), h("td", { class: value === "********" ? "masked" : "" }, value))))),
+          h("tr", { "data-parameter": name }, h("th", {}, name), h("td", { class: value.includes("********") ? "masked" : "" }, value))))),
     );
   }
 

@@ -27,11 +27,12 @@ export default async function deploy(slap) {
   const url = `http://${urlHost(address)}:${port}`;
 
   // Shared instances (slave instances in SlapOS terms): each gets its own password, confined to
-  // keys starting with "<reference>/".
+  // keys starting with "<its instance id>/" — not its reference, which is only unique per user
+  // (alice's shared "db" and bob's shared "db" on one kvdb must not share keys).
   const tenants = [];
   for (const shared of slap.sharedInstances ?? []) {
     const tenantPassword = await slap.secret(secretName("shared", shared.instanceId));
-    const prefix = `${shared.reference}/`;
+    const prefix = `${shared.instanceId}/`;
     tenants.push({ prefix, password: tenantPassword });
     await slap.publishShared(shared.instanceId, { url, password: tenantPassword, prefix });
   }

@@ -1,7 +1,7 @@
 import type { z } from "zod";
 import { MasterError, MasterRejected, MasterTimedOut, MasterUnreachable, UnexpectedAnswer } from "./errors.js";
 import { routes, pathOf, type OperationId, type RouteSpec, type Routes } from "./routes.js";
-import { ApiError, type Answer, type AuditReport, type ComputerList, type EventPage, type EventRecord, type InstanceChanged, type InstanceDetails, type InstanceList, type ComputerChanged } from "./schemas.js";
+import { ApiError, type Answer, type AuditReport, type ComputerList, type EventPage, type EventRecord, type InstanceChanged, type InstanceDetails, type InstanceList, type ComputerChanged, type TokenList, type TokenRevoked } from "./schemas.js";
 import type { EventsQuery, RequestInstance } from "./inputs.js";
 import { serverSentEvents } from "./sse.js";
 
@@ -41,6 +41,23 @@ export interface MasterClientOptions {
   /** The API token, sent as `Authorization: Bearer <token>` on every call. */
   token?: string | undefined;
   fetch?: typeof fetch;
+  /**
+   * The certificate authorities (PEM) an `https://` master's certificate must chain to, instead
+   * of the system's: a master with its own CA (`slap master --tls-cert`). Not with `fetch`.
+   */
+  ca?: string | Buffer | undefined;
+}
+
+/**
+ * Node's `fetch`, trusting only the authorities in `ca`: an undici agent as its dispatcher,
+ * loaded at the first call (a client that never needs it does not pay for loading undici).
+ */
+export function fetchTrusting(ca: string | Buffer): typeof fetch {
+  let dispatcher: Promise<unknown> | undefined;
+  return (async (input: Parameters<typeof fetch>[0], init?: RequestInit) => {
+    dispatcher ??= import("undici").then(({ Agent }) => new Agent({ connect: { ca } }));
+    return fetch(input, { ...init, dispatcher: await dispatcher } as RequestInit);
+  });
 }
 
 /** How long a plain call may take. */
@@ -66,7 +83,7 @@ export class MasterClient {
   constructor(options: MasterClientOptions) {
     this.master = options.master.replace(/\/+$/, "");
     this.token = options.token;
-    this.fetchImpl = options.fetch ?? fetch;
+    this.fetchImpl = options.fetch ?? (options.ca === undefined ? fetch : fetchTrusting(options.ca));
   }
 
   /** Calls a route answering JSON; resolves with its success body, parsed. */
@@ -140,6 +157,16 @@ export class MasterClient {
     return this.call("getByReference", { params: { reference }, query: { secrets: secrets ? "1" : undefined, ...asOf } });
   }
 
+  /** An instance by its id, its answer and the shared instances it hosts; connection values masked unless `secrets`. */
+  instance(instanceId: string, secrets = false, asOf?: AsOfMoment): Promise<InstanceDetails> {
+    return this.call("getInstance", { params: { instanceId }, query: { secrets: secrets ? "1" : undefined, ...asOf } });
+  }
+
+  /** `POST /v1/instances/:id/state`: starts, stops or destroys an instance; its parameters stay as they are. */
+  changeState(instanceId: string, state: "started" | "stopped" | "destroyed"): Promise<Answer> {
+    return this.call("changeState", { params: { instanceId }, body: { state } });
+  }
+
   bang(instanceId: string, message: string | undefined): Promise<InstanceChanged> {
     return this.call("bang", { params: { instanceId }, body: message === undefined ? {} : { message } });
   }
@@ -150,6 +177,16 @@ export class MasterClient {
 
   computers(asOf?: AsOfMoment): Promise<ComputerList> {
     return this.call("listComputers", { query: { ...asOf } });
+  }
+
+  /** `GET /v1/tokens` (admin): the tokens of the master's token file, without their secrets. */
+  tokens(): Promise<TokenList> {
+    return this.call("listTokens", {});
+  }
+
+  /** `POST /v1/tokens/:id/revoke` (admin): the master removes the token from its file and refuses it from then on. */
+  revokeToken(tokenId: string): Promise<TokenRevoked> {
+    return this.call("revokeToken", { params: { tokenId } });
   }
 
   /** `GET /v1/audit` (admin): the read models rebuilt from the log, compared with the live ones. */

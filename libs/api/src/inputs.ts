@@ -108,6 +108,9 @@ export const LogPosition = z
 /** `x-slap-seen`: a log position the caller has seen; the answer waits (a few seconds at most) for the read models to include it. */
 export const SeenHeader = LogPosition;
 
+/** `x-slap-revision`: the desired-state revision a node's write answers (logged with the write; never waited for). */
+export const RevisionHeader = LogPosition;
+
 /**
  * A past moment to answer a read at (API.md, "As of"): `asOf`, an ISO-8601 time with `Z` or an
  * offset, or `at`, a log position; at most one (see `oneMoment`). The read models are then the
@@ -145,6 +148,12 @@ export const showSecrets = (query: { secrets?: string | undefined }): boolean =>
 /** `POST /v1/requests?wait=ms`: long-poll up to this many milliseconds for an answer that is not pending. */
 export const WaitQuery = z.object({ wait: z.coerce.number().int().min(0).max(60_000).default(0).describe("long-poll up to this many ms") });
 
+/** `GET /v1/computers/:id/desired?index=N&wait=ms`: a blocking query, answered once the revision is past N or after `wait` ms. */
+export const DesiredQuery = z.object({
+  index: LogPosition.optional().describe("answer once the desired state's revision is greater than this (default: at once)"),
+  wait: z.coerce.number().int().min(0).max(60_000).default(0).describe("how long, in ms, to wait for a newer revision before answering the current one"),
+});
+
 /** A read of instances: secrets or not, now or as of a past moment. */
 export const ReadQuery = SecretsQuery.extend(AsOfQuery.shape).refine(oneMoment.check, oneMoment.issue);
 export type ReadQuery = z.infer<typeof ReadQuery>;
@@ -166,3 +175,6 @@ export const EventsQuery = z.object({
   secrets: Flag.optional().describe("show secret parameter values (1 or true)"),
 });
 export type EventsQuery = z.infer<typeof EventsQuery>;
+
+/** A token's id (`GET /v1/tokens`): the first 16 hex digits of its SHA-256. */
+export const TokenIdParam = z.object({ tokenId: z.string().regex(/^[0-9a-f]{16}$/, "must be a token id: 16 hex digits (slap token list)") });

@@ -13,11 +13,11 @@ describe("the route table", () => {
     assert.equal(new Set(routesSeen).size, routesSeen.length, routesSeen.join(", "));
   });
 
-  it("gives every operation a success answer, and its error answers the one error shape; a route needing a token answers 401", () => {
+  it("gives every operation a success answer, and its error answers the one error shape (but readiness's 503, its own answer); a route needing a token answers 401", () => {
     for (const route of ROUTES) {
       const statuses = Object.keys(route.responses).map(Number);
       assert.ok(statuses.some((s) => s >= 200 && s < 300), `${route.operationId} has no success answer`);
-      for (const status of statuses.filter((s) => s >= 400)) {
+      for (const status of statuses.filter((s) => s >= 400 && !(route.operationId === "ready" && s === 503))) {
         const spec = route.responses[status]!;
         assert.ok("body" in spec && spec.body === ApiError, `${route.operationId} ${status} is not ApiError`);
       }

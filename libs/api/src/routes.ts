@@ -6,6 +6,7 @@ import {
   ComputerChanged,
   ComputerDetails,
   ComputerList,
+  DesiredState,
   EventPage,
   EventRecord,
   Health,
@@ -13,6 +14,9 @@ import {
   InstanceChanged,
   InstanceDetails,
   InstanceList,
+  Readiness,
+  TokenList,
+  TokenRevoked,
   WhoAmI,
 } from "./schemas.js";
 import {
@@ -20,6 +24,7 @@ import {
   BangComputer,
   ChangeRequestedState,
   ComputerIdParam,
+  DesiredQuery,
   EmptyBody,
   EventsQuery,
   InstanceIdParam,
@@ -32,6 +37,7 @@ import {
   ReportSoftwareStatus,
   RequestInstance,
   SupplySoftware,
+  TokenIdParam,
   WaitQuery,
   WatchQuery,
 } from "./inputs.js";
@@ -40,9 +46,10 @@ import {
  * Who may call a route: a token of the master's token file names a role (`admin`, `user`,
  * `node`); `partition` is a node's token with `x-slap-partition: <computerId>/<partitionId>`.
  * The route table says who may call at all; what each may see or change (their own trees, their
- * own computer) is the master's policy, refused with 403/404.
+ * own computer) is the master's policy, refused with 403/404. `metrics` is a scraper's token: it
+ * may read `GET /metrics` and nothing else.
  */
-export type Role = "admin" | "user" | "node" | "partition";
+export type Role = "admin" | "user" | "node" | "partition" | "metrics";
 
 /** One answer of a route: a JSON body, or a stream of server-sent events, or a static file. */
 export type ResponseSpec =
@@ -97,6 +104,40 @@ export const routes = {
     summary: "Whether the master answers, and the log position its read models are at",
     auth: "public",
     responses: { 200: { description: "alive", body: Health }, 500: E[500] },
+  },
+  ready: {
+    operationId: "ready",
+    method: "GET",
+    path: "/readyz",
+    summary: "Readiness (not liveness: that is /healthz): 200 once the event store answers and the read models have caught up with its head, 503 until then",
+    auth: "public",
+    responses: { 200: { description: "ready", body: Readiness }, 503: { description: "not ready: `reason` says why", body: Readiness }, 500: E[500] },
+  },
+  metrics: {
+    operationId: "metrics",
+    method: "GET",
+    path: "/metrics",
+    summary: "Prometheus metrics (text exposition format): requests, latency, log position and lag, instances, allocations, node liveness (admin or a metrics token)",
+    auth: ["admin", "metrics"],
+    responses: { 200: { description: "the metrics", file: "text/plain; version=0.0.4; charset=utf-8" }, 401: E[401], 403: E[403], 500: E[500] },
+  },
+  listTokens: {
+    operationId: "listTokens",
+    method: "GET",
+    path: "/v1/tokens",
+    summary: "The tokens of the master's token file: ids, roles, users, computers, names — never a secret (admin)",
+    auth: ["admin"],
+    responses: { 200: { description: "the tokens", body: TokenList }, 401: E[401], 403: E[403], 500: E[500] },
+  },
+  revokeToken: {
+    operationId: "revokeToken",
+    method: "POST",
+    path: "/v1/tokens/{tokenId}/revoke",
+    summary: "Remove a token from the master's token file: refused from the next request on, no restart (admin; not the last admin token)",
+    auth: ["admin"],
+    params: TokenIdParam,
+    body: EmptyBody,
+    responses: { 200: { description: "revoked", body: TokenRevoked }, ...refusals, 404: E[404], 409: E[409] },
   },
   openApi: {
     operationId: "openApi",
@@ -296,6 +337,16 @@ export const routes = {
     params: ComputerIdParam,
     body: EmptyBody,
     responses: { 200: { description: "heard", body: HeartbeatAnswer }, ...refusals, 404: E[404] },
+  },
+  getDesiredState: {
+    operationId: "getDesiredState",
+    method: "GET",
+    path: "/v1/computers/{computerId}/desired",
+    summary: "The computer's desired state, all its node reads (its own node, or admin); with `index`, a blocking query that answers once the revision is past it",
+    auth: ["admin", "node", "partition"],
+    params: ComputerIdParam,
+    query: DesiredQuery,
+    responses: { 200: { description: "the desired state", body: DesiredState }, ...refusals, 404: E[404] },
   },
   listEvents: {
     operationId: "listEvents",

@@ -141,12 +141,68 @@ export type InstanceChanged = z.infer<typeof InstanceChanged>;
 export const ComputerChanged = Appended.extend({ computerId: Text });
 export type ComputerChanged = z.infer<typeof ComputerChanged>;
 
+const Revision = z.number().int().min(0);
+const SoftwareStatus = z.enum(["unknown", "building", "available", "error", "destroyed"]);
+
+/**
+ * A computer's desired state (API.md, "Desired state"): all its node reads of the master, and
+ * nothing of other computers. `revision` is the log position of its last change (ask for a newer
+ * one with `?index=`); each partition's `revision` that of its own entry's last change.
+ */
+export const DesiredState = z.looseObject({
+  computerId: Text,
+  revision: Revision,
+  position: Revision.describe("the log position of the read models it was read from"),
+  partitions: z.array(
+    z.looseObject({
+      partitionId: Text,
+      address: Text,
+      ports: z.object({ from: z.number().int(), to: z.number().int() }),
+      revision: Revision,
+      instance: InstanceView.pick({ instanceId: true, treeId: true, reference: true, releaseUrl: true, softwareType: true, parameters: true, requestedState: true, serial: true })
+        .extend({
+          destroyed: z.boolean(),
+          sharedInstances: z.array(InstanceView.pick({ instanceId: true, reference: true, parameters: true, requestedState: true, serial: true })),
+          requested: z.array(z.looseObject({ instanceId: Text, reference: Text, connection: Map })),
+        })
+        .nullable(),
+    }),
+  ),
+  software: z.array(z.looseObject({ releaseUrl: Text, supplied: z.boolean(), status: SoftwareStatus })),
+});
+export type DesiredState = z.infer<typeof DesiredState>;
+
 /** A heartbeat heard: the computer's liveness now. */
 export const HeartbeatAnswer = z.looseObject({ computerId: Text, liveness: Liveness });
 export type HeartbeatAnswer = z.infer<typeof HeartbeatAnswer>;
 
 export const Health = z.looseObject({ ok: z.literal(true), position: z.number().int().min(0) });
 export type Health = z.infer<typeof Health>;
+
+/**
+ * Whether the master can serve (`GET /readyz`): its event store answers and its read models have
+ * caught up with the log's head. `reason` says why not (503).
+ */
+export const Readiness = z.looseObject({ ready: z.boolean(), position: z.number().int().min(0), head: z.number().int().min(0).nullable(), reason: Text.optional() });
+export type Readiness = z.infer<typeof Readiness>;
+
+/** An API token as it may be shown: never the secret; `id` is the start of its SHA-256. */
+export const TokenInfo = z.looseObject({
+  id: z.string().regex(/^[0-9a-f]{16}$/),
+  role: z.enum(["admin", "user", "node", "metrics"]),
+  user: Text.optional(),
+  computer: Text.optional(),
+  name: z.string().optional(),
+});
+export type TokenInfo = z.infer<typeof TokenInfo>;
+
+/** The tokens of the master's token file. */
+export const TokenList = z.looseObject({ tokens: z.array(TokenInfo), file: z.string() });
+export type TokenList = z.infer<typeof TokenList>;
+
+/** A token revoked: what it was. */
+export const TokenRevoked = z.looseObject({ revoked: TokenInfo });
+export type TokenRevoked = z.infer<typeof TokenRevoked>;
 
 /** The actor a token (and `x-slap-partition`) names. */
 export const WhoAmI = z.looseObject({ actor: Actor });

@@ -82,6 +82,9 @@ export {
 } from "./projections/computers.js";
 export {
   instancesProjection,
+  READINESS,
+  readinessOf,
+  type Readiness,
   type InstancesView,
   type InstanceView,
   type InstanceStatusView,
@@ -89,7 +92,21 @@ export {
   type TreeView,
 } from "./projections/instances.js";
 export { cloudProjection, type CloudView } from "./projections/cloud.js";
-export { MASK, maskSecrets } from "./secrets.js";
+export {
+  desiredRevisionOf,
+  desiredStateOf,
+  masterProjection,
+  type DesiredComputerView,
+  type DesiredInstance,
+  type DesiredPartition,
+  type DesiredRequested,
+  type DesiredShared,
+  type DesiredSoftware,
+  type DesiredState,
+  type DesiredView,
+  type MasterView,
+} from "./projections/desired.js";
+export { MASK, isSecretName, maskSecrets, maskUrlPasswords } from "./secrets.js";
 export {
   asOfBound,
   foldAsOf,

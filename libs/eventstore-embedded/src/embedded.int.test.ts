@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { appendFile, readFile, readdir, stat, truncate, writeFile } from "node:fs/promises";
+import { appendFile, chmod, readFile, readdir, stat, truncate, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { captureLogger, eventStoreContract, fixtures, tempDir, type CapturedLogger } from "@slap/testkit";
@@ -42,6 +42,22 @@ async function ids(store: EmbeddedEventStore): Promise<string[]> {
 const tornWarnings = (c: CapturedLogger) => c.lines.filter((l) => l.level === 40 && /torn tail/.test(l.msg ?? ""));
 
 describe("embedded event store on disk", () => {
+  it("keeps the log private to the service that owns it: 0600, in a folder it makes 0700; an older 0644 log is made 0600", async () => {
+    const parent = await tempDir("slap-embedded-mode-");
+    try {
+      const dir = join(parent.path, "data");
+      const store = await EmbeddedEventStore.open({ dir, logger: captureLogger().logger });
+      await store.close();
+      assert.equal((await stat(dir)).mode & 0o777, 0o700);
+      assert.equal((await stat(join(dir, "events.log"))).mode & 0o777, 0o600);
+      await chmod(join(dir, "events.log"), 0o644);
+      await (await EmbeddedEventStore.open({ dir, logger: captureLogger().logger })).close();
+      assert.equal((await stat(join(dir, "events.log"))).mode & 0o777, 0o600);
+    } finally {
+      await parent.dispose();
+    }
+  });
+
   it("cuts a torn last record when opened, says so in the log, and keeps the cut bytes aside", async () => {
     const dir = await tempDir();
     const first = fixtures.instanceRequested("A");

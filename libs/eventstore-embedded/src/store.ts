@@ -101,15 +101,17 @@ export class EmbeddedEventStore implements EventStore {
   /** Opens (or creates) the log in `options.dir`, repairing a torn tail (see `recovered`). */
   static async open(options: EmbeddedOptions): Promise<EmbeddedEventStore> {
     const logger = options.logger.child({ component: "embedded-store", dir: options.dir });
-    await mkdir(options.dir, { recursive: true });
+    // The log holds every tenant's parameters and secrets: private to the service that owns it.
+    await mkdir(options.dir, { recursive: true, mode: 0o700 });
     const lockPath = join(options.dir, "LOCK");
     await takeLock(lockPath, logger);
     const path = join(options.dir, "events.log");
     let opened: FileHandle | undefined;
     try {
-      await (await open(path, "a")).close();
+      await (await open(path, "a", 0o600)).close();
       const file = await open(path, "r+");
       opened = file;
+      if (((await file.stat()).mode & 0o077) !== 0) await file.chmod(0o600);
       const { size } = await file.stat();
       if (size === 0) {
         await file.write(MAGIC, 0, MAGIC.length, 0);
@@ -170,7 +172,7 @@ export class EmbeddedEventStore implements EventStore {
             { retryable: false },
           );
         }
-        await writeFile(aside, cut);
+        await writeFile(aside, cut, { mode: 0o600 });
         await this.file.truncate(goodEnd);
         await this.file.sync();
         this.recovery = { cutAt: goodEnd, bytesCut: cut.length, reason, keptIn: aside };
@@ -469,7 +471,7 @@ function parseRecordId(record: Buffer): string {
 async function takeLock(lockPath: string, logger: Logger): Promise<void> {
   for (let attempt = 0; attempt < 2; attempt++) {
     try {
-      await writeFile(lockPath, String(process.pid), { flag: "wx" });
+      await writeFile(lockPath, String(process.pid), { flag: "wx", mode: 0o600 });
       return;
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;

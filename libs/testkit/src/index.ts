@@ -17,3 +17,4 @@ export {
   type When,
 } from "./specification.js";
 export { freePortBlock, releasePortBlock, type FreePortBlockOptions } from "./ports.js";
+export { processGone } from "./processes.js";

@@ -2,7 +2,7 @@
  * The master's configuration, described once: `runMaster` parses it, and `slap master` (apps/cli)
  * takes its flags, variables, help and validation from it.
  */
-import { configSchema, logLevelSetting, type ConfigDescription, type ConfigInput, type ConfigOf, type Setting } from "@slap/events";
+import { configSchema, logLevelSetting, type ConfigDescription, type ConfigInput, type ConfigOf, type ConfigRule, type Setting } from "@slap/events";
 import { natsCredentialsRule, natsSettings } from "@slap/eventstore-jetstream";
 import { z } from "zod";
 import { DEFAULT_STALE_AFTER_MS } from "./shell/master.js";
@@ -35,6 +35,9 @@ export const MASTER_SETTINGS = {
     help: "the API tokens it accepts",
     note: "created at first start with one admin token, written to DIR/admin.token, mode 0600",
   },
+  /** Serve HTTPS with this certificate (PEM, with its chain) and `tlsKey`; both or neither. */
+  tlsCert: { schema: z.string().min(1).optional(), flag: "tls-cert", placeholder: "FILE", env: "SLAP_TLS_CERT", defaultHelp: "none: plain HTTP", help: "serve HTTPS with this certificate (PEM)", note: "with --tls-key" },
+  tlsKey: { schema: z.string().min(1).optional(), flag: "tls-key", placeholder: "FILE", env: "SLAP_TLS_KEY", defaultHelp: "none", help: "the certificate's private key (PEM)", note: "with --tls-cert" },
   /**
    * A computer whose node the master has not heard from (heartbeat or any other call) for longer
    * than this is shown `unresponsive` (default 30 s: 3 × the nodes' default heartbeat of 10 s).
@@ -55,8 +58,12 @@ export const MASTER_SETTINGS = {
 
 export type MasterSettings = typeof MASTER_SETTINGS;
 
+/** A certificate goes with its key. */
+const tlsPairRule: ConfigRule<{ tlsCert?: string | undefined; tlsKey?: string | undefined }> = (config, name) =>
+  (config.tlsCert === undefined) === (config.tlsKey === undefined) ? undefined : `${name("tlsCert")} and ${name("tlsKey")}: set both or neither`;
+
 /** The master's configuration: its settings, and the rules between them. */
-export const MASTER_CONFIG: ConfigDescription<MasterSettings> = { settings: MASTER_SETTINGS, rules: [natsCredentialsRule] };
+export const MASTER_CONFIG: ConfigDescription<MasterSettings> = { settings: MASTER_SETTINGS, rules: [natsCredentialsRule, tlsPairRule] };
 
 /** The zod object of the master's settings (without the rules between them: `parseConfig(MASTER_CONFIG, …)` checks both). */
 export const MasterConfig = configSchema(MASTER_SETTINGS);

@@ -14,8 +14,16 @@ export {
   TokenFileError,
   newToken,
   openOrCreateTokenFile,
+  readTokenFile,
+  revokeInTokenFile,
   sha256Of,
+  tokenIdOf,
+  tokenInfoOf,
+  TokenFileWatch,
   writeSecretFile,
+  type CredentialSource,
   type Identity,
+  type RevokeRefusal,
+  type TokenInfo,
 } from "./shell/auth.js";
 export type { Answer } from "./core/answer.js";

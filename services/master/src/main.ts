@@ -1,3 +1,4 @@
+import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { pino, type Logger } from "pino";
 import { parseConfig, type EventStore, type Startable } from "@slap/events";
@@ -6,7 +7,7 @@ import { EmbeddedEventStore } from "@slap/eventstore-embedded";
 import { connectServiceLog } from "@slap/eventstore-jetstream";
 import { MASTER_CONFIG, type MasterConfig } from "./config.js";
 import type { ExplainUnplaced } from "./core/answer.js";
-import { openOrCreateTokenFile, type Credentials } from "./shell/auth.js";
+import { TokenFileWatch, openOrCreateTokenFile, type Credentials, type TokenEntry } from "./shell/auth.js";
 import { checkDashboardFiles, type DashboardFiles } from "./shell/dashboard.js";
 import { buildHttpApi } from "./shell/http/server.js";
 import { Master } from "./shell/master.js";
@@ -35,8 +36,10 @@ export interface MasterDependencies {
   alongside?: (store: EventStore, logger: Logger) => Startable;
   /** The time of the master's decisions (default: the system clock); tests pass their own to control event times. */
   clock?: () => Date;
-  /** The accepted tokens, instead of reading the token file (one-process mode adds its node's token; tests). */
+  /** The accepted tokens, instead of reading the token file (tests): fixed, never reloaded, not listed. */
   credentials?: Credentials;
+  /** Tokens accepted besides the token file's, as long as this process lives (one-process mode: its node's). */
+  extraTokens?: readonly TokenEntry[];
   /** The dashboard's files, served under `/` and `/dashboard` (`slap up` gives `@slap/dashboard`'s); none without them. */
   dashboard?: DashboardFiles;
 }
@@ -47,8 +50,10 @@ export async function runMaster(config: MasterConfig, dependencies: MasterDepend
   if (!result.ok) throw new MasterConfigError(`invalid master configuration: ${result.issues.join("; ")}`);
   const parsed = result.config;
   const logger = dependencies.logger ?? pino({ level: parsed.logLevel, base: { service: "master" } });
-  // Read before anything is opened: a bad token file stops the start with nothing to close.
-  const credentials = dependencies.credentials ?? (await loadCredentials(parsed.tokens ?? join(parsed.data, "tokens.json"), logger));
+  // Read before anything is opened: a bad token file, certificate or key stops the start with nothing to close.
+  const https = await tlsOf(parsed.tlsCert, parsed.tlsKey);
+  const tokenFile = dependencies.credentials === undefined ? await loadCredentials(parsed.tokens ?? join(parsed.data, "tokens.json"), logger, dependencies.extraTokens ?? []) : undefined;
+  const credentials = tokenFile ?? dependencies.credentials!;
   const dashboard = dependencies.dashboard === undefined ? undefined : checkDashboardFiles(dependencies.dashboard);
   const ownStore = dependencies.store === undefined;
   const store =
@@ -66,7 +71,12 @@ export async function runMaster(config: MasterConfig, dependencies: MasterDepend
     // Only this process may open the embedded log: without an allocator beside it, nothing is ever placed.
     logger.warn({ data: parsed.data }, "no allocator runs on this master's embedded log: requests stay pending (slap master and slap up run one)");
   }
-  const app = buildHttpApi(master, logger, { credentials, ...(dashboard === undefined ? {} : { dashboard }) });
+  const app = buildHttpApi(master, logger, {
+    credentials,
+    ...(tokenFile === undefined ? {} : { tokenFile }),
+    ...(dashboard === undefined ? {} : { dashboard }),
+    ...(https === undefined ? {} : { https }),
+  });
   let address: string;
   try {
     await master.start();
@@ -74,6 +84,7 @@ export async function runMaster(config: MasterConfig, dependencies: MasterDepend
     address = await app.listen({ port: parsed.port, host: parsed.host });
   } catch (error) {
     // Close what was opened, so a failed start (a port in use) does not keep the process alive.
+    tokenFile?.close();
     await app.close().catch(() => undefined);
     await companion?.stop().catch(() => undefined);
     await master.stop().catch(() => undefined);
@@ -88,6 +99,7 @@ export async function runMaster(config: MasterConfig, dependencies: MasterDepend
     url: address,
     master,
     async stop() {
+      tokenFile?.close();
       await app.close();
       await companion?.stop();
       await master.stop();
@@ -96,10 +108,23 @@ export async function runMaster(config: MasterConfig, dependencies: MasterDepend
   };
 }
 
-/** The token file, created with an admin token when missing. */
-async function loadCredentials(path: string, logger: Logger): Promise<Credentials> {
+/** The token file, created with an admin token when missing, and watched: a change is read again without a restart. */
+async function loadCredentials(path: string, logger: Logger, extra: readonly TokenEntry[]): Promise<TokenFileWatch> {
   const { credentials, created } = await openOrCreateTokenFile(path);
   if (created !== undefined) logger.info({ tokens: path, adminToken: created.adminTokenFile }, "created the token file with one admin token");
   else logger.info({ tokens: path, count: credentials.size }, "token file loaded");
-  return credentials;
+  return TokenFileWatch.open(path, logger, extra);
+}
+
+/** The certificate and key to serve HTTPS with (PEM files), both or neither (the configuration's rule checks it). */
+async function tlsOf(cert: string | undefined, key: string | undefined): Promise<{ cert: Buffer; key: Buffer } | undefined> {
+  if (cert === undefined || key === undefined) return undefined;
+  const read = async (path: string, what: string): Promise<Buffer> => {
+    try {
+      return await readFile(path);
+    } catch (error) {
+      throw new MasterConfigError(`cannot read the TLS ${what} ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+    }
+  };
+  return { cert: await read(cert, "certificate (--tls-cert)"), key: await read(key, "key (--tls-key)") };
 }

@@ -4,10 +4,10 @@
  * from it.
  */
 import { ApiToken, Token, configSchema, logLevelSetting, type ConfigDescription, type ConfigInput, type ConfigOf, type ConfigRule, type Setting } from "@slap/events";
-import { natsCredentialsRule, natsSettings } from "@slap/eventstore-jetstream";
 import { z } from "zod";
 import { PROFILE_TIMEOUT_MS } from "./shell/profile.js";
 import { RUN_TIMEOUT_MS } from "./shell/checks.js";
+import { WARM_PROFILES } from "./shell/profile-hosts.js";
 import { DEFAULT_HEARTBEAT_MS } from "./shell/node.js";
 import { PROMISE_INTERVAL_MS } from "./shell/partition-runner.js";
 
@@ -26,8 +26,7 @@ const PortBase = z.coerce
 
 /** The node's settings. */
 export const NODE_SETTINGS = {
-  /** Required unless a program passes its store in (one-process mode); `slap node` requires it. */
-  nats: natsSettings.nats,
+  /** The node's one connection: it reads its computer's desired state there and writes there; it never reads the log. */
   master: {
     schema: z.url({ error: "must be the master's URL, like http://127.0.0.1:8080" }),
     flag: "master",
@@ -36,6 +35,8 @@ export const NODE_SETTINGS = {
     default: "http://127.0.0.1:8080",
     help: "the master",
   },
+  /** An https:// master with a certificate of its own CA: that CA (PEM), instead of the system's. */
+  ca: { schema: z.string().min(1).optional(), flag: "ca", placeholder: "FILE", env: "SLAP_CA", defaultHelp: "the system's CAs", help: "the CA certificates (PEM) an https:// master's certificate must chain to" },
   computer: { schema: Token, flag: "computer", placeholder: "ID", env: "SLAP_COMPUTER", help: "this computer's id" },
   tokenFile: {
     schema: z.string().min(1).optional(),
@@ -81,10 +82,6 @@ export const NODE_SETTINGS = {
     defaultHelp: "127.0.0.1",
     help: "the address the partitions' services listen on and publish: the host's address when nodes are apart",
   },
-  streamName: natsSettings.streamName,
-  natsUser: natsSettings.natsUser,
-  natsPassword: natsSettings.natsPassword,
-  replicas: natsSettings.replicas,
   partitionUsers: {
     schema: z.enum(["auto", "off"], { error: "must be auto or off" }),
     env: "SLAP_PARTITION_USERS",
@@ -100,6 +97,13 @@ export const NODE_SETTINGS = {
   },
   profileTimeoutMs: { schema: millis(100, 86_400_000, "24 h"), env: "SLAP_PROFILE_TIMEOUT_MS", default: String(PROFILE_TIMEOUT_MS), help: "how long, in ms, a profile's deploy or destroy hook may take" },
   runTimeoutMs: { schema: millis(100, 86_400_000, "24 h"), env: "SLAP_RUN_TIMEOUT_MS", default: String(RUN_TIMEOUT_MS), help: "how long, in ms, a one-shot (slap.run) may run" },
+  warmProfiles: {
+    schema: z.coerce.number({ error: "must be a number" }).int("must be a whole number").min(0, "must be at least 0").max(1_000, "must be at most 1000"),
+    env: "SLAP_WARM_PROFILES",
+    default: String(WARM_PROFILES),
+    help: "how many partitions keep their JS profile's process warm between processings (0: a new process each time)",
+    note: "each warm one is a Node process of about 40 MiB, stopped after a minute idle",
+  },
   promiseTimeoutMs: { schema: millis(100, 3_600_000, "1 h"), env: "SLAP_PROMISE_TIMEOUT_MS", default: "20000", help: "how long, in ms, a promise may take to hold" },
   promiseIntervalMs: {
     schema: millis(100, 86_400_000, "24 h"),
@@ -129,7 +133,6 @@ export const portsFitRule: ConfigRule<{ portBase: number; partitions: number; po
 export const NODE_CONFIG: ConfigDescription<NodeSettings> = {
   settings: NODE_SETTINGS,
   rules: [
-    natsCredentialsRule,
     (config, name) =>
       config.token === undefined && config.tokenFile === undefined
         ? `the node's API token is required: ${name("token")}, or ${name("tokenFile")} naming the file that holds it`

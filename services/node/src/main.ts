@@ -1,20 +1,19 @@
 /**
- * Runs the node agent of one computer: `runNode(config)` opens the event log (JetStream when a
- * NATS URL is given, or a store passed in for one-process mode), starts the `Node` and stops it
- * cleanly on SIGINT/SIGTERM (services stopped). Run directly (`tsx services/node/src/main.ts`)
- * it reads its configuration from the environment (`configFromEnv`).
+ * Runs the node agent of one computer: `runNode(config)` starts the `Node`, which talks to the
+ * master over HTTP only (its computer's desired state, its writes), and stops it cleanly on
+ * SIGINT/SIGTERM (services stopped). Run directly (`tsx services/node/src/main.ts`) it reads its
+ * configuration from the environment (`configFromEnv`).
  */
-import { open } from "node:fs/promises";
+import { open, readFile } from "node:fs/promises";
 import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
-import { ApiToken, configFromEnvOf, parseConfig, startService, type EventStore } from "@slap/events";
-import { connectServiceLog } from "@slap/eventstore-jetstream";
+import { ApiToken, configFromEnvOf, parseConfig, startService } from "@slap/events";
 import { pino, type Logger } from "pino";
 import { NODE_CONFIG, NODE_SETTINGS, type NodeConfig } from "./config.js";
 import { Node } from "./shell/node.js";
 
 /**
- * The configuration from the environment: each setting's variable (`NATS_URL`, `SLAP_MASTER`,
+ * The configuration from the environment: each setting's variable (`SLAP_MASTER`,
  * `SLAP_COMPUTER`, `SLAP_PORT_BASE`, `SLAP_HEARTBEAT_MS`, …: see `NODE_SETTINGS`), unset ones
  * left to their defaults.
  */
@@ -29,22 +28,20 @@ export class NodeConfigError extends Error {
 
 export interface RunningNode {
   node: Node;
-  /** Stops the node (services stopped) and closes the store if `runNode` opened it. Idempotent. */
+  /** Stops the node (services stopped). Idempotent. */
   stop(): Promise<void>;
 }
 
 export interface RunNodeOptions {
   logger?: Logger;
-  /** An open store (one-process mode); not closed by `stop`. */
-  store?: EventStore;
   /** Stop on SIGINT/SIGTERM (default true). */
   handleSignals?: boolean;
 }
 
 /**
- * Parses the configuration, opens the store, starts the node. Resolves once the computer is
- * registered and processing has begun.
- * @throws NodeConfigError on an invalid configuration; the store's or master's error when they cannot be reached.
+ * Parses the configuration, starts the node. Resolves once the computer is registered, its
+ * desired state read and processing has begun.
+ * @throws NodeConfigError on an invalid configuration; the master's error when it cannot be reached.
  */
 export async function runNode(input: NodeConfig, options: RunNodeOptions = {}): Promise<RunningNode> {
   const parsed = parseConfig(NODE_CONFIG, input);
@@ -52,18 +49,11 @@ export async function runNode(input: NodeConfig, options: RunNodeOptions = {}): 
   const { config } = parsed;
   // One of them is given (a rule of NODE_CONFIG).
   const token = config.token ?? (await readToken(config.tokenFile ?? ""));
+  const ca = config.ca === undefined ? undefined : await readCa(config.ca);
   const logger = options.logger ?? pino({ level: config.logLevel, base: { service: "node" } }, pino.destination(2));
-  let store = options.store;
-  const owned = store === undefined;
-  if (store === undefined) {
-    if (config.nats === undefined) throw new NodeConfigError("invalid node configuration: nats (the event log's NATS URL) is required");
-    // A node reads the log only (its NATS user may publish nothing); the master and allocators dead-letter.
-    store = await connectServiceLog({ ...config, nats: config.nats }, logger, { deadLetters: false });
-  }
-  const openedStore = store;
   const node = new Node({
-    store: openedStore,
     masterUrl: config.master,
+    ...(ca === undefined ? {} : { masterCa: ca }),
     token,
     computerId: config.computer,
     partitions: config.partitions,
@@ -74,6 +64,7 @@ export async function runNode(input: NodeConfig, options: RunNodeOptions = {}): 
     partitionUsers: config.partitionUsers,
     heartbeatMs: config.heartbeatMs,
     profileTimeoutMs: config.profileTimeoutMs,
+    warmProfiles: config.warmProfiles,
     runTimeoutMs: config.runTimeoutMs,
     promiseTimeoutMs: config.promiseTimeoutMs,
     promiseIntervalMs: config.promiseIntervalMs,
@@ -81,7 +72,6 @@ export async function runNode(input: NodeConfig, options: RunNodeOptions = {}): 
   });
   const stop = await startService(node, {
     logger,
-    ...(owned ? { close: () => openedStore.close() } : {}),
     ...(options.handleSignals === undefined ? {} : { handleSignals: options.handleSignals }),
   });
   return { node, stop };
@@ -113,4 +103,13 @@ if (invokedDirectly) {
     process.stderr.write(`node: ${error instanceof Error ? error.message : String(error)}\n`);
     process.exitCode = 1;
   });
+}
+
+/** The CA file's PEM text (`--ca`, `SLAP_CA`). */
+async function readCa(path: string): Promise<string> {
+  try {
+    return await readFile(path, "utf8");
+  } catch (error) {
+    throw new NodeConfigError(`invalid node configuration: ca: cannot read ${JSON.stringify(path)}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`, { cause: error });
+  }
 }

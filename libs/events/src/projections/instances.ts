@@ -78,6 +78,18 @@ export interface InstancesView {
  * The instances read model. Placement is first-wins: a second allocation of an instance that
  * is already placed is ignored until it is released.
  */
+/** One word for where an instance stands, from its record alone (no answer needed): the CLI's STATUS column, the master's `slap_instances` metric. */
+export const READINESS = ["ready", "pending", "error", "destroying", "destroyed"] as const;
+export type Readiness = (typeof READINESS)[number];
+
+export function readinessOf(instance: Pick<InstanceView, "destroyed" | "requestedState" | "connection"> & { status: { status: string } | null }): Readiness {
+  if (instance.destroyed) return "destroyed";
+  if (instance.requestedState === "destroyed") return "destroying";
+  if (instance.connection !== null) return "ready";
+  if (instance.status?.status === "error") return "error";
+  return "pending";
+}
+
 export const instancesProjection: Projection<InstancesView> = {
   name: "instances",
   version: 3,

@@ -110,6 +110,18 @@ export function mayHeartbeat(actor: Actor, computerId: string, live: CloudView):
   return undefined;
 }
 
+/**
+ * Who may read a computer's desired state: its own node (or one of its partitions), and admins.
+ * Another computer's node and a user may not: a desired state holds its tenants' parameters.
+ */
+export function mayReadDesired(actor: Actor, computerId: string, live: CloudView): Rejection | undefined {
+  const own = (actor.kind === "node" || actor.kind === "partition") && actor.computerId === computerId;
+  const admin = actor.kind === "user" && actor.userId === "admin";
+  if (!own && !admin) return { ok: false, reason: "Forbidden", detail: `only the node of computer ${computerId} may read its desired state` };
+  if (live.computers.computers[computerId] === undefined) return { ok: false, reason: "NotFound", detail: `no computer ${computerId}: register it first` };
+  return undefined;
+}
+
 /** The tree an event is about, when it is about one (instance events, allocations). */
 function treeOf(event: DomainEvent, live: CloudView): string | undefined {
   if (event.aggregate.kind === "instance") return event.aggregate.treeId;

@@ -10,7 +10,7 @@ import {
   type EventStore,
   type InstanceView,
 } from "@slap/events";
-import { cloudProjection, type CloudView } from "@slap/events";
+import { cloudProjection, desiredRevisionOf, desiredStateOf, masterProjection, type CloudView, type DesiredState, type MasterView } from "@slap/events";
 import type { Logger } from "pino";
 import { monotonicFactory } from "ulid";
 import { answerFor, type Answer, type ExplainUnplaced } from "../core/answer.js";
@@ -65,8 +65,8 @@ export interface AsOfRead {
  * decision.
  */
 export class Master {
-  /** The computers and instances read models, folded by one runner so they are always at the same position. */
-  readonly view: ProjectionRunner<CloudView>;
+  /** The computers, instances and desired-state read models, folded by one runner so they are always at the same position. */
+  readonly view: ProjectionRunner<MasterView>;
   private readonly newId = monotonicFactory();
   private readonly listeners = new Set<(commit: Commit) => void>();
   /**
@@ -75,6 +75,12 @@ export class Master {
    * explanations) per commit.
    */
   private readonly answerWaiters = new Map<string, Set<() => void>>();
+  /**
+   * Blocking queries on desired states, by computer id, each with the revision it waits to pass:
+   * a commit wakes only the watchers of computers whose desired state it changed (an integer
+   * compare per watched computer), and a woken watcher reads the state as it is then.
+   */
+  private readonly desiredWaiters = new Map<string, Set<{ after: number; wake: () => void }>>();
   private readonly clock: () => Date;
   private readonly asOfCacheSize: number;
   /**
@@ -100,9 +106,13 @@ export class Master {
     this.asOfCacheSize = options.asOfCacheSize ?? 4;
     this.staleAfterMs = options.staleAfterMs ?? DEFAULT_STALE_AFTER_MS;
     this.startedAt = this.clock().getTime();
-    this.view = new ProjectionRunner(store, cloudProjection, { logger });
-    this.view.onCommit((_state, commit) => {
+    this.view = new ProjectionRunner(store, masterProjection, { logger });
+    this.view.onCommit((state, commit) => {
       for (const listener of this.listeners) listener(commit);
+      for (const [computerId, waiters] of this.desiredWaiters) {
+        const revision = desiredRevisionOf(state, computerId);
+        for (const waiter of waiters) if (revision > waiter.after) waiter.wake();
+      }
       if (this.answerWaiters.size > 0) {
         for (const instanceId of instancesTouchedBy(commit)) {
           for (const wake of this.answerWaiters.get(instanceId) ?? []) wake();
@@ -118,6 +128,7 @@ export class Master {
   }
 
   async stop(): Promise<void> {
+    for (const waiters of [...this.desiredWaiters.values()]) for (const waiter of [...waiters]) waiter.wake();
     await this.view.stop();
   }
 
@@ -208,11 +219,12 @@ export class Master {
     const position = this.view.position;
     const live = structuredClone(this.view.state);
     const started = performance.now();
-    const rebuilt = await rebuild(this.store, cloudProjection, { upTo: position, logger: this.logger });
+    const rebuilt = await rebuild(this.store, masterProjection, { upTo: position, logger: this.logger });
     const rebuildMs = Math.round(performance.now() - started);
     const models = [
       { name: "computers", differences: differences(live.computers, rebuilt.state.computers) },
       { name: "instances", differences: differences(live.instances, rebuilt.state.instances) },
+      { name: "desired", differences: differences(live.desired, rebuilt.state.desired) },
     ];
     return { position, rebuiltUpTo: rebuilt.position, rebuildMs, equal: models.every((m) => m.differences.length === 0), models };
   }
@@ -269,6 +281,38 @@ export class Master {
     const model = await pending;
     if (this.asOfCacheSize === 0) this.asOfCache.delete(bound);
     return { views: model.views, position: model.position, time: "time" in asOf ? asOf.time : model.time };
+  }
+
+  /** A computer's desired state now (undefined: no such computer). */
+  desired(computerId: string): DesiredState | undefined {
+    return desiredStateOf(this.view.state, computerId, this.position);
+  }
+
+  /**
+   * A computer's desired state once its revision is past `after`, or as it is after `timeoutMs`
+   * (a blocking query, as Nomad's `?index=`): a watcher that fell behind gets the latest state,
+   * never the ones between.
+   */
+  waitForDesired(computerId: string, after: number, timeoutMs: number, signal?: AbortSignal): Promise<DesiredState | undefined> {
+    if (timeoutMs <= 0 || signal?.aborted === true || desiredRevisionOf(this.view.state, computerId) > after) return Promise.resolve(this.desired(computerId));
+    return new Promise((resolve) => {
+      const waiters = this.desiredWaiters.get(computerId) ?? new Set();
+      this.desiredWaiters.set(computerId, waiters);
+      const waiter = {
+        after,
+        wake: (): void => {
+          clearTimeout(timer);
+          signal?.removeEventListener("abort", waiter.wake);
+          waiters.delete(waiter);
+          if (waiters.size === 0) this.desiredWaiters.delete(computerId);
+          resolve(this.desired(computerId));
+        },
+      };
+      waiters.add(waiter);
+      // A watcher that went away costs nothing more: its waiter leaves with it.
+      signal?.addEventListener("abort", waiter.wake, { once: true });
+      const timer = setTimeout(waiter.wake, timeoutMs);
+    });
   }
 
   /**

@@ -18,10 +18,11 @@ describe("partition paths", () => {
 });
 
 describe("when to process an instance", () => {
-  const wanted = { instanceId: "I1", serial: 3, requestedState: "started" as const, parameters: { a: "1" } };
+  const wanted = { instanceId: "I1", serial: 3, revision: 7, requestedState: "started" as const, parameters: { a: "1" } };
   const state: DeployedState = {
     instanceId: "I1",
     serial: 3,
+    revision: 7,
     requestedState: "started",
     parametersHash: parametersHash({ a: "1" }),
     outcome: "started",
@@ -37,6 +38,9 @@ describe("when to process an instance", () => {
     assert.deepEqual(decideProcessing(undefined, wanted, options), { process: true, reason: "new" });
     assert.deepEqual(decideProcessing({ ...state, instanceId: "I0" }, wanted, options), { process: true, reason: "new" });
     assert.deepEqual(decideProcessing(state, { ...wanted, serial: 4 }, options), { process: true, reason: "changed" });
+    assert.deepEqual(decideProcessing(state, { ...wanted, revision: 8 }, options), { process: true, reason: "changed" });
+    const { revision: _, ...older } = state;
+    assert.deepEqual(decideProcessing(older, { ...wanted, revision: 8 }, options), { process: false }, "a state file without a revision (an older node's) compares serials only");
     assert.deepEqual(decideProcessing(state, { ...wanted, requestedState: "stopped" }, options), { process: true, reason: "changed" });
     assert.deepEqual(decideProcessing(state, { ...wanted, parameters: { a: "2" } }, options), { process: true, reason: "changed" });
     assert.deepEqual(decideProcessing(state, wanted, { ...options, adopted: false }), { process: true, reason: "adopt" });

@@ -2,10 +2,12 @@ import { createHash } from "node:crypto";
 import { canonicalJson, type ParameterMap } from "@slap/events";
 import { z } from "zod";
 
-/** `.slap-state.json`: what the node last did with the partition's instance. */
+/** `<root>/state/<partition>/state.json`: what the node last did with the partition's instance. */
 export const DeployedState = z.object({
   instanceId: z.string(),
   serial: z.number().int(),
+  /** The desired-state revision the processing worked from (absent in files of nodes before it). */
+  revision: z.number().int().optional(),
   requestedState: z.enum(["started", "stopped", "destroyed"]),
   parametersHash: z.string(),
   outcome: z.enum(["started", "stopped", "error", "waiting", "destroyed"]),
@@ -17,6 +19,8 @@ export type DeployedState = z.infer<typeof DeployedState>;
 export interface Wanted {
   instanceId: string;
   serial: number;
+  /** The partition entry's revision in the desired state: newer than the one processed means another run. */
+  revision: number;
   requestedState: "started" | "stopped" | "destroyed";
   parameters: ParameterMap;
 }
@@ -36,7 +40,7 @@ export const RETRY_ERROR_AFTER_MS = 60_000;
 
 /**
  * Whether to process a partition's instance: when nothing was deployed, when the instance
- * changed since (serial, requested state, parameters), at least once per `maxPeriodicityMs`,
+ * changed since (a newer desired-state revision; serial, requested state, parameters), at least once per `maxPeriodicityMs`,
  * once after the node started (`adopted` false: its services must come back), and a minute
  * after a processing that ended in error.
  */
@@ -47,6 +51,7 @@ export function decideProcessing(
 ): ProcessDecision {
   if (state === undefined || state.instanceId !== wanted.instanceId) return { process: true, reason: "new" };
   if (
+    (state.revision !== undefined && wanted.revision > state.revision) ||
     state.serial !== wanted.serial ||
     state.requestedState !== wanted.requestedState ||
     state.parametersHash !== parametersHash(wanted.parameters)
@@ -67,6 +72,7 @@ export function sameDeployment(a: DeployedState | undefined, b: DeployedState): 
     a !== undefined &&
     a.instanceId === b.instanceId &&
     a.serial === b.serial &&
+    a.revision === b.revision &&
     a.requestedState === b.requestedState &&
     a.parametersHash === b.parametersHash &&
     a.outcome === b.outcome

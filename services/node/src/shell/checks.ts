@@ -1,12 +1,10 @@
 import { spawn } from "node:child_process";
-import { closeSync, fchownSync, openSync } from "node:fs";
-import { chown, mkdir } from "node:fs/promises";
 import { connect } from "node:net";
-import { join } from "node:path";
 import type { PromiseReport } from "./master-client.js";
 import { foreignAnswer } from "./ports.js";
 import { terminateGroup } from "./process-group.js";
 import { secondsOf, type PromiseCheck } from "./profile.js";
+import { openPartitionLog } from "./beneath.js";
 import type { PartitionUser } from "./users.js";
 
 /** Output a command promise keeps (its last bytes) for its message. */
@@ -84,19 +82,14 @@ export async function runOnce(
   owner?: PartitionUser,
   timeoutMs = RUN_TIMEOUT_MS,
 ): Promise<void> {
-  const created = await mkdir(join(partitionPath, "var", "log"), { recursive: true });
-  if (owner !== undefined && created !== undefined) {
-    for (const dir of [join(partitionPath, "var"), join(partitionPath, "var", "log")]) await chown(dir, owner.uid, owner.gid);
-  }
-  const fd = openSync(join(partitionPath, "var", "log", `${name}.log`), "a");
+  const log = await openPartitionLog(partitionPath, name, owner);
   let finished: Finished;
   try {
-    if (owner !== undefined) fchownSync(fd, owner.uid, owner.gid);
-    finished = await runWithTimeout(spec.command, { cwd: spec.cwd, env: spec.env, timeoutMs, owner, stdio: fd }).catch((error: unknown) => {
+    finished = await runWithTimeout(spec.command, { cwd: spec.cwd, env: spec.env, timeoutMs, owner, stdio: log.fd }).catch((error: unknown) => {
       throw new Error(`run ${name} could not start: ${error instanceof Error ? error.message : String(error)}`);
     });
   } finally {
-    closeSync(fd);
+    await log.close();
   }
   if (finished.timedOut) throw new Error(`run ${name} timed out after ${secondsOf(timeoutMs)} s (killed)`);
   if (finished.code !== 0) throw new Error(`run ${name} ${finished.code === null ? `was killed by ${finished.signal ?? "a signal"}` : `exited with code ${finished.code}`}`);

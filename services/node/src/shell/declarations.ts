@@ -1,13 +1,13 @@
 import { constants } from "node:fs";
-import { chmod, lstat, mkdir, open, readFile, realpath } from "node:fs/promises";
+import { readdir, realpath, rm } from "node:fs/promises";
 import { dirname, isAbsolute, join, relative } from "node:path";
 import { insidePartition, PathEscapeError } from "../core/paths.js";
 import { RUN_TIMEOUT_MS, runOnce } from "./checks.js";
-import { NODE_OWNED, syncFolder } from "./partition-state.js";
+import { at, ensureFolder, inFolder, openFileBeneath, PlantedLinkError } from "./beneath.js";
 import type { Declarations, ProcessDeclaration } from "./profile.js";
 import type { FileDeclaration } from "./profile-protocol.js";
 import type { ServiceSpec, Supervisor } from "./supervisor.js";
-import { ownTree, type PartitionUser } from "./users.js";
+import type { PartitionUser } from "./users.js";
 
 /** The partition a profile's declarations are applied to. */
 export interface DeclaredPartition {
@@ -47,29 +47,66 @@ async function noLinkOut(root: string, full: string, path: string): Promise<void
 }
 
 /**
- * Writes one declared file in the partition: refused if its path leaves the partition, lexically
- * or through a symbolic link (the file itself is opened with O_NOFOLLOW); unchanged content is
- * not rewritten; `once`: left as it is when it exists.
+ * Writes one declared file in the partition, as `owner`'s: refused if its path leaves the
+ * partition, lexically or through a symbolic link at any step (`openFileBeneath`: no link is
+ * followed, no gap between check and write); unchanged content is not rewritten; `once`: left as
+ * it is when it exists.
  */
-export async function writeDeclaredFile(root: string, file: FileDeclaration): Promise<void> {
-  const full = insidePartition(root, file.path);
-  await noLinkOut(root, full, file.path);
+export async function writeDeclaredFile(root: string, file: FileDeclaration, owner?: PartitionUser): Promise<void> {
+  insidePartition(root, file.path);
   const bytes = Buffer.from(file.content, file.encoding);
-  const existing = await lstat(full).catch(() => undefined);
-  if (existing?.isSymbolicLink() === true) throw new PathEscapeError(file.path);
-  if (existing !== undefined && file.once) return;
-  if (existing !== undefined && !existing.isFile()) throw new Error(`cannot write ${file.path}: it is not a regular file`);
-  const current = existing === undefined ? undefined : await readFile(full);
-  if (current === undefined || !current.equals(bytes)) {
-    await mkdir(dirname(full), { recursive: true });
-    const handle = await open(full, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW, file.mode ?? 0o644);
+  try {
+    const current = await openFileBeneath(root, file.path, constants.O_RDONLY).catch((error: NodeJS.ErrnoException) => {
+      if (error.code === "ENOENT") return undefined;
+      throw error;
+    });
+    if (current !== undefined) {
+      const same = file.once || (await current.readFile()).equals(bytes);
+      await current.close();
+      if (file.once) return;
+      if (same) return await ensureMode(root, file, owner);
+    }
+    const handle = await openFileBeneath(root, file.path, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC, { mode: file.mode ?? 0o644, owner, mkdirs: true });
     try {
       await handle.writeFile(bytes);
+      if (file.mode !== undefined) await handle.chmod(file.mode);
     } finally {
       await handle.close();
     }
+  } catch (error) {
+    if (error instanceof PlantedLinkError) throw new PathEscapeError(file.path);
+    throw error;
   }
-  if (file.mode !== undefined && ((await lstat(full)).mode & 0o7777) !== file.mode) await chmod(full, file.mode);
+}
+
+/** An unchanged file keeps its content; its mode and owner are made what was declared. */
+async function ensureMode(root: string, file: FileDeclaration, owner: PartitionUser | undefined): Promise<void> {
+  const handle = await openFileBeneath(root, file.path, constants.O_RDONLY, { owner });
+  try {
+    if (file.mode !== undefined && ((await handle.stat()).mode & 0o7777) !== file.mode) await handle.chmod(file.mode);
+  } finally {
+    await handle.close();
+  }
+}
+
+/**
+ * Makes the folder `relative` of the partition hold exactly `<name>.json` for each entry: changed
+ * files rewritten, stale ones removed, through the folder's descriptor (no link followed).
+ */
+async function syncFolder(root: string, relative: string, entries: Map<string, unknown>, owner: PartitionUser | undefined): Promise<void> {
+  await inFolder(
+    root,
+    relative,
+    async (dir) => {
+      for (const file of await readdir(`/proc/self/fd/${dir.fd}`)) {
+        if (file.endsWith(".json") && !entries.has(file.slice(0, -5))) await rm(at(dir, file), { force: true });
+      }
+    },
+    { owner },
+  );
+  for (const [name, value] of entries) {
+    await writeDeclaredFile(root, { path: `${relative}/${name}.json`, content: `${JSON.stringify(value, null, 2)}\n`, encoding: "utf8", once: false }, owner);
+  }
 }
 
 /**
@@ -79,17 +116,16 @@ export async function writeDeclaredFile(root: string, file: FileDeclaration): Pr
  */
 export async function applyDeclarations(partition: DeclaredPartition, declarations: Declarations, runTimeoutMs = RUN_TIMEOUT_MS): Promise<void> {
   const { path, user } = partition;
-  await mkdir(join(path, "tmp"), { recursive: true });
-  // Every path checked before any file is written: a refused answer writes nothing.
+  await ensureFolder(path, "tmp", user);
+  // Every path checked before any file is written: a refused answer writes nothing (each write checks again, without a gap).
   for (const file of declarations.files) await noLinkOut(path, insidePartition(path, file.path), file.path);
-  for (const file of declarations.files) await writeDeclaredFile(path, file);
+  // What the node writes for the profile is its user's from the start, before any of its processes start.
+  for (const file of declarations.files) await writeDeclaredFile(path, file, user);
   const services = new Map([...declarations.services].map(([name, d]) => [name, spec(path, d)]));
   const runs = new Map([...declarations.runs].map(([name, d]) => [name, spec(path, d)]));
-  await syncFolder(join(path, "etc", "service"), services);
-  await syncFolder(join(path, "etc", "run"), runs);
-  await syncFolder(join(path, "etc", "promise"), declarations.promises);
-  // What the node wrote for the profile in the partition becomes its user's, before any of its processes start.
-  if (user !== undefined) await ownTree(path, user, NODE_OWNED);
+  await syncFolder(path, "etc/service", services, user);
+  await syncFolder(path, "etc/run", runs, user);
+  await syncFolder(path, "etc/promise", declarations.promises, user);
   for (const [name, s] of runs) await runOnce(path, name, s, user, runTimeoutMs);
   await partition.supervisor.apply(services);
 }

@@ -1,9 +1,12 @@
-import { MasterClient as ApiClient, MasterError, type Answer, type CallOptions, type RequestInstance } from "@slap/api";
+import { MasterClient as ApiClient, MasterError, type Answer, type CallOptions, type DesiredState, type RequestInstance } from "@slap/api";
 import type { ParametersSchema } from "@slap/events";
 import type { z } from "zod";
 
 export { MasterError };
-export type { Answer };
+export type { Answer, DesiredState };
+
+/** Margin over a blocking query's `wait` before the call counts as lost. */
+const WATCH_MARGIN_MS = 15_000;
 
 export interface ProcessReport {
   name: string;
@@ -34,45 +37,58 @@ export type RequestBody = z.input<typeof RequestInstance>;
  * table's, every answer parsed, every failure a `MasterError` saying whether a retry may help)
  * with the node's token, for its own computer or one of its partitions. A call for a partition
  * adds `x-slap-partition`, which the master accepts only for a partition of the token's own computer.
+ * The node reads only its computer's desired state (`desired`); every write says, in
+ * `x-slap-revision`, the revision of that state it answers. The master never waits for it: what
+ * the node saw is what the master served.
  */
 export class MasterClient {
   private readonly api: ApiClient;
 
   /**
-   * @param seen the log position the node has seen: sent as `x-slap-seen`, so the master answers
-   *   from read models that include it (the node acts on an allocation the moment it sees it,
-   *   which may be before the master's own read model has it).
+   * @param revisionOf the desired-state revision a write answers: the computer's (no partition),
+   *   or the one the partition's processing works from. Undefined: none sent.
    */
   constructor(
     baseUrl: string,
     private readonly computerId: string,
     token: string,
-    private readonly seen?: () => number,
+    private readonly revisionOf?: (partitionId?: string) => number | undefined,
+    ca?: string,
+    fetchImpl?: typeof fetch,
   ) {
-    this.api = new ApiClient({ master: baseUrl, token });
+    this.api = new ApiClient({ master: baseUrl, token, ca, ...(fetchImpl === undefined ? {} : { fetch: fetchImpl }) });
   }
 
-  /** The options of a call: as the node itself, or as one of its partitions; with `x-slap-seen` unless told not to. */
-  private as(partitionId?: string, options: { timeoutMs?: number; seen?: boolean } = {}): CallOptions {
+  /** The options of a call: as the node itself, or as one of its partitions; with the revision it answers. */
+  private as(partitionId?: string, options: { timeoutMs?: number; signal?: AbortSignal } = {}): CallOptions {
+    const revision = this.revisionOf?.(partitionId);
     return {
       headers: {
         ...(partitionId === undefined ? {} : { "x-slap-partition": `${this.computerId}/${partitionId}` }),
-        ...(this.seen === undefined || options.seen === false ? {} : { "x-slap-seen": String(this.seen()) }),
+        ...(revision === undefined ? {} : { "x-slap-revision": String(revision) }),
       },
       ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }),
+      ...(options.signal === undefined ? {} : { signal: options.signal }),
     };
+  }
+
+  /**
+   * The computer's desired state: at once without `index`; else once its revision is past
+   * `index`, or as it is after `waitMs` (a blocking query). The answer is parsed: one that does
+   * not parse is an `UnexpectedAnswer` naming the field.
+   */
+  desired(index: number | undefined, waitMs: number, signal: AbortSignal): Promise<DesiredState> {
+    const query = index === undefined ? {} : { index: String(index), wait: String(waitMs) };
+    return this.api.call("getDesiredState", { params: { computerId: this.computerId }, query }, { timeoutMs: waitMs + WATCH_MARGIN_MS, signal });
   }
 
   register(partitions: Array<{ partitionId: string; address: string; ports: { from: number; to: number } }>): Promise<{ position: number }> {
     return this.api.call("registerComputer", { body: { computerId: this.computerId, partitions } }, this.as());
   }
 
-  /**
-   * The node's sign of life (the master shows its computer unresponsive when it has not heard
-   * from it for a while). Sent without `x-slap-seen`: it must not wait for the master's read models.
-   */
+  /** The node's sign of life (the master shows its computer unresponsive when it has not heard from it for a while). */
   heartbeat(timeoutMs: number): Promise<{ computerId: string }> {
-    return this.api.call("heartbeat", { params: { computerId: this.computerId } }, this.as(undefined, { timeoutMs, seen: false }));
+    return this.api.call("heartbeat", { params: { computerId: this.computerId } }, this.as(undefined, { timeoutMs }));
   }
 
   /** With `available`, the release's parameters schema (`parametersSchema`), so the master can check requests against it. */

@@ -1,11 +1,11 @@
 import { chmod, mkdir, rm } from "node:fs/promises";
 import { join } from "node:path";
-import { cloudProjection, type CloudView } from "@slap/events";
-import { ProjectionRunner, type EventStore } from "@slap/events";
 import type { Logger } from "pino";
+import { DesiredWatch } from "./desired-watch.js";
 import { checkLayout, checkRootReachable } from "./layout.js";
-import { MasterClient } from "./master-client.js";
+import { MasterClient, type DesiredState } from "./master-client.js";
 import { PartitionRunner } from "./partition-runner.js";
+import { ProfileHosts, WARM_PROFILES } from "./profile-hosts.js";
 import { checkPortBlocks } from "./ports.js";
 import { install, InstallError, isInstalled, readManifest, softwareDir } from "./software.js";
 import { markedServices } from "./supervisor.js";
@@ -14,10 +14,10 @@ import { makeReadable, partitionUsersEnabled, type PartitionUser, type Partition
 export { STATE_FILE } from "./partition-state.js";
 
 export interface NodeOptions {
-  /** The event log the node follows (read side). */
-  store: EventStore;
-  /** The master's base URL: every write goes through its HTTP API. */
+  /** The master's base URL: the node reads its computer's desired state there and writes through its HTTP API. */
   masterUrl: string;
+  /** For an https:// master: the CA certificates (PEM) its certificate must chain to, instead of the system's. */
+  masterCa?: string;
   /** This node's API token (the master's token file lists it with role node for this computer). */
   token: string;
   computerId: string;
@@ -45,6 +45,11 @@ export interface NodeOptions {
    * at its next trigger (a change, a bang, the error retry, periodicity). See DESIGN.md, "Timeouts".
    */
   profileTimeoutMs?: number;
+  /**
+   * Warm hosts of JS profiles kept alive at once (default 8; 0: a fresh process per processing).
+   * A warm host saves a processing the start of a Node process (DESIGN.md, "Warm profile hosts").
+   */
+  warmProfiles?: number;
   /** How long a one-shot (`slap.run`) may run (default 10 min): then it is killed and processing ends in error. */
   runTimeoutMs?: number;
   /**
@@ -52,6 +57,8 @@ export interface NodeOptions {
    * it has not heard from for a while (3 heartbeats by default) as unresponsive.
    */
   heartbeatMs?: number;
+  /** How long one blocking query on the desired state waits for a change (default 30 s). */
+  desiredWaitMs?: number;
   /** Where relative release paths resolve from (default the process's working directory). */
   cwd?: string;
   /**
@@ -70,22 +77,24 @@ export const DEFAULT_HEARTBEAT_MS = 10_000;
 
 /**
  * The node agent of one computer: formats its partitions, installs supplied releases, processes
- * the instances placed on it, supervises their services. Reads the log, writes through the
- * master's HTTP API. See DESIGN.md and README.md.
+ * the instances placed on it, supervises their services. Reads its computer's desired state from
+ * the master and writes through the master's HTTP API, over HTTP only: it never reads the log.
+ * See DESIGN.md and README.md.
  *
- * The node keeps what is the computer's (registration, software, heartbeats, the read model);
- * each partition's work is its `PartitionRunner`'s, to which `scan` routes what the read model
- * wants of that partition.
+ * The node keeps what is the computer's (registration, software, heartbeats, the desired state);
+ * each partition's work is its `PartitionRunner`'s, to which `scan` routes its partition's entry.
  */
 export class Node {
-  private readonly runner: ProjectionRunner<CloudView>;
+  private readonly watch: DesiredWatch;
   private readonly client: MasterClient;
+  private readonly profiles: ProfileHosts;
+  /** The last good desired state's partitions, by id. */
+  private partitionsById = new Map<string, DesiredState["partitions"][number]>();
   /** One runner per partition, by partition id: each owns its partition's state. */
   private readonly runners = new Map<string, PartitionRunner>();
   private readonly software = new Map<string, SoftwareState>();
   private readonly pendingWork = new Set<Promise<unknown>>();
   private readonly logger: Logger;
-  private unsubscribe: (() => void) | undefined;
   private timer: NodeJS.Timeout | undefined;
   private heartbeatTimer: NodeJS.Timeout | undefined;
   /** A heartbeat in flight (never two at once), and whether the last one failed (logged once per outage). */
@@ -96,9 +105,21 @@ export class Node {
 
   constructor(private readonly options: NodeOptions) {
     this.logger = options.logger.child({ computerId: options.computerId });
-    this.runner = new ProjectionRunner(options.store, cloudProjection, { logger: this.logger });
-    this.client = new MasterClient(options.masterUrl, options.computerId, options.token, () => this.runner.position);
+    this.client = new MasterClient(options.masterUrl, options.computerId, options.token,
+      (partitionId) => (partitionId === undefined ? this.watch.current?.revision : this.runners.get(partitionId)?.revision),
+      options.masterCa,
+    );
+    this.watch = new DesiredWatch(
+      this.client,
+      this.logger,
+      (desired) => {
+        this.partitionsById = new Map(desired.partitions.map((p) => [p.partitionId, p]));
+        this.scan();
+      },
+      options.desiredWaitMs,
+    );
     this.maxPeriodicityMs = options.maxPeriodicityMs ?? 86_400_000;
+    this.profiles = new ProfileHosts(options.warmProfiles ?? WARM_PROFILES, this.logger);
     for (let n = 0; n < options.partitions; n++) {
       const partitionId = `slappart${n}`;
       this.runners.set(
@@ -109,7 +130,8 @@ export class Node {
           path: join(options.root, partitionId),
           root: options.root,
           client: this.client,
-          view: () => this.view,
+          profiles: this.profiles,
+          desired: () => this.partitionsById.get(partitionId),
           releaseInstalled: (url) => this.software.get(url) === "installed",
           logger: this.logger,
           maxPeriodicityMs: this.maxPeriodicityMs,
@@ -119,14 +141,15 @@ export class Node {
           runTimeoutMs: options.runTimeoutMs,
           track: (work) => this.track(work),
           onRetryDue: () => this.scan(),
+          onReleaseMissing: (url) => this.releaseMissing(url),
         }),
       );
     }
   }
 
-  /** The read model the node follows (computers and instances). */
-  get view(): CloudView {
-    return this.runner.state;
+  /** The computer's desired state as last read from the master (undefined before the first read). */
+  get desired(): DesiredState | undefined {
+    return this.watch.current;
   }
 
   /** The pid of a running service, for tests and diagnostics. */
@@ -145,7 +168,7 @@ export class Node {
   }
 
   /**
-   * Formats the partitions, registers the computer, catches up with the log and starts processing.
+   * Formats the partitions, registers the computer, reads its desired state and starts processing.
    * Refuses to register (DESIGN.md, "Ports belong to their partition"):
    * @throws LayoutError when partition users are on and a parent of the root is not traversable
    *   by them, or a folder of the node is writable by them.
@@ -180,11 +203,9 @@ export class Node {
     // Every partition's leftovers are stopped by now (one partition's may have held another's
     // ports): what still holds a port is someone else's, or a process of the partition itself.
     await checkPortBlocks(specs.map((spec, n) => ({ ...spec, path: runners[n]!.path, user: runners[n]!.partitionUser })));
-    await this.runner.start();
-    const { position } = await this.client.register(specs);
-    await this.runner.waitFor(position);
+    await this.client.register(specs);
     this.logger.info({ partitions: specs.length, root }, "computer formatted and registered");
-    this.unsubscribe = this.runner.onCommit(() => this.scan());
+    await this.watch.start();
     const every = Math.max(250, Math.min(this.maxPeriodicityMs / 4, 60_000));
     this.timer = setInterval(() => this.scan(), every);
     // Registering was a sign of life; from now on one every heartbeatMs.
@@ -220,9 +241,9 @@ export class Node {
     clearInterval(this.timer);
     clearInterval(this.heartbeatTimer);
     for (const runner of this.runners.values()) runner.halt();
-    this.unsubscribe?.();
-    await this.runner.stop();
+    await this.watch.stop();
     await Promise.allSettled([...this.runners.values()].map((r) => r.settled()));
+    this.profiles.close();
     await Promise.allSettled([...this.pendingWork]);
     await this.heartbeating;
     await Promise.all([...this.runners.values()].map((r) => r.close()));
@@ -248,25 +269,26 @@ export class Node {
     this.scan();
   }
 
-  /** Looks at the read model and starts what must be done: installs, removals, processings. Cheap when nothing changed. */
+  /** Looks at the desired state and starts what must be done: installs, removals, processings. Cheap when nothing changed. */
   scan(): void {
     if (this.stopping) return;
-    const computer = this.view.computers.computers[this.options.computerId];
-    if (computer === undefined) return;
-    for (const [url, software] of Object.entries(computer.software)) {
+    const desired = this.watch.current;
+    if (desired === undefined) return;
+    for (const software of desired.software) {
+      const url = software.releaseUrl;
       const local = this.software.get(url);
       if (software.supplied && local === undefined) this.track(this.installSoftware(url, software.status));
       else if (!software.supplied && software.status !== "destroyed" && local !== "removing") this.track(this.removeSoftware(url));
     }
     for (const runner of this.runners.values()) {
-      const instanceId = computer.partitions[runner.partitionId]?.instanceId;
-      if (instanceId == null) {
+      const entry = this.partitionsById.get(runner.partitionId);
+      const instance = entry?.instance;
+      if (entry === undefined || instance == null) {
         // Released without this node destroying it (e.g. by an operator): nothing may keep running.
         runner.update({ kind: "free" });
         continue;
       }
-      const instance = this.view.instances.instances[instanceId];
-      runner.update({ kind: "held", instance, releaseInstalled: instance !== undefined && this.software.get(instance.releaseUrl) === "installed" });
+      runner.update({ kind: "held", partition: entry, releaseInstalled: this.software.get(instance.releaseUrl) === "installed" });
     }
   }
 
@@ -328,6 +350,14 @@ export class Node {
     } catch (error) {
       log.warn({ err: error }, "could not make the installed release readable by the partition users");
     }
+  }
+
+  /** A release the node had installed is gone from its folder: forgotten, so that the next scan installs it again. */
+  private releaseMissing(url: string): void {
+    if (this.software.get(url) !== "installed") return;
+    this.logger.warn({ releaseUrl: url }, "an installed release is gone from the node's folder: installing it again");
+    this.software.delete(url);
+    queueMicrotask(() => this.scan());
   }
 
   private async removeSoftware(url: string): Promise<void> {

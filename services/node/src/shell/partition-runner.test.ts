@@ -2,12 +2,13 @@ import assert from "node:assert/strict";
 import { chmod, mkdir, readFile, stat, symlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterEach, describe, it } from "node:test";
-import { cloudProjection, type CloudView, type DomainEvent } from "@slap/events";
+import { desiredStateOf, masterProjection, type DomainEvent, type MasterView } from "@slap/events";
 import { eventually, fixtures, foldEvents, tempDir } from "@slap/testkit";
 import { pino } from "pino";
 import { MasterError, type MasterClient } from "./master-client.js";
 import { PartitionRunner, type Desired } from "./partition-runner.js";
-import { STATE_FILE } from "./partition-state.js";
+import { nodeStateDir, STATE_FILE } from "./partition-state.js";
+import { ProfileHosts } from "./profile-hosts.js";
 import { INSTALLED_MARKER, softwareDir } from "./software.js";
 
 const RELEASE = "file:///software/runner-test";
@@ -61,31 +62,38 @@ async function setUp(events: DomainEvent[]) {
   await writeFile(join(software, "slap-release.json"), JSON.stringify({ name: "runner-test", install: [], profiles: { default: "profile.mjs" } }));
   await writeFile(join(software, "profile.mjs"), "export default async function deploy(slap) { slap.publish({ url: `http://${slap.partition.address}` }); }\n");
   await writeFile(join(software, INSTALLED_MARKER), "");
-  let view: CloudView = foldEvents(cloudProjection, events);
+  let view: MasterView = foldEvents(masterProjection, events);
+  /** slappart0's entry of C1's desired state, as the master serves it. */
+  const entry = () => desiredStateOf(view, "C1", 0)?.partitions.find((p) => p.partitionId === "slappart0");
   const master = new FakeMaster();
   const retries: number[] = [];
+  const profiles = new ProfileHosts(1, silent);
   const runner = new PartitionRunner({
     computerId: "C1",
     partitionId: "slappart0",
     path: join(dir.path, "slappart0"),
     root: dir.path,
     client: master as unknown as MasterClient,
-    view: () => view,
+    profiles,
+    desired: entry,
     releaseInstalled: () => true,
     logger: silent,
     maxPeriodicityMs: 86_400_000,
     track: (work) => void work,
     onRetryDue: () => retries.push(Date.now()),
+    onReleaseMissing: () => undefined,
   });
   cleanup.push(async () => {
     runner.halt();
     await runner.settled();
+    profiles.close();
     await runner.close();
   });
   await runner.prepare(false, undefined);
   const held = (installed = true): Desired => {
-    const instance = view.instances.instances.I1;
-    return { kind: "held", instance, releaseInstalled: installed };
+    const partition = entry();
+    assert.ok(partition !== undefined);
+    return { kind: "held", partition, releaseInstalled: installed };
   };
   /** Makes the release's profile a shell script printing `answer` (a command profile). */
   const answering = async (answer: unknown): Promise<void> => {
@@ -93,7 +101,7 @@ async function setUp(events: DomainEvent[]) {
     await writeFile(join(software, "instance.sh"), `#!/bin/sh\ncat > /dev/null\necho '${JSON.stringify(answer)}'\n`);
     await chmod(join(software, "instance.sh"), 0o755);
   };
-  return { runner, master, retries, held, answering, root: dir.path, path: join(dir.path, "slappart0"), setView: (more: DomainEvent[]) => (view = foldEvents(cloudProjection, [...events, ...more])) };
+  return { runner, master, retries, held, answering, root: dir.path, path: join(dir.path, "slappart0"), setView: (more: DomainEvent[]) => (view = foldEvents(masterProjection, [...events, ...more])) };
 }
 
 const placed = (): DomainEvent[] => [
@@ -109,7 +117,7 @@ describe("partition runner", () => {
     assert.ok(runner.processing !== undefined, "a processing started");
     await runner.settled();
     assert.deepEqual(master.calls, ["status slappart0 I1 processing", 'publish slappart0 I1 {"url":"http://10.0.0.1"}', "status slappart0 I1 started"]);
-    const state = JSON.parse(await readFile(join(path, STATE_FILE), "utf8")) as { instanceId: string; outcome: string };
+    const state = JSON.parse(await readFile(join(nodeStateDir(path), STATE_FILE), "utf8")) as { instanceId: string; outcome: string };
     assert.deepEqual({ instanceId: state.instanceId, outcome: state.outcome }, { instanceId: "I1", outcome: "started" });
     runner.update(held());
     assert.equal(runner.processing, undefined);
@@ -133,7 +141,7 @@ describe("partition runner", () => {
     runner.update(held());
     await runner.settled();
     assert.deepEqual(master.calls, ["status slappart0 I1 processing", "publish failed slappart0 I1"]);
-    await assert.rejects(readFile(join(path, STATE_FILE)), "no state saved for an unfinished processing");
+    await assert.rejects(readFile(join(nodeStateDir(path), STATE_FILE)), "no state saved for an unfinished processing");
     runner.update(held());
     assert.equal(runner.processing, undefined, "no processing while the retry timer runs");
     await eventually("the retry is due", () => Promise.resolve(retries.length > 0 ? true : undefined), 5_000, 20);
@@ -219,6 +227,6 @@ describe("partition runner", () => {
     await runner.settled();
     assert.ok(Date.now() - started < 5_000, "halting did not wait for the profile's 10 min timeout");
     assert.deepEqual(master.calls, ["status slappart0 I1 processing"], "no error reported for an interrupted processing");
-    await assert.rejects(readFile(join(path, STATE_FILE)), "no state saved");
+    await assert.rejects(readFile(join(nodeStateDir(path), STATE_FILE)), "no state saved");
   });
 });

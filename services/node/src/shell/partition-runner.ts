@@ -1,6 +1,5 @@
-import { chmod, chown, mkdir, readdir, rm } from "node:fs/promises";
-import { join } from "node:path";
-import type { CloudView, InstanceView, ParameterMap, PartitionView } from "@slap/events";
+import { chmod, chown, mkdir, stat } from "node:fs/promises";
+import type { DesiredPartition, ParameterMap } from "@slap/events";
 import type { Logger } from "pino";
 import type { ProfileEntry } from "../core/manifest.js";
 import { checkParameters } from "@slap/api";
@@ -9,13 +8,15 @@ import { decideProcessing, parametersHash, sameDeployment, type DeployedState, t
 import { checkPromise } from "./checks.js";
 import { applyDeclarations, baseEnv } from "./declarations.js";
 import { MasterError, type Answer, type MasterClient, type PromiseReport, type StatusReport } from "./master-client.js";
-import { NODE_OWNED, readDeployedState, writeDeployedState } from "./partition-state.js";
+import { emptyFolder, ensureFolder, inFolder, ownTreeBeneath } from "./beneath.js";
+import { clearDeployedState, nodeStateDir, prepareNodeStateDir, readDeployedState, writeDeployedState } from "./partition-state.js";
 import { PROFILE_TIMEOUT_MS, Waiting, type Declarations } from "./profile.js";
-import { PROFILE_RUNNER, ProfileAborted, runProfileProcess } from "./profile-process.js";
+import type { ProfileHosts } from "./profile-hosts.js";
+import { ProfileAborted, runProfileProcess } from "./profile-process.js";
 import { ProfileProtocolError, PROTOCOL_VERSION, type ProfileAnswer, type ProfileInput, type RequestAnswer } from "./profile-protocol.js";
 import { isInstalled, readManifest, softwareDir } from "./software.js";
 import { reapLeftovers, Supervisor, type ServiceExit } from "./supervisor.js";
-import { ensureUser, ownTree, partitionUserName, type PartitionUser } from "./users.js";
+import { ensureUser, partitionUserName, type PartitionUser } from "./users.js";
 
 export interface PartitionRunnerOptions {
   computerId: string;
@@ -25,8 +26,10 @@ export interface PartitionRunnerOptions {
   /** The node's folder: installed releases are under it (`softwareDir`). */
   root: string;
   client: MasterClient;
-  /** The read model the node follows: read again at every processing, as it is then. */
-  view: () => CloudView;
+  /** The node's warm hosts of JS profiles (shared by its partitions: it bounds how many are alive). */
+  profiles: ProfileHosts;
+  /** The partition's entry of the computer's last good desired state: read again at every processing, as it is then. */
+  desired: () => PartitionView | undefined;
   /** Whether a release is installed on this computer (an instance upgraded in place waits for its new one). */
   releaseInstalled: (releaseUrl: string) => boolean;
   /** The node's logger; the runner's lines add the partition id. */
@@ -41,14 +44,22 @@ export interface PartitionRunnerOptions {
   track: (work: Promise<unknown>) => void;
   /** The next try after the master did not take a processing is due: the node looks at the read model again. */
   onRetryDue: () => void;
+  /** The instance's release is gone from the node's folder (deleted under it): the node installs it again. */
+  onReleaseMissing: (releaseUrl: string) => void;
 }
 
-/** What the read model wants of a partition, as the node routes it to the partition's runner. */
+/** A partition's entry of the computer's desired state. */
+export type PartitionView = DesiredPartition;
+
+/** The instance a processing works on: as the desired state it was read from says, with that entry's revision. */
+type InstanceView = NonNullable<PartitionView["instance"]> & { revision: number };
+
+/** What the desired state wants of a partition, as the node routes it to the partition's runner. */
 export type Desired =
   /** No instance holds the partition (free, or released without this node destroying it): nothing may run. */
   | { kind: "free" }
-  /** An instance holds it (undefined: the read model does not know it); `releaseInstalled`: its release is installed here. */
-  | { kind: "held"; instance: InstanceView | undefined; releaseInstalled: boolean };
+  /** An instance holds it; `releaseInstalled`: its release is installed here. */
+  | { kind: "held"; partition: PartitionView; releaseInstalled: boolean };
 
 /** After a processing the master did not take (unreachable, or a 5xx), the next try is this long later, doubling up to 10 s. */
 const MASTER_RETRY_MS = 500;
@@ -114,6 +125,8 @@ export class PartitionRunner {
   private bang: "none" | "pending" = "none";
   /** The master's answers to the requests the profile declared at its last run: given to the next run. */
   private requestAnswers: Record<string, RequestAnswer> = {};
+  /** The desired-state revision of the processing in flight, or of the last one. */
+  private working: number | undefined;
   /**
    * The promises of the last processing that ran them, checked again every `promiseIntervalMs`
    * until the next processing: a change of any result (ok or not) is reported, nothing else.
@@ -140,6 +153,11 @@ export class PartitionRunner {
     return this.supervisor.pid(name);
   }
 
+  /** The desired-state revision the partition's writes answer: the processing's in flight, else the last one's. */
+  get revision(): number | undefined {
+    return this.working ?? this.state?.revision;
+  }
+
   /** The processing in flight, if any. */
   get processing(): Promise<void> | undefined {
     return this.busy;
@@ -151,13 +169,14 @@ export class PartitionRunner {
    */
   async prepare(users: boolean, leftovers: ReadonlyArray<{ pid: number; name: string }> | undefined): Promise<void> {
     await mkdir(this.path, { recursive: true, mode: 0o750 });
+    await prepareNodeStateDir(this.path);
     if (users) {
       this.user = await ensureUser(partitionUserName(this.options.computerId, this.partitionId));
       this.supervisor.setOwner(this.user);
-      await ownTree(this.path, this.user, NODE_OWNED);
+      await ownTreeBeneath(this.path, this.user);
     }
     await chmod(this.path, 0o750);
-    await reapLeftovers(this.path, this.logger.child({ partitionId: this.partitionId }), leftovers);
+    await reapLeftovers(this.path, this.logger.child({ partitionId: this.partitionId }), leftovers, this.user);
   }
 
   /** What the read model wants now: starts a processing if one is due (cheap when nothing changed). */
@@ -165,13 +184,14 @@ export class PartitionRunner {
     if (this.halted.signal.aborted) return;
     if (desired.kind === "free") {
       if (this.busy === undefined && this.supervisor.processes().length > 0) this.options.track(this.supervisor.stopAll());
+      if (this.busy === undefined) this.options.profiles.drop(this.partitionId);
       return;
     }
-    const { instance } = desired;
-    if (instance === undefined || instance.destroyed) return;
+    const instance = desired.partition.instance;
+    if (instance === null || instance.destroyed) return;
     if (instance.requestedState !== "destroyed" && !desired.releaseInstalled) return;
     if (this.retryTimer !== undefined) return; // the master did not take its last processing: tried again when the timer fires
-    if (this.busy === undefined && this.stateLoaded && !this.decide(instance).process) return;
+    if (this.busy === undefined && this.stateLoaded && !this.decide({ ...instance, revision: desired.partition.revision }).process) return;
     this.schedule();
   }
 
@@ -226,6 +246,7 @@ export class PartitionRunner {
     const next: DeployedState = {
       instanceId: instance.instanceId,
       serial: instance.serial,
+      revision: instance.revision,
       requestedState: instance.requestedState,
       parametersHash: parametersHash(instance.parameters),
       outcome,
@@ -236,7 +257,8 @@ export class PartitionRunner {
     this.masterFailures = 0;
     if (sameDeployment(this.state, next)) return;
     this.state = next;
-    if (outcome !== "destroyed") await writeDeployedState(this.path, next);
+    if (outcome === "destroyed") await clearDeployedState(this.path);
+    else await writeDeployedState(this.path, next);
   }
 
   private decide(instance: InstanceView): ProcessDecision {
@@ -250,22 +272,20 @@ export class PartitionRunner {
 
   private async maybeProcess(): Promise<void> {
     if (this.halted.signal.aborted) return;
-    const view = this.options.view();
-    const partition = view.computers.computers[this.options.computerId]?.partitions[this.partitionId];
-    const instanceId = partition?.instanceId;
-    if (partition === undefined || instanceId == null) return;
-    const live = view.instances.instances[instanceId];
-    if (live === undefined || live.destroyed) return;
-    // The read model changes under a processing: what is recorded is what this run used (a
-    // change meanwhile leaves the serial behind and runs again).
-    const instance: InstanceView = { ...live };
-    // Checked again here: the read model may have changed the release (an upgrade) since `update`.
+    const partition = this.options.desired();
+    const held = partition?.instance;
+    if (partition === undefined || held == null || held.destroyed) return;
+    // The revision this processing works from, recorded with its outcome: a change meanwhile has a newer one and runs again.
+    const instance: InstanceView = { ...held, revision: partition.revision };
+    const { instanceId } = instance;
+    this.working = instance.revision;
+    // Checked again here: the desired state may have changed the release (an upgrade) since `update`.
     if (instance.requestedState !== "destroyed" && !this.options.releaseInstalled(instance.releaseUrl)) return;
     await this.loadState();
     const decision = this.decide(instance);
     if (!decision.process) return;
     const log = this.logger.child({ partitionId: this.partitionId, instanceId, treeId: instance.treeId });
-    log.info({ reason: decision.reason, serial: instance.serial, requestedState: instance.requestedState }, "processing instance");
+    log.info({ reason: decision.reason, revision: instance.revision, serial: instance.serial, requestedState: instance.requestedState }, "processing instance");
     if (this.instanceId !== instanceId) this.bang = "none";
     this.unwatch();
     this.instanceId = instanceId;
@@ -274,16 +294,38 @@ export class PartitionRunner {
     const answersBang = this.bang !== "none";
     const started = Date.now();
     try {
+      await this.ensureFormatted(log);
       if (instance.requestedState === "destroyed") await this.destroy(instance, partition, log);
       else if (instance.requestedState === "stopped") {
         await this.supervisor.stopAll();
         await this.saveState(instance, "stopped");
         await this.report(instance, { status: "stopped", processes: [] }, log);
       } else await this.deploy(instance, partition, log);
+    } catch (error) {
+      // What the processing did not expect (the node's folder deleted under it, a full disk): the
+      // instance says so, and is tried again like any processing in error; it never stays `processing`.
+      log.error({ err: error }, "processing failed");
+      const message = `processing failed on the node: ${error instanceof Error ? error.message : String(error)}`;
+      await this.saveState(instance, "error").catch((failure: unknown) => log.error({ err: failure }, "could not record the failed processing"));
+      await this.report(instance, { status: "error", message, processes: this.supervisor.processes() }, log);
     } finally {
       if (answersBang) this.bang = "none";
     }
     log.info({ durationMs: Date.now() - started, outcome: this.state?.outcome }, "instance processed");
+  }
+
+  /** The partition's folders are there (made again, as at format, when they were deleted under the node). */
+  private async ensureFormatted(log: Logger): Promise<void> {
+    const present = await stat(this.path).then(
+      (s) => s.isDirectory(),
+      () => false,
+    );
+    if (present && (await stat(nodeStateDir(this.path)).then(() => true, () => false))) return;
+    log.warn({ path: this.path }, "the partition's folder is gone: formatting it again");
+    await mkdir(this.path, { recursive: true, mode: 0o750 });
+    if (this.user !== undefined) await chown(this.path, this.user.uid, this.user.gid);
+    await chmod(this.path, 0o750);
+    await prepareNodeStateDir(this.path);
   }
 
   /**
@@ -350,6 +392,13 @@ export class PartitionRunner {
     };
     await this.report(instance, { status: "processing" }, log);
     const software = softwareDir(this.options.root, instance.releaseUrl);
+    if (!(await isInstalled(software))) {
+      // Deleted under the node: installed again, and this instance processed once it is (`adopted` false, after the error is recorded).
+      await fail(`release ${instance.releaseUrl} is missing from this node (its folder was removed): installing it again`);
+      this.adopted = false;
+      this.options.onReleaseMissing(instance.releaseUrl);
+      return;
+    }
     let declarations: Declarations;
     // Read with the profile's input: those requested destroyed later are left to the next run.
     const sharedGone = this.sharedToDestroy(instance);
@@ -446,15 +495,13 @@ export class PartitionRunner {
 
   /** The shared instances attached to this host that are requested destroyed and not yet reported so. */
   private sharedToDestroy(host: InstanceView): string[] {
-    return Object.values(this.options.view().instances.instances)
-      .filter((i) => i.host?.instanceId === host.instanceId && !i.destroyed && i.requestedState === "destroyed")
-      .map((i) => i.instanceId);
+    return host.sharedInstances.filter((i) => i.requestedState === "destroyed").map((i) => i.instanceId);
   }
 
   /** What a profile process of this partition gets on stdin, but the answers to its requests. */
   private profileInput(instance: InstanceView, partition: PartitionView, software: string, parameters: ParameterMap, destroying: boolean): Omit<ProfileInput, "requests"> {
-    const sharedInstances = Object.values(this.options.view().instances.instances)
-      .filter((i) => i.host?.instanceId === instance.instanceId && !i.destroyed && i.requestedState !== "destroyed")
+    const sharedInstances = instance.sharedInstances
+      .filter((i) => i.requestedState !== "destroyed")
       .map((i) => ({ instanceId: i.instanceId, reference: i.reference, parameters: { ...i.parameters } }));
     return {
       protocol: PROTOCOL_VERSION,
@@ -484,18 +531,12 @@ export class PartitionRunner {
    * user, in its own process group, with the partition's environment and nothing of the node's.
    */
   private async runProfileOnce(entry: ProfileEntry, input: ProfileInput, log: Logger): Promise<ProfileAnswer> {
-    const command = typeof entry === "string" ? [process.execPath, PROFILE_RUNNER, insidePartition(input.software, entry)] : [insidePartition(input.software, entry.command[0]), ...entry.command.slice(1)];
-    const tmp = join(this.path, "tmp");
-    await mkdir(tmp, { recursive: true });
-    if (this.user !== undefined) await chown(tmp, this.user.uid, this.user.gid);
-    return runProfileProcess(command, input, {
-      cwd: this.path,
-      env: baseEnv(this.path),
-      owner: this.user,
-      timeoutMs: this.options.profileTimeoutMs ?? PROFILE_TIMEOUT_MS,
-      log: log.child({ profile: instanceProfileName(entry) }),
-      signal: this.halted.signal,
-    });
+    await ensureFolder(this.path, "tmp", this.user);
+    const spec = { cwd: this.path, env: baseEnv(this.path), owner: this.user };
+    const run = { timeoutMs: this.options.profileTimeoutMs ?? PROFILE_TIMEOUT_MS, log: log.child({ profile: instanceProfileName(entry) }), signal: this.halted.signal };
+    if (typeof entry !== "string") return runProfileProcess([insidePartition(input.software, entry.command[0]), ...entry.command.slice(1)], input, { ...spec, ...run });
+    // A warm host serves one instance of one release: another one (a new tenant of the partition) gets a fresh process.
+    return this.options.profiles.run(this.partitionId, `${input.instance.instanceId} ${input.software}`, spec, insidePartition(input.software, entry), input, run);
   }
 
   /** Refuses an answer that acts outside its partition, naming what it asked; nothing of it is applied then. */
@@ -568,7 +609,9 @@ export class PartitionRunner {
       if (error instanceof ProfileAborted) return log.info("destroy interrupted: the node stops");
       log.error({ err: error }, "the destroy hook failed; wiping the partition anyway");
     }
-    for (const entry of await readdir(this.path)) await rm(join(this.path, entry), { recursive: true, force: true });
+    this.options.profiles.drop(this.partitionId);
+    // Through the partition's descriptor, never following a link its user may have planted.
+    await inFolder(this.path, "", (dir) => emptyFolder(dir));
     this.requestAnswers = {};
     try {
       await this.client.destroyed(this.partitionId, instance.instanceId);

@@ -1,37 +1,56 @@
-import { mkdir, readFile, readdir, rm, writeFile } from "node:fs/promises";
-import { join } from "node:path";
+import { chmod, mkdir, readFile, rename, rm, writeFile } from "node:fs/promises";
+import { basename, dirname, join } from "node:path";
 import { DeployedState } from "../core/state.js";
 
-/** What the node last deployed in a partition, in the partition itself (`<partition>/.slap-state.json`). */
-export const STATE_FILE = ".slap-state.json";
+/**
+ * What the node keeps of a partition lives outside it, where its user cannot write:
+ * `<root>/state/<partition id>/` (0700, the node's), holding `state.json` (what was last deployed)
+ * and `run/<service>.pid`. A tenant cannot rename, replace or forge any of it (DESIGN.md,
+ * "Root-safe file handling").
+ */
+export function nodeStateDir(partitionPath: string): string {
+  return join(dirname(partitionPath), "state", basename(partitionPath));
+}
 
-/** What stays the node's (root's) in a partition owned by its user. */
-export const NODE_OWNED: ReadonlySet<string> = new Set([STATE_FILE, "var/run"]);
+/** The folder of the partition's pid files (`pidFileOf`). */
+export function runDirOf(partitionPath: string): string {
+  return join(nodeStateDir(partitionPath), "run");
+}
+
+/** Where the supervisor records a running service of the partition: its pid and argv. */
+export function pidFileOf(partitionPath: string, service: string): string {
+  return join(runDirOf(partitionPath), `${service}.pid`);
+}
+
+/** Makes the node's folder of a partition (and `run/` in it), private to the node. */
+export async function prepareNodeStateDir(partitionPath: string): Promise<void> {
+  const dir = nodeStateDir(partitionPath);
+  await mkdir(runDirOf(partitionPath), { recursive: true, mode: 0o700 });
+  await chmod(dirname(dir), 0o700);
+  await chmod(dir, 0o700);
+}
+
+/** The state file in the node's folder of a partition. */
+export const STATE_FILE = "state.json";
 
 /** The partition's saved state; undefined when there is none or it cannot be read (then the instance is processed as new). */
 export async function readDeployedState(partitionPath: string): Promise<DeployedState | undefined> {
   try {
-    const parsed = DeployedState.safeParse(JSON.parse(await readFile(join(partitionPath, STATE_FILE), "utf8")));
+    const parsed = DeployedState.safeParse(JSON.parse(await readFile(join(nodeStateDir(partitionPath), STATE_FILE), "utf8")));
     return parsed.success ? parsed.data : undefined;
   } catch {
     return undefined;
   }
 }
 
+/** Writes the state whole or not at all (a node killed mid-write keeps the previous one). */
 export async function writeDeployedState(partitionPath: string, state: DeployedState): Promise<void> {
-  await writeFile(join(partitionPath, STATE_FILE), `${JSON.stringify(state, null, 2)}\n`);
+  const file = join(nodeStateDir(partitionPath), STATE_FILE);
+  await writeFile(`${file}.tmp`, `${JSON.stringify(state, null, 2)}\n`, { mode: 0o600 });
+  await rename(`${file}.tmp`, file);
 }
 
-/** Makes `<dir>/<name>.json` hold exactly the declared entries: changed files rewritten, stale ones removed. */
-export async function syncFolder(dir: string, entries: Map<string, unknown>): Promise<void> {
-  await mkdir(dir, { recursive: true });
-  for (const file of await readdir(dir)) {
-    if (file.endsWith(".json") && !entries.has(file.slice(0, -5))) await rm(join(dir, file), { force: true });
-  }
-  for (const [name, value] of entries) {
-    const file = join(dir, `${name}.json`);
-    const content = `${JSON.stringify(value, null, 2)}\n`;
-    const current = await readFile(file, "utf8").catch(() => undefined);
-    if (current !== content) await writeFile(file, content);
-  }
+/** Forgets what was deployed (the instance was destroyed and its partition wiped). */
+export async function clearDeployedState(partitionPath: string): Promise<void> {
+  await rm(join(nodeStateDir(partitionPath), STATE_FILE), { force: true });
 }

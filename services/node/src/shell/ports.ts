@@ -3,6 +3,7 @@ import { createServer } from "node:net";
 import { endianness } from "node:os";
 import { join } from "node:path";
 import { listenersOf, normalizeIp, parseProcNetTcp, type TcpSocket } from "../core/sockets.js";
+import { runDirOf } from "./partition-state.js";
 import { serviceMarkOf } from "./supervisor.js";
 import type { PartitionUser } from "./users.js";
 
@@ -99,9 +100,9 @@ async function markedFor(pid: number, path: string): Promise<boolean> {
   return (await serviceMarkOf(pid))?.partition === path;
 }
 
-/** The pids the supervisor recorded in `<partition>/var/run/*.pid` that still carry the partition's mark. */
+/** The pids the supervisor recorded (`pidFileOf`) that still carry the partition's mark. */
 async function recordedPids(path: string): Promise<number[]> {
-  const dir = join(path, "var", "run");
+  const dir = runDirOf(path);
   const files = (await readdir(dir).catch(() => [] as string[])).filter((f) => f.endsWith(".pid"));
   const out: number[] = [];
   for (const file of files) {

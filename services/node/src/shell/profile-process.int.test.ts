@@ -6,7 +6,7 @@ import { readFileSync } from "node:fs";
 import { chmod, readFile, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { captureLogger, eventually, tempDir } from "@slap/testkit";
+import { captureLogger, eventually, processGone, tempDir } from "@slap/testkit";
 import { baseEnv, writeDeclaredFile } from "./declarations.js";
 import { PROFILE_RUNNER, runProfileProcess } from "./profile-process.js";
 import { PROTOCOL_VERSION, type ProfileAnswer, type ProfileInput } from "./profile-protocol.js";
@@ -121,7 +121,7 @@ describe("the slap object of the JS profile runner", () => {
 
   it("acts no more once it answered: its process is gone, so nothing it left running can write later", async () => {
     const answer = await js(`setInterval(() => writeFileSync(slap.partition.path + "/late", "x"), 1); slap.publish({ pid: String(process.pid) });`);
-    assert.ok(gone(Number(answer.publish?.pid)), "the profile process is gone");
+    assert.ok(processGone(Number(answer.publish?.pid)), "the profile process is gone");
   });
 });
 
@@ -163,7 +163,7 @@ describe("a profile process that misbehaves ends its processing in error, naming
     await assert.rejects(sh(`sleep 1000 & echo $! > ${pidFile}; wait`, { timeoutMs: 3_000 }), ProfileTimeout);
     // The group got its signal with the shell; the shell's child dies a moment later (SIGKILL follows 2 s after at most).
     const started = Number(readFileSync(pidFile, "utf8").trim());
-    await eventually("what the profile started to be killed with it", () => Promise.resolve(gone(started) ? true : undefined), 5_000);
+    await eventually("what the profile started to be killed with it", () => Promise.resolve(processGone(started) ? true : undefined), 5_000);
   });
 
   it("ends at its timeout even when something it started left its process group and holds its output open", { timeout: 20_000 }, async () => {
@@ -174,21 +174,7 @@ describe("a profile process that misbehaves ends its processing in error, naming
       await assert.rejects(run, (error: unknown) => error instanceof ProfileTimeout && error.message === "profile timed out after 0.5 s");
     } finally {
       const escaped = Number(readFileSync(pidFile, "utf8").trim());
-      if (!gone(escaped)) process.kill(escaped, "SIGKILL");
+      if (!processGone(escaped)) process.kill(escaped, "SIGKILL");
     }
   });
 });
-
-/** The process is dead (a zombie not yet reaped by init counts as dead). */
-function gone(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch {
-    return true;
-  }
-  try {
-    return /^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, "utf8"));
-  } catch {
-    return true;
-  }
-}

@@ -33,6 +33,35 @@ export class ProfileAborted extends Error {
 }
 
 /**
+ * A profile process's stderr: each line logged (as `profileOutput`, on the logger of the run it
+ * belongs to) and the last `STDERR_KEEP` bytes kept for an error message.
+ */
+export class ProfileStderr {
+  private kept = "";
+  private partial = "";
+
+  constructor(private readonly log: () => Logger) {}
+
+  push(chunk: Buffer): void {
+    const lines = (this.partial + chunk.toString("utf8")).split("\n");
+    this.partial = (lines.pop() ?? "").slice(-STDERR_KEEP);
+    for (const line of lines) {
+      if (line.trim() === "") continue;
+      this.kept = `${this.kept}${line}\n`.slice(-STDERR_KEEP);
+      this.log().info({ profileOutput: line.slice(0, STDERR_KEEP) }, "profile output");
+    }
+  }
+
+  /** The kept lines as the end of an error message ("" when there are none); forgets them. */
+  said(): string {
+    const tail = (this.kept + this.partial).trim();
+    this.kept = "";
+    this.partial = "";
+    return tail === "" ? "" : `\n--- last lines of its stderr ---\n${tail}`;
+  }
+}
+
+/**
  * Runs one profile process (DESIGN.md, "Profile processes"): `command` in a process group of its
  * own, as `owner`, with `input` as JSON on stdin, and parses its answer. Rejects with
  * `ProfileTimeout` past `timeoutMs` (the group gets SIGTERM, then SIGKILL 2 s later; rejected
@@ -53,8 +82,6 @@ export function runProfileProcess(command: readonly string[], input: ProfileInpu
     });
     const chunks: Buffer[] = [];
     let size = 0;
-    let stderr = "";
-    let partial = "";
     let failure: Error | undefined;
     let settled = false;
     let cancelKill = (): void => undefined;
@@ -84,16 +111,8 @@ export function runProfileProcess(command: readonly string[], input: ProfileInpu
       if (size > maxBytes) kill(new ProfileProtocolError(`profile sent more than ${maxBytes} bytes on stdout (its answer is bounded)`));
       else chunks.push(chunk);
     });
-    child.stderr.on("data", (chunk: Buffer) => {
-      const text = partial + chunk.toString("utf8");
-      const lines = text.split("\n");
-      partial = (lines.pop() ?? "").slice(-STDERR_KEEP);
-      for (const line of lines) {
-        if (line.trim() === "") continue;
-        stderr = `${stderr}${line}\n`.slice(-STDERR_KEEP);
-        options.log.info({ profileOutput: line.slice(0, STDERR_KEEP) }, "profile output");
-      }
-    });
+    const stderr = new ProfileStderr(() => options.log);
+    child.stderr.on("data", (chunk: Buffer) => stderr.push(chunk));
     // A process that exits without reading its input: the pipe breaks, which is its answer's problem, not the node's.
     child.stdin.on("error", () => undefined);
     child.stdin.end(JSON.stringify(input));
@@ -103,8 +122,7 @@ export function runProfileProcess(command: readonly string[], input: ProfileInpu
     child.on("close", (code, signal) => {
       if (!settle()) return;
       if (failure !== undefined) return reject(failure);
-      const tail = (stderr + partial).trim();
-      const said = tail === "" ? "" : `\n--- last lines of its stderr ---\n${tail}`;
+      const said = stderr.said();
       let answer: ProfileAnswer;
       try {
         answer = parseAnswer(Buffer.concat(chunks).toString("utf8"));

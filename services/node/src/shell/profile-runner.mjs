@@ -1,10 +1,12 @@
-// The runner of a JS profile (DESIGN.md, "Profile processes"): `node profile-runner.mjs <profile.mjs>`.
+// The runner of a JS profile (DESIGN.md, "Profile processes"): `node profile-runner.mjs <profile.mjs>`
+// runs one processing; `node profile-runner.mjs --serve` is a warm host that runs many, one at a time.
 // The node spawns it as the partition's user, writes the processing's input as JSON on stdin, and
 // reads one JSON answer on stdout. It gives the module's default export the `slap` object of the
 // instance profile API, whose calls only collect declarations: the node checks and applies them
 // once this process has answered. Plain JS with no dependency, so it starts fast.
 import { randomBytes } from "node:crypto";
 import { readFile } from "node:fs/promises";
+import { createInterface } from "node:readline";
 import { isAbsolute, join, normalize, relative, sep } from "node:path";
 import { pathToFileURL } from "node:url";
 
@@ -142,26 +144,62 @@ function createSlap(input) {
   return { slap, answer };
 }
 
-const reply = (answer, code) => process.stdout.write(`${JSON.stringify(answer)}\n`, () => process.exit(code));
-
-let input;
-try {
-  input = await readInput();
-} catch (error) {
-  reply({ error: `profile runner: bad input: ${error.message}` }, 1);
-}
-if (input !== undefined) {
-  // A profile awaiting what never settles (a top-level await included) must hang until the node's
-  // timeout, not end this process with Node's "unsettled top-level await" exit.
-  setInterval(() => {}, 2 ** 30);
+/**
+ * Runs the profile module at `profilePath` once with `input`: its answer (declarations, a waiting
+ * request, or an error) and whether it succeeded. `fresh`: the module is evaluated again (a warm
+ * host runs one profile many times; what it imports is evaluated once per host).
+ */
+async function runProfile(profilePath, input, fresh) {
   const { slap, answer } = createSlap(input);
   try {
-    const module = await import(pathToFileURL(process.argv[2]).href);
-    if (typeof module.default !== "function") throw new Error(`profile ${process.argv[2]} has no default export function`);
+    const url = pathToFileURL(profilePath).href;
+    const module = await import(fresh === undefined ? url : `${url}?run=${fresh}`);
+    if (typeof module.default !== "function") throw new Error(`profile ${profilePath} has no default export function`);
     await module.default(slap);
-    reply(answer, 0);
+    return { answer, ok: true };
   } catch (error) {
-    if (error instanceof Waiting) reply({ requests: answer.requests, waiting: { reference: error.reference, reason: error.reason } }, 0);
-    else reply({ error: error instanceof Error ? error.message : String(error) }, 1);
+    if (error instanceof Waiting) return { answer: { requests: answer.requests, waiting: { reference: error.reference, reason: error.reason } }, ok: true };
+    return { answer: { error: error instanceof Error ? error.message : String(error) }, ok: false };
+  }
+}
+
+const reply = (answer, code) => process.stdout.write(`${JSON.stringify(answer)}\n`, () => process.exit(code));
+
+/**
+ * `--serve`: a warm host (DESIGN.md, "Warm profile hosts"). One request per line on stdin,
+ * `{"profile": "<profile.mjs>", "input": {…}}`, taken one at a time; one answer per line on
+ * stdout. A line that is not such a request ends the host (the node never sends one).
+ */
+async function serve() {
+  // As below: a profile awaiting what never settles hangs until the node's timeout.
+  setInterval(() => {}, 2 ** 30);
+  let runs = 0;
+  for await (const line of createInterface({ input: process.stdin, crlfDelay: Infinity })) {
+    let request;
+    try {
+      request = JSON.parse(line);
+      if (typeof request?.profile !== "string" || typeof request.input !== "object" || request.input === null) throw new Error("not a request");
+    } catch (error) {
+      return reply({ error: `profile host: bad request: ${error.message}` }, 1);
+    }
+    const { answer } = await runProfile(request.profile, request.input, ++runs);
+    await new Promise((done) => process.stdout.write(`${JSON.stringify(answer)}\n`, done));
+  }
+}
+
+if (process.argv[2] === "--serve") await serve();
+else {
+  let input;
+  try {
+    input = await readInput();
+  } catch (error) {
+    reply({ error: `profile runner: bad input: ${error.message}` }, 1);
+  }
+  if (input !== undefined) {
+    // A profile awaiting what never settles (a top-level await included) must hang until the node's
+    // timeout, not end this process with Node's "unsettled top-level await" exit.
+    setInterval(() => {}, 2 ** 30);
+    const { answer, ok } = await runProfile(process.argv[2], input, undefined);
+    reply(answer, ok ? 0 : 1);
   }
 }

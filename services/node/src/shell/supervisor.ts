@@ -1,10 +1,12 @@
 import { spawn, type ChildProcess } from "node:child_process";
-import { closeSync, fchownSync, openSync, renameSync, rmSync, writeFileSync } from "node:fs";
-import { chown, mkdir, open, readdir, readFile, rm } from "node:fs/promises";
+import { renameSync, rmSync, writeFileSync } from "node:fs";
+import { open, readdir, readFile, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import type { Logger } from "pino";
 import { nextRestart } from "../core/backoff.js";
+import { openPartitionLog, readTailBeneath } from "./beneath.js";
 import type { ProcessReport } from "./master-client.js";
+import { pidFileOf, runDirOf } from "./partition-state.js";
 import type { PartitionUser } from "./users.js";
 
 /** A declared long-running process (`etc/service/<name>.json`). */
@@ -123,37 +125,30 @@ export class Supervisor {
     return s?.state === "running" ? s.child?.pid : undefined;
   }
 
-  private logPath(name: string): string {
-    return join(this.partitionPath, "var", "log", `${name}.log`);
-  }
-
   private async launch(service: Service): Promise<void> {
     if (this.closed || this.services.get(service.name) !== service) return;
     service.timer = undefined;
     const owner = this.owner;
-    const createdVar = await mkdir(join(this.partitionPath, "var", "log"), { recursive: true });
-    if (owner !== undefined && createdVar !== undefined) {
-      for (const dir of [join(this.partitionPath, "var"), join(this.partitionPath, "var", "log")]) await chown(dir, owner.uid, owner.gid);
+    // Opened through the partition's descriptors, no link followed: a log the tenant swapped for a link stays where it points.
+    const logFile = await openPartitionLog(this.partitionPath, service.name, owner);
+    if (this.closed || service.stopped) {
+      await logFile.close();
+      return;
     }
-    await mkdir(join(this.partitionPath, "var", "run"), { recursive: true });
-    if (this.closed || service.stopped) return;
-    const fd = openSync(this.logPath(service.name), "a");
     const [file, ...args] = service.spec.command as [string, ...string[]];
     let child: ChildProcess;
     try {
-      // The log is opened by the node and handed over as stdout/stderr: it belongs to the service's user.
-      if (owner !== undefined) fchownSync(fd, owner.uid, owner.gid);
       child = spawn(file, args, {
         cwd: service.spec.cwd,
         env: { ...service.spec.env, [SERVICE_MARK]: `${this.partitionPath}#${service.name}` },
-        stdio: ["ignore", fd, fd],
+        stdio: ["ignore", logFile.fd, logFile.fd],
         ...(owner === undefined ? {} : { uid: owner.uid, gid: owner.gid }),
       });
     } finally {
-      closeSync(fd);
+      await logFile.close();
     }
     service.child = child;
-    const pidFile = join(this.partitionPath, "var", "run", `${service.name}.pid`);
+    const pidFile = pidFileOf(this.partitionPath, service.name);
     if (child.pid !== undefined) {
       // Written whole or not at all (a node killed mid-write must not leave half a pid file).
       writeFileSync(`${pidFile}.tmp`, `${JSON.stringify({ pid: child.pid, command: service.spec.command })}\n`);
@@ -207,7 +202,7 @@ export class Supervisor {
   }
 
   private tail(name: string, bytes = 2_048): Promise<string> {
-    return readTail(this.logPath(name), bytes).then((text) => text ?? "");
+    return readTailBeneath(this.partitionPath, `var/log/${name}.log`, bytes).then((text) => text ?? "");
   }
 }
 
@@ -270,39 +265,52 @@ async function stopProcess(pid: number, runs: () => Promise<boolean>): Promise<v
   if (await runs()) process.kill(pid, "SIGKILL");
 }
 
+/** The uid a process runs as (the owner of its /proc folder), undefined once it is gone. */
+async function uidOf(pid: number): Promise<number | undefined> {
+  return (await stat(`/proc/${pid}`).catch(() => undefined))?.uid;
+}
+
+/**
+ * Whether `pid` is a service of the partition at `partitionPath` by what the process itself
+ * shows, never by a file's word: it carries the partition's mark (its environment, which no
+ * other process can change) and, partition users on, runs as the partition's user.
+ */
+async function isPartitionService(pid: number, partitionPath: string, owner: PartitionUser | undefined): Promise<boolean> {
+  if ((await serviceMarkOf(pid))?.partition !== partitionPath) return false;
+  return owner === undefined || (await uidOf(pid)) === owner.uid;
+}
+
 /**
  * Stops the services a previous run of the node left behind (the node was killed and its
- * children survived): every `var/run/<name>.pid` whose process still runs the recorded command
- * (checked in /proc, so a reused pid is never killed) gets SIGTERM, then SIGKILL after 5 s; and
- * so does every process `marked` as a service of this partition (its pid never recorded).
+ * children survived): each pid the node recorded (`pidFileOf`, in the node's own folder) and
+ * each process `marked` as a service of this partition (its pid never recorded), provided the
+ * process is one (`isPartitionService`: its mark and its uid) — SIGTERM, then SIGKILL after 5 s.
  */
-export async function reapLeftovers(partitionPath: string, logger: Logger, marked: ReadonlyArray<{ pid: number; name: string }> = []): Promise<number> {
-  const dir = join(partitionPath, "var", "run");
+export async function reapLeftovers(
+  partitionPath: string,
+  logger: Logger,
+  marked: ReadonlyArray<{ pid: number; name: string }> = [],
+  owner?: PartitionUser,
+): Promise<number> {
+  const dir = runDirOf(partitionPath);
   const files = await readdir(dir).catch(() => [] as string[]);
-  let reaped = 0;
+  const candidates = new Map(marked.map(({ pid, name }) => [pid, name]));
   for (const file of files.filter((f) => f.endsWith(".pid"))) {
     const path = join(dir, file);
     try {
-      const { pid, command } = JSON.parse(await readFile(path, "utf8")) as { pid: number; command: string[] };
-      const cmdline = await readFile(`/proc/${pid}/cmdline`, "utf8").catch(() => undefined);
-      if (cmdline !== undefined && cmdline.split("\0").filter((a) => a !== "").join("\0") === command.join("\0")) {
-        logger.warn({ pid, command, serviceName: file.slice(0, -4) }, "stopping a service left running by a previous run of the node");
-        // Gone once its command line no longer matches: a zombie (an orphan its new parent has not
-        // reaped yet, as under an init that does not reap) has an empty one, and never goes away.
-        const runs = async (): Promise<boolean> => (await readFile(`/proc/${pid}/cmdline`, "utf8").catch(() => "")).split("\0").filter((a) => a !== "").join("\0") === command.join("\0");
-        await stopProcess(pid, runs);
-        reaped++;
-      }
+      const { pid } = JSON.parse(await readFile(path, "utf8")) as { pid: unknown };
+      if (Number.isInteger(pid) && (pid as number) > 1) candidates.set(pid as number, file.slice(0, -4));
     } catch (error) {
-      logger.warn({ err: error, file: path }, "could not check a leftover pid file");
+      logger.warn({ err: error, file: path }, "could not read a leftover pid file");
     }
     await rm(path, { force: true });
   }
-  for (const { pid, name } of marked) {
-    const stillMarked = async (): Promise<boolean> => (await serviceMarkOf(pid))?.partition === partitionPath;
-    if (!(await stillMarked())) continue;
-    logger.warn({ pid, serviceName: name }, "stopping a service left running by a previous run of the node, whose pid it had not recorded");
-    await stopProcess(pid, stillMarked);
+  let reaped = 0;
+  for (const [pid, name] of candidates) {
+    const still = (): Promise<boolean> => isPartitionService(pid, partitionPath, owner);
+    if (!(await still())) continue;
+    logger.warn({ pid, serviceName: name }, "stopping a service left running by a previous run of the node");
+    await stopProcess(pid, still);
     reaped++;
   }
   return reaped;

@@ -1,6 +1,6 @@
 import { execFile } from "node:child_process";
 import { createHash } from "node:crypto";
-import { chmod, lchown, lstat, readdir } from "node:fs/promises";
+import { chmod, lstat, readdir } from "node:fs/promises";
 import { join } from "node:path";
 
 /** The unix user a partition's processes run as (when the node runs as root). */
@@ -84,30 +84,6 @@ export async function removeUser(name: string): Promise<void> {
 /** Removes the users of `slappart0…N-1` of a computer (tests, decommissioning). */
 export async function removePartitionUsers(computerId: string, partitions: number): Promise<void> {
   for (let n = 0; n < partitions; n++) await removeUser(partitionUserName(computerId, `slappart${n}`));
-}
-
-/**
- * Gives everything under `dir` (and `dir`) to `owner`, without following symbolic links, and
- * only where the owner differs (an already owned tree is only read). `skip` lists paths
- * relative to `dir` left as they are (the node's own files).
- */
-export async function ownTree(dir: string, owner: PartitionUser, skip: ReadonlySet<string> = new Set()): Promise<void> {
-  const own = async (path: string): Promise<boolean> => {
-    const s = await lstat(path).catch(() => undefined);
-    if (s === undefined) return false;
-    if (s.uid !== owner.uid || s.gid !== owner.gid) await lchown(path, owner.uid, owner.gid).catch(() => undefined);
-    return s.isDirectory();
-  };
-  const walk = async (path: string, relative: string): Promise<void> => {
-    if (!(await own(path))) return;
-    const entries = await readdir(path).catch(() => [] as string[]);
-    for (const entry of entries) {
-      const rel = relative === "" ? entry : `${relative}/${entry}`;
-      if (skip.has(rel)) continue;
-      await walk(join(path, entry), rel);
-    }
-  };
-  await walk(dir, "");
 }
 
 /**

@@ -1,16 +1,19 @@
+import { randomUUID } from "node:crypto";
 import type { Duplex } from "node:stream";
 import Fastify, { LogController, type FastifyReply, type FastifyRequest } from "fastify";
-import { ROUTES, SeenHeader, routerPath, routes, type OperationId } from "@slap/api";
+import { ROUTES, RevisionHeader, SeenHeader, routerPath, routes, type OperationId } from "@slap/api";
 import { EventValidationError, type Actor } from "@slap/events";
 import type { Logger } from "pino";
-import { authenticate, type Credentials } from "../auth.js";
+import { authenticate, type CredentialSource, type TokenFileWatch } from "../auth.js";
 import { isDashboardPath, registerDashboard, type DashboardFiles } from "../dashboard.js";
 import { CommandRejected, type Master } from "../master.js";
+import { MasterMetrics } from "../metrics.js";
 import { adminHandlers } from "./admin.js";
 import { computerHandlers } from "./computers.js";
 import { eventHandlers } from "./events.js";
 import { instanceHandlers } from "./instances.js";
 import { SEEN_WAIT_MS } from "./reads.js";
+import { operationsRoutes, tokenHandlers } from "./operations.js";
 import { requestHandlers } from "./requests.js";
 import { HttpError, parse, registerRoutes, type Handlers } from "./route.js";
 
@@ -19,6 +22,21 @@ const HEARTBEAT_URL = new RegExp(`^${routes.heartbeat.path.replace(/\{\w+\}/g, "
 
 /** Routes anyone may call (health, the API description), from the route table; and the dashboard's static files (which carry no data). */
 const PUBLIC_ROUTES = new Set(ROUTES.filter((r) => r.auth === "public").map(routerPath));
+
+/** The metrics route, which a metrics token (no actor) may call. */
+const METRICS_ROUTE = routerPath(routes.metrics);
+
+/**
+ * An `x-request-id` the master takes from its caller (a proxy's, a client's trace id): a token
+ * of at most 128 characters; anything else is replaced by a new one (a UUID).
+ */
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+/** The request id of a request: the caller's when it is valid, else a new one. Logged as `requestId`, answered as `x-request-id`. */
+function requestIdOf(header: string | string[] | undefined): string {
+  const given = Array.isArray(header) ? header[0] : header;
+  return given !== undefined && REQUEST_ID.test(given) ? given : randomUUID();
+}
 
 /** Status of a policy's or a decider's refusal. */
 const REFUSAL_STATUS = { Forbidden: 403, NotFound: 404, Conflict: 409, BadParameters: 400 } as const;
@@ -45,9 +63,12 @@ function answerClientError(error: Error & { code?: string }, socket: Duplex): vo
  * `{ error: { code, message, issues? } }` with 400/401/403/404/409, never a stack trace. Who may
  * see what is core/visibility.ts; this layer authenticates and maps refusals to statuses.
  */
-export function buildHttpApi(master: Master, logger: Logger, options: { credentials: Credentials; dashboard?: DashboardFiles }) {
+export function buildHttpApi(master: Master, logger: Logger, options: { credentials: CredentialSource; tokenFile?: TokenFileWatch; dashboard?: DashboardFiles; https?: { cert: Buffer; key: Buffer } }) {
+  const metrics = new MasterMetrics(master);
   const app = Fastify({
     loggerInstance: logger,
+    ...(options.https === undefined ? {} : { https: options.https }),
+    genReqId: (request) => requestIdOf(request.headers["x-request-id"]),
     bodyLimit: 1024 * 1024,
     forceCloseConnections: true,
     // References may be 512 characters, and percent-encoded up to three times longer.
@@ -58,21 +79,31 @@ export function buildHttpApi(master: Master, logger: Logger, options: { credenti
     },
     clientErrorHandler: answerClientError,
     // Heartbeats (one per node every few seconds) are not logged as requests; their failures still are.
-    logController: new LogController({ disableRequestLogging: (request) => request.method === "POST" && HEARTBEAT_URL.test(request.url) }),
+    logController: new LogController({
+      requestIdLogLabel: "requestId",
+      disableRequestLogging: (request) => request.method === "POST" && HEARTBEAT_URL.test(request.url),
+    }),
   });
 
   // Every route but the public ones needs a token (see auth.ts); the actor it names is kept per request.
   const actors = new WeakMap<FastifyRequest, Actor>();
-  app.addHook("onRequest", (request, _reply, done) => {
+  const scrapers = new WeakSet<FastifyRequest>();
+  app.addHook("onRequest", (request, reply, done) => {
+    void reply.header("x-request-id", request.id);
     const route = request.routeOptions.url;
     if (route !== undefined && (PUBLIC_ROUTES.has(route) || isDashboardPath(route))) return done();
-    // A master given no dashboard answers its paths 404 to anyone, as the route table says.
-    if (route === undefined && options.dashboard === undefined && isDashboardPath(request.url)) return done();
+    // No route: a 404 to anyone (the not-found handler), not a 401 that would say there is something behind a token.
+    if (route === undefined) return done();
     const header = (name: string): string | undefined => {
       const v = request.headers[name];
       return Array.isArray(v) ? v[0] : v;
     };
-    const result = authenticate(options.credentials, header("authorization"), header("x-slap-partition"));
+    const result = authenticate(options.credentials.current, header("authorization"), header("x-slap-partition"));
+    if ("scraper" in result) {
+      if (route !== METRICS_ROUTE) return done(new HttpError(403, "Forbidden", "a metrics token may read GET /metrics only"));
+      scrapers.add(request);
+      return done();
+    }
     if ("actor" in result) {
       actors.set(request, result.actor);
       // Any call with a node's token is a sign of life of its node, not only its heartbeats.
@@ -116,14 +147,22 @@ export function buildHttpApi(master: Master, logger: Logger, options: { credenti
   // reacting to its allocation) sends `x-slap-seen: N`, and is answered from read models that
   // include N — not refused because this master's projection is a few milliseconds behind.
   app.addHook("preHandler", async (request) => {
+    // A node's write says which revision of its desired state it answers: logged with the write
+    // (the node read that state here, so there is nothing to wait for).
+    const revision = request.headers["x-slap-revision"];
+    if (revision !== undefined && actors.has(request)) request.log = request.log.child({ revision: parse(RevisionHeader, revision, "header x-slap-revision") });
     const seen = request.headers["x-slap-seen"];
     // Only for authenticated callers: a stranger must not hold requests open (public routes).
-    if (seen === undefined || !actors.has(request)) return;
+    if (seen === undefined || !(actors.has(request) || scrapers.has(request))) return;
     const position = parse(SeenHeader, seen, "header x-slap-seen");
     if (position <= master.position) return;
     await master.settledWithin(position, SEEN_WAIT_MS);
     // Past the deadline: the caller reads another log (a node on another stream?) or a commit there is malformed.
     if (position > master.position) request.log.warn({ seen: position, position: master.position }, "x-slap-seen names a position this master has not reached: answering anyway");
+  });
+  app.addHook("onResponse", (request, reply, done) => {
+    metrics.observe(request.method, request.routeOptions.url ?? "(none)", reply.statusCode, reply.elapsedTime / 1000);
+    done();
   });
   app.setNotFoundHandler((request, reply) =>
     reply.code(404).send({ error: { code: "NotFound", message: `no route ${request.method} ${request.url.split("?")[0]}` } }),
@@ -131,14 +170,16 @@ export function buildHttpApi(master: Master, logger: Logger, options: { credenti
 
   // Every route of the table has its handler (the compiler checks), but the dashboard's, which
   // is a folder's files and is served only when the master is given one.
-  const handlers: Handlers<Exclude<OperationId, "dashboard">> = {
+  const handlers: Handlers<Exclude<OperationId, "dashboard" | "ready" | "metrics">> = {
     ...adminHandlers(master),
+    ...tokenHandlers(options.tokenFile),
     ...requestHandlers(master),
     ...instanceHandlers(master),
     ...computerHandlers(master),
     ...eventHandlers(master, logger),
   };
   registerRoutes(app, handlers, actorOf);
+  operationsRoutes(app, master, metrics, (request) => scrapers.has(request) || actorOf(request));
   if (options.dashboard !== undefined) registerDashboard(app, options.dashboard);
   return app;
 }
