@@ -20,7 +20,8 @@ describe("bench harness", () => {
     assert.equal(selectScenarios(scenarios, undefined).selected.length, scenarios.length);
   });
 
-  it("runs every scenario at a tiny size and writes the report", { timeout: 60_000 }, async () => {
+  // Every scenario starts servers and nodes: minutes on a loaded 2-core machine.
+  it("runs every scenario at a tiny size and writes the report", { timeout: 300_000 }, async () => {
     const report = await runBench({
       runs: 1,
       sizes: { serial: 20, pipelined: 300, window: 50 },

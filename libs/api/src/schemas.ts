@@ -235,6 +235,8 @@ export const ERROR_CODES = {
   403: "Forbidden",
   404: "NotFound",
   409: "Conflict",
+  413: "TooLarge",
+  429: "TooManyRequests",
   431: "BadRequest",
   500: "Internal",
 } as const;

@@ -321,25 +321,26 @@ describe("capacity index", () => {
     assert.deepEqual(index.syncPartition(state.computers, "COMP-1", "slappart0"), []);
   });
 
-  it("places 100,000 instances on 1,000 computers × 100 partitions in under 5 s (pure decisions and index upkeep)", () => {
+  // How fast is the bench's (`npm run bench`, allocation): a timed assertion here would fail on a busy machine.
+  it("places 100,000 instances on 1,000 computers × 100 partitions, every partition once, then refuses the next (pure decisions and index upkeep)", () => {
     let state = cloudProjection.initial();
     let position = 0;
     for (let c = 0; c < 1_000; c++) for (const e of computer(`COMP-${c}`, { partitions: 100 })) state = cloudProjection.evolve(state, e, ++position);
-    const t0 = performance.now();
     const capacity = CapacityIndex.fromView(state.computers);
     const probe = { ...instance(viewOf([request("probe")]), "probe") };
     let count = 0;
+    const used = new Set<string>();
     for (let i = 0; i < 100_000; i++) {
       const result = place({ ...probe, instanceId: `i${i}`, treeId: `i${i}` }, state, { capacity });
       if (!result.ok) break;
+      used.add(`${result.computerId}/${result.partitionId}`);
       capacity.reserve({ instanceId: `i${i}`, treeId: `i${i}`, computerId: result.computerId, partitionId: result.partitionId });
       count++;
     }
-    const ms = performance.now() - t0;
     assert.equal(count, 100_000);
+    assert.equal(used.size, 100_000, "no partition placed twice");
     const oneMore = place({ ...probe, instanceId: "one-more" }, state, { capacity });
     assert.equal(!oneMore.ok && oneMore.reason, "NoFreePartition");
-    assert.ok(ms < 5_000, `100,000 placements took ${ms.toFixed(0)} ms`);
   });
 });
 

@@ -5,7 +5,24 @@
 import { configSchema, logLevelSetting, type ConfigDescription, type ConfigInput, type ConfigOf, type ConfigRule, type Setting } from "@slap/events";
 import { natsCredentialsRule, natsSettings } from "@slap/eventstore-jetstream";
 import { z } from "zod";
+import { DEFAULT_LIMITS } from "./core/limits.js";
 import { DEFAULT_STALE_AFTER_MS } from "./shell/master.js";
+
+/** A whole number from `min` to `max`, for a limit. */
+function count(min: number, max: number) {
+  const message = `must be a whole number from ${min} to ${max}`;
+  return z.coerce.number({ error: message }).int(message).min(min, message).max(max, message);
+}
+
+/** What one caller may take of the master (core/limits.ts; README, "Limits"), each with its variable. */
+const LIMIT_SETTINGS = {
+  writeBytesPerSecond: { schema: count(1_024, 1_073_741_824), env: "SLAP_WRITE_BYTES_PER_S", default: String(DEFAULT_LIMITS.writeBytesPerSecond), help: "bytes of request bodies one caller (a user, a node) may write per second, on average" },
+  writeBytesBurst: { schema: count(1_024, 1_073_741_824), env: "SLAP_WRITE_BYTES_BURST", default: String(DEFAULT_LIMITS.writeBytesBurst), help: "bytes one caller may write at once (a burst)" },
+  writesPerSecond: { schema: count(1, 1_000_000), env: "SLAP_WRITES_PER_S", default: String(DEFAULT_LIMITS.writesPerSecond), help: "writes (requests, bangs, reports…) one caller may make per second, on average" },
+  writesBurst: { schema: count(1, 10_000_000), env: "SLAP_WRITES_BURST", default: String(DEFAULT_LIMITS.writesBurst), help: "writes one caller may make at once (a burst)" },
+  heldPerCaller: { schema: count(1, 1_000_000), env: "SLAP_HELD_PER_CALLER", default: String(DEFAULT_LIMITS.heldPerCaller), help: "event streams, watches and long polls one caller may hold open at once" },
+  heldTotal: { schema: count(1, 10_000_000), env: "SLAP_HELD_TOTAL", default: String(DEFAULT_LIMITS.heldTotal), help: "event streams, watches and long polls held open at once by everyone" },
+} as const satisfies Record<string, Setting>;
 
 /** The master's settings. */
 export const MASTER_SETTINGS = {
@@ -49,6 +66,7 @@ export const MASTER_SETTINGS = {
     help: "how long, in ms, a computer's node may stay silent before it is shown unresponsive",
     note: "about 3 of the nodes' SLAP_HEARTBEAT_MS",
   },
+  ...LIMIT_SETTINGS,
   streamName: natsSettings.streamName,
   natsUser: natsSettings.natsUser,
   natsPassword: natsSettings.natsPassword,

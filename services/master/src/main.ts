@@ -76,6 +76,14 @@ export async function runMaster(config: MasterConfig, dependencies: MasterDepend
     ...(tokenFile === undefined ? {} : { tokenFile }),
     ...(dashboard === undefined ? {} : { dashboard }),
     ...(https === undefined ? {} : { https }),
+    limits: {
+      writeBytesPerSecond: parsed.writeBytesPerSecond,
+      writeBytesBurst: parsed.writeBytesBurst,
+      writesPerSecond: parsed.writesPerSecond,
+      writesBurst: parsed.writesBurst,
+      heldPerCaller: parsed.heldPerCaller,
+      heldTotal: parsed.heldTotal,
+    },
   });
   let address: string;
   try {

@@ -18,7 +18,9 @@ import {
   decideRequest,
   decideStateChange,
   decideStatus,
+  decideSoftwareStatus,
   decideSupply,
+  SOFTWARE_LOG_KEEP,
   type Decision,
   type DecisionContext,
 } from "./decide.js";
@@ -320,6 +322,29 @@ describe("supply decider", () => {
         .when((ctx) => decideSupply("C1", { releaseUrl: KVDB, state: "available" }, ctx))
         .thenRejects((rejection) => assert.equal(rejection.reason, "Forbidden", JSON.stringify(actor)));
     }
+  });
+});
+
+describe("software status decider", () => {
+  const node: Actor = { kind: "node", computerId: "C1" };
+  const supplied = [fixtures.computerRegistered("C1"), fixtures.softwareSupplied("C1", KVDB)];
+  it("takes a node's report of a release supplied to it, its log cut to the last 16 KiB", () => {
+    given(supplied, node)
+      .when((ctx) => decideSoftwareStatus("C1", { releaseUrl: KVDB, status: "error", log: `${"a".repeat(20_000)}the end` }, ctx))
+      .then((events) => {
+        assert.deepEqual(events.map((e) => e.type), ["SoftwareReleaseStatusReported"]);
+        const log = (events[0]!.data as { log: string }).log;
+        assert.equal(log.length, SOFTWARE_LOG_KEEP);
+        assert.ok(log.endsWith("the end"));
+      });
+  });
+  it("refuses a report of a release nobody supplied to the computer (409): a node speaks of what it was given", () => {
+    given(supplied, node)
+      .when((ctx) => decideSoftwareStatus("C1", { releaseUrl: "file:///software/never", status: "available" }, ctx))
+      .thenRejects((rejection) => {
+        assert.equal(rejection.reason, "Conflict");
+        assert.match(rejection.detail, /was never supplied to C1/);
+      });
   });
 });
 

@@ -479,22 +479,28 @@ export function decideSupply(computerId: string, command: SupplySoftware, ctx: D
  * SlapOS refuses it): a supplied release reported destroyed would read as removed while the
  * computer is still ordered to keep it.
  */
+/** Characters of a release's install log kept in its status (the last ones). */
+export const SOFTWARE_LOG_KEEP = 16_384;
+
 export function decideSoftwareStatus(computerId: string, command: ReportSoftwareStatus, ctx: DecisionContext): Decision {
   const computer = ctx.computers.computers[computerId];
   if (computer === undefined) return reject("NotFound", `no computer ${computerId}`);
   const denied = mayActForComputer(computerId, ctx);
   if (denied !== undefined) return denied;
   const current = computer.software[command.releaseUrl];
-  if (command.status === "destroyed" && current?.supplied === true) {
+  // A node speaks of what it was given: a compromised one must not fill the read models with releases nobody supplied.
+  if (current === undefined) return reject("Conflict", `${command.releaseUrl} was never supplied to ${computerId}: a node reports only the releases supplied to it`);
+  if (command.status === "destroyed" && current.supplied) {
     return reject("Conflict", `${command.releaseUrl} is supplied on ${computerId}: it may be reported destroyed only after it was unsupplied`);
   }
-  const schema = command.status === "available" ? (command.parametersSchema ?? null) : (current?.parametersSchema ?? null);
-  const same = current !== undefined && current.status === command.status && current.log === (command.log ?? null) && canonicalJson(current.parametersSchema) === canonicalJson(schema);
-  if (same) return { ok: true, appends: [] };
+  // The end of an install log is what tells what went wrong: kept, the rest cut.
+  const log = command.log === undefined ? undefined : command.log.slice(-SOFTWARE_LOG_KEEP);
+  const schema = command.status === "available" ? (command.parametersSchema ?? null) : current.parametersSchema;
+  if (current.status === command.status && current.log === (log ?? null) && canonicalJson(current.parametersSchema) === canonicalJson(schema)) return { ok: true, appends: [] };
   return onComputer(computerId, ctx, "SoftwareReleaseStatusReported", {
     releaseUrl: command.releaseUrl,
     status: command.status,
-    ...(command.log === undefined ? {} : { log: command.log }),
+    ...(log === undefined ? {} : { log }),
     ...(command.status === "available" && command.parametersSchema !== undefined ? { parametersSchema: command.parametersSchema } : {}),
   });
 }

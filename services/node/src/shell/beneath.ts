@@ -148,9 +148,14 @@ export async function openFileBeneath(
 }
 
 /** The last `bytes` of the regular file `relative` under `root`, or undefined when it cannot be read as one. */
-export async function readTailBeneath(root: string, relative: string, bytes: number): Promise<string | undefined> {
+export function readTailBeneath(root: string, relative: string, bytes: number): Promise<string | undefined> {
+  return tailOf(() => openFileBeneath(root, relative, O_RDONLY), bytes);
+}
+
+/** The last `bytes` of the file `opening` opens (closed after), or undefined when it cannot be opened or read. */
+export async function tailOf(opening: () => Promise<FileHandle>, bytes: number): Promise<string | undefined> {
   try {
-    const file = await openFileBeneath(root, relative, O_RDONLY);
+    const file = await opening();
     try {
       const { size } = await file.stat();
       const length = Math.min(size, bytes);

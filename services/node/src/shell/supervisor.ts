@@ -4,7 +4,7 @@ import { open, readdir, readFile, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import type { Logger } from "pino";
 import { nextRestart } from "../core/backoff.js";
-import { openPartitionLog, readTailBeneath } from "./beneath.js";
+import { openPartitionLog, readTailBeneath, tailOf } from "./beneath.js";
 import type { ProcessReport } from "./master-client.js";
 import { pidFileOf, runDirOf } from "./partition-state.js";
 import type { PartitionUser } from "./users.js";
@@ -207,21 +207,8 @@ export class Supervisor {
 }
 
 /** The last `bytes` of a file (a process's log), or undefined when it cannot be read. */
-export async function readTail(path: string, bytes: number): Promise<string | undefined> {
-  try {
-    const handle = await open(path, "r");
-    try {
-      const { size } = await handle.stat();
-      const length = Math.min(size, bytes);
-      const buffer = Buffer.alloc(length);
-      await handle.read(buffer, 0, length, size - length);
-      return buffer.toString("utf8");
-    } finally {
-      await handle.close();
-    }
-  } catch {
-    return undefined;
-  }
+export function readTail(path: string, bytes: number): Promise<string | undefined> {
+  return tailOf(() => open(path, "r"), bytes);
 }
 
 /**

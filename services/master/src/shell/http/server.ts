@@ -8,6 +8,7 @@ import { authenticate, type CredentialSource, type TokenFileWatch } from "../aut
 import { isDashboardPath, registerDashboard, type DashboardFiles } from "../dashboard.js";
 import { CommandRejected, type Master } from "../master.js";
 import { MasterMetrics } from "../metrics.js";
+import { DEFAULT_LIMITS, Limits, type LimitSettings, type OverLimit } from "../../core/limits.js";
 import { adminHandlers } from "./admin.js";
 import { computerHandlers } from "./computers.js";
 import { eventHandlers } from "./events.js";
@@ -38,6 +39,28 @@ function requestIdOf(header: string | string[] | undefined): string {
   return given !== undefined && REQUEST_ID.test(given) ? given : randomUUID();
 }
 
+/** Routes that hold a request open: event streams and watches; and any request asked to wait (`?wait=`, a long poll). */
+const STREAM_ROUTES = new Set(ROUTES.filter((r) => Object.values(r.responses).some((a) => "stream" in a)).map(routerPath));
+
+function holdsOpen(request: FastifyRequest): boolean {
+  if (STREAM_ROUTES.has(request.routeOptions.url ?? "")) return true;
+  const wait = (request.query as { wait?: unknown } | undefined)?.wait;
+  return wait !== undefined && wait !== "0" && wait !== "";
+}
+
+/** Who a request's limits count against: a user (admin included), or a node with its partitions. */
+function callerOf(actor: Actor): string {
+  switch (actor.kind) {
+    case "user":
+      return `user:${actor.userId}`;
+    case "node":
+    case "partition":
+      return `node:${actor.computerId}`;
+    case "service":
+      return `service:${actor.name}`;
+  }
+}
+
 /** Status of a policy's or a decider's refusal. */
 const REFUSAL_STATUS = { Forbidden: 403, NotFound: 404, Conflict: 409, BadParameters: 400 } as const;
 
@@ -63,7 +86,12 @@ function answerClientError(error: Error & { code?: string }, socket: Duplex): vo
  * `{ error: { code, message, issues? } }` with 400/401/403/404/409, never a stack trace. Who may
  * see what is core/visibility.ts; this layer authenticates and maps refusals to statuses.
  */
-export function buildHttpApi(master: Master, logger: Logger, options: { credentials: CredentialSource; tokenFile?: TokenFileWatch; dashboard?: DashboardFiles; https?: { cert: Buffer; key: Buffer } }) {
+export function buildHttpApi(
+  master: Master,
+  logger: Logger,
+  options: { credentials: CredentialSource; tokenFile?: TokenFileWatch; dashboard?: DashboardFiles; https?: { cert: Buffer; key: Buffer }; limits?: LimitSettings },
+) {
+  const limits = new Limits(options.limits ?? DEFAULT_LIMITS);
   const metrics = new MasterMetrics(master);
   const app = Fastify({
     loggerInstance: logger,
@@ -159,6 +187,25 @@ export function buildHttpApi(master: Master, logger: Logger, options: { credenti
     await master.settledWithin(position, SEEN_WAIT_MS);
     // Past the deadline: the caller reads another log (a node on another stream?) or a commit there is malformed.
     if (position > master.position) request.log.warn({ seen: position, position: master.position }, "x-slap-seen names a position this master has not reached: answering anyway");
+  });
+  // What one caller may take (core/limits.ts): its writes, and the requests it holds open. Refused with a 429 naming the limit.
+  app.addHook("preHandler", async (request, reply) => {
+    const actor = actors.get(request);
+    if (actor === undefined) return;
+    const caller = callerOf(actor);
+    const over = (refusal: OverLimit): never => {
+      if (refusal.retryAfterS > 0) void reply.header("retry-after", String(refusal.retryAfterS));
+      request.log.warn({ caller, limit: refusal.limit }, "request refused: over a limit");
+      throw new HttpError(429, "TooManyRequests", refusal.message);
+    };
+    if (request.method !== "GET" && request.method !== "HEAD") {
+      const refusal = limits.write(caller, Number(request.headers["content-length"] ?? 0) || 0, Date.now());
+      if (refusal !== undefined) over(refusal);
+    }
+    if (!holdsOpen(request)) return;
+    const held = limits.hold(caller);
+    if (typeof held !== "function") return over(held);
+    reply.raw.once("close", held);
   });
   app.addHook("onResponse", (request, reply, done) => {
     metrics.observe(request.method, request.routeOptions.url ?? "(none)", reply.statusCode, reply.elapsedTime / 1000);
