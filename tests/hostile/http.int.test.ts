@@ -344,6 +344,7 @@ const ENDPOINTS: readonly Endpoint[] = [
     },
   }),
   route(routes.heartbeat, { computerId: "COMP-1" }, { who: () => as.node("COMP-1") }),
+  route(routes.getDesiredState, { computerId: "COMP-1" }, { who: () => as.node("COMP-1"), query: { index: notPosition, wait: notIntQuery(0, 60_000) } }),
   route(routes.bangComputer, { computerId: "COMP-1" }, {
     who: () => as.node("COMP-1"),
     body: { valid: () => ({ message: "disk replaced" }), fields: [{ path: ["message"], required: false, bad: notStringIn(1, 65_536) }] },
