@@ -17,7 +17,7 @@ import fc from "fast-check";
 import { Allocator } from "@slap/allocator";
 import { EmbeddedEventStore } from "@slap/eventstore-embedded";
 import { runMaster, type RunningMaster } from "@slap/master";
-import { as, callJson, captureLogger, freePortBlock, tempDir, testToken, tokenFile } from "@slap/testkit";
+import { as, callJson, captureLogger, eventually, freePortBlock, tempDir, testToken, tokenFile } from "@slap/testkit";
 import { runNode, type RunningNode } from "@slap/node";
 
 const COMPUTER = "COMP-HOSTILE";
@@ -184,6 +184,11 @@ before(async () => {
   );
   const supplied = await call("POST", `/v1/computers/${COMPUTER}/supply`, as.admin(), { releaseUrl: echo });
   assert.equal(supplied.status, 200, JSON.stringify(supplied.body));
+  // Installed before the tests start: "nothing is appended" checks must not see the node's install reports.
+  await eventually("the echo release to be available", async () => {
+    const { body } = await call("GET", `/v1/computers/${COMPUTER}`, as.admin());
+    return (body.computer as { software: Record<string, { status: string }> } | undefined)?.software[echo]?.status === "available" ? true : undefined;
+  }, 30_000);
   siblingBefore = await snapshot(join(base, "sibling"));
   parentBefore = (await readdir(base)).sort();
 });
