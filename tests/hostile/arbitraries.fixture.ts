@@ -124,6 +124,15 @@ export const notStringMap: fc.Arbitrary<unknown> = fc.oneof(
   fc.constant({ big: "v".repeat(65_537) }),
 );
 
+/** Instance parameters the master must refuse: any JSON value is one, so only the map's shape, its keys and a value's size. */
+export const notParameterMap: fc.Arbitrary<unknown> = fc.oneof(
+  notA("object"),
+  fc.constant({ "": "empty key" }),
+  tooLong(256).map((key) => ({ [key]: "long key" })),
+  fc.constant({ big: "v".repeat(65_537) }),
+  fc.constant({ nested: { deep: ["v".repeat(65_537)] } }),
+);
+
 /** A query-string value that is not a log position (decimal digits, at most 15). */
 export const notPosition: fc.Arbitrary<string> = fc.oneof(
   nasty.filter((s) => !/^\d{1,15}$/.test(s)),

@@ -23,6 +23,7 @@ import {
   notIsoTime,
   notPosition,
   notStringIn,
+  notParameterMap,
   notStringMap,
   notToken,
   tooLong,
@@ -271,7 +272,7 @@ const ENDPOINTS: readonly Endpoint[] = [
         { path: ["releaseUrl"], required: true, bad: badReleaseUrl },
         { path: ["reference"], required: true, bad: notStringIn(1, 512) },
         { path: ["softwareType"], required: false, bad: notStringIn(1, 128) },
-        { path: ["parameters"], required: false, bad: notStringMap },
+        { path: ["parameters"], required: false, bad: notParameterMap },
         { path: ["sla"], required: false, bad: notStringMap },
         { path: ["shared"], required: false, bad: notA("boolean") },
         { path: ["state"], required: false, bad: notEnum(["started", "stopped", "destroyed"]) },
@@ -345,8 +346,8 @@ const ENDPOINTS: readonly Endpoint[] = [
   route(routes.heartbeat, { computerId: "COMP-1" }, { who: () => as.node("COMP-1") }),
   route(routes.getDesiredState, { computerId: "COMP-1" }, { who: () => as.node("COMP-1"), query: { index: notPosition, wait: notIntQuery(0, 60_000) } }),
   route(routes.bangComputer, { computerId: "COMP-1" }, {
-    who: () => as.admin(),
-    body: { valid: () => ({ message: "why" }), fields: [{ path: ["message"], required: false, bad: notStringIn(1, 65_536) }] },
+    who: () => as.node("COMP-1"),
+    body: { valid: () => ({ message: "disk replaced" }), fields: [{ path: ["message"], required: false, bad: notStringIn(1, 65_536) }] },
   }),
   route(routes.reportSoftware, { computerId: "COMP-1" }, {
     who: () => as.node("COMP-1"),

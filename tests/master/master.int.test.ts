@@ -244,7 +244,7 @@ describe("bad input and strangers", () => {
 
   it("answers 400 naming the field path, and appends nothing", async () => {
     const head = await masterStore.head();
-    const bad = await call("POST", "/v1/requests", alice, { releaseUrl: "", reference: "x", parameters: { a: 1 }, state: "paused" });
+    const bad = await call("POST", "/v1/requests", alice, { releaseUrl: "", reference: "x", parameters: { a: "x".repeat(70_000) }, state: "paused" });
     assert.equal(bad.status, 400);
     const paths = ((bad.body.error as { issues: Array<{ path: string }> }).issues ?? []).map((i) => i.path);
     for (const p of ["releaseUrl", "parameters.a", "state"]) assert.ok(paths.includes(p), `${p} in ${paths.join(", ")}`);
@@ -255,8 +255,8 @@ describe("bad input and strangers", () => {
     assert.equal(await masterStore.head(), head);
   });
 
-  it("answers 409 for another release under the same reference, 404 for what does not exist or is not yours", async () => {
-    const conflict = await call("POST", "/v1/requests", alice, { releaseUrl: KVDB, reference: "my app" });
+  it("answers 409 for another shared flag under the same reference, 404 for what does not exist or is not yours", async () => {
+    const conflict = await call("POST", "/v1/requests", alice, { releaseUrl: KVDB, reference: "my app", shared: true });
     assert.equal(conflict.status, 409);
     const appId = instanceIdFor({ kind: "user", userId: "alice" }, "my app");
     assert.equal((await call("GET", `/v1/instances/${appId}`, bob)).status, 404);

@@ -17,7 +17,7 @@ import fc from "fast-check";
 import { Allocator } from "@slap/allocator";
 import { EmbeddedEventStore } from "@slap/eventstore-embedded";
 import { runMaster, type RunningMaster } from "@slap/master";
-import { as, callJson, captureLogger, freePortBlock, tempDir, testToken, tokenFile } from "@slap/testkit";
+import { as, callJson, captureLogger, eventually, freePortBlock, tempDir, testToken, tokenFile } from "@slap/testkit";
 import { runNode, type RunningNode } from "@slap/node";
 
 const COMPUTER = "COMP-HOSTILE";
@@ -184,6 +184,11 @@ before(async () => {
   );
   const supplied = await call("POST", `/v1/computers/${COMPUTER}/supply`, as.admin(), { releaseUrl: echo });
   assert.equal(supplied.status, 200, JSON.stringify(supplied.body));
+  // Installed before the tests start: "nothing is appended" checks must not see the node's install reports.
+  await eventually("the echo release to be available", async () => {
+    const { body } = await call("GET", `/v1/computers/${COMPUTER}`, as.admin());
+    return (body.computer as { software: Record<string, { status: string }> } | undefined)?.software[echo]?.status === "available" ? true : undefined;
+  }, 30_000);
   siblingBefore = await snapshot(join(base, "sibling"));
   parentBefore = (await readdir(base)).sort();
 });
@@ -215,7 +220,7 @@ describe("paths and shells under hostile input, master and node end to end", () 
     count("source files checked", sources.length);
   });
 
-  it("refuses what is too long or not a string with a 400 naming the field, and nothing reaches the node", async () => {
+  it("refuses what is too long or malformed with a 400 naming the field, and nothing reaches the node", async () => {
     const cases: Array<{ body: Record<string, unknown>; field: string }> = [
       { body: { reference: "r".repeat(10_000) }, field: "reference" },
       { body: { reference: "ok", softwareType: "t".repeat(129) }, field: "softwareType" },
@@ -223,7 +228,8 @@ describe("paths and shells under hostile input, master and node end to end", () 
       { body: { reference: "ok", parameters: { ["k".repeat(257)]: "v" } }, field: "parameters" },
       { body: { reference: "ok", parameters: { file: "v".repeat(65_537) } }, field: "parameters" },
       { body: { reference: "ok", releaseUrl: "__proto__" }, field: "releaseUrl" },
-      { body: { reference: "ok", parameters: { file: 1 } }, field: "parameters" },
+      { body: { reference: "ok", parameters: { file: { nested: ["v".repeat(65_537)] } } }, field: "parameters" },
+      { body: { reference: "ok", parameters: { "": "empty name" } }, field: "parameters" },
     ];
     for (const { body, field } of cases) {
       const head = await store.head();

@@ -16,8 +16,9 @@ const TREE = pathToFileURL(join(RELEASES, "tree")).href;
 /** The same release under another URL: the "new version" an instance is upgraded to in place. */
 const TREE_V2 = join(RELEASES, "tree");
 const BROKEN = pathToFileURL(join(RELEASES, "broken")).href;
+const TYPED = pathToFileURL(join(RELEASES, "typed")).href;
 const COMPUTER = `COMP-SEM-${randomBytes(4).toString("hex")}`;
-const PARTITIONS = 8;
+const PARTITIONS = 12;
 const { logger } = captureLogger();
 
 let deployment: Deployment;
@@ -34,7 +35,7 @@ interface Health {
 
 interface Details {
   instance: { instanceId: string; serial: number; destroyed: boolean; releaseUrl: string; placement: { computerId: string; partitionId: string } | null; health: Health | null };
-  answer: { status: string; reason?: string; connection?: Record<string, string>; health?: Health };
+  answer: { status: string; reason?: string; blocked?: string; connection?: Record<string, string>; health?: Health };
 }
 
 async function details(instanceId: string): Promise<Details> {
@@ -245,6 +246,49 @@ describe("trees, shared instances, bangs, upgrades and supplies, as SlapOS's mas
     await until(id, "healthy again", (d) => d.answer.health?.ok === true);
     const reports = (await events("InstanceStatusReported", id)).filter((e) => e.position > since);
     assert.deepEqual(reports.map((e) => e.event.data.status), ["error", "started"]);
+  });
+
+  it("typed parameters: any JSON value, checked at request time against the schema the node reported with the release, typed for the profile", async () => {
+    // Requested before any node reported the release (and its schema): accepted, pending.
+    const early = await call("POST", "/v1/requests", alice, { releaseUrl: TYPED, reference: "early", parameters: { n: "many" } });
+    assert.equal(early.status, 202, JSON.stringify(early.body));
+    assert.equal((await call("POST", `/v1/computers/${COMPUTER}/supply`, admin, { releaseUrl: TYPED })).status, 200);
+    const earlyId = early.body.instanceId as string;
+    const blocked = await until(earlyId, "blocked by the schema", (d) => d.answer.blocked !== undefined);
+    assert.match(blocked.answer.blocked ?? "", /parameter n must be integer \(got "many"\)/);
+    const { body: computer } = await call("GET", `/v1/computers/${COMPUTER}`, admin);
+    const software = (computer.computer as { software: Record<string, { parametersSchema: { required?: string[] } | null }> }).software[TYPED];
+    assert.deepEqual(software?.parametersSchema?.required, ["n"], "the node reported the schema with the release");
+
+    const refuse = async (parameters: Record<string, unknown>, path: string, message: RegExp) => {
+      const { status, body } = await call("POST", "/v1/requests", alice, { releaseUrl: TYPED, reference: "typed", parameters });
+      assert.equal(status, 400, JSON.stringify(body));
+      const error = body.error as { message: string; issues: Array<{ path: string }> };
+      assert.deepEqual(error.issues.map((i) => i.path), [path]);
+      assert.match(error.message, message);
+    };
+    await refuse({ n: "3" }, "parameters.n", /parameter n must be integer/);
+    await refuse({ n: 3, frontend: { port: 70000 } }, "parameters.frontend", /parameter frontend\/port must be <= 65535/);
+    await refuse({ n: 3, size: "medium" }, "parameters.size", /must match exactly one schema/);
+    await refuse({ n: 3, colour: "red" }, "parameters.colour", /parameter colour is not allowed/);
+    await refuse({ label: "x" }, "parameters.n", /parameter n is required/);
+
+    const parameters = { n: 3, tls: true, frontend: { port: 8080 }, size: "small", label: "" };
+    const { status, body } = await call("POST", "/v1/requests?wait=20000", alice, { releaseUrl: TYPED, reference: "typed", parameters });
+    assert.equal(status, 200, JSON.stringify(body));
+    const connection = body.connection as Record<string, string>;
+    assert.equal(connection.types, "frontend:object,n:number,replicas:number,size:string,tls:boolean");
+    assert.deepEqual(JSON.parse(connection.parameters!), { frontend: { port: 8080 }, n: 3, replicas: 2, size: "small", tls: true });
+    const id = body.instanceId as string;
+    // An empty value is the same as an absent one: the same request without it changes nothing.
+    const since = await position();
+    const { label: _, ...without } = parameters;
+    assert.equal((await call("POST", "/v1/requests", alice, { releaseUrl: TYPED, reference: "typed", parameters: without })).status, 200);
+    assert.equal((await events("InstanceParametersChanged", id)).filter((e) => e.position > since).length, 0);
+
+    // The early request, fixed, progresses without a new reference.
+    const fixed = await call("POST", "/v1/requests?wait=20000", alice, { releaseUrl: TYPED, reference: "early", parameters: { n: 4 } });
+    assert.equal(fixed.status, 200, JSON.stringify(fixed.body));
   });
 
   it("a node may report a release destroyed only once it was unsupplied (409 while supplied)", async () => {

@@ -1,7 +1,7 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { z } from "zod";
-import { HELP, UsageError, atMostOne, keyValues, splitArgv, validate } from "./args.js";
+import { HELP, UsageError, atMostOne, jsonKeyValues, keyValues, splitArgv, validate } from "./args.js";
 
 describe("command-line parsing", () => {
   const spec = { options: { param: { type: "string", multiple: true }, json: { type: "boolean" } }, positionals: ["release", "reference"] } as const;
@@ -28,6 +28,8 @@ describe("command-line parsing", () => {
   it("splits k=v on the first = so that values may contain =", () => {
     assert.deepEqual(keyValues("param", ["url=http://x/?a=b", "empty=", "k=1", "k=2"]), { url: "http://x/?a=b", empty: "", k: "2" });
     assert.deepEqual(keyValues("param", undefined), {});
+    assert.deepEqual(jsonKeyValues("param-json", ["n=3", "tls=true", 'o={"port":80}', 's="x=y"']), { n: 3, tls: true, o: { port: 80 }, s: "x=y" });
+    assert.throws(() => jsonKeyValues("param-json", ["n=three"]), /--param-json "n=three": the value is not JSON/);
   });
 
   it("rejects a pair without = or with an empty key, naming the flag and the pair", () => {

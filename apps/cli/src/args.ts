@@ -205,6 +205,19 @@ export function keyValues(flag: string, pairs: readonly string[] | undefined): R
   return map;
 }
 
+/** `k=<json>` pairs (as `keyValues`) with each value parsed as JSON: typed parameters. A value that is not JSON is a usage error naming it. */
+export function jsonKeyValues(flag: string, pairs: readonly string[] | undefined): Record<string, unknown> {
+  const map: Record<string, unknown> = {};
+  for (const [key, text] of Object.entries(keyValues(flag, pairs))) {
+    try {
+      map[key] = JSON.parse(text) as unknown;
+    } catch {
+      throw new UsageError(`--${flag} ${quoted(`${key}=${text}`)}: the value is not JSON (a string is quoted: ${key}='"text"')`);
+    }
+  }
+  return map;
+}
+
 const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 

@@ -13,10 +13,13 @@ export function mask(map: Readonly<Record<string, string>> | null): Record<strin
 }
 
 /** `key = value` lines, keys sorted, for connection parameters and the like. */
-export function keyValueLines(map: Readonly<Record<string, string>>, indent = ""): string[] {
+export function keyValueLines(map: Readonly<Record<string, unknown>>, indent = ""): string[] {
   return Object.keys(map)
     .sort()
-    .map((key) => `${indent}${key} = ${map[key] ?? ""}`);
+    .map((key) => {
+      const value = map[key];
+      return `${indent}${key} = ${typeof value === "string" ? value : value === undefined ? "" : JSON.stringify(value)}`;
+    });
 }
 
 /** Columns padded to their widest cell, two spaces apart; trailing spaces trimmed. */

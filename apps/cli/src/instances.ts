@@ -1,8 +1,8 @@
 import { readFileSync } from "node:fs";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
-import { READINESS, ReleaseUrl, RequestedState, StringMap, readinessOf } from "@slap/events";
-import { EXIT, HELP, UsageError, quoted, keyValues, positionalLabels, printHelp, splitArgv, validate, type Command, type Io } from "./args.js";
+import { ParameterMap, READINESS, ReleaseUrl, RequestedState, StringMap, readinessOf, type JsonValue } from "@slap/events";
+import { EXIT, HELP, UsageError, quoted, jsonKeyValues, keyValues, positionalLabels, printHelp, splitArgv, validate, type Command, type Io } from "./args.js";
 import {
   AsOfArg,
   MasterClient,
@@ -35,6 +35,7 @@ const requestArgv = {
     ...clientOptions,
     type: { type: "string" },
     param: { type: "string", multiple: true },
+    "param-json": { type: "string", multiple: true },
     "parameters-file": { type: "string" },
     sla: { type: "string", multiple: true },
     shared: { type: "boolean" },
@@ -50,7 +51,7 @@ const RequestArgs = z.object({
   release: ReleaseUrl,
   reference: z.string().min(1).max(512),
   type: z.string().min(1).max(128).default("default"),
-  param: StringMap,
+  param: ParameterMap,
   sla: StringMap,
   shared: z.boolean().default(false),
   state: RequestedState.default("started"),
@@ -69,7 +70,8 @@ export interface RequestArgs {
 
 /**
  * `slap request` arguments; `--param`/`--sla` are `k=v` (split on the first `=`); the parameters
- * of `--parameters-file` come first, and a `--param` of the same name wins over the file.
+ * of `--parameters-file` come first, and a `--param` (or `--param-json k=<json>`, a typed value)
+ * of the same name wins over the file.
  */
 export function parseRequestArgs(argv: readonly string[], env: Io["env"]): RequestArgs | typeof HELP {
   const split = splitArgv(requestArgv, argv);
@@ -81,7 +83,7 @@ export function parseRequestArgs(argv: readonly string[], env: Io["env"]): Reque
     {
       ...values,
       ...positionals,
-      param: { ...file, ...keyValues("param", values.param as string[] | undefined) },
+      param: { ...file, ...keyValues("param", values.param as string[] | undefined), ...jsonKeyValues("param-json", values["param-json"] as string[] | undefined) },
       sla: keyValues("sla", values.sla as string[] | undefined),
     },
     positionalLabels(requestArgv.positionals),
@@ -105,10 +107,10 @@ export function parseRequestArgs(argv: readonly string[], env: Io["env"]): Reque
 
 /**
  * The parameters in a `--parameters-file`: a JSON or YAML object (YAML 1.2, of which JSON is a
- * part, read with the `yaml` package) of names to strings; a number or a boolean is taken as its
- * text, anything else (a list, an object, null) is a usage error naming the parameter.
+ * part, read with the `yaml` package) of names to values, kept as typed (numbers, booleans,
+ * lists, objects: the release's schema says which it takes).
  */
-export function readParametersFile(path: string): Record<string, string> {
+export function readParametersFile(path: string): Record<string, JsonValue> {
   let text: string;
   try {
     text = readFileSync(path, "utf8");
@@ -124,13 +126,8 @@ export function readParametersFile(path: string): Record<string, string> {
   if (typeof document !== "object" || document === null || Array.isArray(document)) {
     throw new UsageError(`--parameters-file ${quoted(path)}: must be an object of parameter names to values`);
   }
-  const parameters: Record<string, string> = {};
-  for (const [name, value] of Object.entries(document)) {
-    if (typeof value === "string") parameters[name] = value;
-    else if (typeof value === "number" || typeof value === "boolean") parameters[name] = String(value);
-    else throw new UsageError(`--parameters-file ${quoted(path)}: ${quoted(name)}: must be a string, a number or a boolean (parameters are flat text)`);
-  }
-  return parameters;
+  // Through JSON: what YAML has beyond it (dates, undefined) becomes what a request carries.
+  return JSON.parse(JSON.stringify(document)) as Record<string, JsonValue>;
 }
 
 /** What `request` prints and its exit code, for an answer. */
@@ -235,9 +232,9 @@ and prints its connection parameters as "key = value" lines.
 options:
   --type T             software type (default "default")
   --param k=v          an instance parameter; repeat for more; the value may contain "="
+  --param-json k=JSON  a typed parameter: --param-json replicas=3 --param-json tls=true
   --parameters-file F  the instance parameters from a file: a JSON or YAML object of
-                       name: value (strings; numbers and booleans are taken as their text);
-                       --param of the same name wins over it
+                       name: value, kept as typed; --param of the same name wins over it
   --sla k=v            a placement constraint, e.g. --sla computer_guid=COMP-1; repeatable
   --shared             ask for a shared instance (a slave) served by a host instance
   --state S            started (default), stopped or destroyed
@@ -383,7 +380,7 @@ export function showLines(instance: InstanceView, answer: Answer, shared: readon
   if (instance.lastBang !== null) rows.push(["last bang", `${instance.lastBang.at}: ${instance.lastBang.message}`]);
 
   const lines = [`${instance.reference}  [${instance.instanceId}]`, ...table(rows, "  ")];
-  const section = (title: string, map: Readonly<Record<string, string>> | null, empty: string): void => {
+  const section = (title: string, map: Readonly<Record<string, unknown>> | null, empty: string): void => {
     lines.push(`${title}:`);
     const entries = map === null ? [] : keyValueLines(map, "  ");
     lines.push(...(entries.length > 0 ? entries : [`  (${empty})`]));

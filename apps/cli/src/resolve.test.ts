@@ -116,22 +116,25 @@ describe("slap stop, start and destroy", () => {
 });
 
 describe("slap request --parameters-file", () => {
-  it("reads JSON and YAML objects; numbers and booleans as text; --param wins", async () => {
+  it("reads JSON and YAML objects, values kept as typed; --param and --param-json win", async () => {
     const dir = await tempDir("slap-params-");
     try {
       const jsonFile = join(dir.path, "p.json");
       writeFileSync(jsonFile, JSON.stringify({ title: "Hello", "port-offset": 3, debug: true }));
-      assert.deepEqual(readParametersFile(jsonFile), { title: "Hello", "port-offset": "3", debug: "true" });
+      assert.deepEqual(readParametersFile(jsonFile), { title: "Hello", "port-offset": 3, debug: true });
       const yamlFile = join(dir.path, "p.yaml");
       writeFileSync(yamlFile, "title: Hello world\nmaxmemory: 64mb\n# a comment\nnote: |\n  two\n  lines\n");
       assert.deepEqual(readParametersFile(yamlFile), { title: "Hello world", maxmemory: "64mb", note: "two\nlines\n" });
       const args = parseRequestArgs(["rel", "ref", "--parameters-file", yamlFile, "--param", "title=Overridden"], {});
       assert.ok(args !== HELP);
       assert.deepEqual(args.body.parameters, { title: "Overridden", maxmemory: "64mb", note: "two\nlines\n" });
+      const typed = parseRequestArgs(["rel", "ref", "--parameters-file", jsonFile, "--param-json", "port-offset=4"], {});
+      assert.ok(typed !== HELP);
+      assert.deepEqual(typed.body.parameters, { title: "Hello", "port-offset": 4, debug: true });
 
       const nested = join(dir.path, "nested.yaml");
-      writeFileSync(nested, "db:\n  host: x\n");
-      assert.throws(() => readParametersFile(nested), { name: "UsageError", message: /"db": must be a string, a number or a boolean/ });
+      writeFileSync(nested, "db:\n  host: x\n  ports: [1, 2]\n");
+      assert.deepEqual(readParametersFile(nested), { db: { host: "x", ports: [1, 2] } });
       const list = join(dir.path, "list.json");
       writeFileSync(list, "[1, 2]");
       assert.throws(() => readParametersFile(list), { name: "UsageError", message: /must be an object of parameter names to values/ });

@@ -342,6 +342,11 @@ function instanceCard(instance: Instance): HTMLElement {
             p.ok ? "✓ " : "✗ ", p.name)))),
     );
   }
+  const health = instance.health;
+  if (health !== null && health !== undefined) {
+    rows.push(h("div", { class: "row", "data-role": "health", "data-ok": String(health.ok) }, h("span", { class: "row-label" }, "health"),
+      h("span", { class: health.ok ? "" : "message", title: health.message ?? "" }, `${health.ok ? "ok" : "failing"} since ${clock(health.since)}`)));
+  }
   if (s !== null && s.waitingFor.length > 0) {
     rows.push(h("div", { class: "row" }, h("span", { class: "row-label" }, "waiting for"), h("span", {}, s.waitingFor.join(", "))));
   }

@@ -83,3 +83,4 @@ export {
   type StreamOperation,
 } from "./client.js";
 export { serverSentEvents, type ServerSentEvent } from "./sse.js";
+export { checkParameters, type ParametersCheck } from "./parameters.js";

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { ComputerId, EVENT_TYPES, PartitionSpec, ReleaseUrl, RequestedState, StringMap, Token } from "@slap/events";
+import { ComputerId, EVENT_TYPES, ParameterMap, ParametersSchema, PartitionSpec, ReleaseUrl, RequestedState, StringMap, Token } from "@slap/events";
 
 // What the master accepts: each command is the body of one route (routes.ts), parsed with zod by
 // the master; the sender (`Actor`) comes from the request's credentials, never from the body.
@@ -23,19 +23,22 @@ export const ReportSoftwareStatus = z.object({
   releaseUrl: ReleaseUrl,
   status: z.enum(["building", "available", "error", "destroyed"]),
   log: z.string().max(65_536).optional(),
+  /** With `available`: the release's instance parameters schema (JSON Schema), if it has one. */
+  parametersSchema: ParametersSchema.optional(),
 });
 export type ReportSoftwareStatus = z.infer<typeof ReportSoftwareStatus>;
 
 /**
  * `request(release, reference, parameters, software type, SLA, shared, state)`. Idempotent:
  * the key is (requester's tree, or the user) + reference. Empty parameter and SLA values are
- * the same as absent ones.
+ * the same as absent ones. Parameters are any JSON value (strings the common case), checked
+ * against the release's schema when the master knows it; the SLA is strings.
  */
 export const RequestInstance = z.object({
   releaseUrl: ReleaseUrl,
   reference: z.string().min(1).max(512),
   softwareType: z.string().min(1).max(128).default("default"),
-  parameters: StringMap.default({}),
+  parameters: ParameterMap.default({}),
   sla: StringMap.default({}),
   shared: z.boolean().default(false),
   state: RequestedState.default("started"),

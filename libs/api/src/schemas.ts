@@ -6,6 +6,8 @@ import { Actor, Requester, RequestedState } from "@slap/events";
 
 const Text = z.string();
 const Map = z.record(z.string(), z.string());
+/** Instance parameters: any JSON value by name. */
+const Parameters = z.record(z.string(), z.json());
 
 /** How an instance is doing (its promises), from its node's last outcome report; null until then and while stopped. */
 export const InstanceHealth = z
@@ -57,7 +59,7 @@ export const InstanceView = z.looseObject({
   reference: Text,
   releaseUrl: Text,
   softwareType: Text,
-  parameters: Map,
+  parameters: Parameters,
   sla: Map,
   shared: z.boolean(),
   requestedState: RequestedState,

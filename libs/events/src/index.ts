@@ -9,6 +9,9 @@ export {
   EVENT_TYPES,
   ReleaseUrl,
   StringMap,
+  ParameterMap,
+  ParametersSchema,
+  type JsonValue,
   RequestedState,
   Requester,
   PartitionSpec,
@@ -29,6 +32,7 @@ export {
   InstanceBanged,
   InstanceDestroyed,
   normalizeParameters,
+  canonicalJson,
   type EventType,
   type EventOf,
 } from "./schemas.js";

@@ -16,6 +16,27 @@ export type ReleaseUrl = z.infer<typeof ReleaseUrl>;
 export const StringMap = z.record(z.string().min(1).max(256), z.string().max(65_536));
 export type StringMap = z.infer<typeof StringMap>;
 
+/** A JSON value, as a release's parameters schema types it. */
+export type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue };
+
+/** At most this many bytes of JSON per parameter value. */
+const MAX_PARAMETER_JSON = 65_536;
+
+/**
+ * Instance parameters: any JSON value by name (SlapOS releases type them with a JSON Schema:
+ * integers, booleans, enums, objects, arrays); strings stay the common case. An empty string
+ * means the same as an absent parameter; `normalizeParameters` drops them.
+ */
+export const ParameterMap = z.record(
+  z.string().min(1).max(256),
+  z.json().refine((v) => JSON.stringify(v).length <= MAX_PARAMETER_JSON, `must be at most ${MAX_PARAMETER_JSON} bytes of JSON`),
+);
+export type ParameterMap = Record<string, JsonValue>;
+
+/** A release's instance parameters schema: a JSON Schema object (draft-07, or 2020-12 by its `$schema`), checked by Ajv. */
+export const ParametersSchema = z.record(z.string(), z.json()).refine((v) => JSON.stringify(v).length <= 1_048_576, "must be at most 1 MiB of JSON");
+export type ParametersSchema = Record<string, JsonValue>;
+
 export const RequestedState = z.enum(["started", "stopped", "destroyed"]);
 export type RequestedState = z.infer<typeof RequestedState>;
 
@@ -131,6 +152,8 @@ export const SoftwareReleaseStatusReported = event(
     status: z.enum(["building", "available", "error", "destroyed"]),
     /** Tail of the install log; expected with `error`. */
     log: z.string().max(65_536).optional(),
+    /** With `available`: the release's instance parameters schema (JSON Schema), if it has one. */
+    parametersSchema: ParametersSchema.optional(),
   }),
 );
 
@@ -162,7 +185,7 @@ export const InstanceRequested = event(
     reference: z.string().min(1).max(512),
     releaseUrl: ReleaseUrl,
     softwareType: SoftwareType,
-    parameters: StringMap,
+    parameters: ParameterMap,
     sla: StringMap,
     shared: z.boolean(),
     requestedState: RequestedState,
@@ -178,7 +201,7 @@ export const InstanceRequested = event(
 export const InstanceParametersChanged = event(
   "InstanceParametersChanged",
   InstanceAggregate,
-  z.object({ parameters: StringMap, softwareType: SoftwareType, sla: StringMap, releaseUrl: ReleaseUrl.optional() }),
+  z.object({ parameters: ParameterMap, softwareType: SoftwareType, sla: StringMap, releaseUrl: ReleaseUrl.optional() }),
 );
 
 export const InstanceRequestedStateChanged = event(
@@ -268,12 +291,19 @@ export type EventOf<T extends EventType> = Extract<DomainEvent, { type: T }>;
 /** The type names, for filters and documentation. */
 export const EVENT_TYPES = DomainEvent.options.map((o) => o.shape.type.value) as readonly EventType[];
 
-/** Drop empty values: in a request an empty parameter is the same as an absent one. */
-export function normalizeParameters(parameters: Readonly<Record<string, string>>): StringMap {
-  const out: StringMap = {};
+/** Drop empty values: in a request an empty parameter is the same as an absent one. Keys sorted. */
+export function normalizeParameters<V>(parameters: Readonly<Record<string, V>>): Record<string, V> {
+  const out: Record<string, V> = {};
   for (const key of Object.keys(parameters).sort()) {
     const value = parameters[key];
     if (value !== undefined && value !== "") out[key] = value;
   }
   return out;
+}
+
+/** JSON with every object's keys sorted: equal for equal values whatever their key order (compare, hash). */
+export function canonicalJson(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) =>
+    v !== null && typeof v === "object" && !Array.isArray(v) ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) : v,
+  );
 }

@@ -39,7 +39,18 @@ export function maskUrlPasswords(value: string): string {
   return value.replace(URL_PASSWORD, `$1:${MASK}@`);
 }
 
-/** The map as shown to who may not see its secrets: secret-named values replaced by `MASK`, URL passwords masked in the others. */
-export function maskSecrets(map: Readonly<Record<string, string>>): Record<string, string> {
-  return Object.fromEntries(Object.entries(map).map(([name, value]) => [name, isSecretName(name) ? MASK : maskUrlPasswords(value)]));
+/** A value with URL passwords masked in every string inside it (typed parameters: arrays and objects too). */
+function maskUrlPasswordsIn<V>(value: V): V {
+  if (typeof value === "string") return maskUrlPasswords(value) as V;
+  if (Array.isArray(value)) return value.map((v: unknown) => maskUrlPasswordsIn(v)) as V;
+  if (value !== null && typeof value === "object") return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, maskUrlPasswordsIn(v)])) as V;
+  return value;
+}
+
+/**
+ * The map as shown to who may not see its secrets: secret-named values replaced by `MASK` (a
+ * typed parameter's whole value), URL passwords masked in the others (in every string of them).
+ */
+export function maskSecrets<V>(map: Readonly<Record<string, V>>): Record<string, V | typeof MASK> {
+  return Object.fromEntries(Object.entries(map).map(([name, value]) => [name, isSecretName(name) ? MASK : maskUrlPasswordsIn(value)]));
 }

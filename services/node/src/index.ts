@@ -6,8 +6,7 @@
 export { Node, STATE_FILE, type NodeOptions } from "./shell/node.js";
 export { NodeConfigError, configFromEnv, runNode, type RunNodeOptions, type RunningNode } from "./main.js";
 export { NODE_CONFIG, NODE_SETTINGS, NodeConfig, portsFitRule, type NodeSettings, type ParsedNodeConfig } from "./config.js";
-export { ReleaseManifest, ParametersSchema, type ParameterProperty } from "./core/manifest.js";
-export { checkParameters, type ParametersCheck } from "./core/parameters.js";
+export { ReleaseManifest } from "./core/manifest.js";
 export { insidePartition, PathEscapeError } from "./core/paths.js";
 export { DeployedState, RETRY_ERROR_AFTER_MS, decideProcessing, parametersHash, sameDeployment, type ProcessDecision, type Wanted } from "./core/state.js";
 export { BACKOFF, nextRestart, restartsWithin } from "./core/backoff.js";

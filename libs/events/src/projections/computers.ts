@@ -1,5 +1,5 @@
 import type { Projection } from "../projection.js";
-import type { DomainEvent } from "../schemas.js";
+import type { DomainEvent, ParametersSchema } from "../schemas.js";
 
 export interface PartitionView {
   partitionId: string;
@@ -32,6 +32,8 @@ export interface SoftwareView {
   supplied: boolean;
   status: SoftwareStatus;
   log: string | null;
+  /** The release's instance parameters schema, as its node reported it once installed (null: none, or not reported). */
+  parametersSchema: ParametersSchema | null;
   updatedAt: string;
 }
 
@@ -61,7 +63,7 @@ export interface ComputersView {
  */
 export const computersProjection: Projection<ComputersView> = {
   name: "computers",
-  version: 3,
+  version: 4,
   initial: () => ({ computers: {}, bindings: {} }),
   evolve(state, event, position) {
     switch (event.type) {
@@ -110,6 +112,7 @@ export const computersProjection: Projection<ComputersView> = {
           supplied: false,
           status: "unknown",
           log: null,
+          parametersSchema: null,
           updatedAt: event.time,
         };
         if (event.type === "SoftwareSupplied") software.supplied = true;
@@ -117,6 +120,7 @@ export const computersProjection: Projection<ComputersView> = {
         else {
           software.status = event.data.status;
           software.log = event.data.log ?? null;
+          if (event.data.status === "available") software.parametersSchema = event.data.parametersSchema ?? null;
         }
         software.updatedAt = event.time;
         computer.software[url] = software;

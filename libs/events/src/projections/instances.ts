@@ -1,5 +1,5 @@
 import type { Projection } from "../projection.js";
-import type { DomainEvent, EventOf, PromiseResult, RequestedState, Requester, StringMap } from "../schemas.js";
+import type { DomainEvent, EventOf, ParameterMap, PromiseResult, RequestedState, Requester, StringMap } from "../schemas.js";
 
 export interface InstanceStatusView {
   status: EventOf<"InstanceStatusReported">["data"]["status"];
@@ -30,7 +30,8 @@ export interface InstanceView {
   reference: string;
   releaseUrl: string;
   softwareType: string;
-  parameters: StringMap;
+  /** Typed as requested (any JSON value); empty strings dropped. */
+  parameters: ParameterMap;
   sla: StringMap;
   shared: boolean;
   requestedState: RequestedState;

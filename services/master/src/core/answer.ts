@@ -1,6 +1,8 @@
 import type { Answer } from "@slap/api";
 import { isReleaseAvailable, type ComputersView, type InstancesView, type InstanceView } from "@slap/events";
 import { blockedBy } from "@slap/placement";
+import { checkParameters } from "@slap/api";
+import { parametersSchemaOf } from "./decide.js";
 
 export type { Answer };
 
@@ -35,6 +37,12 @@ export function answerFor(
     if (instance.destroyed || nothingToDestroy(instance, views.instances)) return { status: "destroyed", instanceId, reference };
     if (instance.shared) return pending(`waiting for its host ${instance.host?.instanceId ?? ""} to drop it`);
     return pending("waiting for its node to destroy it");
+  }
+  // Requested before the master knew the release's schema, which refuses its parameters.
+  const checked = instance.connection === null && !instance.shared ? checkParameters(instance.parameters, parametersSchemaOf(instance.releaseUrl, computers)) : undefined;
+  if (checked !== undefined && !checked.ok) {
+    const blocked = `${instance.releaseUrl} refuses the parameters: ${checked.message}`;
+    return pending(blocked, blocked);
   }
   const bound = computers.bindings[instanceId];
   const computer = bound === undefined ? undefined : computers.computers[bound.computerId];

@@ -1,8 +1,10 @@
 import {
+  canonicalJson,
   instanceIdFor,
   normalizeParameters,
   type Actor,
   type ComputersView,
+  type ParametersSchema,
   type DomainEvent,
   type EventOf,
   type ExpectedVersion,
@@ -10,6 +12,7 @@ import {
   type InstanceView,
   type Requester,
 } from "@slap/events";
+import { checkParameters } from "@slap/api";
 import type {
   Bang,
   BangComputer,
@@ -43,11 +46,25 @@ export interface Append {
 export type Rejection =
   | { ok: false; reason: "Forbidden"; detail: string }
   | { ok: false; reason: "NotFound"; detail: string }
-  | { ok: false; reason: "Conflict"; detail: string };
+  | { ok: false; reason: "Conflict"; detail: string }
+  /** The release's schema refuses the parameters (HTTP 400, naming the parameter). */
+  | { ok: false; reason: "BadParameters"; detail: string; parameter: string };
 
 export type Decision = { ok: true; instanceId?: string; appends: Append[] } | Rejection;
 
-const reject = (reason: Rejection["reason"], detail: string): Rejection => ({ ok: false, reason, detail });
+const reject = (reason: Exclude<Rejection["reason"], "BadParameters">, detail: string): Rejection => ({ ok: false, reason, detail });
+
+/**
+ * The parameters schema of a release as a node reported it with the release available (the
+ * first computer that did: one URL is one release). Undefined while no node has.
+ */
+export function parametersSchemaOf(releaseUrl: string, computers: ComputersView): ParametersSchema | undefined {
+  for (const computer of Object.values(computers.computers)) {
+    const software = computer.software[releaseUrl];
+    if (software?.status === "available" && software.parametersSchema !== null) return software.parametersSchema;
+  }
+  return undefined;
+}
 
 function envelope(ctx: DecisionContext, id = ctx.newId()) {
   return {
@@ -130,10 +147,18 @@ export function decideRequest(command: RequestInstance, ctx: DecisionContext, on
   const aggregate = { kind: "instance" as const, treeId, instanceId };
   const parameters = normalizeParameters(command.parameters);
   const sla = normalizeParameters(command.sla);
-  const current = ctx.instances.instances[instanceId];
   const root = requester.kind === "instance" ? ctx.instances.instances[requester.treeId] : undefined;
   if (root?.requestedState === "destroyed" && command.state !== "destroyed") {
     return reject("Conflict", `tree ${root.treeId} is being destroyed: it takes no ${command.state} instance`);
+  }
+  // Checked before placement when the master knows the release's schema, when they (or the
+  // release) change: a destroy, or a state change of an instance requested earlier, is never
+  // refused. Not a shared instance's: the schema is the host's own (SlapOS has another for them).
+  const current = ctx.instances.instances[instanceId];
+  const changing = current === undefined || current.releaseUrl !== command.releaseUrl || canonicalJson(current.parameters) !== canonicalJson(parameters);
+  if (changing && command.state !== "destroyed" && !command.shared) {
+    const checked = checkParameters(parameters, parametersSchemaOf(command.releaseUrl, ctx.computers));
+    if (!checked.ok) return { ok: false, reason: "BadParameters", detail: `${command.releaseUrl} refuses the parameters: ${checked.message}`, parameter: checked.parameter };
   }
   if (current === undefined) {
     return {
@@ -172,7 +197,7 @@ export function decideRequest(command: RequestInstance, ctx: DecisionContext, on
   }
   const ownEvents: DomainEvent[] = [];
   const base = { ...envelope(ctx, ctx.newId()), correlationId: ctx.correlationId ?? current.correlationId };
-  if (upgrade || current.softwareType !== command.softwareType || !sameMap(current.parameters, parameters) || !sameMap(current.sla, sla)) {
+  if (upgrade || current.softwareType !== command.softwareType || canonicalJson(current.parameters) !== canonicalJson(parameters) || !sameMap(current.sla, sla)) {
     ownEvents.push({
       ...base,
       type: "InstanceParametersChanged",
@@ -470,11 +495,13 @@ export function decideSoftwareStatus(computerId: string, command: ReportSoftware
   }
   // The end of an install log is what tells what went wrong: kept, the rest cut.
   const log = command.log === undefined ? undefined : command.log.slice(-SOFTWARE_LOG_KEEP);
-  if (current.status === command.status && current.log === (log ?? null)) return { ok: true, appends: [] };
+  const schema = command.status === "available" ? (command.parametersSchema ?? null) : current.parametersSchema;
+  if (current.status === command.status && current.log === (log ?? null) && canonicalJson(current.parametersSchema) === canonicalJson(schema)) return { ok: true, appends: [] };
   return onComputer(computerId, ctx, "SoftwareReleaseStatusReported", {
     releaseUrl: command.releaseUrl,
     status: command.status,
     ...(log === undefined ? {} : { log }),
+    ...(command.status === "available" && command.parametersSchema !== undefined ? { parametersSchema: command.parametersSchema } : {}),
   });
 }
 

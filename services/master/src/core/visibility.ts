@@ -1,4 +1,4 @@
-import { maskSecrets, type Actor, type CloudView, type ComputerView, type DomainEvent, type InstanceView } from "@slap/events";
+import { maskSecrets, type MASK, type Actor, type CloudView, type ComputerView, type DomainEvent, type InstanceView } from "@slap/events";
 import type { Answer } from "./answer.js";
 import { mayManage, type Rejection } from "./decide.js";
 
@@ -161,7 +161,7 @@ export function mayReadEvent(actor: Actor, event: DomainEvent, live: CloudView):
   }
 }
 
-function maskMap(map: Record<string, string> | null, show: boolean): Record<string, string> | null {
+function maskMap<V>(map: Record<string, V> | null, show: boolean): Record<string, V | typeof MASK> | null {
   return map === null || show ? map : maskSecrets(map);
 }
 

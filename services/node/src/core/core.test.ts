@@ -1,49 +1,8 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { nextRestart, restartsWithin } from "./backoff.js";
-import { ParametersSchema } from "./manifest.js";
-import { checkParameters } from "./parameters.js";
 import { insidePartition, PathEscapeError } from "./paths.js";
 import { decideProcessing, parametersHash, sameDeployment, type DeployedState } from "./state.js";
-
-const schema = ParametersSchema.parse({
-  type: "object",
-  properties: {
-    greeting: { type: "string", default: "hello", pattern: "^[a-z]+$", maxLength: 8 },
-    mode: { type: "string", enum: ["fast", "safe"] },
-    name: { type: "string", minLength: 2 },
-  },
-  required: ["name"],
-  additionalProperties: false,
-});
-
-describe("instance parameters", () => {
-  it("drops empty values and applies defaults", () => {
-    assert.deepEqual(checkParameters({ greeting: "", name: "db" }, schema), { ok: true, parameters: { greeting: "hello", name: "db" } });
-  });
-
-  it("without a schema keeps every non-empty value", () => {
-    assert.deepEqual(checkParameters({ a: "1", b: "" }, undefined), { ok: true, parameters: { a: "1" } });
-  });
-
-  it("names the parameter that breaks a rule", () => {
-    const cases: Array<[Record<string, string>, string, RegExp]> = [
-      [{}, "name", /required/],
-      [{ name: "x" }, "name", /at least 2/],
-      [{ name: "db", greeting: "Hi!" }, "greeting", /must match/],
-      [{ name: "db", greeting: "abcdefghij" }, "greeting", /at most 8/],
-      [{ name: "db", mode: "slow" }, "mode", /one of fast, safe/],
-      [{ name: "db", colour: "red" }, "colour", /not allowed/],
-    ];
-    for (const [raw, parameter, message] of cases) {
-      const result = checkParameters(raw, schema);
-      assert.equal(result.ok, false, JSON.stringify(raw));
-      if (result.ok) continue;
-      assert.equal(result.parameter, parameter);
-      assert.match(result.message, message);
-    }
-  });
-});
 
 describe("partition paths", () => {
   it("resolves relative paths inside the partition", () => {

@@ -1,4 +1,5 @@
 import { createHash } from "node:crypto";
+import { canonicalJson, type ParameterMap } from "@slap/events";
 import { z } from "zod";
 
 /** `<root>/state/<partition>/state.json`: what the node last did with the partition's instance. */
@@ -21,15 +22,15 @@ export interface Wanted {
   /** The partition entry's revision in the desired state: newer than the one processed means another run. */
   revision: number;
   requestedState: "started" | "stopped" | "destroyed";
-  parameters: Record<string, string>;
+  parameters: ParameterMap;
 }
 
-/** A stable hash of a parameters map (key order does not matter). */
-export function parametersHash(parameters: Record<string, string>): string {
+/** A stable hash of a parameters map (key order does not matter, at any depth). */
+export function parametersHash(parameters: ParameterMap): string {
   const sorted = Object.keys(parameters)
     .sort()
     .map((k) => [k, parameters[k]]);
-  return createHash("sha256").update(JSON.stringify(sorted)).digest("hex").slice(0, 16);
+  return createHash("sha256").update(canonicalJson(sorted)).digest("hex").slice(0, 16);
 }
 
 export type ProcessDecision = { process: false } | { process: true; reason: "new" | "changed" | "periodicity" | "adopt" | "retry" };

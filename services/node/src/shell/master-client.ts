@@ -1,4 +1,5 @@
 import { MasterClient as ApiClient, MasterError, type Answer, type CallOptions, type DesiredState, type RequestInstance } from "@slap/api";
+import type { ParametersSchema } from "@slap/events";
 import type { z } from "zod";
 
 export { MasterError };
@@ -90,8 +91,9 @@ export class MasterClient {
     return this.api.call("heartbeat", { params: { computerId: this.computerId } }, this.as(undefined, { timeoutMs }));
   }
 
-  reportSoftware(releaseUrl: string, status: "building" | "available" | "error" | "destroyed", log?: string): Promise<{ position: number }> {
-    const body = { releaseUrl, status, ...(log === undefined ? {} : { log: log.slice(-60_000) }) };
+  /** With `available`, the release's parameters schema (`parametersSchema`), so the master can check requests against it. */
+  reportSoftware(releaseUrl: string, status: "building" | "available" | "error" | "destroyed", log?: string, parametersSchema?: ParametersSchema): Promise<{ position: number }> {
+    const body = { releaseUrl, status, ...(log === undefined ? {} : { log: log.slice(-60_000) }), ...(parametersSchema === undefined ? {} : { parametersSchema }) };
     return this.api.call("reportSoftware", { params: { computerId: this.computerId }, body }, this.as());
   }
 

@@ -7,7 +7,7 @@ import { MasterClient, type DesiredState } from "./master-client.js";
 import { PartitionRunner } from "./partition-runner.js";
 import { ProfileHosts, WARM_PROFILES } from "./profile-hosts.js";
 import { checkPortBlocks } from "./ports.js";
-import { install, InstallError, isInstalled, softwareDir } from "./software.js";
+import { install, InstallError, isInstalled, readManifest, softwareDir } from "./software.js";
 import { markedServices } from "./supervisor.js";
 import { makeReadable, partitionUsersEnabled, type PartitionUser, type PartitionUsersOption } from "./users.js";
 
@@ -308,7 +308,8 @@ export class Node {
     const log = this.logger.child({ releaseUrl: url, dir });
     if (await isInstalled(dir)) {
       await this.shareRelease(dir, log);
-      if (reported !== "available") await this.client.reportSoftware(url, "available");
+      // Reported again at every start: the master learns the schema of a release installed before it knew schemas.
+      await this.reportAvailable(url, dir, reported === "available");
       this.software.set(url, "installed");
       this.scan();
       return;
@@ -327,8 +328,18 @@ export class Node {
     await this.shareRelease(dir, log);
     this.software.set(url, "installed");
     log.info("release installed");
-    await this.client.reportSoftware(url, "available");
+    await this.reportAvailable(url, dir, false);
     this.scan();
+  }
+
+  /** Reports a release available with its parameters schema (the master skips the report when nothing changed). */
+  private async reportAvailable(url: string, dir: string, known: boolean): Promise<void> {
+    const schema = await readManifest(dir).then(
+      (manifest) => manifest.parameters,
+      () => undefined,
+    );
+    if (known && schema === undefined) return;
+    await this.client.reportSoftware(url, "available", undefined, schema);
   }
 
   /** Partition users on: the installed release readable (and its folders traversable) by every user (`chmod -R a+rX`). */

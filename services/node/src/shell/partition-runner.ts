@@ -1,8 +1,8 @@
 import { chmod, chown, mkdir, stat } from "node:fs/promises";
-import type { DesiredPartition } from "@slap/events";
+import type { DesiredPartition, ParameterMap } from "@slap/events";
 import type { Logger } from "pino";
 import type { ProfileEntry } from "../core/manifest.js";
-import { checkParameters } from "../core/parameters.js";
+import { checkParameters } from "@slap/api";
 import { insidePartition } from "../core/paths.js";
 import { decideProcessing, parametersHash, sameDeployment, type DeployedState, type ProcessDecision } from "../core/state.js";
 import { checkPromise } from "./checks.js";
@@ -499,7 +499,7 @@ export class PartitionRunner {
   }
 
   /** What a profile process of this partition gets on stdin, but the answers to its requests. */
-  private profileInput(instance: InstanceView, partition: PartitionView, software: string, parameters: Record<string, string>, destroying: boolean): Omit<ProfileInput, "requests"> {
+  private profileInput(instance: InstanceView, partition: PartitionView, software: string, parameters: ParameterMap, destroying: boolean): Omit<ProfileInput, "requests"> {
     const sharedInstances = instance.sharedInstances
       .filter((i) => i.requestedState !== "destroyed")
       .map((i) => ({ instanceId: i.instanceId, reference: i.reference, parameters: { ...i.parameters } }));

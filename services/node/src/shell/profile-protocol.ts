@@ -1,4 +1,5 @@
 import { z } from "zod";
+import type { ParameterMap } from "@slap/events";
 
 /**
  * The profile protocol (DESIGN.md, "Profile processes"): the node writes one `ProfileInput` as
@@ -23,11 +24,12 @@ export type RequestAnswer = z.infer<typeof RequestAnswer>;
 /** What the node gives a profile process on stdin. */
 export interface ProfileInput {
   protocol: typeof PROTOCOL_VERSION;
-  parameters: Record<string, string>;
+  /** As the release's schema types them (defaults applied), or as requested without a schema. */
+  parameters: ParameterMap;
   instance: { instanceId: string; treeId: string; reference: string; softwareType: string; releaseUrl: string };
   partition: { computerId: string; partitionId: string; path: string; address: string; ports: { from: number; to: number } };
   software: string;
-  sharedInstances: Array<{ instanceId: string; reference: string; parameters: Record<string, string> }>;
+  sharedInstances: Array<{ instanceId: string; reference: string; parameters: ParameterMap }>;
   destroying: boolean;
   /** The master's answers to the requests of the earlier runs, by reference. */
   requests: Record<string, RequestAnswer>;
@@ -64,7 +66,7 @@ export type FileDeclaration = z.infer<typeof FileDeclaration>;
 export const RequestDeclaration = z.strictObject({
   releaseUrl: z.string().min(1),
   reference: z.string().min(1),
-  parameters: Strings.optional(),
+  parameters: z.record(z.string(), z.json()).optional(),
   softwareType: z.string().optional(),
   sla: Strings.optional(),
   shared: z.boolean().optional(),

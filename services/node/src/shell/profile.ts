@@ -1,4 +1,5 @@
 import type { Logger } from "pino";
+import type { JsonValue } from "@slap/events";
 import type { FileDeclaration, ProfileInput } from "./profile-protocol.js";
 
 /** A profile stopped at a request whose instance is not ready: processing ends as `waiting`. */
@@ -36,7 +37,8 @@ export interface Declarations {
  * runner (profile-runner.mjs) builds it in the profile's own process: its calls only declare.
  */
 export interface Slap {
-  readonly parameters: Readonly<Record<string, string>>;
+  /** Typed as the release's schema says (strings the common case). */
+  readonly parameters: Readonly<Record<string, JsonValue>>;
   readonly instance: ProfileInput["instance"];
   readonly partition: ProfileInput["partition"];
   readonly software: string;
@@ -53,7 +55,7 @@ export interface Slap {
   request(
     releaseUrl: string,
     reference: string,
-    options?: { parameters?: Record<string, string>; softwareType?: string; sla?: Record<string, string>; shared?: boolean; state?: "started" | "stopped" | "destroyed" },
+    options?: { parameters?: Record<string, JsonValue>; softwareType?: string; sla?: Record<string, string>; shared?: boolean; state?: "started" | "stopped" | "destroyed" },
   ): Promise<Record<string, string>>;
   publish(parameters: Record<string, string | number>): void;
   publishShared(instanceId: string, parameters: Record<string, string | number>): void;

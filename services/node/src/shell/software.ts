@@ -4,6 +4,7 @@ import { appendFile, cp, mkdir, readFile, rm, stat, writeFile } from "node:fs/pr
 import { dirname, join, normalize, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { z } from "zod";
+import { ParametersSchema } from "@slap/events";
 import { ReleaseManifest } from "../core/manifest.js";
 import { insidePartition } from "../core/paths.js";
 
@@ -33,17 +34,27 @@ export async function isInstalled(dir: string): Promise<boolean> {
   );
 }
 
-/** Reads and validates the manifest of an installed release. */
+/** SlapOS's name for a release's instance parameters schema, read when the manifest has no `parameters`. */
+export const INPUT_SCHEMA_FILE = "instance-input-schema.json";
+
+/** Reads and validates the manifest of an installed release, its parameters schema from `INPUT_SCHEMA_FILE` if it has none inline. */
 export async function readManifest(dir: string): Promise<ReleaseManifest> {
-  let json: unknown;
-  try {
-    json = JSON.parse(await readFile(join(dir, "slap-release.json"), "utf8"));
-  } catch (error) {
-    throw new Error(`cannot read slap-release.json: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
-  }
-  const parsed = ReleaseManifest.safeParse(json);
+  const read = async (file: string): Promise<unknown> => {
+    try {
+      return JSON.parse(await readFile(join(dir, file), "utf8"));
+    } catch (error) {
+      if (file === INPUT_SCHEMA_FILE && (error as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+      throw new Error(`cannot read ${file}: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+    }
+  };
+  const parsed = ReleaseManifest.safeParse(await read("slap-release.json"));
   if (!parsed.success) throw new Error(`invalid slap-release.json:\n${z.prettifyError(parsed.error)}`);
-  return parsed.data;
+  if (parsed.data.parameters !== undefined) return parsed.data;
+  const schema = await read(INPUT_SCHEMA_FILE);
+  if (schema === undefined) return parsed.data;
+  const checked = ParametersSchema.safeParse(schema);
+  if (!checked.success) throw new Error(`invalid ${INPUT_SCHEMA_FILE}:\n${z.prettifyError(checked.error)}`);
+  return { ...parsed.data, parameters: checked.data };
 }
 
 /**

@@ -71,7 +71,7 @@ function callerOf(actor: Actor): string {
 }
 
 /** Status of a policy's or a decider's refusal. */
-const REFUSAL_STATUS = { Forbidden: 403, NotFound: 404, Conflict: 409 } as const;
+const REFUSAL_STATUS = { Forbidden: 403, NotFound: 404, Conflict: 409, BadParameters: 400 } as const;
 
 /**
  * A request the HTTP parser refuses (a bad request line, a control character in a header,
@@ -163,7 +163,13 @@ export function buildHttpApi(
     }
     if (error instanceof AsOfQueueFull) return reply.code(429).header("retry-after", "1").send({ error: { code: "TooManyRequests", message: error.message } });
     if (error instanceof CommandRejected) {
-      return reply.code(REFUSAL_STATUS[error.rejection.reason]).send({ error: { code: error.rejection.reason, message: error.rejection.detail } });
+      const rejection = error.rejection;
+      if (rejection.reason === "BadParameters") {
+        // Refused by the release's schema: a bad input like any other, its issue naming the parameter.
+        const path = rejection.parameter === "" ? "parameters" : `parameters.${rejection.parameter}`;
+        return reply.code(400).send({ error: { code: "BadRequest", message: rejection.detail, issues: [{ path, message: rejection.detail }] } });
+      }
+      return reply.code(REFUSAL_STATUS[rejection.reason]).send({ error: { code: rejection.reason, message: rejection.detail } });
     }
     if (error instanceof EventValidationError) {
       return reply.code(400).send({ error: { code: "BadRequest", message: error.message, issues: error.issues } });
