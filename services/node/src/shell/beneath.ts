@@ -102,6 +102,14 @@ export async function inFolder<T>(root: string, relative: string, fn: (dir: File
   }
 }
 
+/** The open `file` is a regular file (else `PlantedLinkError`), given to `owner` on its descriptor when it is another's; its status. */
+async function ownedRegular(file: FileHandle, shown: string, owner: PartitionUser | undefined): Promise<Stats> {
+  const s = await file.stat();
+  if (!s.isFile()) throw new PlantedLinkError(shown, "not a regular file");
+  if (owner !== undefined && (s.uid !== owner.uid || s.gid !== owner.gid)) await file.chown(owner.uid, owner.gid);
+  return s;
+}
+
 /**
  * Opens the regular file `relative` under `root` (`flags`: `O_CREAT` and the like; `O_NOFOLLOW`
  * and `O_NONBLOCK` added, so a FIFO planted there never blocks the node). A new file, or one of
@@ -120,10 +128,7 @@ export async function openFileBeneath(
   const openIn = async (dir: FileHandle): Promise<FileHandle> => {
     const file = await open(at(dir, name), flags | O_NOFOLLOW | O_NONBLOCK, options.mode ?? 0o644).catch((error: unknown) => wrap(error, shown));
     try {
-      const s = await file.stat();
-      if (!s.isFile()) throw new PlantedLinkError(shown, "not a regular file");
-      const owner = options.owner;
-      if (owner !== undefined && (s.uid !== owner.uid || s.gid !== owner.gid)) await file.chown(owner.uid, owner.gid);
+      await ownedRegular(file, shown, options.owner);
       return file;
     } catch (error) {
       await file.close();
@@ -253,13 +258,6 @@ export function ensureFolder(root: string, relative: string, owner: PartitionUse
  * @throws PlantedLinkError when a link, or something that is not a regular file, is there.
  */
 export async function writeFileIn(dir: FileHandle, name: string, bytes: Buffer, options: { mode?: number | undefined; owner?: PartitionUser | undefined; once?: boolean; shown: string }): Promise<void> {
-  const regular = async (file: FileHandle): Promise<Stats> => {
-    const s = await file.stat();
-    if (!s.isFile()) throw new PlantedLinkError(options.shown, "not a regular file");
-    const owner = options.owner;
-    if (owner !== undefined && (s.uid !== owner.uid || s.gid !== owner.gid)) await file.chown(owner.uid, owner.gid);
-    return s;
-  };
   const mode = async (file: FileHandle, s: Stats): Promise<void> => {
     if (options.mode !== undefined && (s.mode & 0o7777) !== options.mode) await file.chmod(options.mode);
   };
@@ -269,7 +267,7 @@ export async function writeFileIn(dir: FileHandle, name: string, bytes: Buffer, 
   });
   if (current !== undefined) {
     try {
-      const s = await regular(current);
+      const s = await ownedRegular(current, options.shown, options.owner);
       if (options.once === true) return;
       if (s.size === bytes.length && (await current.readFile()).equals(bytes)) return await mode(current, s);
     } finally {
@@ -278,10 +276,17 @@ export async function writeFileIn(dir: FileHandle, name: string, bytes: Buffer, 
   }
   const file = await open(at(dir, name), constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | O_NOFOLLOW | O_NONBLOCK, options.mode ?? 0o644).catch((error: unknown) => wrap(error, options.shown));
   try {
-    const s = await regular(file);
+    const s = await ownedRegular(file, options.shown, options.owner);
     await file.writeFile(bytes);
     await mode(file, s);
   } finally {
     await file.close();
   }
+}
+
+/** `writeFileIn` for the file `relative` under `root`, the folders on the way made (given to `owner`) when missing; a link on the way is refused. */
+export function writeFileBeneath(root: string, relative: string, bytes: Buffer, options: { mode?: number | undefined; owner?: PartitionUser | undefined; once?: boolean }): Promise<void> {
+  const parts = components(relative);
+  const name = parts.pop()!;
+  return inFolder(root, parts.join("/"), (dir) => writeFileIn(dir, name, bytes, { ...options, shown: relative }), { owner: options.owner });
 }

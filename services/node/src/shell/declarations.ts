@@ -1,8 +1,8 @@
 import { readdir, realpath, rm } from "node:fs/promises";
-import { dirname, isAbsolute, join, normalize, relative, sep } from "node:path";
+import { dirname, isAbsolute, join, relative } from "node:path";
 import { insidePartition, PathEscapeError } from "../core/paths.js";
 import { RUN_TIMEOUT_MS, runOnce } from "./checks.js";
-import { at, ensureFolder, inFolder, PlantedLinkError, writeFileIn } from "./beneath.js";
+import { at, ensureFolder, inFolder, PlantedLinkError, writeFileBeneath, writeFileIn } from "./beneath.js";
 import type { Declarations, ProcessDeclaration } from "./profile.js";
 import type { FileDeclaration } from "./profile-protocol.js";
 import type { ServiceSpec, Supervisor } from "./supervisor.js";
@@ -47,16 +47,14 @@ async function noLinkOut(root: string, full: string, path: string): Promise<void
 
 /**
  * Writes one declared file in the partition, as `owner`'s: refused if its path leaves the
- * partition, lexically or through a symbolic link at any step (`inFolder`, `writeFileIn`: no link is
+ * partition, lexically or through a symbolic link at any step (`writeFileBeneath`: no link is
  * followed, no gap between check and write); unchanged content is not rewritten; `once`: left as
  * it is when it exists.
  */
 export async function writeDeclaredFile(root: string, file: FileDeclaration, owner?: PartitionUser): Promise<void> {
   insidePartition(root, file.path);
-  const parts = normalize(file.path).split(sep).filter((p) => p !== "" && p !== ".");
-  const name = parts.pop()!;
   try {
-    await inFolder(root, parts.join("/"), (dir) => writeFileIn(dir, name, Buffer.from(file.content, file.encoding), { mode: file.mode, owner, once: file.once, shown: file.path }), { owner });
+    await writeFileBeneath(root, file.path, Buffer.from(file.content, file.encoding), { mode: file.mode, owner, once: file.once });
   } catch (error) {
     if (error instanceof PlantedLinkError) throw new PathEscapeError(file.path);
     throw error;

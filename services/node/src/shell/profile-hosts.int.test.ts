@@ -54,52 +54,52 @@ function run(hosts: ProfileHosts, file: string, options: { partition?: string; t
 
 const pidOf = (answer: ProfileAnswer): number => Number(answer.publish?.pid);
 
+/** Runs `body` with hosts keeping `warm` alive, every host stopped after it. */
+async function withHosts(warm: number, body: (hosts: ProfileHosts) => Promise<void>): Promise<void> {
+  const hosts = new ProfileHosts(warm, logger);
+  try {
+    await body(hosts);
+  } finally {
+    hosts.close();
+  }
+}
+
 describe("warm profile hosts", () => {
   it("run processing after processing in one process, evaluating the profile module afresh each time", async () => {
-    const hosts = new ProfileHosts(2, logger);
-    try {
+    await withHosts(2, async (hosts) => {
       const file = await profile();
       const first = await run(hosts, file);
       const second = await run(hosts, file);
       assert.equal(pidOf(second), pidOf(first), "the same host process");
       assert.equal(second.publish?.processRuns, "2", "the process ran the profile twice");
       assert.equal(second.publish?.moduleRuns, "1", "each run evaluates the module again: its module state starts afresh");
-    } finally {
-      hosts.close();
-    }
+    });
   });
 
   it("give another instance of the partition (a new tenant) a new process, and stop the old one", async () => {
-    const hosts = new ProfileHosts(2, logger);
-    try {
+    await withHosts(2, async (hosts) => {
       const file = await profile();
       const first = pidOf(await run(hosts, file, { tag: "I1 r" }));
       const second = await run(hosts, file, { tag: "I2 r" });
       assert.notEqual(pidOf(second), first);
       assert.equal(second.publish?.processRuns, "1", "nothing the first tenant's code left in its process reaches the second");
       await eventually("the first tenant's host to be stopped", () => Promise.resolve(processGone(first) ? true : undefined), 5_000);
-    } finally {
-      hosts.close();
-    }
+    });
   });
 
   it("keep at most `warm` alive, stopping the least recently used", async () => {
-    const hosts = new ProfileHosts(1, logger);
-    try {
+    await withHosts(1, async (hosts) => {
       const file = await profile();
       const a = pidOf(await run(hosts, file, { partition: "slappart0" }));
       const b = pidOf(await run(hosts, file, { partition: "slappart1" }));
       assert.notEqual(a, b);
       await eventually("slappart0's host to be stopped", () => Promise.resolve(processGone(a) ? true : undefined), 5_000);
       assert.equal(pidOf(await run(hosts, file, { partition: "slappart1" })), b, "the most recent one stays warm");
-    } finally {
-      hosts.close();
-    }
+    });
   });
 
   it("cut a synchronous endless loop at the timeout with the host's whole group, and start a new host for the next run", async () => {
-    const hosts = new ProfileHosts(2, logger);
-    try {
+    await withHosts(2, async (hosts) => {
       const looping = await profile("  if (globalThis.processRuns === 2) while (true) {}");
       const pid = pidOf(await run(hosts, looping));
       await assert.rejects(run(hosts, looping, { timeoutMs: 1_000 }), (error: unknown) => error instanceof ProfileTimeout && error.message === "profile timed out after 1 s");
@@ -107,21 +107,16 @@ describe("warm profile hosts", () => {
       const next = await run(hosts, looping);
       assert.notEqual(pidOf(next), pid);
       assert.equal(next.publish?.processRuns, "1");
-    } finally {
-      hosts.close();
-    }
+    });
   });
 
   it("end a run whose profile exits its process, or writes on stdout, in error naming it, and replace the host", async () => {
-    const hosts = new ProfileHosts(2, logger);
-    try {
+    await withHosts(2, async (hosts) => {
       await assert.rejects(run(hosts, await profile("  process.exit(3);")), (error: unknown) => error instanceof ProfileProtocolError && /profile exited with code 3 before answering/.test(error.message));
       await assert.rejects(run(hosts, await profile('  process.stdout.write("hello\\n");')), (error: unknown) => error instanceof ProfileProtocolError && /not JSON/.test(error.message));
       const answer = await run(hosts, await profile());
       assert.equal(answer.publish?.processRuns, "1", "a new host");
-    } finally {
-      hosts.close();
-    }
+    });
   });
 
   it("with `warm` 0, start a process of its own for every processing", async () => {
