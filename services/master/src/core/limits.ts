@@ -4,6 +4,20 @@
  * Pure: the time is given. Callers are counted by who they are (a user, a node with its
  * partitions), not by token: a user's tokens share one budget.
  */
+import type { Actor } from "@slap/events";
+
+/** Who a request's limits count against: a user (admin included), or a node with its partitions. */
+export function callerOf(actor: Actor): string {
+  switch (actor.kind) {
+    case "user":
+      return `user:${actor.userId}`;
+    case "node":
+    case "partition":
+      return `node:${actor.computerId}`;
+    case "service":
+      return `service:${actor.name}`;
+  }
+}
 
 /** The limits, each with its default (`DEFAULT_LIMITS`) and its setting (services/master/src/config.ts). */
 export interface LimitSettings {

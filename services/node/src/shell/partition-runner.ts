@@ -1,4 +1,4 @@
-import { chmod, chown, mkdir, stat } from "node:fs/promises";
+import { chmod, mkdir, stat } from "node:fs/promises";
 import type { DesiredPartition, ParameterMap } from "@slap/events";
 import type { Logger } from "pino";
 import type { ProfileEntry } from "../core/manifest.js";
@@ -168,14 +168,11 @@ export class PartitionRunner {
    * service left behind by a killed run of the node (`leftovers`: those found by their mark).
    */
   async prepare(users: boolean, leftovers: ReadonlyArray<{ pid: number; name: string }> | undefined): Promise<void> {
-    await mkdir(this.path, { recursive: true, mode: 0o750 });
-    await prepareNodeStateDir(this.path);
     if (users) {
       this.user = await ensureUser(partitionUserName(this.options.computerId, this.partitionId));
       this.supervisor.setOwner(this.user);
-      await ownTreeBeneath(this.path, this.user);
     }
-    await chmod(this.path, 0o750);
+    await this.formatFolders();
     await reapLeftovers(this.path, this.logger.child({ partitionId: this.partitionId }), leftovers, this.user);
   }
 
@@ -322,10 +319,15 @@ export class PartitionRunner {
     );
     if (present && (await stat(nodeStateDir(this.path)).then(() => true, () => false))) return;
     log.warn({ path: this.path }, "the partition's folder is gone: formatting it again");
+    await this.formatFolders();
+  }
+
+  /** The partition's folder (0750, everything in it its user's) and the node's folder of it. */
+  private async formatFolders(): Promise<void> {
     await mkdir(this.path, { recursive: true, mode: 0o750 });
-    if (this.user !== undefined) await chown(this.path, this.user.uid, this.user.gid);
-    await chmod(this.path, 0o750);
     await prepareNodeStateDir(this.path);
+    if (this.user !== undefined) await ownTreeBeneath(this.path, this.user);
+    await chmod(this.path, 0o750);
   }
 
   /**

@@ -1,4 +1,5 @@
 import type { Actor, CloudView, ComputerView, InstanceView } from "@slap/events";
+import { callerOf } from "../../core/limits.js";
 import type { Liveness, NodeLiveness } from "../../core/liveness.js";
 import { guardReason, liveRead, maskAnswer, maskInstance, visibleSharedInstances, type ReadModels } from "../../core/visibility.js";
 import type { Master } from "../master.js";
@@ -15,7 +16,7 @@ export const live = (master: Master): Read => ({ views: master.view.state });
 export async function readAt(master: Master, query: { asOf?: string | undefined; at?: number | undefined }, caller: Actor): Promise<Read> {
   const moment = query.asOf !== undefined ? { time: query.asOf } : query.at !== undefined ? { position: query.at } : undefined;
   if (moment === undefined) return live(master);
-  const read = await master.asOf(moment, JSON.stringify(caller));
+  const read = await master.asOf(moment, callerOf(caller));
   return { views: read.views, asOf: { time: read.time, position: read.position } };
 }
 

@@ -8,7 +8,7 @@ import { authenticate, type CredentialSource, type TokenFileWatch } from "../aut
 import { isDashboardPath, registerDashboard, type DashboardFiles } from "../dashboard.js";
 import { AsOfQueueFull, CommandRejected, type Master } from "../master.js";
 import { MasterMetrics } from "../metrics.js";
-import { DEFAULT_LIMITS, Limits, type LimitSettings, type OverLimit } from "../../core/limits.js";
+import { callerOf, DEFAULT_LIMITS, Limits, type LimitSettings, type OverLimit } from "../../core/limits.js";
 import { adminHandlers } from "./admin.js";
 import { computerHandlers } from "./computers.js";
 import { eventHandlers } from "./events.js";
@@ -55,19 +55,6 @@ function holdsOpen(request: FastifyRequest): boolean {
   if (request.method !== "GET") return false;
   const wait = (request.query as { wait?: unknown } | undefined)?.wait;
   return wait !== undefined && wait !== "0" && wait !== "";
-}
-
-/** Who a request's limits count against: a user (admin included), or a node with its partitions. */
-function callerOf(actor: Actor): string {
-  switch (actor.kind) {
-    case "user":
-      return `user:${actor.userId}`;
-    case "node":
-    case "partition":
-      return `node:${actor.computerId}`;
-    case "service":
-      return `service:${actor.name}`;
-  }
 }
 
 /** Status of a policy's or a decider's refusal. */
